@@ -1,0 +1,1 @@
+//! Verified, resumable, retried downloads of `.wim` files.

@@ -1,0 +1,1 @@
+//! OneGet's rules for choosing feed entries: name wildcards and version bounds.

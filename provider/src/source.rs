@@ -1,0 +1,1 @@
+//! Package sources: a registered name and a location that yields a feed.

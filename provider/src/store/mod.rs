@@ -1,0 +1,1 @@
+//! The local image store: installed images, their index and metadata.

@@ -1,0 +1,84 @@
+//! Chunk decompressors for the WIM codecs, written in this project:
+//! XPRESS (Huffman), LZX (WIM variant) and LZMS.
+//!
+//! Every chunk is independent, so a decompressor is cheap to create per
+//! thread and is reused for many chunks.
+
+pub mod lzms;
+pub mod lzx;
+pub mod xpress;
+
+use std::fmt;
+
+/// A WIM compression format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Compression {
+    None,
+    Xpress,
+    Lzx,
+    Lzms,
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::None => "None",
+            Compression::Xpress => "XPRESS",
+            Compression::Lzx => "LZX",
+            Compression::Lzms => "LZMS",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The compressed data is damaged or does not decode to the declared size.
+    #[error("corrupt {codec} data: {reason}")]
+    Corrupt {
+        codec: Compression,
+        reason: &'static str,
+    },
+    /// The chunk size is outside what the codec supports.
+    #[error("{codec} does not support a chunk size of {chunk_size} bytes")]
+    UnsupportedChunkSize {
+        codec: Compression,
+        chunk_size: usize,
+    },
+}
+
+/// Decompresses chunks of one codec.
+pub trait Decompressor: Send {
+    /// Decodes one compressed chunk `input` into `output`, whose length is the
+    /// chunk's uncompressed size. Fails unless exactly `output.len()` bytes
+    /// are produced from well-formed input.
+    fn decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), CodecError>;
+}
+
+/// A decompressor for `codec` able to handle chunks up to `max_chunk_size` bytes.
+pub fn decompressor(
+    codec: Compression,
+    max_chunk_size: usize,
+) -> Result<Box<dyn Decompressor>, CodecError> {
+    Ok(match codec {
+        Compression::None => Box::new(Stored),
+        Compression::Xpress => Box::new(xpress::XpressDecompressor::new(max_chunk_size)?),
+        Compression::Lzx => Box::new(lzx::LzxDecompressor::new(max_chunk_size)?),
+        Compression::Lzms => Box::new(lzms::LzmsDecompressor::new(max_chunk_size)?),
+    })
+}
+
+/// "Compression: none" — the input is the output.
+struct Stored;
+
+impl Decompressor for Stored {
+    fn decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), CodecError> {
+        if input.len() != output.len() {
+            return Err(CodecError::Corrupt {
+                codec: Compression::None,
+                reason: "stored chunk has the wrong size",
+            });
+        }
+        output.copy_from_slice(input);
+        Ok(())
+    }
+}
