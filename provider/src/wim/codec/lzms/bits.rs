@@ -36,7 +36,11 @@ impl<'a> BackwardBits<'a> {
         }
         let units = (64 - self.available) / 16;
         if let Some(start) = self.next.checked_sub(8) {
-            if let Some(&bytes) = self.input.get(start..self.next).and_then(|s| s.first_chunk()) {
+            if let Some(&bytes) = self
+                .input
+                .get(start..self.next)
+                .and_then(|s| s.first_chunk())
+            {
                 // The 8 bytes before `next` are the next four units, in order
                 // from the most significant end.
                 self.buffer |= u64::from_le_bytes(bytes) >> self.available;
@@ -51,7 +55,11 @@ impl<'a> BackwardBits<'a> {
     #[cold]
     fn refill_slowly(&mut self) {
         while self.available <= 48 {
-            let unit = match self.next.checked_sub(2).and_then(|at| self.input.get(at..at + 2)) {
+            let unit = match self
+                .next
+                .checked_sub(2)
+                .and_then(|at| self.input.get(at..at + 2))
+            {
                 Some(&[lo, hi]) => {
                     self.next -= 2;
                     u16::from_le_bytes([lo, hi])

@@ -305,7 +305,10 @@ mod tests {
 
     /// Writes `symbols` with `code`'s current codewords as a backward stream
     /// (units from the end, high bit first).
-    fn encode<const M: usize, const T: u32>(code: &AdaptiveCode<M, T>, symbols: &[usize]) -> Vec<u8> {
+    fn encode<const M: usize, const T: u32>(
+        code: &AdaptiveCode<M, T>,
+        symbols: &[usize],
+    ) -> Vec<u8> {
         // Recover each symbol's codeword from the canonical order.
         let b = &code.builder;
         let mut codewords = vec![(0u32, 0u32); code.num_syms];
@@ -337,7 +340,10 @@ mod tests {
     }
 
     fn kraft_sum<const M: usize>(b: &Builder<M>, n: usize) -> u64 {
-        b.lens[..n].iter().map(|&l| 1u64 << (MAX_CODEWORD_LEN - l as usize)).sum()
+        b.lens[..n]
+            .iter()
+            .map(|&l| 1u64 << (MAX_CODEWORD_LEN - l as usize))
+            .sum()
     }
 
     #[test]
@@ -381,7 +387,11 @@ mod tests {
             let mut bits = BackwardBits::new(&stream);
             for (i, &expected) in batch.iter().enumerate() {
                 bits.refill();
-                assert_eq!(decoder.decode(&mut bits), expected, "round {round}, symbol {i}");
+                assert_eq!(
+                    decoder.decode(&mut bits),
+                    expected,
+                    "round {round}, symbol {i}"
+                );
             }
             for &s in batch {
                 mirror.count(s);

@@ -166,11 +166,12 @@ impl Decompressor for LzmsDecompressor {
         }
         // The data is made of 16-bit units, and the range decoder starts
         // with two of them.
-        if input.len() % 2 != 0 {
+        if !input.len().is_multiple_of(2) {
             return Err(corrupt("compressed size is odd"));
         }
         let range = RangeDecoder::new(input).ok_or(corrupt("compressed chunk is too short"))?;
-        self.state.decode_items(range, BackwardBits::new(input), output)?;
+        self.state
+            .decode_items(range, BackwardBits::new(input), output)?;
         self.state.x86.undo(output);
         Ok(())
     }

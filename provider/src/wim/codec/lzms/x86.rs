@@ -54,7 +54,10 @@ impl X86Filter {
         let mut at = 1;
         while at < end {
             // Skip quickly to the next byte that can start a candidate.
-            match data[at..end].iter().position(|&b| IS_OPCODE[usize::from(b)]) {
+            match data[at..end]
+                .iter()
+                .position(|&b| IS_OPCODE[usize::from(b)])
+            {
                 Some(skip) => at += skip,
                 None => break,
             }
@@ -139,10 +142,10 @@ impl Scan<'_> {
             };
             bytes.copy_from_slice(&value.to_le_bytes());
         }
-        let relative = match self.direction {
-            Direction::Undo => u16::from_le_bytes([bytes[0], bytes[1]]),
-            #[cfg(test)]
-            Direction::Apply => relative_before,
+        let relative = if self.direction == Direction::Undo {
+            u16::from_le_bytes([bytes[0], bytes[1]])
+        } else {
+            relative_before
         };
         let target = usize::from((position as u16).wrapping_add(relative));
         let last_byte = position + opcode_len as i32 + 3;
@@ -186,8 +189,16 @@ mod tests {
         let mut data = original.clone();
         filter.apply(&mut data);
         assert_eq!(field(&data, 10), 0x1000 - 10, "no likely code seen yet");
-        assert_eq!(field(&data, 40), 0x1000 - 40, "the second use only marks likely code");
-        assert_eq!(field(&data, 70), 0x1000, "translated to the absolute target");
+        assert_eq!(
+            field(&data, 40),
+            0x1000 - 40,
+            "the second use only marks likely code"
+        );
+        assert_eq!(
+            field(&data, 70),
+            0x1000,
+            "translated to the absolute target"
+        );
         filter.undo(&mut data);
         assert_eq!(data, original);
     }
@@ -195,7 +206,9 @@ mod tests {
     #[test]
     fn undo_reverses_apply_on_opcode_rich_data() {
         let mut filter = X86Filter::new();
-        let opcodes = [0x48u8, 0x4C, 0xE8, 0xE9, 0xF0, 0xFF, 0x8D, 0x8B, 0x05, 0x15, 0x83, 0x00];
+        let opcodes = [
+            0x48u8, 0x4C, 0xE8, 0xE9, 0xF0, 0xFF, 0x8D, 0x8B, 0x05, 0x15, 0x83, 0x00,
+        ];
         let mut seed = 0x1234_5678u32;
         for len in [18usize, 19, 40, 1000, 70_000] {
             let original: Vec<u8> = (0..len)
@@ -207,9 +220,16 @@ mod tests {
             let mut data = original.clone();
             filter.apply(&mut data);
             if len > 1000 {
-                assert!(data != original, "a long opcode-rich buffer has translations");
+                assert!(
+                    data != original,
+                    "a long opcode-rich buffer has translations"
+                );
             }
-            assert_eq!(data[len - 10..], original[len - 10..], "the last 10 bytes never change");
+            assert_eq!(
+                data[len - 10..],
+                original[len - 10..],
+                "the last 10 bytes never change"
+            );
             filter.undo(&mut data);
             assert!(data == original, "undo restores {len} bytes");
         }
