@@ -1,3 +1,4 @@
 //! End-to-end tests of the `containerimage` binary.
 
 mod common;
+mod save;
