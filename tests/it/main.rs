@@ -1,4 +1,5 @@
 //! End-to-end tests of the `containerimage` binary.
 
+mod cli;
 mod common;
 mod save;
