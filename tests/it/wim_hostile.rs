@@ -261,7 +261,7 @@ fn huge_declared_sizes_fail() {
     let mut h = make();
     let (entry, _, _) = h.metadata();
     put_u64(&mut h.bytes, entry + 16, 1 << 45);
-    assert_fails(&h.expand(), "damaged");
+    assert_fails(&h.expand(), "the metadata of image 1 declares");
     h.assert_outside_untouched();
 }
 
