@@ -2,5 +2,6 @@
 
 mod cli;
 mod common;
+mod save;
 mod wim;
 mod wim_hostile;
