@@ -82,6 +82,8 @@ pub struct ChunkRef {
     /// Bytes it decodes to.
     pub size: u32,
     pub codec: Compression,
+    /// The resource's nominal chunk size (the codec's window).
+    pub window: u32,
 }
 
 /// A resource's chunks, in order; their sizes add up to the resource's size.
@@ -246,6 +248,7 @@ impl Source {
                 stored: (end - start) as u32,
                 size: size as u32,
                 codec: self.codec,
+                window: self.chunk_size,
             });
         }
         Ok(ChunkPlan {
@@ -309,6 +312,7 @@ impl Source {
                 stored,
                 size: csize as u32,
                 codec,
+                window: header.chunk_size,
             });
             pos += u64::from(stored);
         }
@@ -336,7 +340,7 @@ impl Source {
             return Ok(raw);
         }
         let mut out = vec![0u8; chunk.size as usize];
-        dec.get(chunk.codec, chunk.size as usize)
+        dec.get(chunk.codec, chunk.window as usize)
             .and_then(|d| d.decompress(&raw, &mut out))
             .map_err(|source| ResourceError::Codec {
                 offset: chunk.offset,
@@ -392,6 +396,7 @@ pub fn plain_plan(offset: u64, size: u64) -> ChunkPlan {
                 stored: len,
                 size: len,
                 codec: Compression::None,
+                window: PLAIN_PIECE as u32,
             }
         })
         .collect();
@@ -411,6 +416,7 @@ pub struct Decoders {
 }
 
 impl Decoders {
+    /// The decompressor for `codec` with window (nominal chunk size) `chunk`.
     fn get(
         &mut self,
         codec: Compression,
@@ -423,12 +429,11 @@ impl Decoders {
             Compression::None => &mut self.xpress,
         };
         let stale = match slot {
-            Some((max, _)) => *max < chunk,
+            Some((window, _)) => *window != chunk,
             None => true,
         };
         if stale {
-            let max = chunk.next_power_of_two().max(32 * 1024);
-            *slot = Some((max, codec::decompressor(codec, max)?));
+            *slot = Some((chunk, codec::decompressor(codec, chunk)?));
         }
         match slot {
             Some((_, d)) => Ok(d),
