@@ -758,6 +758,8 @@ fn new_container_image_feed_writes_a_feed_that_finds_the_same_images() {
     assert_eq!(v.len(), 2);
     assert_eq!(v[0]["Name"], "NanoServer");
     assert_eq!(v[0]["Sha256"], sha256_hex(&nano).as_str());
+    assert_eq!(v[0]["Location"], "NanoServer-10-0-14300-1010.wim");
+    assert_eq!(v[1]["Location"], "core/WindowsServerCore-1-0.wim");
     let manifest =
         std::fs::read_to_string(folder.path().join("feed.xml")).expect("feed.xml written");
     assert!(
