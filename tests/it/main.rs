@@ -1,3 +1,4 @@
 //! End-to-end tests of the `containerimage` binary.
 
+mod cli;
 mod common;
