@@ -150,7 +150,9 @@ pub fn normalize_publisher(publisher: Option<&str>) -> String {
         return DEFAULT_PUBLISHER.to_string();
     }
     match p.get(..3) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("CN=") => format!("CN={}", &p[3..]),
+        Some(prefix) if prefix.eq_ignore_ascii_case("CN=") => {
+            format!("CN={}", p.get(3..).unwrap_or_default())
+        }
         _ => format!("CN={p}"),
     }
 }
@@ -158,6 +160,35 @@ pub fn normalize_publisher(publisher: Option<&str>) -> String {
 /// `<Publisher>_<Name>_<Version>`, e.g. `CN=Microsoft_NanoServer_10.0.14300.1010`.
 pub fn full_name(publisher: &str, name: &str, version: &Version) -> String {
     format!("{publisher}_{name}_{}", version.four_part())
+}
+
+/// Which installed images a Get/Remove/Test command means: a name pattern
+/// (wildcards, case-insensitive), a publisher (`Demo` or `CN=Demo`,
+/// wildcards allowed) and an exact version (`1.0` matches `1.0.0.0`).
+#[derive(Clone, Debug, Default)]
+pub struct ImageFilter {
+    pub name: Option<String>,
+    pub publisher: Option<String>,
+    pub version: Option<Version>,
+}
+
+impl ImageFilter {
+    pub fn matches(&self, record: &ImageRecord) -> bool {
+        let name_ok = self
+            .name
+            .as_deref()
+            .is_none_or(|p| crate::wildcard::matches(p, &record.name));
+        let publisher_ok = self.publisher.as_deref().is_none_or(|p| {
+            crate::wildcard::matches(&normalize_publisher(Some(p)), &record.publisher)
+        });
+        let version_ok = self.version.as_ref().is_none_or(|v| {
+            record
+                .version
+                .parse::<Version>()
+                .is_ok_and(|have| have == *v)
+        });
+        name_ok && publisher_ok && version_ok
+    }
 }
 
 /// Names become folder names: refuse anything that is not one portable path component.
