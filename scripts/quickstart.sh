@@ -13,13 +13,14 @@ if [[ ! -x $bin ]]; then
   echo "No binary at $bin: run 'cargo build --release' first." >&2
   exit 1
 fi
+temp_home=
 if [[ -z ${CONTAINERIMAGE_HOME:-} ]]; then
-  CONTAINERIMAGE_HOME=$(mktemp -d)
-  trap 'rm -rf "$CONTAINERIMAGE_HOME"' EXIT
+  temp_home=$(mktemp -d)
+  CONTAINERIMAGE_HOME=$temp_home
 fi
 export CONTAINERIMAGE_HOME
 saved=$(mktemp -d)
-trap 'rm -rf "$saved"; [[ ${CONTAINERIMAGE_HOME:-} == /tmp/* ]] && rm -rf "$CONTAINERIMAGE_HOME"' EXIT
+trap 'rm -rf "$saved" ${temp_home:+"$temp_home"}' EXIT
 
 step() {
   printf '\n\033[1m$ containerimage %s\033[0m\n' "$*"
