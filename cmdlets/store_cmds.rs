@@ -10,7 +10,7 @@ use containerimage_provider::store::{ImageFilter, ImageRecord, Store};
 use containerimage_provider::version::Version;
 use serde::Serialize;
 
-use crate::cmdlet::{command_of, not_yet, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
+use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
 use crate::find::VersionArgs;
 
 #[derive(clap::Args, Debug)]
@@ -172,7 +172,7 @@ pub static CMDLETS: &[CmdletDef] = &[
             ),
         ],
         command: command_of::<InstallArgs>,
-        run: not_yet::<InstallArgs>,
+        run: crate::store_install::install_container_image,
     },
     CmdletDef {
         name: "Install-Package",
@@ -183,7 +183,7 @@ pub static CMDLETS: &[CmdletDef] = &[
         pipeline: true,
         examples: &[("containerimage Install-Package -ProviderName ContainerImage -Name NanoServer", "Installs it.")],
         command: command_of::<InstallPackageArgs>,
-        run: not_yet::<InstallPackageArgs>,
+        run: crate::store_install::install_package,
     },
     CmdletDef {
         name: "Install-ContainerOSImage",
@@ -200,7 +200,7 @@ pub static CMDLETS: &[CmdletDef] = &[
             ),
         ],
         command: command_of::<InstallOsImageArgs>,
-        run: not_yet::<InstallOsImageArgs>,
+        run: crate::store_install::install_container_os_image,
     },
     CmdletDef {
         name: "Get-ContainerImage",
