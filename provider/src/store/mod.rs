@@ -499,7 +499,17 @@ impl StoreLock<'_> {
 
         let dest = self.store.image_path(&full_name);
         let displaced = match fs::symlink_metadata(&dest) {
-            Ok(_) => Some(self.move_to_trash(&dest)?),
+            Ok(_) if existing.is_some() => Some(self.move_to_trash(&dest)?),
+            Ok(_) => {
+                return Err(StoreError::Io {
+                    what: "install into",
+                    path: dest,
+                    source: io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "the folder exists but is not an installed image; move it away",
+                    ),
+                })
+            }
             Err(_) => None,
         };
         let staged_path = staging.keep();
