@@ -528,3 +528,281 @@ mod engine {
         );
     }
 }
+
+mod cli {
+    //! `Save-ContainerImage` through the real binary.
+
+    use std::io::Write;
+    use std::path::Path;
+    use std::process::{Output, Stdio};
+
+    use sha2::{Digest, Sha256};
+
+    use super::engine::test_bytes;
+    use crate::common::server::TestServer;
+    use crate::common::{assert_exit, cmd, json_lines, stderr};
+
+    /// A served image and what Find-ContainerImage would print for it.
+    struct Served {
+        _dir: tempfile::TempDir,
+        server: TestServer,
+        data: Vec<u8>,
+        home: tempfile::TempDir,
+        out: tempfile::TempDir,
+    }
+
+    fn served() -> Served {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = test_bytes(2 * 1024 * 1024 + 17, 11);
+        std::fs::write(dir.path().join("nano.wim"), &data).expect("write image");
+        let server = TestServer::start(dir.path());
+        Served {
+            _dir: dir,
+            server,
+            data,
+            home: tempfile::tempdir().expect("temp dir"),
+            out: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    impl Served {
+        fn find_object(&self, sha256: &[u8]) -> serde_json::Value {
+            serde_json::json!({
+                "Name": "NanoServer",
+                "Version": "10.0.14300.1010",
+                "Source": "Test",
+                "Description": "Nano Server",
+                "Size": self.data.len(),
+                "Sha256": hex::encode(sha256),
+                "Location": self.server.url("nano.wim"),
+            })
+        }
+
+        fn good_object(&self) -> serde_json::Value {
+            self.find_object(&Sha256::digest(&self.data))
+        }
+
+        /// Runs Save with `objects` piped in as JSON Lines.
+        fn save(&self, objects: &[serde_json::Value], args: &[&str]) -> Output {
+            let mut c = cmd(self.home.path());
+            c.env("CONTAINERIMAGE_RETRY_BASE_MS", "1")
+                .arg("Save-ContainerImage")
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().expect("the binary starts");
+            let mut input = String::new();
+            for o in objects {
+                input.push_str(&o.to_string());
+                input.push('\n');
+            }
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+            child.wait_with_output().expect("the binary runs")
+        }
+    }
+
+    fn read(p: &Path) -> Vec<u8> {
+        std::fs::read(p).unwrap_or_else(|e| panic!("{} should exist: {e}", p.display()))
+    }
+
+    #[test]
+    fn saves_a_piped_image_to_a_destination_file() {
+        let s = served();
+        let dest = s.out.path().join("NanoServer.wim");
+        let dest_text = dest.display().to_string();
+        let o = s.save(&[s.good_object()], &["-Destination", &dest_text]);
+        assert_exit(&o, 0);
+        assert!(read(&dest) == s.data, "saved bytes differ");
+        let objects = json_lines(&o);
+        assert_eq!(
+            objects,
+            vec![serde_json::json!({
+                "Name": "NanoServer", "Version": "10.0.14300.1010",
+                "Source": "Test", "FullPath": dest_text,
+            })]
+        );
+        let err = stderr(&o);
+        assert!(err.contains("Downloaded in 0 hours, 0 minutes, "), "{err}");
+        assert!(
+            !err.contains("VERBOSE"),
+            "no verbose lines without -Verbose: {err}"
+        );
+    }
+
+    #[test]
+    fn an_already_saved_file_is_kept_and_force_downloads_again() {
+        let s = served();
+        let dest = s.out.path().join("NanoServer.wim");
+        let dest_text = dest.display().to_string();
+        assert_exit(
+            &s.save(&[s.good_object()], &["-Destination", &dest_text]),
+            0,
+        );
+        assert_eq!(s.server.requests("nano.wim"), 1);
+
+        let o = s.save(&[s.good_object()], &["-Destination", &dest_text]);
+        assert_exit(&o, 0);
+        assert!(stderr(&o).contains("is already saved at"), "{}", stderr(&o));
+        assert_eq!(json_lines(&o).len(), 1, "the kept file is still output");
+        assert_eq!(s.server.requests("nano.wim"), 1, "nothing downloaded");
+
+        let o = s.save(&[s.good_object()], &["-Destination", &dest_text, "-Force"]);
+        assert_exit(&o, 0);
+        assert_eq!(s.server.requests("nano.wim"), 2);
+        assert!(read(&dest) == s.data);
+    }
+
+    #[test]
+    fn a_hash_mismatch_fails_with_both_hashes_and_leaves_no_file() {
+        let s = served();
+        let claimed = [7u8; 32];
+        let dest = s.out.path().join("NanoServer.wim");
+        let o = s.save(
+            &[s.find_object(&claimed)],
+            &["-Destination", &dest.display().to_string()],
+        );
+        assert_exit(&o, 1);
+        let err = stderr(&o);
+        assert!(err.contains(&hex::encode(claimed)), "{err}");
+        assert!(err.contains(&hex::encode(Sha256::digest(&s.data))), "{err}");
+        assert!(
+            err.contains("cannot save NanoServer 10.0.14300.1010"),
+            "{err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(s.out.path()).expect("read dir").collect();
+        assert!(left.is_empty(), "nothing may be left: {left:?}");
+    }
+
+    #[test]
+    fn resumes_after_drops_and_retries_server_errors_with_verbose_detail() {
+        let s = served();
+        s.server.faults().drop_after(700_000, 2).status(503, 1);
+        let dest = s.out.path().join("NanoServer.wim");
+        let o = s.save(
+            &[s.good_object()],
+            &["-Destination", &dest.display().to_string(), "-Verbose"],
+        );
+        assert_exit(&o, 0);
+        assert!(read(&dest) == s.data);
+        let err = stderr(&o);
+        assert!(err.contains("VERBOSE: GET "), "{err}");
+        assert!(
+            err.contains("503 Service Unavailable; retry 1 of 5"),
+            "{err}"
+        );
+        assert!(err.contains("resuming at byte 700000"), "{err}");
+        assert!(err.contains("resuming at byte 1400000"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_folder_needs_force() {
+        let s = served();
+        let folder = s.out.path().join("new/images");
+        let dest = folder.join("NanoServer.wim");
+        let dest_text = dest.display().to_string();
+        let o = s.save(&[s.good_object()], &["-Destination", &dest_text]);
+        assert_exit(&o, 1);
+        assert!(stderr(&o).contains("-Force"), "{}", stderr(&o));
+        assert!(!folder.exists());
+        assert_eq!(s.server.requests("nano.wim"), 0);
+
+        let o = s.save(&[s.good_object()], &["-Destination", &dest_text, "-Force"]);
+        assert_exit(&o, 0);
+        assert!(read(&dest) == s.data);
+    }
+
+    #[test]
+    fn what_if_changes_nothing() {
+        let s = served();
+        let dest = s.out.path().join("new/NanoServer.wim");
+        let o = s.save(
+            &[s.good_object()],
+            &[
+                "-Destination",
+                &dest.display().to_string(),
+                "-Force",
+                "-WhatIf",
+            ],
+        );
+        assert_exit(&o, 0);
+        assert!(
+            stderr(&o).contains("What if: Performing the operation \"Save\" on target \"NanoServer 10.0.14300.1010 to "),
+            "{}",
+            stderr(&o)
+        );
+        assert!(json_lines(&o).is_empty());
+        assert!(!s.out.path().join("new").exists());
+        assert_eq!(s.server.hits().len(), 0);
+    }
+
+    #[test]
+    fn destination_takes_one_image_only() {
+        let s = served();
+        let mut other = s.good_object();
+        other["Version"] = "10.0.14300.1011".into();
+        let dest = s.out.path().join("x.wim");
+        let o = s.save(
+            &[s.good_object(), other],
+            &["-Destination", &dest.display().to_string()],
+        );
+        assert_exit(&o, 2);
+        assert!(stderr(&o).contains("Use -Path"), "{}", stderr(&o));
+    }
+
+    #[test]
+    fn the_proxy_parameter_is_used() {
+        let s = served();
+        let mut object = s.good_object();
+        object["Location"] = "http://images.invalid/nano.wim".into();
+        let dest = s.out.path().join("NanoServer.wim");
+        let proxy = format!("http://{}", s.server.addr());
+        let o = s.save(
+            &[object],
+            &[
+                "-Destination",
+                &dest.display().to_string(),
+                "-Proxy",
+                &proxy,
+            ],
+        );
+        assert_exit(&o, 0);
+        assert!(read(&dest) == s.data);
+        let hits = s.server.hits();
+        assert!(hits.len() == 1 && hits[0].via_proxy, "{hits:?}");
+    }
+
+    #[test]
+    fn the_proxy_environment_variable_is_used() {
+        let s = served();
+        let mut object = s.good_object();
+        object["Location"] = "http://images.invalid/nano.wim".into();
+        let dest = s.out.path().join("NanoServer.wim");
+        let mut c = cmd(s.home.path());
+        c.env("HTTP_PROXY", format!("http://{}", s.server.addr()))
+            .args([
+                "Save-ContainerImage",
+                "-Destination",
+                &dest.display().to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("start");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{object}\n").as_bytes())
+            .expect("write");
+        let o = child.wait_with_output().expect("run");
+        assert_exit(&o, 0);
+        assert!(s.server.hits().iter().all(|h| h.via_proxy));
+        assert!(read(&dest) == s.data);
+    }
+}

@@ -66,7 +66,9 @@ pub(super) fn attempt(
     }
     let mut response = request.send().map_err(|e| transient(describe(&e)))?;
     let status = response.status();
-    reporter.verbose(&format!("{url}: HTTP {}", status.as_u16()));
+    if status.is_success() {
+        reporter.verbose(&format!("{url}: HTTP {}", status_text(status)));
+    }
 
     match status {
         StatusCode::PARTIAL_CONTENT => {

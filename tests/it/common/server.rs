@@ -394,6 +394,8 @@ fn file_body(path: PathBuf, start: u64, len: u64, faults: BodyFaults) -> std::io
         }
         if let Some(limit) = st.faults.drop_after {
             if st.sent >= limit {
+                // Give the bytes already sent time to leave before the abort discards them.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected drop");
                 st.pos = st.len;
                 return Some((Err(err), st));
