@@ -3,3 +3,5 @@
 mod cli;
 mod common;
 mod save;
+mod wim;
+mod wim_hostile;
