@@ -173,10 +173,9 @@ fn install_wim(
     Ok(record)
 }
 
-/// Keeps the `.wim`'s XML data beside `Files/`.
-fn write_wim_xml(_wim: &WimFile, _path: &Path) -> io::Result<()> {
-    // Pending the WIM reader's raw XML accessor.
-    Ok(())
+/// Keeps the `.wim`'s XML data (UTF-16LE, as stored) beside `Files/`.
+fn write_wim_xml(wim: &WimFile, path: &Path) -> io::Result<()> {
+    std::fs::write(path, wim.xml_bytes())
 }
 
 /// Install-ContainerImage for one feed entry: downloads the `.wim` into the
