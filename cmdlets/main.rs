@@ -41,6 +41,20 @@ pub fn lookup(name: &str) -> Option<&'static CmdletDef> {
 }
 
 fn main() {
+    // A panic is a bug, never the user's fault: say so briefly, without a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("containerimage: internal error{at}: {what}\nThis is a bug in containerimage; please report it.");
+    }));
     let argv: Vec<String> = std::env::args_os()
         .map(|a: OsString| a.to_string_lossy().into_owned())
         .collect();
