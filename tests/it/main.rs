@@ -1,3 +1,8 @@
 //! End-to-end tests of the `containerimage` binary.
 
+mod cli;
 mod common;
+mod feeds;
+mod save;
+mod wim;
+mod wim_hostile;

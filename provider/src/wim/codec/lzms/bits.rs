@@ -1,0 +1,158 @@
+//! The backward half of an LZMS chunk: 16-bit little-endian units read from
+//! the end towards the start, each unit's high bit first. It carries the
+//! Huffman-coded symbols and the verbatim extra bits of offsets and lengths.
+
+/// Bits that [`BackwardBits::refill`] guarantees: a 15-bit codeword plus up
+/// to 30 extra bits.
+pub(super) const REFILL_BITS: u32 = 48;
+
+pub(super) struct BackwardBits<'a> {
+    input: &'a [u8],
+    /// Bytes `input[..next]` have not been loaded yet.
+    next: usize,
+    /// Loaded bits, the next one at bit 63. Bits below the `available`
+    /// ones are either zero or the following bits of the stream.
+    buffer: u64,
+    available: u32,
+    /// Bits loaded so far, including zeros read past the start.
+    loaded: u64,
+}
+
+impl<'a> BackwardBits<'a> {
+    /// `input` must have an even length.
+    pub(super) fn new(input: &'a [u8]) -> Self {
+        BackwardBits {
+            input,
+            next: input.len(),
+            buffer: 0,
+            available: 0,
+            loaded: 0,
+        }
+    }
+
+    /// Makes at least [`REFILL_BITS`] bits available. Past the start of the
+    /// input, the stream reads as zeros.
+    #[inline(always)]
+    pub(super) fn refill(&mut self) {
+        if self.available >= REFILL_BITS {
+            return;
+        }
+        let units = (64 - self.available) / 16;
+        if let Some(start) = self.next.checked_sub(8) {
+            if let Some(&bytes) = self
+                .input
+                .get(start..self.next)
+                .and_then(|s| s.first_chunk())
+            {
+                // The 8 bytes before `next` are the next four units, in order
+                // from the most significant end.
+                self.buffer |= u64::from_le_bytes(bytes) >> self.available;
+                self.next -= 2 * units as usize;
+                self.available += 16 * units;
+                self.loaded += u64::from(16 * units);
+                return;
+            }
+        }
+        self.refill_slowly();
+    }
+
+    #[cold]
+    fn refill_slowly(&mut self) {
+        while self.available <= 48 {
+            let unit = match self
+                .next
+                .checked_sub(2)
+                .and_then(|at| self.input.get(at..at + 2))
+            {
+                Some(&[lo, hi]) => {
+                    self.next -= 2;
+                    u16::from_le_bytes([lo, hi])
+                }
+                _ => 0,
+            };
+            self.buffer |= u64::from(unit) << (48 - self.available);
+            self.available += 16;
+            self.loaded += 16;
+        }
+    }
+
+    /// How many bits have been used so far (possibly more than the input
+    /// holds, if the data is corrupt).
+    pub(super) fn consumed_bits(&self) -> u64 {
+        self.loaded - u64::from(self.available)
+    }
+
+    /// The next `count` bits (1..=32) without consuming them.
+    #[inline(always)]
+    pub(super) fn peek(&self, count: u32) -> usize {
+        (self.buffer >> (64 - count)) as usize
+    }
+
+    #[inline(always)]
+    pub(super) fn consume(&mut self, count: u32) {
+        self.buffer <<= count;
+        self.available = self.available.saturating_sub(count);
+    }
+
+    /// Reads `count` (0..=32) verbatim bits.
+    #[inline(always)]
+    pub(super) fn take(&mut self, count: u32) -> u32 {
+        if count == 0 {
+            return 0;
+        }
+        let bits = self.peek(count) as u32;
+        self.consume(count);
+        bits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_are_read_from_the_end_high_bit_first() {
+        // Units in file order: 0x1234, 0xABCD, 0x8001, 0x00FF, 0x5A5A.
+        let input = [0x34, 0x12, 0xCD, 0xAB, 0x01, 0x80, 0xFF, 0x00, 0x5A, 0x5A];
+        let mut bits = BackwardBits::new(&input);
+        bits.refill();
+        assert_eq!(bits.take(16), 0x5A5A);
+        assert_eq!(bits.take(4), 0x0);
+        assert_eq!(bits.take(12), 0x0FF);
+        assert_eq!(bits.take(1), 1);
+        bits.refill();
+        assert_eq!(bits.take(15), 0x0001);
+        bits.refill();
+        assert_eq!(bits.take(16), 0xABCD);
+        bits.refill();
+        assert_eq!(bits.take(16), 0x1234);
+        bits.refill();
+        assert_eq!(bits.take(30), 0, "past the start the stream is zeros");
+    }
+
+    #[test]
+    fn fast_and_slow_refills_agree() {
+        let input: Vec<u8> = (0..64u32).map(|i| (i * 37 + 11) as u8).collect();
+        // Reference: the units from the end, each high bit first.
+        let mut expected = Vec::new();
+        for unit in input.chunks(2).rev() {
+            let value = u16::from_le_bytes([unit[0], unit[1]]);
+            for bit in (0..16).rev() {
+                expected.push((value >> bit) & 1);
+            }
+        }
+        for step in 1..=30 {
+            let mut bits = BackwardBits::new(&input);
+            let mut got = Vec::new();
+            while got.len() < expected.len() {
+                bits.refill();
+                let value = bits.take(step);
+                for bit in (0..step).rev() {
+                    got.push(((value >> bit) & 1) as u16);
+                }
+            }
+            got.truncate(expected.len());
+            assert_eq!(got, expected, "reading {step} bits at a time");
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The adaptive Huffman codes of LZMS.
+//!
+//! Every code starts with all symbol frequencies at 1 and is rebuilt from the
+//! frequencies of the symbols decoded so far after every `rebuild_interval`
+//! symbols; after each rebuild the frequencies are halved (plus one). The
+//! encoder and the decoder must build the very same code, so the
+//! construction follows the format exactly:
+//!
+//! - symbols are ordered by (frequency, symbol value);
+//! - the tree is built by repeatedly joining the two lightest nodes, a leaf
+//!   winning a tie against an internal node;
+//! - codeword lengths are taken per depth from the tree (limited to 15 bits)
+//!   and handed out longest first in that symbol order;
+//! - codewords are canonical.
+
+use super::bits::BackwardBits;
+
+/// The longest codeword LZMS allows.
+const MAX_CODEWORD_LEN: usize = 15;
+
+/// Table entry flag: the entry points to a subtable for longer codewords.
+const SUBTABLE: u32 = 0x8000;
+/// Table entry: low bits hold the number of bits to consume (or, for a
+/// subtable, how many more bits index it); bits 16.. the symbol (or the
+/// subtable's start).
+const LEN_MASK: u32 = 0xF;
+
+/// An adaptive Huffman code of up to `MAX_SYMS` symbols, decoded through a
+/// `TABLE_BITS`-bit first-level table plus subtables.
+pub(super) struct AdaptiveCode<const MAX_SYMS: usize, const TABLE_BITS: u32> {
+    num_syms: usize,
+    rebuild_interval: u32,
+    until_rebuild: u32,
+    freqs: [u32; MAX_SYMS],
+    table: Box<[u32]>,
+    builder: Builder<MAX_SYMS>,
+}
+
+/// Scratch space for building a code; reused for every rebuild.
+struct Builder<const MAX_SYMS: usize> {
+    /// (frequency << 10) | symbol, sorted.
+    sorted: [u32; MAX_SYMS],
+    /// Leaf frequencies in sorted order, then the internal nodes'.
+    leaf_freq: [u32; MAX_SYMS],
+    node_freq: [u32; MAX_SYMS],
+    /// The parent of each internal node, then its depth.
+    node_parent: [u32; MAX_SYMS],
+    lens: [u8; MAX_SYMS],
+    /// Symbols in canonical order: by codeword length, then symbol value.
+    by_code: [u16; MAX_SYMS],
+}
+
+const SYMBOL_BITS: u32 = 10;
+
+impl<const MAX_SYMS: usize, const TABLE_BITS: u32> AdaptiveCode<MAX_SYMS, TABLE_BITS> {
+    /// Table entries: the first level, plus the most the subtables can take.
+    /// A subtable indexed by k bits is only made for a complete subtree
+    /// holding a codeword k bits longer than the first level, so it holds at
+    /// least k + 1 codewords.
+    const TABLE_LEN: usize = {
+        let k = MAX_CODEWORD_LEN - TABLE_BITS as usize;
+        (1 << TABLE_BITS) + MAX_SYMS.div_ceil(k + 1) * (1 << k)
+    };
+
+    pub(super) fn new(rebuild_interval: u32) -> Self {
+        assert!(MAX_SYMS <= 1 << SYMBOL_BITS && (TABLE_BITS as usize) < MAX_CODEWORD_LEN);
+        let mut code = AdaptiveCode {
+            num_syms: MAX_SYMS,
+            rebuild_interval,
+            until_rebuild: rebuild_interval,
+            freqs: [1; MAX_SYMS],
+            table: vec![0; Self::TABLE_LEN].into_boxed_slice(),
+            builder: Builder {
+                sorted: [0; MAX_SYMS],
+                leaf_freq: [0; MAX_SYMS],
+                node_freq: [0; MAX_SYMS],
+                node_parent: [0; MAX_SYMS],
+                lens: [0; MAX_SYMS],
+                by_code: [0; MAX_SYMS],
+            },
+        };
+        code.reset(MAX_SYMS);
+        code
+    }
+
+    /// Starts over for a new chunk with `num_syms` symbols (2..=MAX_SYMS).
+    pub(super) fn reset(&mut self, num_syms: usize) {
+        self.num_syms = num_syms.clamp(2, MAX_SYMS);
+        self.freqs.fill(1);
+        self.build();
+    }
+
+    /// Decodes one symbol; at least 15 bits must be available.
+    #[inline(always)]
+    pub(super) fn decode(&mut self, bits: &mut BackwardBits<'_>) -> usize {
+        let mut entry = self.table[bits.peek(TABLE_BITS) & ((1 << TABLE_BITS) - 1)];
+        if entry & SUBTABLE != 0 {
+            bits.consume(TABLE_BITS);
+            let sub_bits = entry & LEN_MASK;
+            let at = (entry >> 16) as usize + bits.peek(sub_bits);
+            entry = self.table[at];
+        }
+        bits.consume(entry & LEN_MASK);
+        let symbol = (entry >> 16) as usize;
+        self.count(symbol);
+        symbol
+    }
+
+    #[inline(always)]
+    fn count(&mut self, symbol: usize) {
+        if let Some(freq) = self.freqs.get_mut(symbol) {
+            *freq += 1;
+        }
+        self.until_rebuild -= 1;
+        if self.until_rebuild == 0 {
+            self.rebuild();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rebuild(&mut self) {
+        self.build();
+        for freq in &mut self.freqs[..self.num_syms] {
+            *freq = (*freq >> 1) + 1;
+        }
+    }
+
+    fn build(&mut self) {
+        self.until_rebuild = self.rebuild_interval;
+        let n = self.num_syms;
+        self.builder.lengths(&self.freqs[..n]);
+        self.builder.canonical_order(n);
+        fill_table::<MAX_SYMS>(&self.builder, n, TABLE_BITS, &mut self.table);
+    }
+}
+
+impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
+    /// Computes `lens[..freqs.len()]` from the frequencies (all nonzero,
+    /// at least two symbols).
+    fn lengths(&mut self, freqs: &[u32]) {
+        let n = freqs.len();
+        for (symbol, (&freq, key)) in freqs.iter().zip(&mut self.sorted).enumerate() {
+            // Frequencies stay far below 2^22 (they are halved regularly).
+            *key = (freq.min((1 << (32 - SYMBOL_BITS)) - 1) << SYMBOL_BITS) | symbol as u32;
+        }
+        let sorted = &mut self.sorted[..n];
+        sorted.sort_unstable();
+        for (leaf, key) in self.leaf_freq.iter_mut().zip(sorted.iter()) {
+            *leaf = key >> SYMBOL_BITS;
+        }
+
+        // Join the two lightest of (next leaf, next unjoined internal node)
+        // until one node is left; a leaf wins ties.
+        let mut leaf = 0;
+        let mut node = 0;
+        for made in 0..n - 1 {
+            let mut freq = 0u32;
+            for _ in 0..2 {
+                let take_leaf =
+                    leaf < n && (node == made || self.leaf_freq[leaf] <= self.node_freq[node]);
+                if take_leaf {
+                    freq += self.leaf_freq[leaf];
+                    leaf += 1;
+                } else {
+                    freq += self.node_freq[node];
+                    self.node_parent[node] = made as u32;
+                    node += 1;
+                }
+            }
+            self.node_freq[made] = freq;
+        }
+
+        // Count codewords per length: start from a root with two leaf
+        // children, then, parents before children, turn each internal node
+        // from a leaf into a parent of two. A node too deep for the length
+        // limit is placed at the deepest length that still has a codeword to
+        // split, which keeps the code complete.
+        let mut count = [0u32; MAX_CODEWORD_LEN + 1];
+        count[1] = 2;
+        let root = n - 2;
+        self.node_parent[root] = 0; // now: depth
+        for node in (0..root).rev() {
+            let parent = self.node_parent[node] as usize;
+            let depth = self.node_parent[parent] + 1;
+            self.node_parent[node] = depth;
+            let mut len = depth as usize;
+            if len >= MAX_CODEWORD_LEN {
+                len = MAX_CODEWORD_LEN - 1;
+                while len > 1 && count[len] == 0 {
+                    len -= 1;
+                }
+            }
+            count[len] -= 1;
+            count[len + 1] += 2;
+        }
+
+        // Longest codewords to the rarest symbols.
+        let mut keys = sorted.iter();
+        for len in (1..=MAX_CODEWORD_LEN).rev() {
+            for key in keys.by_ref().take(count[len] as usize) {
+                self.lens[(key & ((1 << SYMBOL_BITS) - 1)) as usize] = len as u8;
+            }
+        }
+    }
+
+    /// Fills `by_code[..n]` with the symbols in canonical codeword order.
+    fn canonical_order(&mut self, n: usize) {
+        let mut start = [0usize; MAX_CODEWORD_LEN + 2];
+        for &len in &self.lens[..n] {
+            start[len as usize + 1] += 1;
+        }
+        for len in 1..start.len() {
+            start[len] += start[len - 1];
+        }
+        for (symbol, &len) in self.lens[..n].iter().enumerate() {
+            let slot = &mut start[len as usize];
+            self.by_code[*slot] = symbol as u16;
+            *slot += 1;
+        }
+    }
+}
+
+/// Builds the decode table of the canonical code given by `builder.lens` and
+/// `builder.by_code`.
+fn fill_table<const MAX_SYMS: usize>(
+    builder: &Builder<MAX_SYMS>,
+    n: usize,
+    table_bits: u32,
+    table: &mut [u32],
+) {
+    let table_bits = table_bits as usize;
+    let mut code: usize = 0; // next codeword, left-aligned to `len` bits
+    let mut prev_len = 1;
+    let mut i = 0;
+    let by_code = &builder.by_code[..n];
+
+    // Codewords that fit the first level.
+    while let Some(&symbol) = by_code.get(i) {
+        let len = builder.lens[symbol as usize] as usize;
+        if len > table_bits {
+            break;
+        }
+        code <<= len - prev_len;
+        prev_len = len;
+        let span = 1 << (table_bits - len);
+        let first = code << (table_bits - len);
+        if let Some(entries) = table.get_mut(first..first + span) {
+            entries.fill((u32::from(symbol) << 16) | len as u32);
+        }
+        code += 1;
+        i += 1;
+    }
+
+    // Longer codewords: one subtable per first-level prefix, big enough for
+    // the longest codeword under that prefix. In canonical order the
+    // codewords sharing a prefix are adjacent, and the last is the longest.
+    let mut next_free = 1 << table_bits;
+    while i < by_code.len() {
+        let first_len = builder.lens[by_code[i] as usize] as usize;
+        code <<= first_len - prev_len;
+        prev_len = first_len;
+        let prefix = code >> (first_len - table_bits);
+        // Find the group and its longest codeword.
+        let mut end = i;
+        let mut group_code = code;
+        let mut group_len = first_len;
+        let mut max_len = first_len;
+        while let Some(&symbol) = by_code.get(end) {
+            let len = builder.lens[symbol as usize] as usize;
+            group_code <<= len - group_len;
+            group_len = len;
+            if group_code >> (len - table_bits) != prefix {
+                break;
+            }
+            max_len = len;
+            group_code += 1;
+            end += 1;
+        }
+        let sub_bits = max_len - table_bits;
+        let start = next_free;
+        next_free += 1 << sub_bits;
+        if let Some(entry) = table.get_mut(prefix) {
+            *entry = ((start as u32) << 16) | SUBTABLE | sub_bits as u32;
+        }
+        for &symbol in &by_code[i..end] {
+            let len = builder.lens[symbol as usize] as usize;
+            code <<= len - prev_len;
+            prev_len = len;
+            let low = code & ((1 << (len - table_bits)) - 1);
+            let span = 1 << (max_len - len);
+            let first = start + (low << (max_len - len));
+            if let Some(entries) = table.get_mut(first..first + span) {
+                entries.fill((u32::from(symbol) << 16) | (len - table_bits) as u32);
+            }
+            code += 1;
+        }
+        i = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `symbols` with `code`'s current codewords as a backward stream
+    /// (units from the end, high bit first).
+    fn encode<const M: usize, const T: u32>(
+        code: &AdaptiveCode<M, T>,
+        symbols: &[usize],
+    ) -> Vec<u8> {
+        // Recover each symbol's codeword from the canonical order.
+        let b = &code.builder;
+        let mut codewords = vec![(0u32, 0u32); code.num_syms];
+        let mut next = 0u32;
+        let mut prev_len = 0;
+        for &symbol in &b.by_code[..code.num_syms] {
+            let len = u32::from(b.lens[symbol as usize]);
+            next <<= len - prev_len;
+            prev_len = len;
+            codewords[symbol as usize] = (next, len);
+            next += 1;
+        }
+        let mut bitvec = Vec::new();
+        for &s in symbols {
+            let (word, len) = codewords[s];
+            for bit in (0..len).rev() {
+                bitvec.push((word >> bit) & 1);
+            }
+        }
+        while bitvec.len() % 16 != 0 {
+            bitvec.push(0);
+        }
+        let mut units: Vec<u16> = bitvec
+            .chunks(16)
+            .map(|c| c.iter().fold(0u16, |acc, &b| (acc << 1) | b as u16))
+            .collect();
+        units.reverse();
+        units.iter().flat_map(|u| u.to_le_bytes()).collect()
+    }
+
+    fn kraft_sum<const M: usize>(b: &Builder<M>, n: usize) -> u64 {
+        b.lens[..n]
+            .iter()
+            .map(|&l| 1u64 << (MAX_CODEWORD_LEN - l as usize))
+            .sum()
+    }
+
+    #[test]
+    fn equal_frequencies_give_a_balanced_code() {
+        let code = AdaptiveCode::<256, 10>::new(1024);
+        assert!(code.builder.lens.iter().all(|&l| l == 8));
+        let code = AdaptiveCode::<54, 9>::new(512);
+        // 54 symbols: 10 of length 5 then 44 of length 6, longest to the lowest symbols.
+        let lens = &code.builder.lens;
+        assert_eq!(lens.iter().filter(|&&l| l == 6).count(), 44);
+        assert!(lens[..44].iter().all(|&l| l == 6) && lens[44..].iter().all(|&l| l == 5));
+    }
+
+    #[test]
+    fn codes_are_complete_and_limited() {
+        let mut b = AdaptiveCode::<799, 11>::new(1024).builder;
+        // Fibonacci-like frequencies force a very deep tree.
+        let mut freqs = vec![1u32; 799];
+        let (mut x, mut y) = (1u32, 1u32);
+        for f in freqs.iter_mut().take(30) {
+            *f = x;
+            (x, y) = (y, x.saturating_add(y).min(1 << 21));
+        }
+        b.lengths(&freqs);
+        assert!(b.lens.iter().all(|&l| (1..=15).contains(&l)));
+        assert_eq!(kraft_sum(&b, 799), 1 << MAX_CODEWORD_LEN);
+    }
+
+    #[test]
+    fn decoding_follows_the_rebuilds() {
+        let mut decoder = AdaptiveCode::<799, 11>::new(1024);
+        decoder.reset(300);
+        let mut mirror = AdaptiveCode::<799, 11>::new(1024);
+        mirror.reset(300);
+        // Skewed symbols, enough to rebuild a few times and need subtables.
+        let symbols: Vec<usize> = (0..5000usize)
+            .map(|i| ((i * i) % 7 + (i % 293) * usize::from(i % 11 == 0)) % 300)
+            .collect();
+        for (round, batch) in symbols.chunks(1024).enumerate() {
+            let stream = encode(&mirror, batch);
+            let mut bits = BackwardBits::new(&stream);
+            for (i, &expected) in batch.iter().enumerate() {
+                bits.refill();
+                assert_eq!(
+                    decoder.decode(&mut bits),
+                    expected,
+                    "round {round}, symbol {i}"
+                );
+            }
+            for &s in batch {
+                mirror.count(s);
+            }
+        }
+    }
+}

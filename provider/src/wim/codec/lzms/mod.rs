@@ -1,0 +1,343 @@
+//! LZMS decompression: the codec of solid WIM resources and `.esd` files.
+//!
+//! A chunk holds two streams in one buffer of 16-bit units: a range-coded
+//! stream read forwards from the start ([`range`]) that chooses what comes
+//! next, and a bitstream read backwards from the end ([`bits`]) with the
+//! adaptive Huffman codes ([`huffman`]) and verbatim bits for the values.
+//! Items are literals, LZ matches (copy from `offset` bytes back) and delta
+//! matches (`out[i] = out[i - offset] + out[i - span] - out[i - offset -
+//! span]`, bytewise), each match giving its source explicitly or as one of
+//! the three most recent ones. At the end the x86 filter is undone ([`x86`]).
+
+mod bits;
+mod huffman;
+mod range;
+mod tables;
+mod x86;
+
+use super::{CodecError, Compression, Decompressor};
+use bits::BackwardBits;
+use huffman::AdaptiveCode;
+use range::{Decision, RangeDecoder};
+use tables::{LENGTH_SLOTS, NUM_LENGTH_SLOTS, NUM_OFFSET_SLOTS, OFFSET_SLOTS};
+use x86::X86Filter;
+
+/// The largest chunk LZMS can describe (matches may reach back 1 GiB).
+const MAX_CHUNK_SIZE: usize = 1 << 30;
+
+/// Symbols between rebuilds of each adaptive Huffman code.
+const LITERAL_REBUILD: u32 = 1024;
+const LZ_OFFSET_REBUILD: u32 = 1024;
+const LENGTH_REBUILD: u32 = 512;
+const DELTA_OFFSET_REBUILD: u32 = 1024;
+const DELTA_POWER_REBUILD: u32 = 512;
+
+/// How far the two streams of a chunk may overlap before the chunk counts
+/// as damaged (wimlib's chunks leave at least 16 bits between them).
+const STREAM_OVERLAP_TOLERANCE_BITS: u64 = 32;
+
+/// Delta matches span 2^0 to 2^7 bytes.
+const NUM_DELTA_POWERS: usize = 8;
+
+/// Decodes LZMS chunks; create one per thread and reuse it.
+pub struct LzmsDecompressor {
+    state: Box<State>,
+}
+
+/// Everything a chunk needs besides its input and output, allocated once.
+struct State {
+    literals: AdaptiveCode<256, 10>,
+    lz_offsets: AdaptiveCode<NUM_OFFSET_SLOTS, 11>,
+    lengths: AdaptiveCode<NUM_LENGTH_SLOTS, 9>,
+    delta_offsets: AdaptiveCode<NUM_OFFSET_SLOTS, 11>,
+    delta_powers: AdaptiveCode<NUM_DELTA_POWERS, 7>,
+    decisions: Decisions,
+    x86: X86Filter,
+}
+
+/// The binary decision classes of the range-coded stream.
+struct Decisions {
+    /// Literal (0) or match (1).
+    is_match: Decision<16>,
+    /// LZ match (0) or delta match (1).
+    is_delta: Decision<32>,
+    /// Explicit (0) or repeated (1) LZ offset.
+    lz_is_repeat: Decision<64>,
+    /// Explicit (0) or repeated (1) delta source.
+    delta_is_repeat: Decision<64>,
+    /// Which recent LZ offset: 0 stops at the first, 1 goes on.
+    lz_repeat_index: [Decision<64>; 2],
+    /// Which recent delta source.
+    delta_repeat_index: [Decision<64>; 2],
+}
+
+impl Decisions {
+    fn new() -> Self {
+        Decisions {
+            is_match: Decision::new(),
+            is_delta: Decision::new(),
+            lz_is_repeat: Decision::new(),
+            delta_is_repeat: Decision::new(),
+            lz_repeat_index: [Decision::new(), Decision::new()],
+            delta_repeat_index: [Decision::new(), Decision::new()],
+        }
+    }
+
+    fn reset(&mut self) {
+        self.is_match.reset();
+        self.is_delta.reset();
+        self.lz_is_repeat.reset();
+        self.delta_is_repeat.reset();
+        self.lz_repeat_index.iter_mut().for_each(Decision::reset);
+        self.delta_repeat_index.iter_mut().for_each(Decision::reset);
+    }
+}
+
+/// The recently used match sources, most recent first.
+///
+/// A source enters the front only after the *next* item has been decoded:
+/// while the previous item was a match of the same kind, its source sits in
+/// slot 0 but is not yet visible, and repeat index `k` means slot `k + 1`.
+/// The fourth slot keeps the source that the pending one will push out.
+struct RecentSources<T> {
+    slots: [T; 4],
+}
+
+impl<T: Copy> RecentSources<T> {
+    /// Records an explicitly coded source.
+    #[inline(always)]
+    fn push(&mut self, source: T) {
+        self.slots.copy_within(0..3, 1);
+        self.slots[0] = source;
+    }
+
+    /// Takes the source at repeat index `index` (0..=2) and moves it to the
+    /// front. `pending`: the previous item was a match of this kind.
+    #[inline(always)]
+    fn take(&mut self, index: usize, pending: bool) -> T {
+        let slot = (index + usize::from(pending)).min(3);
+        let source = self.slots[slot];
+        self.slots[..=slot].rotate_right(1);
+        source
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Item {
+    Literal,
+    Lz,
+    Delta,
+}
+
+fn corrupt(reason: &'static str) -> CodecError {
+    CodecError::Corrupt {
+        codec: Compression::Lzms,
+        reason,
+    }
+}
+
+impl LzmsDecompressor {
+    /// A decompressor for chunks of up to `max_chunk_size` bytes (at most
+    /// 1 GiB, the largest LZMS window). All its memory is allocated here.
+    pub fn new(max_chunk_size: usize) -> Result<Self, CodecError> {
+        if max_chunk_size > MAX_CHUNK_SIZE {
+            return Err(CodecError::UnsupportedChunkSize {
+                codec: Compression::Lzms,
+                chunk_size: max_chunk_size,
+            });
+        }
+        Ok(LzmsDecompressor {
+            state: Box::new(State {
+                literals: AdaptiveCode::new(LITERAL_REBUILD),
+                lz_offsets: AdaptiveCode::new(LZ_OFFSET_REBUILD),
+                lengths: AdaptiveCode::new(LENGTH_REBUILD),
+                delta_offsets: AdaptiveCode::new(DELTA_OFFSET_REBUILD),
+                delta_powers: AdaptiveCode::new(DELTA_POWER_REBUILD),
+                decisions: Decisions::new(),
+                x86: X86Filter::new(),
+            }),
+        })
+    }
+}
+
+impl Decompressor for LzmsDecompressor {
+    fn decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), CodecError> {
+        if output.len() > MAX_CHUNK_SIZE {
+            return Err(CodecError::UnsupportedChunkSize {
+                codec: Compression::Lzms,
+                chunk_size: output.len(),
+            });
+        }
+        // The data is made of 16-bit units, and the range decoder starts
+        // with two of them.
+        if !input.len().is_multiple_of(2) {
+            return Err(corrupt("compressed size is odd"));
+        }
+        let range = RangeDecoder::new(input).ok_or(corrupt("compressed chunk is too short"))?;
+        self.state
+            .decode_items(range, BackwardBits::new(input), output)?;
+        self.state.x86.undo(output);
+        Ok(())
+    }
+}
+
+impl State {
+    fn reset(&mut self, chunk_len: usize) {
+        let offset_slots = tables::offset_slots_for(chunk_len);
+        self.literals.reset(256);
+        self.lz_offsets.reset(offset_slots);
+        self.lengths.reset(NUM_LENGTH_SLOTS);
+        self.delta_offsets.reset(offset_slots);
+        self.delta_powers.reset(NUM_DELTA_POWERS);
+        self.decisions.reset();
+    }
+
+    /// Decodes items until `out` is full.
+    fn decode_items(
+        &mut self,
+        mut range: RangeDecoder<'_>,
+        mut bits: BackwardBits<'_>,
+        out: &mut [u8],
+    ) -> Result<(), CodecError> {
+        self.reset(out.len());
+        let d = &mut self.decisions;
+        let mut lz_recent = RecentSources {
+            slots: [1u32, 2, 3, 4],
+        };
+        // (power, raw offset) pairs.
+        let mut delta_recent = RecentSources {
+            slots: [(0u32, 1u32), (0, 2), (0, 3), (0, 4)],
+        };
+        let mut previous = Item::Literal;
+        let mut pos = 0usize;
+
+        while pos < out.len() {
+            if !range.decode(&mut d.is_match) {
+                bits.refill();
+                out[pos] = self.literals.decode(&mut bits) as u8;
+                pos += 1;
+                previous = Item::Literal;
+                continue;
+            }
+
+            if !range.decode(&mut d.is_delta) {
+                let offset = if !range.decode(&mut d.lz_is_repeat) {
+                    bits.refill();
+                    let slot = OFFSET_SLOTS[self.lz_offsets.decode(&mut bits) % NUM_OFFSET_SLOTS];
+                    let offset = slot.base + bits.take(slot.extra_bits);
+                    lz_recent.push(offset);
+                    offset
+                } else {
+                    let index = repeat_index(&mut range, &mut d.lz_repeat_index);
+                    lz_recent.take(index, previous == Item::Lz)
+                };
+                previous = Item::Lz;
+                let length = decode_length(&mut self.lengths, &mut bits);
+
+                let offset = offset as usize;
+                let remaining = out.len() - pos;
+                if offset > pos {
+                    return Err(corrupt("match reaches before the chunk start"));
+                }
+                if length > remaining {
+                    return Err(corrupt("match runs past the chunk end"));
+                }
+                copy_match(out, pos, offset, length);
+                pos += length;
+            } else {
+                let (power, raw_offset) = if !range.decode(&mut d.delta_is_repeat) {
+                    bits.refill();
+                    let power = self.delta_powers.decode(&mut bits) as u32;
+                    bits.refill();
+                    let slot =
+                        OFFSET_SLOTS[self.delta_offsets.decode(&mut bits) % NUM_OFFSET_SLOTS];
+                    let raw_offset = slot.base + bits.take(slot.extra_bits);
+                    delta_recent.push((power, raw_offset));
+                    (power, raw_offset)
+                } else {
+                    let index = repeat_index(&mut range, &mut d.delta_repeat_index);
+                    delta_recent.take(index, previous == Item::Delta)
+                };
+                previous = Item::Delta;
+                let length = decode_length(&mut self.lengths, &mut bits);
+
+                // power < 8, so neither value overflows in 64 bits.
+                let span = 1u64 << power;
+                let offset = u64::from(raw_offset) << power;
+                let remaining = out.len() - pos;
+                if offset + span > pos as u64 {
+                    return Err(corrupt("delta match reaches before the chunk start"));
+                }
+                if length > remaining {
+                    return Err(corrupt("delta match runs past the chunk end"));
+                }
+                copy_delta(out, pos, offset as usize, span as usize, length);
+                pos += length;
+            }
+        }
+        // The range coder reads the buffer from the front and the bitstream
+        // from the back; in a well-formed chunk they never cross. A small
+        // overlap is let through, as the last range-coder units read may be
+        // ones whose value does not matter.
+        let used_bits = range.consumed_bytes() as u64 * 8 + bits.consumed_bits();
+        if used_bits > range.input_len() as u64 * 8 + STREAM_OVERLAP_TOLERANCE_BITS {
+            return Err(corrupt(
+                "the chunk is truncated or damaged (its two streams overlap)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Decodes which of the three recent sources a repeated match uses.
+#[inline(always)]
+fn repeat_index(range: &mut RangeDecoder<'_>, decisions: &mut [Decision<64>; 2]) -> usize {
+    if !range.decode(&mut decisions[0]) {
+        0
+    } else if !range.decode(&mut decisions[1]) {
+        1
+    } else {
+        2
+    }
+}
+
+#[inline(always)]
+fn decode_length(
+    lengths: &mut AdaptiveCode<NUM_LENGTH_SLOTS, 9>,
+    bits: &mut BackwardBits<'_>,
+) -> usize {
+    bits.refill();
+    let slot = LENGTH_SLOTS[lengths.decode(bits) % NUM_LENGTH_SLOTS];
+    let mut length = slot.base;
+    if slot.extra_bits != 0 {
+        length += bits.take(slot.extra_bits);
+    }
+    length as usize
+}
+
+/// Copies an LZ match; the source may overlap the destination, which then
+/// repeats the last `offset` bytes. `1 <= offset <= pos` and the match fits.
+#[inline(always)]
+fn copy_match(out: &mut [u8], pos: usize, offset: usize, length: usize) {
+    let src = pos - offset;
+    if offset >= length {
+        out.copy_within(src..src + length, pos);
+    } else {
+        for i in pos..pos + length {
+            out[i] = out[i - offset];
+        }
+    }
+}
+
+/// Writes a delta match: every byte is its source byte plus the change
+/// between the bytes one span before each. `offset + span <= pos`.
+fn copy_delta(out: &mut [u8], pos: usize, offset: usize, span: usize, length: usize) {
+    for i in pos..pos + length {
+        out[i] = out[i - offset]
+            .wrapping_add(out[i - span])
+            .wrapping_sub(out[i - offset - span]);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! The forward half of an LZMS chunk: a binary range coder whose bits choose
+//! between item kinds (literal or match, LZ or delta, explicit or repeated
+//! offset). Each decision has its own adaptive probabilities.
+
+/// Probabilities are multiples of 1/64.
+const PROBABILITY_BITS: u32 = 6;
+
+/// How one binary decision has gone in its last 64 uses; the chance of a 0
+/// is the share of zeros among them.
+#[derive(Clone, Copy)]
+struct Probability {
+    zeros: u32,
+    history: u64,
+}
+
+impl Probability {
+    /// The format starts every entry with 48 zeros among the last 64 bits:
+    /// the history 0x0000_0000_5555_5555 (oldest bit highest).
+    const INITIAL: Probability = Probability {
+        zeros: 48,
+        history: 0x0000_0000_5555_5555,
+    };
+
+    /// The chance of a 0, out of 64; never 0/64 or 64/64.
+    #[inline(always)]
+    fn chance_of_zero(self) -> u32 {
+        self.zeros.clamp(1, (1 << PROBABILITY_BITS) - 1)
+    }
+
+    #[inline(always)]
+    fn record(&mut self, bit: u32) {
+        let oldest = (self.history >> 63) as u32;
+        // `zeros` counts the zero bits of `history`, so this never wraps.
+        self.zeros = self.zeros.wrapping_add(oldest).wrapping_sub(bit);
+        self.history = (self.history << 1) | u64::from(bit);
+    }
+}
+
+/// One decision class: `N` probability entries, the one in use chosen by the
+/// last log2(N) bits decoded in this class.
+pub(super) struct Decision<const N: usize> {
+    recent: usize,
+    entries: [Probability; N],
+}
+
+impl<const N: usize> Decision<N> {
+    pub(super) fn new() -> Self {
+        Decision {
+            recent: 0,
+            entries: [Probability::INITIAL; N],
+        }
+    }
+
+    pub(super) fn reset(&mut self) {
+        self.recent = 0;
+        self.entries = [Probability::INITIAL; N];
+    }
+}
+
+/// Reads the range-coded 16-bit little-endian units from the front of a chunk.
+pub(super) struct RangeDecoder<'a> {
+    input: &'a [u8],
+    next: usize,
+    range: u32,
+    code: u32,
+}
+
+impl<'a> RangeDecoder<'a> {
+    /// `input` must hold at least 4 bytes.
+    pub(super) fn new(input: &'a [u8]) -> Option<Self> {
+        let high = u16::from_le_bytes([*input.first()?, *input.get(1)?]);
+        let low = u16::from_le_bytes([*input.get(2)?, *input.get(3)?]);
+        Some(RangeDecoder {
+            input,
+            next: 4,
+            range: u32::MAX,
+            code: (u32::from(high) << 16) | u32::from(low),
+        })
+    }
+
+    pub(super) fn input_len(&self) -> usize {
+        self.input.len()
+    }
+
+    /// How many bytes have been read (never more than the input holds).
+    pub(super) fn consumed_bytes(&self) -> usize {
+        self.next.min(self.input.len())
+    }
+
+    /// The next unit, or zero once the input is used up.
+    #[inline(always)]
+    fn next_unit(&mut self) -> u32 {
+        match self.input.get(self.next..self.next + 2) {
+            Some(&[lo, hi]) => {
+                self.next += 2;
+                u32::from(u16::from_le_bytes([lo, hi]))
+            }
+            _ => 0,
+        }
+    }
+
+    /// Decodes one bit of `decision`; `true` is a 1.
+    #[inline(always)]
+    pub(super) fn decode<const N: usize>(&mut self, decision: &mut Decision<N>) -> bool {
+        let index = decision.recent & (N - 1);
+        let entry = &mut decision.entries[index];
+
+        if self.range <= 0xFFFF {
+            // The range never drops below 2^10 (see below), so one 16-bit
+            // step brings it back above 2^16.
+            self.range <<= 16;
+            self.code = (self.code << 16) | self.next_unit();
+        }
+        // bound >= 2^10 and range - bound >= range / 64 >= 2^10.
+        let bound = (self.range >> PROBABILITY_BITS) * entry.chance_of_zero();
+        let bit = self.code >= bound;
+        if bit {
+            self.range -= bound;
+            self.code -= bound;
+        } else {
+            self.range = bound;
+        }
+        entry.record(u32::from(bit));
+        decision.recent = (index << 1) | usize::from(bit);
+        bit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probability_tracks_the_last_64_bits() {
+        let mut p = Probability::INITIAL;
+        assert_eq!(p.chance_of_zero(), 48);
+        for _ in 0..64 {
+            p.record(1);
+        }
+        assert_eq!(p.zeros, 0);
+        assert_eq!(p.chance_of_zero(), 1);
+        for _ in 0..64 {
+            p.record(0);
+        }
+        assert_eq!(p.zeros, 64);
+        assert_eq!(p.chance_of_zero(), 63);
+        p.record(1);
+        assert_eq!(p.zeros, 63);
+    }
+
+    #[test]
+    fn decoder_needs_four_bytes() {
+        assert!(RangeDecoder::new(&[1, 2, 3]).is_none());
+        let rd = RangeDecoder::new(&[0x34, 0x12, 0x78, 0x56]).map(|rd| rd.code);
+        assert_eq!(rd, Some(0x1234_5678));
+    }
+
+    #[test]
+    fn exhausted_input_reads_as_zeros() {
+        let Some(mut rd) = RangeDecoder::new(&[0xFF; 4]) else {
+            panic!("four bytes are enough to start")
+        };
+        let mut decision = Decision::<16>::new();
+        // Decoding far past the end neither panics nor stops making progress.
+        for _ in 0..10_000 {
+            rd.decode(&mut decision);
+        }
+        assert!(rd.range >= 1 << 10, "range fell to {:#x}", rd.range);
+    }
+}

@@ -1,0 +1,237 @@
+//! The x86 filter of LZMS, undone after decoding.
+//!
+//! Before compressing, the encoder turns the 32-bit relative displacements
+//! of some x86 instructions (CALL rel32, RIP-relative LEA/MOV, CALL [rip],
+//! LOCK ADD [rip]) into absolute positions, which repeat more often. It only
+//! does so in stretches that look like machine code: a displacement is
+//! translated when a "likely instruction" was seen at most 1023 bytes before
+//! (511 for CALL, the most common false positive). An instruction is likely
+//! when another candidate within the last 65535 bytes targeted the same
+//! address (compared on its low 16 bits). The first byte and the last 16
+//! bytes are never the start of an instruction, and chunks of 17 bytes or
+//! fewer are left alone.
+
+/// How far back a likely instruction enables translation.
+const MAX_TRANSLATION_DISTANCE: i32 = 1023;
+/// How close two uses of a target must be to make an instruction likely.
+const TARGET_WINDOW: i32 = 65535;
+
+/// Reusable state for [`X86Filter::undo`].
+pub(super) struct X86Filter {
+    /// For each low 16 bits of a target, where it was last used.
+    last_use: Box<[i32]>,
+}
+
+impl X86Filter {
+    pub(super) fn new() -> Self {
+        X86Filter {
+            last_use: vec![0; 1 << 16].into_boxed_slice(),
+        }
+    }
+
+    /// Restores the relative displacements in a decoded chunk.
+    pub(super) fn undo(&mut self, data: &mut [u8]) {
+        self.run(data, Direction::Undo);
+    }
+
+    /// Applies the filter as the encoder does (to test [`Self::undo`]).
+    #[cfg(test)]
+    pub(super) fn apply(&mut self, data: &mut [u8]) {
+        self.run(data, Direction::Apply);
+    }
+
+    fn run(&mut self, data: &mut [u8], direction: Direction) {
+        if data.len() <= 17 {
+            return;
+        }
+        self.last_use.fill(-TARGET_WINDOW - 1);
+        let mut scan = Scan {
+            direction,
+            last_likely: -MAX_TRANSLATION_DISTANCE - 1,
+            last_use: &mut self.last_use,
+        };
+        let end = data.len() - 16;
+        let mut at = 1;
+        while at < end {
+            // Skip quickly to the next byte that can start a candidate.
+            match data[at..end]
+                .iter()
+                .position(|&b| IS_OPCODE[usize::from(b)])
+            {
+                Some(skip) => at += skip,
+                None => break,
+            }
+            at = scan.instruction(data, at);
+        }
+    }
+}
+
+/// Bytes that may start a translated instruction: 0x48 and 0x4C (REX.W
+/// prefixes), 0xE8 (CALL), 0xE9 (JMP, skipped), 0xF0 (LOCK), 0xFF (group 5).
+static IS_OPCODE: [bool; 256] = {
+    let mut table = [false; 256];
+    table[0x48] = true;
+    table[0x4C] = true;
+    table[0xE8] = true;
+    table[0xE9] = true;
+    table[0xF0] = true;
+    table[0xFF] = true;
+    table
+};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Undo,
+    #[cfg(test)]
+    Apply,
+}
+
+struct Scan<'a> {
+    direction: Direction,
+    last_likely: i32,
+    last_use: &'a mut [i32],
+}
+
+impl Scan<'_> {
+    /// Looks at the candidate starting at `at` (< len - 16), undoes its
+    /// translation if any, and returns where scanning goes on.
+    #[inline]
+    fn instruction(&mut self, data: &mut [u8], at: usize) -> usize {
+        let byte = |i: usize| data.get(at + i).copied().unwrap_or(0);
+        let (opcode_len, max_distance) = match byte(0) {
+            0xE8 => (1, MAX_TRANSLATION_DISTANCE >> 1),
+            0xE9 => return at + 5,
+            0xFF if byte(1) == 0x15 => (2, MAX_TRANSLATION_DISTANCE),
+            0xF0 if byte(1) == 0x83 && byte(2) == 0x05 => (3, MAX_TRANSLATION_DISTANCE),
+            // RIP-relative LEA, or MOV with the 0x48 prefix and a low ModR/M
+            // (the format tests only the R/M bits of ModR/M).
+            prefix @ (0x48 | 0x4C)
+                if byte(2) & 0x07 == 0x05
+                    && (byte(1) == 0x8D
+                        || (byte(1) == 0x8B && prefix & 0x04 == 0 && byte(2) & 0xF0 == 0)) =>
+            {
+                (3, MAX_TRANSLATION_DISTANCE)
+            }
+            _ => return at + 1,
+        };
+        self.translate(data, at, opcode_len, max_distance)
+    }
+
+    fn translate(
+        &mut self,
+        data: &mut [u8],
+        at: usize,
+        opcode_len: usize,
+        max_distance: i32,
+    ) -> usize {
+        let field = at + opcode_len;
+        let Some(bytes) = data.get_mut(field..field + 4) else {
+            return data.len();
+        };
+        // Positions fit in i32: chunks are at most 1 GiB.
+        let position = at as i32;
+        let translate = position - self.last_likely <= max_distance;
+        // The target is always judged on the relative (untranslated) form.
+        let relative_before = u16::from_le_bytes([bytes[0], bytes[1]]);
+        if translate {
+            let value = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            let value = match self.direction {
+                Direction::Undo => value.wrapping_sub(position as u32),
+                #[cfg(test)]
+                Direction::Apply => value.wrapping_add(position as u32),
+            };
+            bytes.copy_from_slice(&value.to_le_bytes());
+        }
+        let relative = if self.direction == Direction::Undo {
+            u16::from_le_bytes([bytes[0], bytes[1]])
+        } else {
+            relative_before
+        };
+        let target = usize::from((position as u16).wrapping_add(relative));
+        let last_byte = position + opcode_len as i32 + 3;
+        if let Some(last) = self.last_use.get_mut(target) {
+            if last_byte - *last <= TARGET_WINDOW {
+                self.last_likely = last_byte;
+            }
+            *last = last_byte;
+        }
+        field + 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(data: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes([data[at + 1], data[at + 2], data[at + 3], data[at + 4]])
+    }
+
+    #[test]
+    fn short_chunks_are_untouched() {
+        let mut data = [0xE8u8; 17];
+        X86Filter::new().undo(&mut data);
+        assert_eq!(data, [0xE8u8; 17]);
+    }
+
+    #[test]
+    fn calls_to_the_same_target_enable_translation() {
+        // Three CALLs to target 0x1000. The second one, reusing a target,
+        // marks likely code, so the third one (close enough) is translated
+        // to the absolute target; undoing restores the original.
+        let mut original = vec![0x90u8; 200];
+        for at in [10usize, 40, 70] {
+            original[at] = 0xE8;
+            let relative = 0x1000u32 - at as u32;
+            original[at + 1..at + 5].copy_from_slice(&relative.to_le_bytes());
+        }
+        let mut filter = X86Filter::new();
+        let mut data = original.clone();
+        filter.apply(&mut data);
+        assert_eq!(field(&data, 10), 0x1000 - 10, "no likely code seen yet");
+        assert_eq!(
+            field(&data, 40),
+            0x1000 - 40,
+            "the second use only marks likely code"
+        );
+        assert_eq!(
+            field(&data, 70),
+            0x1000,
+            "translated to the absolute target"
+        );
+        filter.undo(&mut data);
+        assert_eq!(data, original);
+    }
+
+    #[test]
+    fn undo_reverses_apply_on_opcode_rich_data() {
+        let mut filter = X86Filter::new();
+        let opcodes = [
+            0x48u8, 0x4C, 0xE8, 0xE9, 0xF0, 0xFF, 0x8D, 0x8B, 0x05, 0x15, 0x83, 0x00,
+        ];
+        let mut seed = 0x1234_5678u32;
+        for len in [18usize, 19, 40, 1000, 70_000] {
+            let original: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    opcodes[(seed >> 24) as usize % opcodes.len()]
+                })
+                .collect();
+            let mut data = original.clone();
+            filter.apply(&mut data);
+            if len > 1000 {
+                assert!(
+                    data != original,
+                    "a long opcode-rich buffer has translations"
+                );
+            }
+            assert_eq!(
+                data[len - 10..],
+                original[len - 10..],
+                "the last 10 bytes never change"
+            );
+            filter.undo(&mut data);
+            assert!(data == original, "undo restores {len} bytes");
+        }
+    }
+}
