@@ -53,12 +53,8 @@ impl X86Filter {
         let end = data.len() - 16;
         let mut at = 1;
         while at < end {
-            // Skip quickly to the next byte that can start a candidate.
-            match data[at..end]
-                .iter()
-                .position(|&b| IS_OPCODE[usize::from(b)])
-            {
-                Some(skip) => at += skip,
+            match next_candidate(data, at, end) {
+                Some(next) => at = next,
                 None => break,
             }
             at = scan.instruction(data, at);
@@ -66,18 +62,39 @@ impl X86Filter {
     }
 }
 
-/// Bytes that may start a translated instruction: 0x48 and 0x4C (REX.W
+/// Whether `byte` may start a translated instruction: 0x48 and 0x4C (REX.W
 /// prefixes), 0xE8 (CALL), 0xE9 (JMP, skipped), 0xF0 (LOCK), 0xFF (group 5).
-static IS_OPCODE: [bool; 256] = {
-    let mut table = [false; 256];
-    table[0x48] = true;
-    table[0x4C] = true;
-    table[0xE8] = true;
-    table[0xE9] = true;
-    table[0xF0] = true;
-    table[0xFF] = true;
-    table
-};
+#[inline(always)]
+fn is_opcode(byte: u8) -> bool {
+    // Non-short-circuit, so that blocks of bytes are tested with vector code.
+    (byte & 0xFB == 0x48) | (byte & 0xFE == 0xE8) | (byte == 0xF0) | (byte == 0xFF)
+}
+
+/// The first position in `from..end` holding a possible opcode.
+#[inline]
+fn next_candidate(data: &[u8], from: usize, end: usize) -> Option<usize> {
+    const BLOCK: usize = 32;
+    let window = data.get(from..end)?;
+    let mut at = 0;
+    // A fixed-size block at a time, which the compiler turns into vector
+    // compares.
+    while let Some(block) = window
+        .get(at..)
+        .and_then(|rest| rest.first_chunk::<BLOCK>())
+    {
+        let mask = block.iter().enumerate().fold(0u32, |mask, (i, &byte)| {
+            mask | (u32::from(is_opcode(byte)) << i)
+        });
+        if mask != 0 {
+            return Some(from + at + mask.trailing_zeros() as usize);
+        }
+        at += BLOCK;
+    }
+    let tail = window.get(at..)?;
+    tail.iter()
+        .position(|&b| is_opcode(b))
+        .map(|skip| from + at + skip)
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Direction {
