@@ -18,14 +18,23 @@ const TARGET_WINDOW: i32 = 65535;
 
 /// Reusable state for [`X86Filter::undo`].
 pub(super) struct X86Filter {
-    /// For each low 16 bits of a target, where it was last used.
-    last_use: Box<[i32]>,
+    /// For each low 16 bits of a target, where it was last used, counted
+    /// from a base that grows with every chunk: entries left from earlier
+    /// chunks are then always too far back to count, and the table need not
+    /// be cleared for every chunk.
+    last_use: Box<[u32]>,
+    /// The base for the next chunk.
+    next_base: u32,
 }
+
+/// Keeps a use in one chunk out of the window of any use in the next.
+const BASE_GAP: u32 = TARGET_WINDOW as u32 + 2;
 
 impl X86Filter {
     pub(super) fn new() -> Self {
         X86Filter {
             last_use: vec![0; 1 << 16].into_boxed_slice(),
+            next_base: BASE_GAP,
         }
     }
 
@@ -44,9 +53,17 @@ impl X86Filter {
         if data.len() <= 17 {
             return;
         }
-        self.last_use.fill(-TARGET_WINDOW - 1);
+        let mut base = self.next_base;
+        // Chunks are at most 1 GiB, so this fits in u64.
+        let next_base = u64::from(base) + data.len() as u64 + u64::from(BASE_GAP);
+        if next_base > u64::from(u32::MAX) - u64::from(BASE_GAP) {
+            self.last_use.fill(0);
+            base = BASE_GAP;
+        }
+        self.next_base = base + data.len() as u32 + BASE_GAP;
         let mut scan = Scan {
             direction,
+            base,
             last_likely: -MAX_TRANSLATION_DISTANCE - 1,
             last_use: &mut self.last_use,
         };
@@ -106,7 +123,8 @@ enum Direction {
 struct Scan<'a> {
     direction: Direction,
     last_likely: i32,
-    last_use: &'a mut [i32],
+    base: u32,
+    last_use: &'a mut [u32],
 }
 
 impl Scan<'_> {
@@ -166,11 +184,13 @@ impl Scan<'_> {
         };
         let target = usize::from((position as u16).wrapping_add(relative));
         let last_byte = position + opcode_len as i32 + 3;
+        let stamp = self.base + last_byte as u32;
         if let Some(last) = self.last_use.get_mut(target) {
-            if last_byte - *last <= TARGET_WINDOW {
+            // `*last` is an earlier stamp, or zero.
+            if stamp.wrapping_sub(*last) <= TARGET_WINDOW as u32 {
                 self.last_likely = last_byte;
             }
-            *last = last_byte;
+            *last = stamp;
         }
         field + 4
     }
