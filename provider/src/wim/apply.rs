@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
+use rayon::prelude::*;
 use sha1::{Digest, Sha1 as Sha1Hasher};
 
 use super::format::{IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, REPARSE_FLAG_NOT_FIXED};
@@ -446,61 +447,18 @@ struct Piece {
     take: u32,
 }
 
-/// Writes every blob to its destinations; returns the bytes written.
-fn write_blobs(
-    wim: &WimFile,
-    image: &Image,
-    blobs: &[(&Blob, Vec<Destination>)],
-    reporter: &dyn Reporter,
-) -> Result<u64, WimError> {
-    let mut chunks: Vec<ChunkRef> = Vec::new();
-    let mut pieces: Vec<Piece> = Vec::new();
-    // Index of the first piece of each blob, to know when a blob starts and ends.
-    let mut last_piece: Vec<Option<usize>> = vec![None; blobs.len()];
-    for (bi, (blob, _)) in blobs.iter().enumerate() {
-        for (c, skip, take) in wim.blob_chunks(blob)? {
-            let ci = match chunks.last() {
-                Some(last) if *last == c => chunks.len() - 1,
-                _ => {
-                    chunks.push(c);
-                    chunks.len() - 1
-                }
-            };
-            last_piece[bi] = Some(pieces.len());
-            pieces.push(Piece {
-                blob: bi,
-                chunk: ci,
-                skip,
-                take,
-            });
-        }
-    }
+/// Writes blobs to their files, checking each one's SHA-1.
+struct Writer<'a> {
+    wim: &'a WimFile,
+    image: &'a Image,
+    blobs: &'a [(&'a Blob, Vec<Destination>)],
+    reporter: &'a dyn Reporter,
+}
 
-    let mut open: HashMap<usize, Open> = HashMap::new();
-    let mut written = 0u64;
-    let finish = |bi: usize, state: Open, written: &mut u64| -> Result<(), WimError> {
-        let (blob, dests) = &blobs[bi];
-        let actual: [u8; 20] = state.hasher.finalize().into();
-        if state.got != blob.size || actual != blob.hash {
-            for d in dests {
-                let _ = fs::remove_file(&d.path);
-            }
-            return Err(WimError::HashMismatch {
-                path: wim.path().to_path_buf(),
-                files: name_files(image, dests),
-                expected: hex::encode(blob.hash),
-                actual: if state.got != blob.size {
-                    format!("{} bytes instead of {}", state.got, blob.size)
-                } else {
-                    hex::encode(actual)
-                },
-            });
-        }
-        *written += blob.size * dests.len() as u64;
-        Ok(())
-    };
-    let start = |bi: usize| -> Result<Open, WimError> {
-        let (_, dests) = &blobs[bi];
+impl Writer<'_> {
+    /// Creates the files of blob `bi`.
+    fn start(&self, bi: usize) -> Result<Open, WimError> {
+        let dests = self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice());
         let mut files = Vec::with_capacity(dests.len());
         for d in dests {
             files.push(create_file(&d.path).map_err(|source| WimError::Write {
@@ -513,17 +471,105 @@ fn write_blobs(
             hasher: Sha1Hasher::new(),
             got: 0,
         })
-    };
+    }
 
-    // Blobs without data (empty, or whose pieces are missing) still get
-    // their files and a hash check.
+    fn write(&self, bi: usize, state: &mut Open, data: &[u8]) -> Result<(), WimError> {
+        let dests = self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice());
+        state.hasher.update(data);
+        state.got += data.len() as u64;
+        for (f, d) in state.files.iter_mut().zip(dests) {
+            f.write_all(data).map_err(|source| WimError::Write {
+                path: d.path.clone(),
+                source,
+            })?;
+        }
+        self.reporter
+            .on_progress(data.len() as u64 * dests.len() as u64);
+        Ok(())
+    }
+
+    /// Checks blob `bi`'s size and SHA-1; on a mismatch its files are
+    /// removed. Returns the bytes written.
+    fn finish(&self, bi: usize, state: Open) -> Result<u64, WimError> {
+        let Some((blob, dests)) = self.blobs.get(bi) else {
+            return Ok(0);
+        };
+        let actual: [u8; 20] = state.hasher.finalize().into();
+        if state.got != blob.size || actual != blob.hash {
+            drop(state.files);
+            for d in dests {
+                let _ = fs::remove_file(&d.path);
+            }
+            return Err(WimError::HashMismatch {
+                path: self.wim.path().to_path_buf(),
+                files: name_files(self.image, dests),
+                expected: hex::encode(blob.hash),
+                actual: if state.got != blob.size {
+                    format!("{} bytes instead of {}", state.got, blob.size)
+                } else {
+                    hex::encode(actual)
+                },
+            });
+        }
+        Ok(blob.size * dests.len() as u64)
+    }
+}
+
+/// Writes every blob to its destinations; returns the bytes written.
+///
+/// Chunks are decoded in parallel batches of about [`BATCH_BYTES`]; within a
+/// batch, the blobs that start and end in it are hashed and written in
+/// parallel too; a blob spanning batches is written as its chunks arrive.
+fn write_blobs(
+    wim: &WimFile,
+    image: &Image,
+    blobs: &[(&Blob, Vec<Destination>)],
+    reporter: &dyn Reporter,
+) -> Result<u64, WimError> {
+    let mut chunks: Vec<ChunkRef> = Vec::new();
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut first_piece: Vec<Option<usize>> = vec![None; blobs.len()];
+    let mut last_piece: Vec<Option<usize>> = vec![None; blobs.len()];
+    for (bi, (blob, _)) in blobs.iter().enumerate() {
+        for (c, skip, take) in wim.blob_chunks(blob)? {
+            let ci = match chunks.last() {
+                Some(last) if *last == c => chunks.len() - 1,
+                _ => {
+                    chunks.push(c);
+                    chunks.len() - 1
+                }
+            };
+            if let Some(slot) = first_piece.get_mut(bi) {
+                slot.get_or_insert(pieces.len());
+            }
+            if let Some(slot) = last_piece.get_mut(bi) {
+                *slot = Some(pieces.len());
+            }
+            pieces.push(Piece {
+                blob: bi,
+                chunk: ci,
+                skip,
+                take,
+            });
+        }
+    }
+    let writer = Writer {
+        wim,
+        image,
+        blobs,
+        reporter,
+    };
+    let mut written = 0u64;
+
+    // Blobs without data (empty) still get their files and a hash check.
     for (bi, lp) in last_piece.iter().enumerate() {
         if lp.is_none() {
-            let state = start(bi)?;
-            finish(bi, state, &mut written)?;
+            let state = writer.start(bi)?;
+            written += writer.finish(bi, state)?;
         }
     }
 
+    let mut open: HashMap<usize, Open> = HashMap::new();
     let mut pi = 0usize;
     let mut ci = 0usize;
     while ci < chunks.len() {
@@ -538,39 +584,65 @@ fn write_blobs(
                 .iter()
                 .skip(pi)
                 .find(|p| p.chunk >= ci)
-                .map(|p| name_files(image, &blobs[p.blob].1))
+                .and_then(|p| blobs.get(p.blob))
+                .map(|(_, d)| name_files(image, d))
                 .unwrap_or_default();
             resource_error(wim.path(), &format!("the data of {who}"), e)
         })?;
-        while let Some(p) = pieces.get(pi) {
+        let piece_data = |p: &Piece| -> &[u8] {
+            decoded
+                .get(p.chunk - ci)
+                .and_then(|d| d.get(p.skip as usize..p.skip as usize + p.take as usize))
+                .unwrap_or(&[])
+        };
+        // The pieces of this batch, grouped into runs of one blob.
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        let mut pj = pi;
+        while let Some(p) = pieces.get(pj) {
             if p.chunk >= cj {
                 break;
             }
-            let data = decoded
-                .get(p.chunk - ci)
-                .and_then(|d| d.get(p.skip as usize..(p.skip as usize + p.take as usize)))
-                .unwrap_or(&[]);
-            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(p.blob) {
-                slot.insert(start(p.blob)?);
+            match runs.last_mut() {
+                Some((b, _, end)) if *b == p.blob && *end == pj => *end = pj + 1,
+                _ => runs.push((p.blob, pj, pj + 1)),
             }
-            if let Some(state) = open.get_mut(&p.blob) {
-                state.hasher.update(data);
-                state.got += data.len() as u64;
-                for (f, d) in state.files.iter_mut().zip(&blobs[p.blob].1) {
-                    f.write_all(data).map_err(|source| WimError::Write {
-                        path: d.path.clone(),
-                        source,
-                    })?;
-                }
-            }
-            reporter.on_progress(data.len() as u64 * blobs[p.blob].1.len() as u64);
-            if last_piece[p.blob] == Some(pi) {
-                if let Some(state) = open.remove(&p.blob) {
-                    finish(p.blob, state, &mut written)?;
-                }
-            }
-            pi += 1;
+            pj += 1;
         }
+        let complete = |&(b, s, e): &(usize, usize, usize)| {
+            first_piece.get(b) == Some(&Some(s))
+                && last_piece.get(b) == Some(&Some(e - 1))
+                && !open.contains_key(&b)
+        };
+        let (whole, partial): (Vec<_>, Vec<_>) = runs.iter().partition(|r| complete(r));
+        let results: Vec<Result<u64, WimError>> = whole
+            .par_iter()
+            .map(|&&(b, s, e)| {
+                let mut state = writer.start(b)?;
+                for p in pieces.get(s..e).unwrap_or(&[]) {
+                    writer.write(b, &mut state, piece_data(p))?;
+                }
+                writer.finish(b, state)
+            })
+            .collect();
+        for r in results {
+            written += r?;
+        }
+        for &(b, s, e) in partial {
+            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(b) {
+                slot.insert(writer.start(b)?);
+            }
+            if let Some(state) = open.get_mut(&b) {
+                for p in pieces.get(s..e).unwrap_or(&[]) {
+                    writer.write(b, state, piece_data(p))?;
+                }
+            }
+            if last_piece.get(b) == Some(&Some(e - 1)) {
+                if let Some(state) = open.remove(&b) {
+                    written += writer.finish(b, state)?;
+                }
+            }
+        }
+        pi = pj;
         ci = cj;
     }
     Ok(written)
