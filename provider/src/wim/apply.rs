@@ -652,6 +652,103 @@ fn write_blobs(
 mod tests {
     use super::*;
 
+    fn reparse(tag: u32, name: &str, relative: bool) -> Vec<u8> {
+        let units: Vec<u8> = name.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let len = units.len() as u16;
+        let mut d = Vec::new();
+        for v in [0u16, len, len + 2, len] {
+            d.extend_from_slice(&v.to_le_bytes());
+        }
+        if tag == IO_REPARSE_TAG_SYMLINK {
+            d.extend_from_slice(&u32::from(relative).to_le_bytes());
+        }
+        d.extend_from_slice(&units);
+        d.extend_from_slice(&[0, 0]);
+        d.extend_from_slice(&units);
+        d
+    }
+
+    fn dentry(tag: u32, flags: u16) -> Dentry {
+        Dentry {
+            name: "l".into(),
+            name_valid: true,
+            short_name: String::new(),
+            attributes: 0x400,
+            security_id: u32::MAX,
+            creation_time: 0,
+            last_access_time: 0,
+            last_write_time: 0,
+            data_hash: ZERO_HASH,
+            reparse_hash: ZERO_HASH,
+            reparse_tag: tag,
+            reparse_flags: flags,
+            link_group: 0,
+            named_streams: Vec::new(),
+            object_id: None,
+            unix: None,
+            offset: 0,
+            parent: 0,
+            children: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn link_targets_are_translated_like_wimlib() {
+        let t = Path::new("/apply/here");
+        let sym = IO_REPARSE_TAG_SYMLINK;
+        let cases = [
+            // (tag, stored name, relative flag, entry flags, rp_fix, expected)
+            (sym, "..\\a.txt", true, 0, true, "../a.txt"),
+            (sym, "\\??\\C:\\d1\\d2", false, 0, true, "/apply/here/d1/d2"),
+            (
+                sym,
+                "\\??\\C:\\etc\\passwd",
+                false,
+                REPARSE_FLAG_NOT_FIXED,
+                true,
+                "/etc/passwd",
+            ),
+            (sym, "\\??\\C:\\d1", false, 0, false, "/d1"),
+            (sym, "\\??\\C:\\", false, 0, true, "/apply/here"),
+            (
+                IO_REPARSE_TAG_MOUNT_POINT,
+                "\\??\\C:\\Users",
+                false,
+                0,
+                true,
+                "/apply/here/Users",
+            ),
+        ];
+        for (tag, name, relative, flags, rp_fix, expected) in cases {
+            let data = reparse(tag, name, relative);
+            let got = link_target(&data, &dentry(tag, flags), rp_fix, t);
+            assert_eq!(got.as_deref(), Some(expected), "{name}");
+        }
+        assert_eq!(link_target(&[1, 2, 3], &dentry(sym, 0), true, t), None);
+        assert_eq!(
+            link_target(&reparse(sym, "", true), &dentry(sym, 0), true, t),
+            None
+        );
+    }
+
+    #[test]
+    fn unsafe_names_are_recognised() {
+        let mut e = dentry(0, 0);
+        for (name, bad) in [
+            ("ok", false),
+            (".", true),
+            ("..", true),
+            ("a/b", true),
+            ("a\\b", true),
+            ("a\0b", true),
+            ("", true),
+            ("...", false),
+        ] {
+            e.name = name.into();
+            assert_eq!(unsafe_name(&e).is_some(), bad, "{name:?}");
+        }
+    }
+
     #[test]
     fn filetime_conversion() {
         let t = filetime_to_unix(UNIX_EPOCH_FILETIME as u64 + 15_000_000);
