@@ -164,7 +164,7 @@ pub(crate) fn apply(
         }
     }
 
-    let meta = sidecar::build(wim, index, &image)?;
+    let meta = sidecar::build(wim, index, &image, options.metadata_path.is_some())?;
     summary.not_represented = meta.not_represented();
     if let Some(path) = &options.metadata_path {
         meta.write(path)?;

@@ -236,7 +236,7 @@ impl WimFile {
     /// The Windows-only metadata of image `index` (1-based).
     pub fn windows_metadata(&self, index: u32) -> Result<Sidecar, WimError> {
         let image = self.image(index)?;
-        sidecar::build(self, index, &image)
+        sidecar::build(self, index, &image, true)
     }
 }
 
