@@ -102,7 +102,14 @@ pub(crate) fn apply(
     }
 
     let mut summary = ApplySummary::default();
-    let plan = build_tree(wim, &image, &target_abs, reporter, &mut summary)?;
+    let plan = build_tree(
+        wim,
+        &image,
+        &target_abs,
+        options.absolute_links,
+        reporter,
+        &mut summary,
+    )?;
 
     // Data, in on-disk order.
     let mut blobs: Vec<(&Blob, Vec<Destination>)> = Vec::new();
@@ -195,6 +202,7 @@ fn build_tree(
     wim: &WimFile,
     image: &Image,
     target: &Path,
+    absolute_links: bool,
     reporter: &dyn Reporter,
     summary: &mut ApplySummary,
 ) -> Result<Plan, WimError> {
@@ -259,7 +267,14 @@ fn build_tree(
                     continue;
                 }
                 let data = reparse_data(wim, image, child, e)?;
-                let Some(link) = link_target(&data, e, wim.header().rp_fix, target) else {
+                let depth = (!absolute_links).then(|| {
+                    image
+                        .path_of(dir)
+                        .split('/')
+                        .filter(|p| !p.is_empty())
+                        .count()
+                });
+                let Some(link) = link_target(&data, e, wim.header().rp_fix, target, depth) else {
                     skip(
                         summary,
                         image.path_of(child),
@@ -343,8 +358,15 @@ fn utf16_at(buf: &[u8], offset: usize, len: usize) -> Option<String> {
 /// (without its 8-byte header). Relative targets keep their form with `/`
 /// separators; absolute ones lose their `\??\` and drive prefix; those that
 /// were made relative to the image root at capture (RP_FIX) are rooted at
-/// the apply folder again.
-pub(crate) fn link_target(data: &[u8], e: &Dentry, rp_fix: bool, target: &Path) -> Option<String> {
+/// the apply folder again — or, with `relative_depth` (the depth of the
+/// link's folder below the image root), made relative to the link's folder.
+pub(crate) fn link_target(
+    data: &[u8],
+    e: &Dentry,
+    rp_fix: bool,
+    target: &Path,
+    relative_depth: Option<usize>,
+) -> Option<String> {
     let u16_at = |o: usize| -> Option<usize> {
         Some(usize::from(u16::from_le_bytes([
             *data.get(o)?,
@@ -386,6 +408,19 @@ pub(crate) fn link_target(data: &[u8], e: &Dentry, rp_fix: bool, target: &Path) 
     };
     if rp_fix && e.reparse_flags & REPARSE_FLAG_NOT_FIXED == 0 {
         let trimmed = path.trim_end_matches('/');
+        if let Some(depth) = relative_depth {
+            // From the link's folder up to the image root, then down.
+            let inside = trimmed.trim_start_matches('/');
+            let mut up: Vec<&str> = vec![".."; depth];
+            if !inside.is_empty() {
+                up.push(inside);
+            }
+            return Some(if up.is_empty() {
+                ".".to_string()
+            } else {
+                up.join("/")
+            });
+        }
         let base = target.to_string_lossy();
         Some(format!("{base}{trimmed}"))
     } else {
@@ -590,8 +625,9 @@ fn write_blobs(
             resource_error(wim.path(), &format!("the data of {who}"), e)
         })?;
         let piece_data = |p: &Piece| -> &[u8] {
-            decoded
-                .get(p.chunk - ci)
+            p.chunk
+                .checked_sub(ci)
+                .and_then(|k| decoded.get(k))
                 .and_then(|d| d.get(p.skip as usize..p.skip as usize + p.take as usize))
                 .unwrap_or(&[])
         };
@@ -721,14 +757,44 @@ mod tests {
         ];
         for (tag, name, relative, flags, rp_fix, expected) in cases {
             let data = reparse(tag, name, relative);
-            let got = link_target(&data, &dentry(tag, flags), rp_fix, t);
+            let got = link_target(&data, &dentry(tag, flags), rp_fix, t, None);
             assert_eq!(got.as_deref(), Some(expected), "{name}");
         }
-        assert_eq!(link_target(&[1, 2, 3], &dentry(sym, 0), true, t), None);
         assert_eq!(
-            link_target(&reparse(sym, "", true), &dentry(sym, 0), true, t),
+            link_target(&[1, 2, 3], &dentry(sym, 0), true, t, None),
             None
         );
+        assert_eq!(
+            link_target(&reparse(sym, "", true), &dentry(sym, 0), true, t, None),
+            None
+        );
+    }
+
+    #[test]
+    fn fixed_links_can_be_made_relative() {
+        let t = Path::new("/apply/here");
+        let sym = IO_REPARSE_TAG_SYMLINK;
+        let cases = [
+            ("\\??\\C:\\d1\\d2", 0, "d1/d2"),
+            ("\\??\\C:\\d1\\d2", 2, "../../d1/d2"),
+            ("\\??\\C:\\", 0, "."),
+            ("\\??\\C:\\", 1, ".."),
+        ];
+        for (name, depth, expected) in cases {
+            let data = reparse(sym, name, false);
+            let got = link_target(&data, &dentry(sym, 0), true, t, Some(depth));
+            assert_eq!(got.as_deref(), Some(expected), "{name} at depth {depth}");
+        }
+        // Links that were not fixed at capture stay absolute.
+        let data = reparse(sym, "\\??\\C:\\etc", false);
+        let got = link_target(
+            &data,
+            &dentry(sym, REPARSE_FLAG_NOT_FIXED),
+            true,
+            t,
+            Some(3),
+        );
+        assert_eq!(got.as_deref(), Some("/etc"));
     }
 
     #[test]

@@ -250,6 +250,11 @@ pub struct ApplyOptions {
     /// Where to write the Windows-only metadata (security descriptors,
     /// attributes, named streams, short names, reparse data, creation times).
     pub metadata_path: Option<PathBuf>,
+    /// Root absolute links that point inside the image (fixed at capture) at
+    /// the apply folder's absolute path, as `wimlib-imagex apply` does. When
+    /// false (the default) they are written relative to the link's folder,
+    /// so the tree can be moved.
+    pub absolute_links: bool,
 }
 
 /// What an apply did.
