@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::config::{Config, SourceConfig};
-use crate::feed::{self, FeedBase, FeedEntry, FeedError, FEED_FILE_NAME};
+use crate::feed::{self, FeedBase, FeedEntry, FeedError, HashCache, FEED_FILE_NAME};
 use crate::location::{Location, LocationError};
 use crate::progress::Reporter;
 use crate::wildcard;
@@ -284,6 +284,7 @@ fn adhoc_source(text: &str) -> Option<SourceConfig> {
 pub struct FeedClient {
     timeout: Duration,
     client: OnceLock<Result<reqwest::blocking::Client, String>>,
+    hash_cache: Option<HashCache>,
 }
 
 impl Default for FeedClient {
@@ -297,6 +298,24 @@ impl FeedClient {
         FeedClient {
             timeout,
             client: OnceLock::new(),
+            hash_cache: None,
+        }
+    }
+
+    /// Remembers the hashes of `.wim` files in folder sources in `file`
+    /// (e.g. `<home>/cache/wim-hashes.json`), so unchanged files are not
+    /// read again at the next search.
+    pub fn with_hash_cache(mut self, file: PathBuf) -> Self {
+        self.hash_cache = Some(HashCache::open(file));
+        self
+    }
+
+    /// Writes remembered hashes back; a failure only costs time later.
+    pub fn save_hash_cache(&self, reporter: &dyn Reporter) {
+        if let Some(cache) = &self.hash_cache {
+            if let Err(e) = cache.save() {
+                reporter.verbose(&format!("cannot save the hash cache: {e}"));
+            }
         }
     }
 
@@ -368,13 +387,14 @@ pub fn load(
             feed::parse_entries(&body, url.as_str(), &FeedBase::Http(final_url), name)
                 .map_err(SourceError::feed(name))
         }
-        Location::Path(path) => load_path(name, &path, reporter),
+        Location::Path(path) => load_path(name, &path, client.hash_cache.as_ref(), reporter),
     }
 }
 
 fn load_path(
     name: &str,
     path: &Path,
+    cache: Option<&HashCache>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<FeedEntry>, SourceError> {
     let read_err = |source| SourceError::Read {
@@ -387,13 +407,13 @@ fn load_path(
             "Reading the feed of source '{name}' from {}",
             path.display()
         ));
-        let bytes = std::fs::read(path).map_err(read_err)?;
+        let bytes = read_feed_file(path)?;
         let base = FeedBase::Folder(path.parent().map(Path::to_path_buf).unwrap_or_default());
         return feed::parse_entries(&bytes, &path.display().to_string(), &base, name)
             .map_err(SourceError::feed(name));
     }
     let manifest = path.join(FEED_FILE_NAME);
-    match std::fs::read(&manifest) {
+    match read_feed_file(&manifest) {
         Ok(bytes) => {
             reporter.verbose(&format!(
                 "Reading the feed of source '{name}' from {}",
@@ -403,12 +423,13 @@ fn load_path(
             feed::parse_entries(&bytes, &manifest.display().to_string(), &base, name)
                 .map_err(SourceError::feed(name))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(SourceError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             reporter.verbose(&format!(
                 "Source '{name}': {} has no {FEED_FILE_NAME}; reading the .wim files in it",
                 path.display()
             ));
-            let scan = feed::scan_wim_folder(path, reporter).map_err(SourceError::feed(name))?;
+            let scan =
+                feed::scan_wim_folder(path, cache, reporter).map_err(SourceError::feed(name))?;
             for failure in &scan.failures {
                 reporter.warn(&format!("source '{name}': skipping a file: {failure}"));
             }
@@ -419,11 +440,27 @@ fn load_path(
                 .collect::<Result<_, _>>()
                 .map_err(SourceError::feed(name))
         }
-        Err(source) => Err(SourceError::Read {
-            path: manifest,
-            source,
-        }),
+        Err(other) => Err(other),
     }
+}
+
+/// A local feed document, refusing one too large to be a feed.
+fn read_feed_file(path: &Path) -> Result<Vec<u8>, SourceError> {
+    let read_err = |source| SourceError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FEED_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FEED_BYTES {
+        return Err(SourceError::TooLarge {
+            url: path.display().to_string(),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Loads several sources at once. Each result is in the order of `sources`.
@@ -432,9 +469,20 @@ pub fn load_all(
     client: &FeedClient,
     reporter: &dyn Reporter,
 ) -> Vec<Result<Vec<FeedEntry>, SourceError>> {
-    if sources.len() == 1 {
-        return sources.iter().map(|s| load(s, client, reporter)).collect();
-    }
+    let results = if sources.len() == 1 {
+        sources.iter().map(|s| load(s, client, reporter)).collect()
+    } else {
+        load_parallel(sources, client, reporter)
+    };
+    client.save_hash_cache(reporter);
+    results
+}
+
+fn load_parallel(
+    sources: &[SourceConfig],
+    client: &FeedClient,
+    reporter: &dyn Reporter,
+) -> Vec<Result<Vec<FeedEntry>, SourceError>> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = sources
             .iter()

@@ -741,6 +741,16 @@ fn a_folder_of_wims_is_a_source() {
     assert_eq!(v[0]["Size"], std::fs::metadata(&nano).expect("meta").len());
     assert_eq!(v[0]["Location"], nano.display().to_string().as_str());
     assert_eq!(v[1]["Location"], core.display().to_string().as_str());
+
+    // Hashes are remembered between searches, and a changed file is hashed again.
+    assert!(h.join("cache/wim-hashes.json").is_file());
+    std::fs::remove_file(&nano).expect("remove");
+    make_wim(&nano, "nano, rebuilt with other content");
+    let o = run(h, &["Find-ContainerImage", "NanoServer"]);
+    assert_exit(&o, 0);
+    let v = json_lines(&o);
+    assert_eq!(v[0]["Sha256"], sha256_hex(&nano).as_str());
+    assert_eq!(v[0]["Size"], std::fs::metadata(&nano).expect("meta").len());
 }
 
 #[test]
