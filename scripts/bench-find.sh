@@ -62,18 +62,19 @@ export CONTAINERIMAGE_HOME="$work/home"
 "$bin" Register-PackageSource -Name File -Location "$feed" >/dev/null
 "$bin" Register-PackageSource -Name Http -Location "$url" >/dev/null
 
+echo "load average:$(cut -d" " -f1-3 /proc/loadavg)"
 echo "machine: $(uname -srm), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "feed: $entries entries, $(du -h "$feed" | cut -f1)"
 echo "binary: $bin"
 for source in File Http; do
-    hyperfine --warmup 3 --min-runs 20 --style basic --export-markdown "$work/$source.md" \
+    hyperfine -N --warmup 3 --min-runs 30 --style basic --export-markdown "$work/$source.md" \
         -n "$source: Find-ContainerImage (1,000 newest)" "$bin Find-ContainerImage -Source $source" \
         -n "$source: Find-ContainerImage Image0500" "$bin Find-ContainerImage Image0500 -Source $source" \
         -n "$source: Find-ContainerImage -AllVersions (10,000)" "$bin Find-ContainerImage -AllVersions -Source $source"
     cat "$work/$source.md"
 done
 # References on the same feed: a C XML parser reading the file, curl fetching it.
-hyperfine --warmup 3 --min-runs 20 --style basic --export-markdown "$work/ref.md" \
+hyperfine -N --warmup 3 --min-runs 30 --style basic --export-markdown "$work/ref.md" \
     -n "xmllint --noout (file)" "xmllint --noout $feed" \
     -n "curl (HTTP fetch only)" "curl -sf -o /dev/null $url"
 cat "$work/ref.md"
