@@ -4,3 +4,5 @@ mod cli;
 mod common;
 mod feeds;
 mod save;
+mod wim;
+mod wim_hostile;
