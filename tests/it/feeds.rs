@@ -836,3 +836,69 @@ fn new_container_image_feed_writes_a_feed_that_finds_the_same_images() {
     let o = run(h, &["New-ContainerImageFeed", dir, "-BaseUri", "ftp://x"]);
     assert_exit(&o, 2);
 }
+
+/// Sets image 1's WINDOWS/VERSION and ARCH in a `.wim`'s XML, as Windows images carry them.
+fn set_windows_version(wim: &Path, [major, minor, build, sp_build]: [u32; 4]) {
+    let props = [
+        format!("WINDOWS/VERSION/MAJOR={major}"),
+        format!("WINDOWS/VERSION/MINOR={minor}"),
+        format!("WINDOWS/VERSION/BUILD={build}"),
+        format!("WINDOWS/VERSION/SPBUILD={sp_build}"),
+        "WINDOWS/ARCH=9".to_string(),
+    ];
+    let mut args = vec!["info", wim.to_str().expect("utf-8"), "1"];
+    for p in &props {
+        args.push("--image-property");
+        args.push(p);
+    }
+    wimlib(&args);
+}
+
+#[test]
+fn the_wims_xml_version_wins_over_the_file_name() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let folder = tempfile::tempdir().expect("tempdir");
+    // The suffix says 10.0.14300.1010, the XML says 10.0.14393.5.
+    let suffixed = folder.path().join("NanoServer-10-0-14300-1010.wim");
+    make_wim(&suffixed, "nano");
+    set_windows_version(&suffixed, [10, 0, 14393, 5]);
+    // No suffix at all: the XML alone gives the version.
+    let plain = folder.path().join("WindowsServerCore.wim");
+    make_wim(&plain, "core");
+    set_windows_version(&plain, [10, 0, 14300, 1000]);
+    let h = home.path();
+    register(h, "Folder", folder.path().to_str().expect("utf-8"));
+
+    let o = run(h, &["Find-ContainerImage"]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        found(&o),
+        [
+            "NanoServer 10.0.14393.5",
+            "WindowsServerCore 10.0.14300.1000"
+        ]
+    );
+    let v = json_lines(&o);
+    assert_eq!(v[0]["Description"], "A test image");
+    assert_eq!(v[0]["Architecture"], "x64");
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+
+    // New-ContainerImageFeed reads the same values.
+    let v = ok_json(
+        h,
+        &[
+            "New-ContainerImageFeed",
+            folder.path().to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(v[0]["Version"], "10.0.14393.5");
+    let manifest = std::fs::read_to_string(folder.path().join("feed.xml")).expect("feed.xml");
+    assert!(
+        manifest.contains("<Version>10.0.14300.1000</Version>"),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("<Architecture>x64</Architecture>"),
+        "{manifest}"
+    );
+}
