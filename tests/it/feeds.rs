@@ -902,3 +902,43 @@ fn the_wims_xml_version_wins_over_the_file_name() {
         "{manifest}"
     );
 }
+
+#[test]
+fn feeds_are_fetched_through_the_proxy_from_the_environment() {
+    use crate::common::server::TestServer;
+    let home = tempfile::tempdir().expect("tempdir");
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("feed.xml"), gallery()).expect("write");
+    let proxy = TestServer::start(site.path());
+    let h = home.path();
+    // A host that does not resolve: only the proxy can answer.
+    register(h, "Remote", "http://feeds.invalid/feed.xml");
+
+    let o = crate::common::cmd(h)
+        .env("HTTP_PROXY", format!("http://{}", proxy.addr()))
+        .args(["Find-ContainerImage", "NanoServer"])
+        .output()
+        .expect("runs");
+    assert_exit(&o, 0);
+    let v = json_lines(&o);
+    assert_eq!(
+        v[0]["Location"],
+        "http://feeds.invalid/NanoServer-10-0-14393-0.wim"
+    );
+    let hits = proxy.hits();
+    assert!(hits.len() == 1 && hits[0].via_proxy, "{hits:?}");
+
+    // A server error is a warning naming the status, like an unreachable source.
+    proxy.faults().status(503, 1);
+    let o = crate::common::cmd(h)
+        .env("HTTP_PROXY", format!("http://{}", proxy.addr()))
+        .args(["Find-ContainerImage", "NanoServer"])
+        .output()
+        .expect("runs");
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("WARNING:") && stderr(&o).contains("503"),
+        "{}",
+        stderr(&o)
+    );
+}
