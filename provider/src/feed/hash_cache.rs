@@ -80,7 +80,9 @@ impl HashCache {
         if !self.changed.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget files that are gone, so the cache does not grow forever.
+        entries.retain(|path, _| Path::new(path).exists());
         let bytes = serde_json::to_vec(&*entries).map_err(std::io::Error::other)?;
         write_atomic(&self.path, &bytes)
     }
