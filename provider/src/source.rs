@@ -65,6 +65,10 @@ pub enum SourceError {
     },
     #[error("cannot fetch the feed {url}: the server answered {status}")]
     Status { url: String, status: String },
+    #[error("cannot fetch the feed {url}: no HTTP client ({reason})")]
+    Client { url: String, reason: String },
+    #[error("reading the source at {location} stopped unexpectedly")]
+    Stopped { location: String },
     #[error("the feed {url} is larger than {MAX_FEED_BYTES} bytes")]
     TooLarge { url: String },
     #[error("cannot read the source {path}")]
@@ -328,9 +332,9 @@ impl FeedClient {
                 .build()
                 .map_err(|e| e.to_string())
         });
-        built.as_ref().map_err(|e| SourceError::Status {
+        built.as_ref().map_err(|e| SourceError::Client {
             url: url.to_string(),
-            status: format!("no HTTP client: {e}"),
+            reason: e.clone(),
         })
     }
 
@@ -493,9 +497,8 @@ fn load_parallel(
             .zip(sources)
             .map(|(h, s)| {
                 h.join().unwrap_or_else(|_| {
-                    Err(SourceError::Status {
-                        url: s.location.clone(),
-                        status: "the loader stopped unexpectedly".into(),
+                    Err(SourceError::Stopped {
+                        location: s.location.clone(),
                     })
                 })
             })

@@ -520,6 +520,24 @@ fn nothing_found_is_exit_1_with_onegets_message_and_other_names_still_answer() {
     assert_exit(&o, 0);
     assert!(stdout(&o).is_empty());
     assert!(stderr(&o).contains("Missing*"), "{}", stderr(&o));
+    // -Source also takes a location that is not registered.
+    let other = tempfile::tempdir().expect("tempdir");
+    let unregistered = run(
+        other.path(),
+        &[
+            "Find-ContainerImage",
+            "-Source",
+            feed.to_str().expect("utf-8"),
+        ],
+    );
+    assert_exit(&unregistered, 0);
+    assert_eq!(
+        found(&unregistered),
+        [
+            "NanoServer 10.0.14393.0",
+            "WindowsServerCore 10.0.14300.1000"
+        ]
+    );
     let o = run(h, &["Find-ContainerImage", "-Source", "NoSuchSource"]);
     assert_exit(&o, 1);
     assert!(
