@@ -86,7 +86,7 @@ pub static CMDLETS: &[CmdletDef] = &[
     CmdletDef {
         name: "Find-Package",
         synopsis: "Find-ContainerImage under OneGet's generic name (-ProviderName ContainerImage).",
-        description: "",
+        description: "Runs Find-ContainerImage with the same parameters; -ProviderName, when given, must name this provider (ContainerImage or ContainerProvider).",
         positional: &["Name"],
         mandatory: &[],
         pipeline: false,
