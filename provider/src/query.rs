@@ -227,14 +227,7 @@ pub fn find(
         .zip(source::load_all(sources, client, reporter))
     {
         match result {
-            Ok(mut entries) => {
-                reporter.verbose(&format!(
-                    "Source '{}' lists {} image(s)",
-                    src.name,
-                    entries.len()
-                ));
-                all.append(&mut entries);
-            }
+            Ok(mut entries) => all.append(&mut entries),
             Err(e) => {
                 reporter.warn(&format!(
                     "Unable to read package source '{}' ({}): {}",

@@ -380,19 +380,29 @@ pub fn load(
     reporter: &dyn Reporter,
 ) -> Result<Vec<FeedEntry>, SourceError> {
     let name = source.name.as_str();
+    let started = std::time::Instant::now();
     let location = Location::parse(&source.location).map_err(|e| SourceError::BadLocation {
         location: source.location.clone(),
         source: e,
     })?;
-    match location {
+    let entries = match location {
         Location::Http(url) => {
             reporter.verbose(&format!("Fetching the feed of source '{name}' from {url}"));
             let (body, final_url) = client.get(&url)?;
+            if final_url != url {
+                reporter.verbose(&format!("The feed of source '{name}' is at {final_url}"));
+            }
             feed::parse_entries(&body, url.as_str(), &FeedBase::Http(final_url), name)
-                .map_err(SourceError::feed(name))
+                .map_err(SourceError::feed(name))?
         }
-        Location::Path(path) => load_path(name, &path, client.hash_cache.as_ref(), reporter),
-    }
+        Location::Path(path) => load_path(name, &path, client.hash_cache.as_ref(), reporter)?,
+    };
+    reporter.verbose(&format!(
+        "Source '{name}' lists {} image(s), read in {} ms",
+        entries.len(),
+        started.elapsed().as_millis()
+    ));
+    Ok(entries)
 }
 
 fn load_path(
