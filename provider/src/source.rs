@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::config::{Config, SourceConfig};
-use crate::feed::{self, FeedBase, FeedEntry, FeedError, FEED_FILE_NAME};
+use crate::feed::{self, FeedBase, FeedEntry, FeedError, HashCache, FEED_FILE_NAME};
 use crate::location::{Location, LocationError};
 use crate::progress::Reporter;
 use crate::wildcard;
@@ -65,6 +65,10 @@ pub enum SourceError {
     },
     #[error("cannot fetch the feed {url}: the server answered {status}")]
     Status { url: String, status: String },
+    #[error("cannot fetch the feed {url}: no HTTP client ({reason})")]
+    Client { url: String, reason: String },
+    #[error("reading the source at {location} stopped unexpectedly")]
+    Stopped { location: String },
     #[error("the feed {url} is larger than {MAX_FEED_BYTES} bytes")]
     TooLarge { url: String },
     #[error("cannot read the source {path}")]
@@ -284,6 +288,7 @@ fn adhoc_source(text: &str) -> Option<SourceConfig> {
 pub struct FeedClient {
     timeout: Duration,
     client: OnceLock<Result<reqwest::blocking::Client, String>>,
+    hash_cache: Option<HashCache>,
 }
 
 impl Default for FeedClient {
@@ -297,6 +302,24 @@ impl FeedClient {
         FeedClient {
             timeout,
             client: OnceLock::new(),
+            hash_cache: None,
+        }
+    }
+
+    /// Remembers the hashes of `.wim` files in folder sources in `file`
+    /// (e.g. `<home>/cache/wim-hashes.json`), so unchanged files are not
+    /// read again at the next search.
+    pub fn with_hash_cache(mut self, file: PathBuf) -> Self {
+        self.hash_cache = Some(HashCache::open(file));
+        self
+    }
+
+    /// Writes remembered hashes back; a failure only costs time later.
+    pub fn save_hash_cache(&self, reporter: &dyn Reporter) {
+        if let Some(cache) = &self.hash_cache {
+            if let Err(e) = cache.save() {
+                reporter.verbose(&format!("cannot save the hash cache: {e}"));
+            }
         }
     }
 
@@ -309,9 +332,9 @@ impl FeedClient {
                 .build()
                 .map_err(|e| e.to_string())
         });
-        built.as_ref().map_err(|e| SourceError::Status {
+        built.as_ref().map_err(|e| SourceError::Client {
             url: url.to_string(),
-            status: format!("no HTTP client: {e}"),
+            reason: e.clone(),
         })
     }
 
@@ -357,24 +380,35 @@ pub fn load(
     reporter: &dyn Reporter,
 ) -> Result<Vec<FeedEntry>, SourceError> {
     let name = source.name.as_str();
+    let started = std::time::Instant::now();
     let location = Location::parse(&source.location).map_err(|e| SourceError::BadLocation {
         location: source.location.clone(),
         source: e,
     })?;
-    match location {
+    let entries = match location {
         Location::Http(url) => {
             reporter.verbose(&format!("Fetching the feed of source '{name}' from {url}"));
             let (body, final_url) = client.get(&url)?;
+            if final_url != url {
+                reporter.verbose(&format!("The feed of source '{name}' is at {final_url}"));
+            }
             feed::parse_entries(&body, url.as_str(), &FeedBase::Http(final_url), name)
-                .map_err(SourceError::feed(name))
+                .map_err(SourceError::feed(name))?
         }
-        Location::Path(path) => load_path(name, &path, reporter),
-    }
+        Location::Path(path) => load_path(name, &path, client.hash_cache.as_ref(), reporter)?,
+    };
+    reporter.verbose(&format!(
+        "Source '{name}' lists {} image(s), read in {} ms",
+        entries.len(),
+        started.elapsed().as_millis()
+    ));
+    Ok(entries)
 }
 
 fn load_path(
     name: &str,
     path: &Path,
+    cache: Option<&HashCache>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<FeedEntry>, SourceError> {
     let read_err = |source| SourceError::Read {
@@ -387,13 +421,13 @@ fn load_path(
             "Reading the feed of source '{name}' from {}",
             path.display()
         ));
-        let bytes = std::fs::read(path).map_err(read_err)?;
+        let bytes = read_feed_file(path)?;
         let base = FeedBase::Folder(path.parent().map(Path::to_path_buf).unwrap_or_default());
         return feed::parse_entries(&bytes, &path.display().to_string(), &base, name)
             .map_err(SourceError::feed(name));
     }
     let manifest = path.join(FEED_FILE_NAME);
-    match std::fs::read(&manifest) {
+    match read_feed_file(&manifest) {
         Ok(bytes) => {
             reporter.verbose(&format!(
                 "Reading the feed of source '{name}' from {}",
@@ -403,12 +437,13 @@ fn load_path(
             feed::parse_entries(&bytes, &manifest.display().to_string(), &base, name)
                 .map_err(SourceError::feed(name))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(SourceError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             reporter.verbose(&format!(
                 "Source '{name}': {} has no {FEED_FILE_NAME}; reading the .wim files in it",
                 path.display()
             ));
-            let scan = feed::scan_wim_folder(path, reporter).map_err(SourceError::feed(name))?;
+            let scan =
+                feed::scan_wim_folder(path, cache, reporter).map_err(SourceError::feed(name))?;
             for failure in &scan.failures {
                 reporter.warn(&format!("source '{name}': skipping a file: {failure}"));
             }
@@ -419,11 +454,27 @@ fn load_path(
                 .collect::<Result<_, _>>()
                 .map_err(SourceError::feed(name))
         }
-        Err(source) => Err(SourceError::Read {
-            path: manifest,
-            source,
-        }),
+        Err(other) => Err(other),
     }
+}
+
+/// A local feed document, refusing one too large to be a feed.
+fn read_feed_file(path: &Path) -> Result<Vec<u8>, SourceError> {
+    let read_err = |source| SourceError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FEED_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FEED_BYTES {
+        return Err(SourceError::TooLarge {
+            url: path.display().to_string(),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Loads several sources at once. Each result is in the order of `sources`.
@@ -432,9 +483,20 @@ pub fn load_all(
     client: &FeedClient,
     reporter: &dyn Reporter,
 ) -> Vec<Result<Vec<FeedEntry>, SourceError>> {
-    if sources.len() == 1 {
-        return sources.iter().map(|s| load(s, client, reporter)).collect();
-    }
+    let results = if sources.len() == 1 {
+        sources.iter().map(|s| load(s, client, reporter)).collect()
+    } else {
+        load_parallel(sources, client, reporter)
+    };
+    client.save_hash_cache(reporter);
+    results
+}
+
+fn load_parallel(
+    sources: &[SourceConfig],
+    client: &FeedClient,
+    reporter: &dyn Reporter,
+) -> Vec<Result<Vec<FeedEntry>, SourceError>> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = sources
             .iter()
@@ -445,9 +507,8 @@ pub fn load_all(
             .zip(sources)
             .map(|(h, s)| {
                 h.join().unwrap_or_else(|_| {
-                    Err(SourceError::Status {
-                        url: s.location.clone(),
-                        status: "the loader stopped unexpectedly".into(),
+                    Err(SourceError::Stopped {
+                        location: s.location.clone(),
                     })
                 })
             })
