@@ -203,6 +203,7 @@ mod tests {
         let p = Partial::open(path.clone(), true, Some(4)).expect("open");
         assert_eq!(p.len(), 0);
         assert_eq!(std::fs::metadata(&path).expect("stat").len(), 0);
+        drop(p);
 
         std::fs::write(&path, b"abc").expect("write prefix");
         let p = Partial::open(path.clone(), false, None).expect("open");
