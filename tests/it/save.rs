@@ -1010,6 +1010,38 @@ mod with_feeds {
     }
 
     #[test]
+    fn save_package_is_the_generic_name() {
+        let s = site();
+        let folder = s.out.path().display().to_string();
+        let o = s.run(&[
+            "Save-Package",
+            "-ProviderName",
+            "ContainerImage",
+            "-Name",
+            "NanoServer",
+            "-Path",
+            &folder,
+        ]);
+        assert_exit(&o, 0);
+        assert!(read(&s.out.path().join("NanoServer-10-0-14300-1010.wim")) == s.new);
+        let o = s.run(&[
+            "Save-Package",
+            "-ProviderName",
+            "NuGet",
+            "-Name",
+            "NanoServer",
+            "-Path",
+            &folder,
+        ]);
+        assert_exit(&o, 1);
+        assert!(
+            stderr(&o).contains("Unable to find package provider 'NuGet'"),
+            "{}",
+            stderr(&o)
+        );
+    }
+
+    #[test]
     fn an_unknown_name_is_no_match() {
         let s = site();
         let folder = s.out.path().display().to_string();
