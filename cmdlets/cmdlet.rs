@@ -274,6 +274,7 @@ pub fn property<'v>(object: &'v serde_json::Value, name: &str) -> Option<&'v str
 
 /// The run function of a cmdlet whose implementation has not landed yet:
 /// it checks the parameters, then says so plainly (exit 1).
+#[allow(dead_code)] // unused once every cmdlet has landed
 pub fn not_yet<A: FromArgMatches>(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let _: A = parse(m)?;
     Err(CmdError::not_implemented(ctx.cmdlet))

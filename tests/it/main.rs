@@ -3,5 +3,6 @@
 mod cli;
 mod common;
 mod save;
+mod store;
 mod wim;
 mod wim_hostile;
