@@ -30,7 +30,8 @@ step() {
 echo "CONTAINERIMAGE_HOME=$CONTAINERIMAGE_HOME"
 step Register-PackageSource -Name Sample -Location "$here/manifests/sample" -Trusted -Force
 step Find-ContainerImage -Name 'NanoServer*'
-step Save-ContainerImage -Name NanoServerSample -Path "$saved"
+printf '\n\033[1m$ containerimage Find-ContainerImage NanoServerSample | containerimage Save-ContainerImage -Path %s\033[0m\n' "$saved"
+"$bin" Find-ContainerImage NanoServerSample | "$bin" Save-ContainerImage -Path "$saved" -OutputFormat Table
 ls -l "$saved"
 step Install-ContainerImage -Name NanoServerSample
 step Get-ContainerImage
