@@ -905,3 +905,79 @@ fn disk_full_during_an_install_lists_nothing_and_leaves_nothing() {
         "no image folder is left:\n{out}\n{err}"
     );
 }
+
+/// Runs a command on a pseudo-terminal (`script`), typing `answer` into it.
+fn run_on_terminal(home: &Path, args: &[&str], answer: &str) -> std::process::Output {
+    use std::io::Write;
+    crate::common::require_tool("script");
+    let line = std::iter::once(crate::common::bin_path().display().to_string())
+        .chain(args.iter().map(|a| format!("'{a}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let c = cmd(home);
+    let mut on_tty = std::process::Command::new("script");
+    on_tty.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => on_tty.env(k, v),
+            None => on_tty.env_remove(k),
+        };
+    }
+    let mut child = on_tty
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(answer.as_bytes())
+        .expect("type the answer");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn untrusted_sources_ask_on_the_terminal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let feed = tmp.path().join("feed");
+    fs::create_dir_all(&feed).expect("mkdir");
+    let wim = make_wim(&feed, "Asked.wim", Some("1.2.3.4"), false);
+    write_feed(&feed, "Asked", "1.2.3.4", &wim);
+    let location = feed.to_str().expect("utf-8");
+    assert_exit(
+        &run(
+            &home,
+            &[
+                "Register-PackageSource",
+                "-Name",
+                "Local",
+                "-Location",
+                location,
+            ],
+        ),
+        0,
+    );
+
+    let o = run_on_terminal(&home, &["Install-ContainerImage", "Asked"], "n\n");
+    let screen = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        screen.contains("[Y] Yes  [A] Yes to All  [N] No  [L] No to All"),
+        "{screen}"
+    );
+    assert!(screen.contains("declined"), "{screen}");
+    assert_eq!(o.status.code(), Some(1), "{screen}");
+    assert!(
+        get_images(&home).is_empty(),
+        "a declined install installs nothing"
+    );
+
+    let o = run_on_terminal(&home, &["Install-ContainerImage", "Asked"], "A\n");
+    let screen = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{screen}");
+    let images = get_images(&home);
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["FullName"], "CN=Microsoft_Asked_1.2.3.4");
+}
