@@ -981,3 +981,110 @@ fn untrusted_sources_ask_on_the_terminal() {
     assert_eq!(images.len(), 1);
     assert_eq!(images[0]["FullName"], "CN=Microsoft_Asked_1.2.3.4");
 }
+
+/// Runs `script` (with `$1`.. = `args`) in a private mount namespace where it
+/// may mount a tmpfs (works unprivileged where user namespaces are enabled).
+fn run_in_mount_namespace(home: &Path, script: &str, args: &[&Path]) -> std::process::Output {
+    crate::common::require_tool("unshare");
+    let c = cmd(home);
+    let mut ns = std::process::Command::new("unshare");
+    ns.args(["--map-root-user", "--mount", "sh", "-c", script, "sh"]);
+    ns.args(args);
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => ns.env(k, v),
+            None => ns.env_remove(k),
+        };
+    }
+    ns.stdin(Stdio::null()).output().expect("unshare runs")
+}
+
+#[test]
+fn moving_to_another_file_system_copies_and_survives_kill_9() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let wim = make_wim(tmp.path(), "Base-1-0.wim", None, true);
+    assert_exit(
+        &run(
+            &home,
+            &["Install-ContainerOSImage", wim.to_str().expect("utf-8")],
+        ),
+        0,
+    );
+    let other = tmp.path().join("other-fs");
+    fs::create_dir_all(&other).expect("mkdir");
+    let log = tmp.path().join("move.log");
+
+    let script = r#"
+        mount -t tmpfs -o size=16m tmpfs "$1" || exit 99
+        # Killed once the copy is complete but before it is renamed into place.
+        CONTAINERIMAGE_TEST_PAUSE_AT=move-copied "$2" Move-ContainerImageRepository "$1/store" 2>"$3" &
+        pid=$!
+        n=0
+        until grep -q "test pause at move-copied" "$3"; do
+            n=$((n + 1)); [ $n -gt 3000 ] && { cat "$3"; exit 98; }
+            sleep 0.1
+        done
+        kill -9 $pid; wait $pid
+        echo "after-kill:"; "$2" Get-ContainerImage; ls -A "$1"
+        echo "move:"; "$2" Move-ContainerImageRepository "$1/store"; echo "move=$?"
+        echo "get:"; "$2" Get-ContainerImage
+        echo "test:"; "$2" Test-ContainerImage; echo "test=$?"
+        echo "links:"; cat "$1/store/CN=Microsoft_Base_1.0.0.0/Files/Windows/config-link/SYSTEM"; echo
+        echo "hardlinks:"; stat -c %h "$1/store/CN=Microsoft_Base_1.0.0.0/Files/Windows/WinSxS/kernel32.dll"
+        echo "uninstall:"; "$2" Uninstall-ContainerOSImage -Name Base; echo "uninstall=$?"
+    "#;
+    let o = run_in_mount_namespace(&home, script, &[&other, &crate::common::bin_path(), &log]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = stderr(&o);
+    assert_ne!(
+        o.status.code(),
+        Some(99),
+        "cannot mount a tmpfs in a user namespace:\n{err}"
+    );
+    assert_ne!(
+        o.status.code(),
+        Some(98),
+        "the move never paused:\n{out}\n{err}"
+    );
+    let section = |name: &str| {
+        out.split(&format!("{name}:\n"))
+            .nth(1)
+            .and_then(|s| {
+                s.split('\n')
+                    .take_while(|l| !l.ends_with(':'))
+                    .collect::<Vec<_>>()
+                    .into()
+            })
+            .map(|lines: Vec<&str>| lines.join("\n"))
+            .unwrap_or_default()
+    };
+    let after_kill = section("after-kill");
+    assert!(
+        after_kill.contains("CN=Microsoft_Base_1.0.0.0")
+            && after_kill.contains(&store_dir(&home).display().to_string()),
+        "after the kill the store is still at its old place:\n{out}\n{err}"
+    );
+    assert!(
+        !after_kill.contains("store.moving"),
+        "the partial copy was removed:\n{out}"
+    );
+    assert!(out.contains("move=0"), "{out}\n{err}");
+    let get = section("get");
+    assert!(
+        get.contains(&format!(
+            "{}/store/CN=Microsoft_Base_1.0.0.0",
+            other.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("test=0"), "{out}\n{err}");
+    assert!(section("links").starts_with("hive Base-1-0.wim"), "{out}");
+    assert_eq!(
+        section("hardlinks").trim(),
+        "2",
+        "hard links survive the copy:\n{out}"
+    );
+    assert!(out.contains("uninstall=0"), "{out}\n{err}");
+    assert!(!store_dir(&home).exists(), "the old copy is deleted");
+}
