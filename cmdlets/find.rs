@@ -270,12 +270,11 @@ fn new_container_image_feed(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let source = folder.display().to_string();
     let feed_base = feed::FeedBase::Folder(folder.to_path_buf());
     for record in records {
+        let written = record.locations.first().cloned();
         let entry = record.resolve(&feed_base, &source, &source)?;
         let mut shown = FoundImage::of(&entry);
-        // Show the location as the feed writes it, URL or folder path.
-        if let Some(Location::Http(u)) = entry.locations.first() {
-            shown.location = Some(u.to_string());
-        }
+        // The location as the feed writes it: relative to the folder, or under -BaseUri.
+        shown.location = written;
         ctx.emit(&shown, &["Name", "Version", "Size", "Location"])?;
     }
     for failure in scan.failures {

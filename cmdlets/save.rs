@@ -4,15 +4,17 @@
 use std::path::{Path, PathBuf};
 
 use containerimage_provider::download::{self, Downloader, Obtained, Outcome, Request};
-use containerimage_provider::feed::FeedEntry;
+use containerimage_provider::feed::{self, FeedEntry, FeedRecord, FEED_FILE_NAME};
 use containerimage_provider::location::Location;
 use containerimage_provider::progress::Reporter;
+use containerimage_provider::query;
+use containerimage_provider::source::FeedClient;
 use containerimage_provider::version::Version;
 use containerimage_provider::wildcard;
 use serde::Serialize;
 
 use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
-use crate::find::VersionArgs;
+use crate::find::{build_query, check_provider_name, chosen_sources, VersionArgs};
 
 /// Where to save: exactly one of these.
 #[derive(clap::Args, Debug, Clone)]
@@ -121,13 +123,7 @@ enum Target {
 }
 
 fn save_package(ctx: &mut Ctx, args: SavePackageArgs) -> CmdResult {
-    if let Some(p) = &args.provider_name {
-        if !p.eq_ignore_ascii_case("ContainerImage") {
-            return Err(CmdError::usage(format!(
-                "Save-Package here serves only the ContainerImage provider, not '{p}'"
-            )));
-        }
-    }
+    check_provider_name(args.provider_name.as_deref())?;
     save(ctx, args.save)
 }
 
@@ -234,17 +230,26 @@ fn elapsed_line(outcome: &Outcome) -> String {
     )
 }
 
-/// Adds or updates the saved image in the folder's `feed.xml` (relative location).
+/// Adds or updates the saved image in the folder's `feed.xml`, with the
+/// file name as a relative location, so the folder works as a source as it is.
 fn record_in_feed(
     folder: &Path,
     entry: &FeedEntry,
     dest: &Path,
     outcome: &Outcome,
 ) -> Result<(), CmdError> {
-    let _ = (folder, entry, dest, outcome);
-    Err(CmdError::not_implemented(
-        "Writing feed.xml after Save-ContainerImage",
-    ))
+    let file_name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let record = FeedRecord::for_saved_file(entry, &file_name, outcome.size, outcome.sha256);
+    feed::upsert_entry(folder, record).map_err(|e| {
+        CmdError::from(e).context(format!(
+            "saved {}, but cannot update {}",
+            dest.display(),
+            folder.join(FEED_FILE_NAME).display()
+        ))
+    })
 }
 
 /// `<Name>-<version as written, dots as dashes>.wim` inside the folder, or the file.
@@ -371,10 +376,18 @@ fn resolve_wildcard_folder(pattern: &str) -> Result<PathBuf, CmdError> {
     }
 }
 
-/// Resolves -Name and the version parameters against the registered sources.
-fn find_entries(_ctx: &mut Ctx, _args: &SaveArgs) -> Result<Vec<FeedEntry>, CmdError> {
-    Err(CmdError::not_implemented("Save-ContainerImage -Name")
-        .hint("pipe Find-ContainerImage into Save-ContainerImage"))
+/// Resolves -Name and the version parameters against the registered sources,
+/// as Find-ContainerImage does (the highest matching version of each name).
+fn find_entries(ctx: &mut Ctx, args: &SaveArgs) -> Result<Vec<FeedEntry>, CmdError> {
+    let query = build_query(&args.name, &args.versions, false)?;
+    let home = ctx.home()?;
+    let config = home.load()?;
+    let sources = chosen_sources(&config, &args.source)?;
+    let result = query::find(&sources, &query, &FeedClient::default(), ctx.reporter());
+    for message in result.no_match_messages() {
+        ctx.report(CmdError::failed(message));
+    }
+    Ok(result.entries)
 }
 
 /// The Find-ContainerImage objects on standard input, as feed entries.
@@ -398,7 +411,7 @@ fn entries_from_pipeline(ctx: &mut Ctx) -> Result<Vec<FeedEntry>, CmdError> {
     Ok(entries)
 }
 
-/// Reads Name, Version, Source, Location (a string or an array of mirrors),
+/// Reads Name, Version, Source, Location (or Locations, an array of mirrors),
 /// Sha256, Size and the descriptive fields of a Find object.
 fn entry_from_object(o: &serde_json::Value) -> Result<FeedEntry, String> {
     let name = property(o, "Name").ok_or("it has no Name")?.to_string();
@@ -406,7 +419,8 @@ fn entry_from_object(o: &serde_json::Value) -> Result<FeedEntry, String> {
         .ok_or("it has no Version")?
         .parse()
         .map_err(|e: containerimage_provider::version::VersionError| e.to_string())?;
-    let texts: Vec<&str> = match o.get("Location") {
+    let mirrors = o.get("Locations").filter(|v| v.is_array());
+    let texts: Vec<&str> = match mirrors.or(o.get("Location")) {
         Some(serde_json::Value::String(s)) => vec![s.as_str()],
         Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).collect(),
         _ => Vec::new(),

@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod feeds;
 mod save;
 mod store;
 mod wim;

@@ -806,3 +806,222 @@ mod cli {
         assert!(read(&dest) == s.data);
     }
 }
+
+mod with_feeds {
+    //! Save-ContainerImage -Name against registered sources, and the feed it leaves behind.
+
+    use std::path::Path;
+    use std::process::{Output, Stdio};
+
+    use sha2::{Digest, Sha256};
+
+    use super::engine::test_bytes;
+    use crate::common::server::TestServer;
+    use crate::common::{assert_exit, cmd, json_lines, run, stderr};
+
+    struct Site {
+        _dir: tempfile::TempDir,
+        server: TestServer,
+        old: Vec<u8>,
+        new: Vec<u8>,
+        home: tempfile::TempDir,
+        out: tempfile::TempDir,
+    }
+
+    /// A web feed with two versions of NanoServer, registered as the source `Web`.
+    fn site() -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let old = test_bytes(300_000, 1);
+        let new = test_bytes(400_000, 2);
+        std::fs::write(dir.path().join("nano-old.wim"), &old).expect("write");
+        std::fs::write(dir.path().join("nano-new.wim"), &new).expect("write");
+        let image = |version: &str, data: &[u8], file: &str| {
+            format!(
+                "  <Image>\n    <Name>NanoServer</Name>\n    <Version>{version}</Version>\n    \
+                 <Description>Nano Server</Description>\n    <Size>{}</Size>\n    <Sha256>{}</Sha256>\n    \
+                 <Location>{file}</Location>\n  </Image>\n",
+                data.len(),
+                hex::encode(Sha256::digest(data))
+            )
+        };
+        let feed = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ContainerImageFeed xmlns=\"urn:containerimage:feed:1\">\n{}{}</ContainerImageFeed>\n",
+            image("10.0.14300.1000", &old, "nano-old.wim"),
+            image("10.0.14300.1010", &new, "nano-new.wim"),
+        );
+        std::fs::write(dir.path().join("feed.xml"), feed).expect("write feed");
+        let server = TestServer::start(dir.path());
+        let home = tempfile::tempdir().expect("temp dir");
+        let o = run(
+            home.path(),
+            &[
+                "Register-PackageSource",
+                "-Name",
+                "Web",
+                "-Location",
+                &server.url("feed.xml"),
+            ],
+        );
+        assert_exit(&o, 0);
+        Site {
+            _dir: dir,
+            server,
+            old,
+            new,
+            home,
+            out: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    impl Site {
+        fn run(&self, args: &[&str]) -> Output {
+            run(self.home.path(), args)
+        }
+    }
+
+    fn read(p: &Path) -> Vec<u8> {
+        std::fs::read(p).unwrap_or_else(|e| panic!("{} should exist: {e}", p.display()))
+    }
+
+    #[test]
+    fn saves_the_newest_version_into_a_folder_that_works_as_a_source() {
+        let s = site();
+        let folder = s.out.path().join("offline");
+        let folder_text = folder.display().to_string();
+        let o = s.run(&[
+            "Save-ContainerImage",
+            "-Name",
+            "nanoserver",
+            "-Path",
+            &folder_text,
+            "-Force",
+        ]);
+        assert_exit(&o, 0);
+        let saved = folder.join("NanoServer-10-0-14300-1010.wim");
+        assert!(read(&saved) == s.new, "the newest version is saved");
+        assert_eq!(
+            json_lines(&o),
+            vec![serde_json::json!({
+                "Name": "NanoServer", "Version": "10.0.14300.1010", "Source": "Web",
+                "FullPath": saved.display().to_string(),
+            })]
+        );
+        let feed = String::from_utf8(read(&folder.join("feed.xml"))).expect("utf-8");
+        assert!(
+            feed.contains("<Location>NanoServer-10-0-14300-1010.wim</Location>"),
+            "relative location in {feed}"
+        );
+
+        // The folder, registered as it is, offers the saved image.
+        assert_exit(
+            &s.run(&[
+                "Register-PackageSource",
+                "-Name",
+                "Offline",
+                "-Location",
+                &folder_text,
+            ]),
+            0,
+        );
+        let found = s.run(&["Find-ContainerImage", "NanoServer", "-Source", "Offline"]);
+        assert_exit(&found, 0);
+        let objects = json_lines(&found);
+        assert_eq!(objects.len(), 1, "{objects:?}");
+        assert_eq!(objects[0]["Version"], "10.0.14300.1010");
+        assert_eq!(objects[0]["Sha256"], hex::encode(Sha256::digest(&s.new)));
+        assert_eq!(objects[0]["Location"], saved.display().to_string());
+
+        // Saving the older version into the same folder adds it to the feed.
+        let o = s.run(&[
+            "Save-ContainerImage",
+            "NanoServer",
+            "-RequiredVersion",
+            "10.0.14300.1000",
+            "-LiteralPath",
+            &folder_text,
+        ]);
+        assert_exit(&o, 0);
+        assert!(read(&folder.join("NanoServer-10-0-14300-1000.wim")) == s.old);
+        let found = s.run(&[
+            "Find-ContainerImage",
+            "NanoServer",
+            "-Source",
+            "Offline",
+            "-AllVersions",
+        ]);
+        assert_eq!(json_lines(&found).len(), 2);
+    }
+
+    #[test]
+    fn find_piped_into_save() {
+        let s = site();
+        let folder = s.out.path().display().to_string();
+        let find = s.run(&["Find-ContainerImage", "Nano*", "-AllVersions"]);
+        assert_exit(&find, 0);
+        let mut save = cmd(s.home.path());
+        save.args(["Save-ContainerImage", "-Path", &folder])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = save.spawn().expect("start");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &find.stdout)
+            .expect("pipe");
+        let o = child.wait_with_output().expect("run");
+        assert_exit(&o, 0);
+        let versions: Vec<String> = json_lines(&o)
+            .iter()
+            .map(|v| v["Version"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(versions, vec!["10.0.14300.1010", "10.0.14300.1000"]);
+        assert!(read(&s.out.path().join("NanoServer-10-0-14300-1010.wim")) == s.new);
+        assert!(read(&s.out.path().join("NanoServer-10-0-14300-1000.wim")) == s.old);
+        assert_eq!(s.server.requests("nano-new.wim"), 1);
+        assert_eq!(s.server.requests("nano-old.wim"), 1);
+    }
+
+    #[test]
+    fn path_wildcards_must_name_one_existing_folder() {
+        let s = site();
+        std::fs::create_dir(s.out.path().join("images-a")).expect("mkdir");
+        let pattern = s.out.path().join("image*").display().to_string();
+        let o = s.run(&["Save-ContainerImage", "NanoServer", "-Path", &pattern]);
+        assert_exit(&o, 0);
+        assert!(s
+            .out
+            .path()
+            .join("images-a/NanoServer-10-0-14300-1010.wim")
+            .exists());
+
+        std::fs::create_dir(s.out.path().join("images-b")).expect("mkdir");
+        let o = s.run(&["Save-ContainerImage", "NanoServer", "-Path", &pattern]);
+        assert_exit(&o, 1);
+        assert!(stderr(&o).contains("matches 2 folders"), "{}", stderr(&o));
+
+        let none = s.out.path().join("nothing*").display().to_string();
+        let o = s.run(&[
+            "Save-ContainerImage",
+            "NanoServer",
+            "-Path",
+            &none,
+            "-Force",
+        ]);
+        assert_exit(&o, 1);
+        assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    }
+
+    #[test]
+    fn an_unknown_name_is_no_match() {
+        let s = site();
+        let folder = s.out.path().display().to_string();
+        let o = s.run(&["Save-ContainerImage", "ServerCore", "-Path", &folder]);
+        assert_exit(&o, 1);
+        assert!(
+            stderr(&o).contains(
+                "No match was found for the specified search criteria and image name 'ServerCore'"
+            ),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(s.server.requests("nano-new.wim"), 0);
+    }
+}

@@ -233,3 +233,25 @@ fn a_large_feed_parses() {
     assert_eq!(records.len(), 10_000);
     assert_eq!(records[9_999].line, 3 + 9_999 * 7);
 }
+
+#[test]
+fn the_example_feeds_in_manifests_are_valid() {
+    let feed = include_str!("../../../manifests/examples/feed.xml");
+    let records = parse_records(feed.as_bytes(), "feed.xml").expect("example feed");
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].locations.len(), 2);
+    let minimal = include_str!("../../../manifests/examples/minimal.xml");
+    assert_eq!(
+        parse_records(minimal.as_bytes(), "minimal.xml")
+            .expect("minimal")
+            .len(),
+        1
+    );
+    let index = include_str!("../../../manifests/examples/index.json");
+    assert_eq!(
+        parse_records(index.as_bytes(), "index.json")
+            .expect("index")
+            .len(),
+        2
+    );
+}

@@ -32,6 +32,10 @@ const LENGTH_REBUILD: u32 = 512;
 const DELTA_OFFSET_REBUILD: u32 = 1024;
 const DELTA_POWER_REBUILD: u32 = 512;
 
+/// How far the two streams of a chunk may overlap before the chunk counts
+/// as damaged (wimlib's chunks leave at least 16 bits between them).
+const STREAM_OVERLAP_TOLERANCE_BITS: u64 = 32;
+
 /// Delta matches span 2^0 to 2^7 bytes.
 const NUM_DELTA_POWERS: usize = 8;
 
@@ -270,6 +274,16 @@ impl State {
                 copy_delta(out, pos, offset as usize, span as usize, length);
                 pos += length;
             }
+        }
+        // The range coder reads the buffer from the front and the bitstream
+        // from the back; in a well-formed chunk they never cross. A small
+        // overlap is let through, as the last range-coder units read may be
+        // ones whose value does not matter.
+        let used_bits = range.consumed_bytes() as u64 * 8 + bits.consumed_bits();
+        if used_bits > range.input_len() as u64 * 8 + STREAM_OVERLAP_TOLERANCE_BITS {
+            return Err(corrupt(
+                "the chunk is truncated or damaged (its two streams overlap)",
+            ));
         }
         Ok(())
     }

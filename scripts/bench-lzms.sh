@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# LZMS decoder throughput, ours against wimlib's, one thread each, on the
+# same chunks: a solid WIM (64 MiB chunks, wimlib's default for --solid) and
+# a non-solid LZMS WIM (128 KiB chunks), captured by wimlib-imagex from
+# ~130 MB of this machine's files (x86-64 libraries, documentation text,
+# locale and table data). Both decoders' output is compared first.
+#
+# Needs: wimlib-imagex (wimtools), libwim-dev (wimlib.h), cc, hyperfine, python3.
+# Usage: scripts/bench-lzms.sh [WORK_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in wimlib-imagex hyperfine cc python3; do
+    command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+done
+[ -e /usr/include/wimlib.h ] || { echo "install libwim-dev (wimlib.h)" >&2; exit 1; }
+
+work=${1:-$(mktemp -d)}
+mkdir -p "$work"
+src="$work/src"
+if [ ! -d "$src" ]; then
+    mkdir -p "$src/lib" "$src/doc" "$src/share"
+    # About 64 MB of shared libraries, 40 MB of text, 26 MB of other data.
+    find /usr/lib/x86_64-linux-gnu -maxdepth 1 -type f -name '*.so*' -size +200k | sort |
+        head -c 100000000 | python3 -c '
+import os, shutil, sys
+total = 0
+for path in sys.stdin.read().split("\n"):
+    if not path or total > 64_000_000: continue
+    total += os.path.getsize(path)
+    shutil.copy(path, sys.argv[1])' "$src/lib"
+    find /usr/share/doc /usr/share/man -type f | sort | python3 -c '
+import os, shutil, sys
+total = 0
+for i, path in enumerate(sys.stdin.read().split("\n")):
+    if not path or total > 40_000_000: continue
+    total += os.path.getsize(path)
+    shutil.copy(path, os.path.join(sys.argv[1], f"{i}-" + os.path.basename(path)))' "$src/doc"
+    find /usr/share/i18n /usr/share/zoneinfo /usr/share/mime -type f 2>/dev/null | sort | python3 -c '
+import os, shutil, sys
+total = 0
+for i, path in enumerate(sys.stdin.read().split("\n")):
+    if not path or total > 26_000_000: continue
+    total += os.path.getsize(path)
+    shutil.copy(path, os.path.join(sys.argv[1], f"{i}-" + os.path.basename(path)))' "$src/share"
+fi
+echo "data: $(du -sb "$src" | cut -f1) bytes in $(find "$src" -type f | wc -l) files"
+
+[ -e "$work/solid.wim" ] || wimlib-imagex capture "$src" "$work/solid.wim" --solid --threads=1 >/dev/null
+[ -e "$work/chunked.wim" ] || wimlib-imagex capture "$src" "$work/chunked.wim" --compress=LZMS --threads=1 >/dev/null
+python3 scripts/lzms_chunks.py --pack "$work/solid.wim" "$src" "$work/solid.pack"
+python3 scripts/lzms_chunks.py --pack "$work/chunked.wim" "$src" "$work/chunked.pack"
+
+cargo build --release -p containerimage-provider --example lzms_decode 2>&1 | tail -1
+ours=target/release/examples/lzms_decode
+theirs="$work/lzms-decode-wimlib"
+cc -O2 -o "$theirs" scripts/lzms-decode-wimlib.c -lwim
+
+for pack in solid chunked; do
+    "$ours" "$work/$pack.pack" "$work/$pack.ours"
+    "$theirs" "$work/$pack.pack" "$work/$pack.wimlib"
+    cmp "$work/$pack.ours" "$work/$pack.wimlib"
+    bytes=$(stat -c %s "$work/$pack.ours")
+    echo "$pack: both decoders agree on $bytes bytes ($(stat -c %s "$work/$pack.pack") compressed)"
+    rm -f "$work/$pack.ours" "$work/$pack.wimlib"
+    hyperfine --warmup 1 --runs "${RUNS:-5}" --export-json "$work/$pack.json" \
+        -n ours "$ours $work/$pack.pack" -n wimlib "$theirs $work/$pack.pack"
+    python3 - "$work/$pack.json" "$bytes" "$pack" <<'PY'
+import json, sys
+results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+size = int(sys.argv[2])
+for name, r in results.items():
+    print(f"{sys.argv[3]}: {name}: {r['mean']:.3f} s ± {r['stddev']:.3f}, {size / r['mean'] / 1e6:.0f} MB/s")
+print(f"{sys.argv[3]}: ours / wimlib throughput = {results['wimlib']['mean'] / results['ours']['mean']:.2f}")
+PY
+done
