@@ -23,7 +23,9 @@ saved=$(mktemp -d)
 trap 'rm -rf "$saved" ${temp_home:+"$temp_home"}' EXIT
 
 step() {
-  printf '\n\033[1m$ containerimage %s\033[0m\n' "$*"
+  printf '\n\033[1m$ containerimage'
+  printf ' %q' "$@"
+  printf '\033[0m\n'
   "$bin" "$@" -OutputFormat Table
 }
 

@@ -1088,3 +1088,58 @@ fn moving_to_another_file_system_copies_and_survives_kill_9() {
     assert!(out.contains("uninstall=0"), "{out}\n{err}");
     assert!(!store_dir(&home).exists(), "the old copy is deleted");
 }
+
+#[test]
+fn the_committed_sample_feed_installs_and_the_quickstart_runs() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let sample = root.join("manifests/sample");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let location = sample.to_str().expect("utf-8");
+    assert_exit(
+        &run(
+            &home,
+            &["Register-PackageSource", "Sample", location, "-Trusted"],
+        ),
+        0,
+    );
+    let o = run(&home, &["Install-ContainerImage", "NanoServerSample"]);
+    assert_exit(&o, 0);
+    let img = &json_lines(&o)[0];
+    let wim = sample.join("NanoServerSample-10-0-14300-1010.wim");
+    assert_eq!(img["Id"], sha256_hex(&wim));
+    assert!(
+        fs::metadata(&wim).expect("sample").len() < 200 * 1024,
+        "the sample stays small"
+    );
+    let path = PathBuf::from(img["Path"].as_str().expect("Path"));
+    assert!(path.join("Files/Windows/System32/config/SYSTEM").is_file());
+    assert!(path
+        .join("UtilityVM/Files/EFI/Microsoft/Boot/BCD")
+        .is_file());
+
+    let quick_home = tmp.path().join("quick");
+    let o = std::process::Command::new(root.join("scripts/quickstart.sh"))
+        .env("CONTAINERIMAGE_BIN", crate::common::bin_path())
+        .env("CONTAINERIMAGE_HOME", &quick_home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("quickstart runs");
+    assert_exit(&o, 0);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    for step in [
+        "Find-ContainerImage",
+        "Save-ContainerImage",
+        "Install-ContainerImage",
+        "Uninstall-ContainerOSImage",
+    ] {
+        assert!(
+            shown.contains(step),
+            "the quickstart shows {step}:\n{shown}"
+        );
+    }
+    assert!(
+        get_images(&quick_home).is_empty(),
+        "the quickstart removes what it installed"
+    );
+}
