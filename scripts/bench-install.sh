@@ -37,9 +37,9 @@ bin=$here/target/release/containerimage
 work=$(mktemp -d /dev/shm/bench-install.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 python3 "$here/scripts/gen-bench-tree.py" "$work/tree" "$size" >/dev/null
-wimlib-imagex capture "$work/tree" "$work/bench.wim" Bench --compress=XPRESS >/dev/null
+wimlib-imagex capture "$work/tree" "$work/Bench-1-0.wim" Bench --compress=XPRESS >/dev/null
 rm -rf "$work/tree"
-wim=$work/bench.wim
+wim=$work/Bench-1-0.wim
 home=$work/home
 ref=$work/ref
 hash_tree='find "$1" -type f -print0 | xargs -0 -r sha256sum >/dev/null'

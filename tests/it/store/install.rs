@@ -326,3 +326,23 @@ fn a_moved_store_keeps_working() {
     );
     assert!(get_images(&home).is_empty());
 }
+
+#[test]
+fn a_wim_without_any_version_needs_version() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let wim = make_wim(tmp.path(), "Plain.wim", None, false);
+    let wim_s = wim.to_str().expect("utf-8");
+
+    let o = run(&home, &["Install-ContainerOSImage", wim_s]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("-Version"), "{}", stderr(&o));
+    assert!(get_images(&home).is_empty());
+
+    let o = run(
+        &home,
+        &["Install-ContainerOSImage", wim_s, "-Version", "2.0"],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(json_lines(&o)[0]["FullName"], "CN=Microsoft_Plain_2.0.0.0");
+}
