@@ -1,5 +1,218 @@
 //! `containerimage`: the command line of the ContainerImage provider.
+//!
+//! `containerimage <Cmdlet-Name> [parameters]`, or the binary called through
+//! a link named like a cmdlet (`Find-ContainerImage -Name x`).
+
+mod args;
+mod cmdlet;
+mod find;
+mod help;
+mod output;
+mod progress;
+mod provider_cmds;
+mod save;
+mod store_cmds;
+mod store_install;
+mod wim_cmds;
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use clap::{Arg, ArgAction, Command};
+
+use crate::cmdlet::{CmdError, CmdletDef, Ctx};
+use crate::output::{Output, OutputFormat};
+use crate::progress::CliReporter;
+
+/// Every cmdlet, by family.
+pub fn all_cmdlets() -> impl Iterator<Item = &'static CmdletDef> {
+    provider_cmds::CMDLETS
+        .iter()
+        .chain(find::CMDLETS)
+        .chain(save::CMDLETS)
+        .chain(store_cmds::CMDLETS)
+        .chain(wim_cmds::CMDLETS)
+        .chain(help::CMDLETS)
+}
+
+/// Finds a cmdlet by name, ignoring case.
+pub fn lookup(name: &str) -> Option<&'static CmdletDef> {
+    all_cmdlets().find(|c| c.name.eq_ignore_ascii_case(name))
+}
 
 fn main() {
-    std::process::exit(2);
+    // A panic is a bug, never the user's fault: say so briefly, without a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("containerimage: internal error{at}: {what}\nThis is a bug in containerimage; please report it.");
+    }));
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a: OsString| a.to_string_lossy().into_owned())
+        .collect();
+    let code = run(&argv);
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+/// Runs a command line and returns the exit status.
+fn run(argv: &[String]) -> i32 {
+    let invoked = argv
+        .first()
+        .and_then(|a| Path::new(a).file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Multicall: a link named like a cmdlet runs that cmdlet.
+    let (def, rest) = match lookup(&invoked) {
+        Some(def) => (def, &argv[1.min(argv.len())..]),
+        None => match argv.get(1).map(String::as_str) {
+            None | Some("-?" | "-h" | "--help" | "-help" | "/?") => {
+                print_overview();
+                return if argv.len() > 1 { 0 } else { 2 };
+            }
+            Some("--list-cmdlets") => {
+                all_cmdlets().for_each(|c| println!("{}", c.name));
+                return 0;
+            }
+            Some("--version" | "-Version") => {
+                println!("containerimage {}", env!("CARGO_PKG_VERSION"));
+                return 0;
+            }
+            Some(name) => match lookup(name) {
+                Some(def) => (def, &argv[2..]),
+                None => {
+                    eprintln!("{}", unknown_cmdlet(name));
+                    return 2;
+                }
+            },
+        },
+    };
+    run_cmdlet(def, rest)
+}
+
+fn unknown_cmdlet(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let mut scored: Vec<(f64, &str)> = all_cmdlets()
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&c.name.to_ascii_lowercase(), &lower),
+                c.name,
+            )
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let close: Vec<&str> = scored
+        .iter()
+        .filter(|(s, _)| *s > 0.75)
+        .take(3)
+        .map(|(_, n)| *n)
+        .collect();
+    let mut msg = format!(
+        "containerimage: The term '{name}' is not recognized as the name of a cmdlet of containerimage."
+    );
+    if !close.is_empty() {
+        msg.push_str(&format!("\nDid you mean: {}?", close.join(", ")));
+    }
+    msg.push_str("\nRun 'containerimage -?' to list the cmdlets.");
+    msg
+}
+
+fn print_overview() {
+    let mut s = String::from(
+        "containerimage: find, save, install and manage Windows container base OS images.\n\n\
+         Usage: containerimage <Cmdlet-Name> [parameters]\n       \
+         containerimage Get-Help <Cmdlet-Name>\n\nCmdlets:\n",
+    );
+    for c in all_cmdlets() {
+        s.push_str(&format!("  {:<32} {}\n", c.name, c.synopsis));
+    }
+    print!("{s}");
+}
+
+/// The parameters every cmdlet has.
+fn with_common_parameters(cmd: Command) -> Command {
+    cmd.arg(
+        Arg::new("verbose")
+            .long("verbose")
+            .action(ArgAction::SetTrue)
+            .help("Shows detail: URLs, paths, timings."),
+    )
+    .arg(
+        Arg::new("output-format")
+            .long("output-format")
+            .value_parser(clap::builder::EnumValueParser::<OutputFormat>::new())
+            .ignore_case(true)
+            .help("Table, List or Json; default: Table on a terminal, JSON Lines otherwise."),
+    )
+}
+
+/// The full clap command of a cmdlet (its own and the common parameters).
+pub fn full_command(def: &CmdletDef) -> Command {
+    with_common_parameters((def.command)())
+        .name(def.name)
+        .no_binary_name(true)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+}
+
+fn run_cmdlet(def: &'static CmdletDef, rest: &[String]) -> i32 {
+    let cmd = full_command(def);
+    let params = args::params_of(&cmd);
+    let bound = match args::bind(&params, def.positional, rest) {
+        Ok(b) => b,
+        Err(e) => return usage_error(def, &e.0),
+    };
+    if bound.help {
+        print!("{}", help::render(def));
+        return 0;
+    }
+    let matches = match cmd.try_get_matches_from(&bound.gnu) {
+        Ok(m) => m,
+        Err(e) => return usage_error(def, &help::clap_error_text(&e)),
+    };
+    let verbose = matches.get_flag("verbose");
+    let format = matches
+        .get_one::<OutputFormat>("output-format")
+        .copied()
+        .unwrap_or_else(|| {
+            if std::io::stdout().is_terminal() {
+                OutputFormat::Table
+            } else {
+                OutputFormat::Json
+            }
+        });
+    let mut ctx = Ctx::new(def.name, Output::new(format), CliReporter::new(verbose));
+    let result = (def.run)(&mut ctx, &matches);
+    match ctx.finish(result) {
+        Ok(()) => 0,
+        Err(CmdError::Usage(m)) => usage_error(def, &m),
+        Err(CmdError::Reported) => 1,
+        Err(e) => {
+            print_error(def.name, &e);
+            1
+        }
+    }
+}
+
+fn usage_error(def: &CmdletDef, message: &str) -> i32 {
+    eprintln!(
+        "{}: {message}\nRun 'containerimage Get-Help {}' for the syntax.",
+        def.name, def.name
+    );
+    2
+}
+
+/// Prints an error as the cmdlet, what failed, why and what to do.
+pub fn print_error(cmdlet: &str, err: &CmdError) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{cmdlet}: {err}");
 }

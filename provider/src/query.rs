@@ -1,1 +1,490 @@
 //! OneGet's rules for choosing feed entries: name wildcards and version bounds.
+//!
+//! - Names match whole, ignoring case, with `*` and `?` wildcards; no name
+//!   (or `*`) matches everything.
+//! - Without `-AllVersions` only the highest matching version of each name
+//!   (per source) is returned; with it, every match.
+//! - `-MinimumVersion` and `-MaximumVersion` are inclusive; `-RequiredVersion`
+//!   is an exact (numeric) match.
+//! - `-AllVersions` with any other version parameter, `-RequiredVersion`
+//!   with a bound, and a minimum above the maximum are usage errors, worded
+//!   as OneGet words them.
+
+use std::collections::HashMap;
+
+use crate::config::SourceConfig;
+use crate::feed::FeedEntry;
+use crate::progress::Reporter;
+use crate::source::{self, FeedClient, SourceError};
+use crate::version::Version;
+use crate::wildcard;
+
+/// Why a combination of search parameters is refused (usage errors).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error(
+        "You cannot use the parameter AllVersions with RequiredVersion, MinimumVersion or MaximumVersion in the same command."
+    )]
+    AllVersionsWithOtherVersions,
+    #[error(
+        "You cannot use the parameters RequiredVersion and either MinimumVersion or MaximumVersion in the same command. Specify only one of these parameters in your command."
+    )]
+    RequiredVersionWithRange,
+    #[error("The specified MinimumVersion '{minimum}' is greater than the specified MaximumVersion '{maximum}'.")]
+    MinimumAboveMaximum { minimum: String, maximum: String },
+}
+
+/// What to look for.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    names: Vec<String>,
+    minimum: Option<Version>,
+    maximum: Option<Version>,
+    required: Option<Version>,
+    all_versions: bool,
+}
+
+impl Query {
+    /// Checks the combination of parameters as OneGet does, in its order.
+    pub fn new(
+        names: Vec<String>,
+        minimum: Option<Version>,
+        maximum: Option<Version>,
+        required: Option<Version>,
+        all_versions: bool,
+    ) -> Result<Query, QueryError> {
+        if all_versions && (required.is_some() || minimum.is_some() || maximum.is_some()) {
+            return Err(QueryError::AllVersionsWithOtherVersions);
+        }
+        if required.is_some() && (minimum.is_some() || maximum.is_some()) {
+            return Err(QueryError::RequiredVersionWithRange);
+        }
+        if let (Some(min), Some(max)) = (&minimum, &maximum) {
+            if min > max {
+                return Err(QueryError::MinimumAboveMaximum {
+                    minimum: min.to_string(),
+                    maximum: max.to_string(),
+                });
+            }
+        }
+        let names = names
+            .into_iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        Ok(Query {
+            names,
+            minimum,
+            maximum,
+            required,
+            all_versions,
+        })
+    }
+
+    /// The names asked for (empty: everything).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn version_fits(&self, v: &Version) -> bool {
+        self.required.as_ref().is_none_or(|r| v == r)
+            && self.minimum.as_ref().is_none_or(|m| v >= m)
+            && self.maximum.as_ref().is_none_or(|m| v <= m)
+    }
+
+    /// Marks every name `entry_name` matches as found; false when it
+    /// matches none. No names match everything.
+    fn mark_names(&self, entry_name: &str, found: &mut [bool]) -> bool {
+        if self.names.is_empty() {
+            return true;
+        }
+        let mut any = false;
+        for (name, found) in self.names.iter().zip(found.iter_mut()) {
+            if wildcard::matches(name, entry_name) {
+                *found = true;
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// Chooses from `entries` (several sources' entries, in source order).
+    /// Results are ordered by source, then name, then version (highest first).
+    pub fn select<'a>(&self, entries: &'a [FeedEntry]) -> Selection<'a> {
+        let mut matched_name = vec![false; self.names.len()];
+        let mut source_rank: HashMap<&str, usize> = HashMap::new();
+        let mut chosen: Vec<&'a FeedEntry> = Vec::new();
+        // (source, lower-case name) → index in `chosen`, when keeping the highest only.
+        let mut best: HashMap<(&'a str, String), usize> = HashMap::new();
+        for entry in entries {
+            // A name counts as found only through an entry in the version range.
+            if !self.version_fits(&entry.version)
+                || !self.mark_names(&entry.name, &mut matched_name)
+            {
+                continue;
+            }
+            let rank = source_rank.len();
+            source_rank.entry(entry.source.as_str()).or_insert(rank);
+            if self.all_versions {
+                chosen.push(entry);
+                continue;
+            }
+            let key = (entry.source.as_str(), entry.name.to_lowercase());
+            match best.get(&key).and_then(|&i| chosen.get_mut(i)) {
+                Some(current) => {
+                    if entry.version > current.version {
+                        *current = entry;
+                    }
+                }
+                None => {
+                    best.insert(key, chosen.len());
+                    chosen.push(entry);
+                }
+            }
+        }
+        chosen.sort_by_cached_key(|e| {
+            (
+                source_rank
+                    .get(e.source.as_str())
+                    .copied()
+                    .unwrap_or(usize::MAX),
+                e.name.to_lowercase(),
+                std::cmp::Reverse(e.version.clone()),
+            )
+        });
+        let unmatched = self
+            .names
+            .iter()
+            .zip(&matched_name)
+            .filter(|(_, &m)| !m)
+            .map(|(n, _)| n.clone())
+            .collect();
+        Selection {
+            entries: chosen,
+            unmatched,
+        }
+    }
+}
+
+/// What a query chose.
+#[derive(Debug)]
+pub struct Selection<'a> {
+    pub entries: Vec<&'a FeedEntry>,
+    /// Names (as given) that matched nothing.
+    pub unmatched: Vec<String>,
+}
+
+/// OneGet's message when nothing matched `name`.
+pub fn no_match_message(name: &str) -> String {
+    format!(
+        "No match was found for the specified search criteria and image name '{name}'. \
+         Try Get-PackageSource to see all available registered package sources."
+    )
+}
+
+/// OneGet's message when nothing at all was found and no name was given.
+pub const NO_MATCH_ANY: &str = "No match was found for the specified search criteria. \
+     Try Get-PackageSource to see all available registered package sources.";
+
+/// What a search over sources found.
+#[derive(Debug)]
+pub struct FindResult {
+    /// The chosen entries, each with its source.
+    pub entries: Vec<FeedEntry>,
+    /// Names without wildcards that matched nothing: each is an error.
+    pub missing: Vec<String>,
+    /// Wildcard names that matched nothing (OneGet only mentions them with -Verbose).
+    pub missing_wildcards: Vec<String>,
+    /// No name was given and nothing was found.
+    pub nothing_found: bool,
+    /// Sources that could not be read; already reported as warnings.
+    pub failed_sources: Vec<(String, SourceError)>,
+}
+
+impl FindResult {
+    /// The "No match was found" messages this result calls for.
+    pub fn no_match_messages(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.missing.iter().map(|n| no_match_message(n)).collect();
+        if self.nothing_found {
+            out.push(NO_MATCH_ANY.to_string());
+        }
+        out
+    }
+}
+
+/// Searches `sources` (read in parallel). A source that cannot be read is
+/// a warning through `reporter`; the others still answer.
+pub fn find(
+    sources: &[SourceConfig],
+    query: &Query,
+    client: &FeedClient,
+    reporter: &dyn Reporter,
+) -> FindResult {
+    let mut all = Vec::new();
+    let mut failed_sources = Vec::new();
+    for (src, result) in sources
+        .iter()
+        .zip(source::load_all(sources, client, reporter))
+    {
+        match result {
+            Ok(mut entries) => all.append(&mut entries),
+            Err(e) => {
+                reporter.warn(&format!(
+                    "Unable to read package source '{}' ({}): {}",
+                    src.name,
+                    src.location,
+                    error_chain(&e)
+                ));
+                failed_sources.push((src.name.clone(), e));
+            }
+        }
+    }
+    let selection = query.select(&all);
+    let (missing_wildcards, missing): (Vec<String>, Vec<String>) = selection
+        .unmatched
+        .into_iter()
+        .partition(|n| wildcard::has_wildcards(n));
+    let nothing_found = query.names().is_empty() && selection.entries.is_empty();
+    let entries = selection.entries.into_iter().cloned().collect();
+    FindResult {
+        entries,
+        missing,
+        missing_wildcards,
+        nothing_found,
+        failed_sources,
+    }
+}
+
+/// An error and its causes on one line: "a: b: c".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        s.parse().expect(s)
+    }
+
+    fn opt(s: &str) -> Option<Version> {
+        (!s.is_empty()).then(|| v(s))
+    }
+
+    fn entry(source: &str, name: &str, version: &str) -> FeedEntry {
+        FeedEntry {
+            name: name.into(),
+            version: v(version),
+            publisher: None,
+            description: None,
+            architecture: None,
+            size: None,
+            sha256: None,
+            locations: Vec::new(),
+            source: source.into(),
+        }
+    }
+
+    fn feed() -> Vec<FeedEntry> {
+        vec![
+            entry("A", "NanoServer", "10.0.14300.1010"),
+            entry("A", "NanoServer", "10.0.14300.999"),
+            entry("A", "NanoServer", "10.0.14393.0"),
+            entry("A", "WindowsServerCore", "10.0.14300.1000"),
+            entry("A", "WindowsServerCore", "1.0"),
+            entry("B", "nanoserver", "9.0"),
+            entry("B", "Other", "2.0"),
+        ]
+    }
+
+    /// (names, min, max, required, all, expected "source/name/version", unmatched)
+    type Case<'a> = (
+        &'a [&'a str],
+        &'a str,
+        &'a str,
+        &'a str,
+        bool,
+        &'a [&'a str],
+        &'a [&'a str],
+    );
+
+    #[test]
+    fn selection_rules() {
+        let cases: &[Case] = &[
+            (
+                &[],
+                "",
+                "",
+                "",
+                false,
+                &[
+                    "A/NanoServer/10.0.14393.0",
+                    "A/WindowsServerCore/10.0.14300.1000",
+                    "B/nanoserver/9.0",
+                    "B/Other/2.0",
+                ],
+                &[],
+            ),
+            (
+                &["nanoserver"],
+                "",
+                "",
+                "",
+                false,
+                &["A/NanoServer/10.0.14393.0", "B/nanoserver/9.0"],
+                &[],
+            ),
+            (
+                &["*core"],
+                "",
+                "",
+                "",
+                true,
+                &[
+                    "A/WindowsServerCore/10.0.14300.1000",
+                    "A/WindowsServerCore/1.0",
+                ],
+                &[],
+            ),
+            (
+                &["Nano?erver"],
+                "",
+                "",
+                "",
+                true,
+                &[
+                    "A/NanoServer/10.0.14393.0",
+                    "A/NanoServer/10.0.14300.1010",
+                    "A/NanoServer/10.0.14300.999",
+                    "B/nanoserver/9.0",
+                ],
+                &[],
+            ),
+            // Inclusive bounds, highest within them.
+            (
+                &["NanoServer"],
+                "10.0.14300.999",
+                "10.0.14300.1010",
+                "",
+                false,
+                &["A/NanoServer/10.0.14300.1010"],
+                &[],
+            ),
+            (
+                &["NanoServer"],
+                "10.0.14300.1010",
+                "",
+                "",
+                false,
+                &["A/NanoServer/10.0.14393.0"],
+                &[],
+            ),
+            (
+                &["NanoServer"],
+                "",
+                "10.0.14300.999",
+                "",
+                false,
+                &["A/NanoServer/10.0.14300.999", "B/nanoserver/9.0"],
+                &[],
+            ),
+            // Required: numeric equality, missing parts are 0.
+            (
+                &["WindowsServerCore"],
+                "",
+                "",
+                "1",
+                false,
+                &["A/WindowsServerCore/1.0"],
+                &[],
+            ),
+            (
+                &["NanoServer"],
+                "",
+                "",
+                "10.0.14300.1010",
+                false,
+                &["A/NanoServer/10.0.14300.1010"],
+                &[],
+            ),
+            (
+                &["NanoServer", "Missing", "Miss*"],
+                "",
+                "",
+                "",
+                false,
+                &["A/NanoServer/10.0.14393.0", "B/nanoserver/9.0"],
+                &["Missing", "Miss*"],
+            ),
+            (&["NanoServer"], "", "", "11", false, &[], &["NanoServer"]),
+            (
+                &["*"],
+                "",
+                "",
+                "",
+                false,
+                &[
+                    "A/NanoServer/10.0.14393.0",
+                    "A/WindowsServerCore/10.0.14300.1000",
+                    "B/nanoserver/9.0",
+                    "B/Other/2.0",
+                ],
+                &[],
+            ),
+        ];
+        let entries = feed();
+        for (names, min, max, req, all, expected, unmatched) in cases {
+            let q = Query::new(
+                names.iter().map(|s| s.to_string()).collect(),
+                opt(min),
+                opt(max),
+                opt(req),
+                *all,
+            )
+            .expect("valid query");
+            let s = q.select(&entries);
+            let got: Vec<String> = s
+                .entries
+                .iter()
+                .map(|e| format!("{}/{}/{}", e.source, e.name, e.version))
+                .collect();
+            assert_eq!(
+                got, *expected,
+                "names {names:?} min {min:?} max {max:?} req {req:?} all {all}"
+            );
+            assert_eq!(s.unmatched, *unmatched, "unmatched for {names:?}");
+        }
+    }
+
+    #[test]
+    fn usage_errors_with_onegets_wording() {
+        let cases: &[(&str, &str, &str, bool, &str)] = &[
+            ("", "", "1.0", true, "You cannot use the parameter AllVersions with RequiredVersion"),
+            ("1.0", "", "", true, "You cannot use the parameter AllVersions with RequiredVersion, MinimumVersion or MaximumVersion in the same command."),
+            ("", "2.0", "", true, "AllVersions"),
+            ("1.0", "", "1.0", false, "You cannot use the parameters RequiredVersion and either MinimumVersion or MaximumVersion in the same command."),
+            ("", "2", "2", false, "RequiredVersion and either"),
+            ("2.0", "1.0", "", false, "The specified MinimumVersion '2.0' is greater than the specified MaximumVersion '1.0'."),
+        ];
+        for (min, max, req, all, message) in cases {
+            let err = Query::new(Vec::new(), opt(min), opt(max), opt(req), *all)
+                .expect_err("must be refused");
+            assert!(
+                err.to_string().contains(message),
+                "{err} should contain {message:?}"
+            );
+        }
+        assert!(Query::new(Vec::new(), opt("1.0"), opt("1.0.0.0"), None, false).is_ok());
+    }
+}

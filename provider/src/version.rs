@@ -60,13 +60,12 @@ impl FromStr for Version {
             text: s.to_string(),
         };
         let mut parts = [0u32; 4];
-        let mut count = 0;
-        for piece in text.split('.') {
-            if count == 4 || piece.is_empty() || !piece.bytes().all(|b| b.is_ascii_digit()) {
+        for (i, piece) in text.split('.').enumerate() {
+            let slot = parts.get_mut(i).ok_or_else(err)?;
+            if piece.is_empty() || !piece.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(err());
             }
-            parts[count] = piece.parse().map_err(|_| err())?;
-            count += 1;
+            *slot = piece.parse().map_err(|_| err())?;
         }
         Ok(Version {
             parts,

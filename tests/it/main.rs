@@ -1,3 +1,9 @@
 //! End-to-end tests of the `containerimage` binary.
 
+mod cli;
 mod common;
+mod feeds;
+mod save;
+mod store;
+mod wim;
+mod wim_hostile;

@@ -1,1 +1,705 @@
 //! Verified, resumable, retried downloads of `.wim` files.
+//!
+//! [`fetch`] brings one image to a destination file:
+//!
+//! - bytes stream into `<dest>.partial` while SHA-256 is computed; the
+//!   destination appears only once size and hash match (fsync, then an atomic
+//!   rename). A mismatch deletes the partial file and reports expected and
+//!   actual values;
+//! - an interrupted transfer resumes with `Range: bytes=N-`, also across runs
+//!   (a leftover `.partial` is re-hashed and continued); only a `206` whose
+//!   `Content-Range` starts at `N` is appended to, anything else starts over;
+//! - connection failures, timeouts (including a stall longer than the read
+//!   timeout), `408`, `429` and `5xx` are retried with exponential backoff;
+//!   a location that fails for good hands over to the next mirror;
+//! - `file://` URLs and local paths are copied with the same verification.
+//!
+//! `CONTAINERIMAGE_RETRY_BASE_MS`, `CONTAINERIMAGE_RETRIES` and
+//! `CONTAINERIMAGE_READ_TIMEOUT_MS` override the retry and timeout defaults;
+//! they exist for tests.
+
+mod http;
+mod partial;
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+
+use crate::feed::FeedEntry;
+use crate::location::Location;
+use crate::progress::Reporter;
+
+pub use partial::partial_path;
+
+use http::AttemptError;
+use partial::Partial;
+
+/// How hard to try: timeouts, retries and an optional proxy.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Longest wait for the connection to open.
+    pub connect_timeout: Duration,
+    /// Longest wait for the response or for the next body bytes.
+    pub read_timeout: Duration,
+    /// Failed attempts in a row on one location before moving to the next.
+    pub retries: u32,
+    /// Pause before the first retry; it doubles on every further one.
+    pub retry_base: Duration,
+    /// The longest pause between retries.
+    pub max_backoff: Duration,
+    /// The longest `Retry-After` honoured; a longer one counts as a failure.
+    pub max_retry_after: Duration,
+    /// Proxy URL for every request (`-Proxy`). Without one, `HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` apply.
+    pub proxy: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(30),
+            retries: 5,
+            retry_base: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(60),
+            proxy: None,
+        }
+    }
+}
+
+impl Settings {
+    /// The defaults, adjusted by `CONTAINERIMAGE_RETRY_BASE_MS`,
+    /// `CONTAINERIMAGE_RETRIES` and `CONTAINERIMAGE_READ_TIMEOUT_MS` (for tests).
+    pub fn from_env() -> Settings {
+        let mut s = Settings::default();
+        let number = |name: &str| -> Option<u64> { std::env::var(name).ok()?.trim().parse().ok() };
+        if let Some(ms) = number("CONTAINERIMAGE_RETRY_BASE_MS") {
+            s.retry_base = Duration::from_millis(ms);
+        }
+        if let Some(n) = number("CONTAINERIMAGE_RETRIES") {
+            s.retries = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(ms) = number("CONTAINERIMAGE_READ_TIMEOUT_MS") {
+            s.read_timeout = Duration::from_millis(ms.max(1));
+        }
+        s
+    }
+}
+
+/// An HTTP client and the settings to use it with; build once, reuse.
+pub struct Downloader {
+    client: Client,
+    settings: Settings,
+}
+
+impl Downloader {
+    pub fn new(settings: Settings) -> Result<Downloader, DownloadError> {
+        let mut builder = Client::builder()
+            .user_agent(concat!("containerimage/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.read_timeout);
+        if let Some(p) = &settings.proxy {
+            let proxy = reqwest::Proxy::all(p.as_str()).map_err(|source| DownloadError::Proxy {
+                proxy: p.clone(),
+                source,
+            })?;
+            builder = builder.proxy(proxy);
+        }
+        let client = builder.build().map_err(DownloadError::Client)?;
+        Ok(Downloader { client, settings })
+    }
+
+    /// A downloader with [`Settings::from_env`] and an optional `-Proxy`.
+    pub fn from_env(proxy: Option<&str>) -> Result<Downloader, DownloadError> {
+        let mut settings = Settings::from_env();
+        settings.proxy = proxy.map(str::to_string);
+        Downloader::new(settings)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+/// What to download: mirrors in order, and what the result must be.
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    /// Shown in progress and errors, e.g. `NanoServer 10.0.14300.1010`.
+    pub label: String,
+    pub locations: &'a [Location],
+    /// Expected size in bytes, when the feed says.
+    pub size: Option<u64>,
+    /// Expected SHA-256, when the feed says. Without it the file is not
+    /// verified (a warning says so) and never resumed across runs.
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl<'a> From<&'a FeedEntry> for Request<'a> {
+    fn from(e: &'a FeedEntry) -> Self {
+        Request {
+            label: format!("{} {}", e.name, e.version),
+            locations: &e.locations,
+            size: e.size,
+            sha256: e.sha256,
+        }
+    }
+}
+
+/// How the destination came to hold the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Obtained {
+    /// Transferred (or copied) from this location.
+    Downloaded(Location),
+    /// The destination already held a file with the expected hash; kept.
+    AlreadyPresent,
+}
+
+/// A finished download.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The destination file.
+    pub path: PathBuf,
+    pub obtained: Obtained,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    /// The hash was checked against the feed's.
+    pub verified: bool,
+    /// Time spent, verification included.
+    pub elapsed: Duration,
+}
+
+/// Why one location did not deliver the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailureReason {
+    #[error("HTTP {status}")]
+    Http { status: String },
+    #[error("SHA-256 mismatch: expected {expected}, got {actual}")]
+    HashMismatch { expected: String, actual: String },
+    #[error("size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch { expected: u64, actual: u64 },
+    #[error("gave up after {attempts} attempts; last error: {last}")]
+    GaveUp { attempts: u32, last: String },
+    #[error("the server asked to retry after {seconds} seconds, longer than the {limit} seconds allowed")]
+    RetryTooLate { seconds: u64, limit: u64 },
+    #[error("cannot read the file: {0}")]
+    Unreadable(String),
+}
+
+/// A location and why it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationFailure {
+    pub location: String,
+    pub reason: FailureReason,
+}
+
+/// The failures of every location tried, one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failures(pub Vec<LocationFailure>);
+
+impl fmt::Display for Failures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, failure) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  {}: {}", failure.location, failure.reason)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("cannot set up the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("'{proxy}' is not a usable proxy URL")]
+    Proxy {
+        proxy: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{label} has no download location")]
+    NoLocation { label: String },
+    #[error("not enough free space in {}: {needed} bytes needed, {free} bytes free", dir.display())]
+    NoSpace {
+        dir: PathBuf,
+        needed: u64,
+        free: u64,
+    },
+    #[error("cannot check the free space in {}", dir.display())]
+    Space {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} exists and is not a file", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not download {label}; every location failed:\n{failures}")]
+    AllLocationsFailed { label: String, failures: Failures },
+}
+
+/// Progress context of one download.
+pub(crate) struct Job<'a> {
+    reporter: &'a dyn Reporter,
+    label: &'a str,
+    size: Option<u64>,
+}
+
+impl Job<'_> {
+    /// The kept prefix was dropped: progress starts again from zero.
+    fn restarted(&self) {
+        self.reporter.on_complete();
+        self.reporter.on_start(self.label, self.size);
+    }
+}
+
+/// Downloads `request` to `dest` (see the module documentation for the
+/// guarantees), reusable by every command that needs a `.wim` on disk.
+///
+/// - An existing `dest` whose SHA-256 matches the expected one is kept
+///   ([`Obtained::AlreadyPresent`]) unless `force`.
+/// - The folder of `dest` must exist; `<dest>.partial` is created beside it.
+/// - Progress goes to `reporter` (`on_start`/`on_progress`/`on_complete`),
+///   URLs, retries and sizes to `reporter.verbose`, a missing hash to `reporter.warn`.
+/// - On failure `dest` is untouched; a `.partial` file stays behind only
+///   when a later run can resume it (the hash is known and no mismatch was seen).
+pub fn fetch(
+    downloader: &Downloader,
+    request: &Request<'_>,
+    dest: &Path,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<Outcome, DownloadError> {
+    let started = Instant::now();
+    if request.locations.is_empty() {
+        return Err(DownloadError::NoLocation {
+            label: request.label.clone(),
+        });
+    }
+    if request.sha256.is_none() {
+        reporter.warn(&format!(
+            "the feed gives no SHA-256 for {}: the download cannot be verified \
+             (the .wim's own SHA-1 checksums are still checked when it is applied)",
+            request.label
+        ));
+    }
+
+    let partial_file = partial_path(dest);
+    // Without a hash a kept prefix cannot be trusted, so it is only resumed within one run.
+    let keep = request.sha256.is_some();
+    let mut partial =
+        Partial::open(partial_file.clone(), keep, request.size).map_err(|source| {
+            DownloadError::Write {
+                path: partial_file.clone(),
+                source,
+            }
+        })?;
+    // Checked with the partial file locked: a concurrent download of the
+    // same file has finished by now, or has not started.
+    match already_present(request, dest, force, started) {
+        Ok(None) => {}
+        Ok(Some(outcome)) => {
+            partial.discard();
+            reporter.verbose(&format!(
+                "{} already holds {} with the expected SHA-256",
+                dest.display(),
+                request.label
+            ));
+            return Ok(outcome);
+        }
+        Err(e) => {
+            partial.discard();
+            return Err(e);
+        }
+    }
+    if partial.len() > 0 {
+        reporter.verbose(&format!(
+            "resuming {} after {} bytes left by an earlier run",
+            partial_file.display(),
+            partial.len()
+        ));
+    }
+    if let Some(size) = request.size {
+        check_space(dest, size.saturating_sub(partial.len()))?;
+    }
+
+    let job = Job {
+        reporter,
+        label: &request.label,
+        size: request.size,
+    };
+    reporter.on_start(&request.label, request.size);
+    if partial.len() > 0 {
+        reporter.on_progress(partial.len());
+    }
+    let result = fetch_from_mirrors(downloader, request, &mut partial, &job, dest);
+    reporter.on_complete();
+    match result {
+        Ok((location, sha256)) => {
+            let size = partial.len();
+            partial
+                .persist(dest)
+                .map_err(|source| DownloadError::Write {
+                    path: dest.to_path_buf(),
+                    source,
+                })?;
+            reporter.verbose(&format!(
+                "saved {} ({size} bytes, SHA-256 {})",
+                dest.display(),
+                hex::encode(sha256)
+            ));
+            Ok(Outcome {
+                path: dest.to_path_buf(),
+                obtained: Obtained::Downloaded(location),
+                size,
+                sha256,
+                verified: request.sha256.is_some(),
+                elapsed: started.elapsed(),
+            })
+        }
+        Err(e) => {
+            // Keep a prefix worth resuming; anything unverifiable goes.
+            if partial.len() == 0 || request.sha256.is_none() {
+                partial.discard();
+            }
+            Err(e)
+        }
+    }
+}
+
+fn already_present(
+    request: &Request<'_>,
+    dest: &Path,
+    force: bool,
+    started: Instant,
+) -> Result<Option<Outcome>, DownloadError> {
+    let meta = match std::fs::metadata(dest) {
+        Ok(m) => m,
+        Err(_) => return Ok(None),
+    };
+    if !meta.is_file() {
+        return Err(DownloadError::NotAFile {
+            path: dest.to_path_buf(),
+        });
+    }
+    let Some(expected) = request.sha256 else {
+        return Ok(None);
+    };
+    if force || request.size.is_some_and(|s| s != meta.len()) {
+        return Ok(None);
+    }
+    let (sha256, size) = partial::hash_file(dest).map_err(|source| DownloadError::Read {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    if sha256 != expected {
+        return Ok(None);
+    }
+    Ok(Some(Outcome {
+        path: dest.to_path_buf(),
+        obtained: Obtained::AlreadyPresent,
+        size,
+        sha256,
+        verified: true,
+        elapsed: started.elapsed(),
+    }))
+}
+
+fn check_space(dest: &Path, needed: u64) -> Result<(), DownloadError> {
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let free = crate::fsutil::available_space(&dir).map_err(|source| DownloadError::Space {
+        dir: dir.clone(),
+        source,
+    })?;
+    if needed > free {
+        return Err(DownloadError::NoSpace { dir, needed, free });
+    }
+    Ok(())
+}
+
+/// Tries each location in turn until one delivers a verified file.
+fn fetch_from_mirrors(
+    downloader: &Downloader,
+    request: &Request<'_>,
+    partial: &mut Partial,
+    job: &Job<'_>,
+    dest: &Path,
+) -> Result<(Location, [u8; 32]), DownloadError> {
+    let mut failures = Vec::new();
+    for location in request.locations {
+        let outcome = match location {
+            Location::Http(url) => fetch_http(downloader, url, request, partial, job, dest),
+            Location::Path(path) => copy_local(path, request, partial, job),
+        };
+        match outcome {
+            Ok(sha256) => return Ok((location.clone(), sha256)),
+            Err(AttemptError::Local(e)) => return Err(e),
+            Err(AttemptError::Permanent(reason)) => {
+                job.reporter
+                    .verbose(&format!("{location} failed: {reason}"));
+                failures.push(LocationFailure {
+                    location: location.to_string(),
+                    reason,
+                });
+            }
+            Err(AttemptError::Transient { reason, .. }) => {
+                // fetch_http turns exhausted retries into GaveUp; keep any stray one.
+                failures.push(LocationFailure {
+                    location: location.to_string(),
+                    reason: FailureReason::GaveUp {
+                        attempts: 1,
+                        last: reason,
+                    },
+                });
+            }
+        }
+    }
+    Err(DownloadError::AllLocationsFailed {
+        label: request.label.clone(),
+        failures: Failures(failures),
+    })
+}
+
+/// Checks size and hash of a complete partial file. On a mismatch the
+/// content is dropped (the file emptied) and the reason returned.
+fn verify(
+    request: &Request<'_>,
+    partial: &mut Partial,
+    job: &Job<'_>,
+) -> Result<[u8; 32], AttemptError> {
+    let actual = partial.digest();
+    let reason = if let Some(size) = request.size.filter(|s| *s != partial.len()) {
+        Some(FailureReason::SizeMismatch {
+            expected: size,
+            actual: partial.len(),
+        })
+    } else {
+        match request.sha256 {
+            Some(expected) if expected != actual => Some(FailureReason::HashMismatch {
+                expected: hex::encode(expected),
+                actual: hex::encode(actual),
+            }),
+            _ => None,
+        }
+    };
+    match reason {
+        None => Ok(actual),
+        Some(reason) => {
+            partial.restart().map_err(|source| {
+                AttemptError::Local(DownloadError::Write {
+                    path: partial.path().to_path_buf(),
+                    source,
+                })
+            })?;
+            job.restarted();
+            Err(AttemptError::Permanent(reason))
+        }
+    }
+}
+
+fn fetch_http(
+    downloader: &Downloader,
+    url: &reqwest::Url,
+    request: &Request<'_>,
+    partial: &mut Partial,
+    job: &Job<'_>,
+    dest: &Path,
+) -> Result<[u8; 32], AttemptError> {
+    let settings = &downloader.settings;
+    let mut failures_in_a_row: u32 = 0;
+    let mut attempts: u32 = 0;
+    // Bytes in the partial file that this location did not send in this run
+    // (an earlier run, another mirror): a mismatch then earns one fresh start.
+    let mut foreign_prefix = partial.len() > 0;
+    let mut size_checked = request.size.is_some();
+    let mut on_size = |size: u64| -> Result<(), DownloadError> {
+        if !size_checked {
+            size_checked = true;
+            check_space(dest, size)?;
+        }
+        Ok(())
+    };
+    loop {
+        attempts += 1;
+        let before = partial.len();
+        let result = http::attempt(&downloader.client, url, partial, job, &mut on_size)
+            .and_then(|()| verify(request, partial, job));
+        match result {
+            Ok(sha256) => return Ok(sha256),
+            Err(AttemptError::Permanent(reason)) => {
+                let mismatch = matches!(
+                    reason,
+                    FailureReason::HashMismatch { .. } | FailureReason::SizeMismatch { .. }
+                );
+                if mismatch && foreign_prefix {
+                    foreign_prefix = false;
+                    job.reporter.verbose(&format!(
+                        "{url}: {reason}; the kept partial file may be stale, downloading again from byte 0"
+                    ));
+                    partial.restart().map_err(|source| {
+                        AttemptError::Local(DownloadError::Write {
+                            path: partial.path().to_path_buf(),
+                            source,
+                        })
+                    })?;
+                    job.restarted();
+                    continue;
+                }
+                return Err(AttemptError::Permanent(reason));
+            }
+            Err(AttemptError::Local(e)) => return Err(AttemptError::Local(e)),
+            Err(AttemptError::Transient {
+                reason,
+                retry_after,
+                backoff,
+            }) => {
+                if partial.len() > before {
+                    failures_in_a_row = 0;
+                }
+                if partial.len() == 0 {
+                    foreign_prefix = false;
+                }
+                failures_in_a_row += 1;
+                // Progress resets the count; this caps a server that keeps dropping.
+                let give_up = failures_in_a_row > settings.retries
+                    || attempts > settings.retries.saturating_mul(20).max(20);
+                if give_up {
+                    return Err(AttemptError::Permanent(FailureReason::GaveUp {
+                        attempts,
+                        last: reason,
+                    }));
+                }
+                let pause = match retry_after {
+                    Some(wait) if wait > settings.max_retry_after => {
+                        return Err(AttemptError::Permanent(FailureReason::RetryTooLate {
+                            seconds: wait.as_secs(),
+                            limit: settings.max_retry_after.as_secs(),
+                        }))
+                    }
+                    Some(wait) => wait,
+                    None if backoff => backoff_delay(settings, failures_in_a_row),
+                    None => Duration::ZERO,
+                };
+                job.reporter.verbose(&format!(
+                    "{url}: {reason}; retry {failures_in_a_row} of {} in {} ms",
+                    settings.retries,
+                    pause.as_millis()
+                ));
+                std::thread::sleep(pause);
+            }
+        }
+    }
+}
+
+/// `retry_base × 2^(n-1)`, capped at `max_backoff`.
+fn backoff_delay(settings: &Settings, n: u32) -> Duration {
+    let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
+    settings
+        .retry_base
+        .checked_mul(factor)
+        .unwrap_or(settings.max_backoff)
+        .min(settings.max_backoff)
+}
+
+/// Copies a local file into the partial file and verifies it.
+fn copy_local(
+    path: &Path,
+    request: &Request<'_>,
+    partial: &mut Partial,
+    job: &Job<'_>,
+) -> Result<[u8; 32], AttemptError> {
+    let unreadable =
+        |e: std::io::Error| AttemptError::Permanent(FailureReason::Unreadable(e.to_string()));
+    let local_err = |partial: &Partial, source| {
+        AttemptError::Local(DownloadError::Write {
+            path: partial.path().to_path_buf(),
+            source,
+        })
+    };
+    job.reporter.verbose(&format!("copying {}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let len = file.metadata().map_err(unreadable)?.len();
+    if let Some(size) = request.size.filter(|s| *s != len) {
+        return Err(AttemptError::Permanent(FailureReason::SizeMismatch {
+            expected: size,
+            actual: len,
+        }));
+    }
+    if partial.len() > 0 {
+        partial.restart().map_err(|e| local_err(partial, e))?;
+        job.restarted();
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(unreadable(e)),
+        };
+        partial
+            .append(buf.get(..n).unwrap_or_default())
+            .map_err(|e| local_err(partial, e))?;
+        job.reporter.on_progress(n as u64);
+    }
+    verify(request, partial, job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let s = Settings {
+            retry_base: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            ..Settings::default()
+        };
+        let delays: Vec<u128> = (1..=5).map(|n| backoff_delay(&s, n).as_millis()).collect();
+        assert_eq!(delays, vec![100, 200, 400, 500, 500]);
+        assert_eq!(backoff_delay(&s, 200), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn failures_list_every_location() {
+        let f = Failures(vec![
+            LocationFailure {
+                location: "http://a/x.wim".into(),
+                reason: FailureReason::Http {
+                    status: "404 Not Found".into(),
+                },
+            },
+            LocationFailure {
+                location: "http://b/x.wim".into(),
+                reason: FailureReason::SizeMismatch {
+                    expected: 10,
+                    actual: 9,
+                },
+            },
+        ]);
+        assert_eq!(
+            f.to_string(),
+            "  http://a/x.wim: HTTP 404 Not Found\n  http://b/x.wim: size mismatch: expected 10 bytes, got 9"
+        );
+    }
+}

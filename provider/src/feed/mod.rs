@@ -1,8 +1,29 @@
 //! Feed manifests: what a feed lists, read from XML (`urn:containerimage:feed:1`)
 //! or from the original provider's JSON index.
+//!
+//! Reading goes in three steps: the wire format (what the document says, with
+//! the line of every element) is validated into a [`FeedRecord`] (typed
+//! values, locations as written), which is resolved against the feed's own
+//! location into a [`FeedEntry`] (absolute locations, the source's name).
 
-use crate::location::Location;
+mod hash_cache;
+mod json;
+mod lines;
+mod wimfile;
+mod write;
+mod xml;
+
+use std::path::{Path, PathBuf};
+
+pub use hash_cache::HashCache;
+pub use wimfile::{entry_record_for_wim, scan_wim_folder, wim_name_and_version, WimScan};
+pub use write::{render_xml, upsert_entry, write_feed_file, FEED_FILE_NAME};
+
+use crate::location::{Location, Url};
 use crate::version::Version;
+
+/// The XML namespace of a feed manifest.
+pub const FEED_NAMESPACE: &str = "urn:containerimage:feed:1";
 
 /// One image a feed offers, validated and with absolute locations.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,3 +42,237 @@ pub struct FeedEntry {
     /// The name of the source this entry came from.
     pub source: String,
 }
+
+impl FeedEntry {
+    /// The SHA-256 as lowercase hex, when the feed gave one.
+    pub fn sha256_hex(&self) -> Option<String> {
+        self.sha256.map(hex::encode)
+    }
+}
+
+/// One `<Image>` of a manifest, validated, with its locations as written
+/// (relative ones stay relative). This is what the feed writer writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedRecord {
+    pub name: String,
+    pub version: Version,
+    pub publisher: Option<String>,
+    pub description: Option<String>,
+    pub architecture: Option<String>,
+    pub size: Option<u64>,
+    pub sha256: Option<[u8; 32]>,
+    /// Locations as written in the feed, in mirror order.
+    pub locations: Vec<String>,
+    /// Where the record starts in its document (1-based; 0 when built in memory).
+    pub line: usize,
+}
+
+impl FeedRecord {
+    /// A record for a `.wim` saved into a feed folder as `file_name`, taking
+    /// the descriptive fields from `entry` and the verified size and hash of
+    /// the saved file.
+    pub fn for_saved_file(entry: &FeedEntry, file_name: &str, size: u64, sha256: [u8; 32]) -> Self {
+        FeedRecord {
+            name: entry.name.clone(),
+            version: entry.version.clone(),
+            publisher: entry.publisher.clone(),
+            description: entry.description.clone(),
+            architecture: entry.architecture.clone(),
+            size: Some(size),
+            sha256: Some(sha256),
+            locations: vec![file_name.to_string()],
+            line: 0,
+        }
+    }
+
+    /// Resolves the locations against `base` (the feed's own location) and
+    /// tags the entry with the source's name.
+    pub fn resolve(
+        self,
+        base: &FeedBase,
+        feed: &str,
+        source: &str,
+    ) -> Result<FeedEntry, FeedError> {
+        let mut locations = Vec::with_capacity(self.locations.len());
+        for text in &self.locations {
+            let location = base.join(text).map_err(|e| FeedError::Field {
+                feed: feed.to_string(),
+                line: self.line,
+                field: "Location",
+                problem: e.to_string(),
+            })?;
+            locations.push(location);
+        }
+        Ok(FeedEntry {
+            name: self.name,
+            version: self.version,
+            publisher: self.publisher,
+            description: self.description,
+            architecture: self.architecture,
+            size: self.size,
+            sha256: self.sha256,
+            locations,
+            source: source.to_string(),
+        })
+    }
+}
+
+/// What relative locations in a feed are relative to: the folder of a
+/// local feed file, or the URL of a feed fetched over HTTP.
+#[derive(Clone, Debug)]
+pub enum FeedBase {
+    Http(Url),
+    Folder(PathBuf),
+}
+
+impl FeedBase {
+    /// The base for a feed document read from `location` (a file or a URL).
+    pub fn of_document(location: &Location) -> FeedBase {
+        match location {
+            Location::Http(url) => FeedBase::Http(url.clone()),
+            Location::Path(p) => FeedBase::Folder(match p.parent() {
+                Some(parent) => parent.to_path_buf(),
+                None => PathBuf::new(),
+            }),
+        }
+    }
+
+    /// Resolves a location as written in a feed.
+    pub fn join(&self, reference: &str) -> Result<Location, crate::location::LocationError> {
+        match self {
+            FeedBase::Http(url) => Location::Http(url.clone()).join(reference),
+            FeedBase::Folder(dir) => {
+                let r = reference.trim();
+                if has_scheme(r) {
+                    return Location::parse(r);
+                }
+                let p = Path::new(r);
+                if p.is_absolute() {
+                    Ok(Location::Path(p.to_path_buf()))
+                } else {
+                    Ok(Location::Path(dir.join(p)))
+                }
+            }
+        }
+    }
+}
+
+/// True for `http:`, `https:`, `file:` and other `scheme://` references.
+fn has_scheme(text: &str) -> bool {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    lower.starts_with("http://")
+        || lower.starts_with("https://")
+        || lower.starts_with("file:")
+        || text.find("://").is_some_and(|i| i > 1)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("the feed {feed} is not valid (line {line}): {message}")]
+    Syntax {
+        feed: String,
+        line: usize,
+        message: String,
+    },
+    #[error("the feed {feed} is not valid (line {line}, {field}): {problem}")]
+    Field {
+        feed: String,
+        line: usize,
+        field: &'static str,
+        problem: String,
+    },
+    #[error("the feed {feed} is not valid (line {line}, {field}): the image has no {field}")]
+    Missing {
+        feed: String,
+        line: usize,
+        field: &'static str,
+    },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the feed {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot tell the version of {path}: its XML has no WINDOWS/VERSION and its file name has \
+         no version suffix (like NanoServer-10-0-14300-1010.wim); give the version with -Version"
+    )]
+    NoVersion { path: PathBuf },
+    #[error("cannot tell an image name from the file name {path}; give the name with -Name")]
+    NoName { path: PathBuf },
+}
+
+/// Parses a feed document, XML or the JSON index (told apart by their first
+/// character), into records. `feed` names the document in errors.
+pub fn parse_records(bytes: &[u8], feed: &str) -> Result<Vec<FeedRecord>, FeedError> {
+    let text = decode(bytes, feed)?;
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => json::parse(text, feed),
+        _ => xml::parse(text, feed),
+    }
+}
+
+/// Parses a feed document and resolves it into entries of `source`.
+pub fn parse_entries(
+    bytes: &[u8],
+    feed: &str,
+    base: &FeedBase,
+    source: &str,
+) -> Result<Vec<FeedEntry>, FeedError> {
+    parse_records(bytes, feed)?
+        .into_iter()
+        .map(|r| r.resolve(base, feed, source))
+        .collect()
+}
+
+/// The document as UTF-8 text without a byte-order mark.
+fn decode<'a>(bytes: &'a [u8], feed: &str) -> Result<&'a str, FeedError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| FeedError::Syntax {
+        feed: feed.to_string(),
+        line: lines::line_of(bytes, e.valid_up_to()),
+        message: "the document is not UTF-8 text".into(),
+    })
+}
+
+/// Checks an image name: it becomes part of file and folder names, so it
+/// must not be able to name anything outside them.
+pub fn check_image_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err(format!("'{name}' is not a usable name"));
+    }
+    if let Some(c) = name.chars().find(|c| {
+        c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
+    }) {
+        return Err(format!(
+            "'{}' contains the character {c:?}, which cannot be part of a file name",
+            name.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a SHA-256 written as 64 hex digits (either case).
+pub fn parse_sha256(text: &str) -> Result<[u8; 32], String> {
+    let t = text.trim();
+    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "'{t}' is not a SHA-256: expected 64 hexadecimal digits"
+        ));
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(t, &mut out).map_err(|e| format!("'{t}' is not a SHA-256: {e}"))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

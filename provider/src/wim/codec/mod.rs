@@ -4,6 +4,11 @@
 //! Every chunk is independent, so a decompressor is cheap to create per
 //! thread and is reused for many chunks.
 
+mod bits;
+#[cfg(test)]
+mod fixtures;
+mod huffman;
+mod lz;
 pub mod lzms;
 pub mod lzx;
 pub mod xpress;

@@ -1,0 +1,327 @@
+//! The provider and its sources: `Install-/Get-PackageProvider`,
+//! `Register-/Set-/Unregister-/Get-PackageSource`.
+
+use clap::ArgMatches;
+use containerimage_provider::config::SourceConfig;
+use containerimage_provider::source::{self, PROVIDER_NAME, PROVIDER_OLD_NAME};
+use containerimage_provider::wildcard;
+use serde::Serialize;
+
+use crate::cmdlet::{command_of, parse, CmdError, CmdResult, CmdletDef, Ctx};
+use crate::find::check_provider_name;
+
+#[derive(clap::Args, Debug)]
+pub struct InstallProviderArgs {
+    /// ContainerImage (or the older name ContainerProvider).
+    #[arg(long)]
+    pub name: String,
+    /// Initialise again even if already initialised.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GetProviderArgs {
+    /// Provider name pattern.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RegisterSourceArgs {
+    /// The source's name.
+    #[arg(long)]
+    pub name: String,
+    /// A feed URL (http, https, file) or a local feed file or folder.
+    #[arg(long)]
+    pub location: String,
+    /// Install from this source without asking.
+    #[arg(long)]
+    pub trusted: bool,
+    /// Replace a source of the same name.
+    #[arg(long)]
+    pub force: bool,
+    /// Must be ContainerImage.
+    #[arg(long)]
+    pub provider_name: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SetSourceArgs {
+    /// The source to change.
+    #[arg(long)]
+    pub name: String,
+    /// A new name.
+    #[arg(long)]
+    pub new_name: Option<String>,
+    /// A new location.
+    #[arg(long)]
+    pub new_location: Option<String>,
+    /// -Trusted or -Trusted:$false.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub trusted: Option<bool>,
+    /// Must be ContainerImage.
+    #[arg(long)]
+    pub provider_name: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UnregisterSourceArgs {
+    /// The source to remove (alias: -Name).
+    #[arg(long, alias = "name")]
+    pub source: String,
+    /// Must be ContainerImage.
+    #[arg(long)]
+    pub provider_name: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GetSourceArgs {
+    /// Source name pattern; wildcards allowed.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Must be ContainerImage.
+    #[arg(long)]
+    pub provider_name: Option<String>,
+}
+
+pub static CMDLETS: &[CmdletDef] = &[
+    CmdletDef {
+        name: "Install-PackageProvider",
+        synopsis: "Initialises the ContainerImage provider: configuration and image store. Idempotent.",
+        description: "Creates the configuration file and the image store folder in CONTAINERIMAGE_HOME if they are missing; running it again changes nothing (-Force rewrites the configuration as it is). Accepts ContainerImage and the older name ContainerProvider.",
+        positional: &["Name"],
+        mandatory: &["Name"],
+        pipeline: false,
+        examples: &[("containerimage Install-PackageProvider ContainerImage", "Prepares the configuration and store.")],
+        command: command_of::<InstallProviderArgs>,
+        run: install_package_provider,
+    },
+    CmdletDef {
+        name: "Get-PackageProvider",
+        synopsis: "Shows the ContainerImage provider and its options.",
+        description: "Shows this provider's name, version and the options it adds to the generic package cmdlets.",
+        positional: &["Name"],
+        mandatory: &[],
+        pipeline: false,
+        examples: &[("containerimage Get-PackageProvider", "Shows the provider.")],
+        command: command_of::<GetProviderArgs>,
+        run: get_package_provider,
+    },
+    CmdletDef {
+        name: "Register-PackageSource",
+        synopsis: "Registers a feed (URL, file or folder) as a source of images.",
+        description: "New sources are untrusted: installing from them asks first, unless -Trusted.",
+        positional: &["Name", "Location"],
+        mandatory: &["Name", "Location"],
+        pipeline: false,
+        examples: &[
+            (
+                "containerimage Register-PackageSource -Name Official -Location https://images.example.com/feed.xml",
+                "Registers an HTTP feed.",
+            ),
+            ("containerimage Register-PackageSource Local /srv/images -Trusted", "Registers a trusted folder."),
+        ],
+        command: command_of::<RegisterSourceArgs>,
+        run: register_package_source,
+    },
+    CmdletDef {
+        name: "Set-PackageSource",
+        synopsis: "Renames, relocates or (un)trusts a registered source.",
+        description: "Changes a registered source in place: -NewName renames it, -NewLocation points it elsewhere (local paths are stored absolute), -Trusted or -Trusted:$false sets whether installing from it asks first.",
+        positional: &["Name"],
+        mandatory: &["Name"],
+        pipeline: false,
+        examples: &[
+            ("containerimage Set-PackageSource Local -Trusted", "Trusts the source Local."),
+            ("containerimage Set-PackageSource Local -Trusted:false", "Stops trusting it."),
+        ],
+        command: command_of::<SetSourceArgs>,
+        run: set_package_source,
+    },
+    CmdletDef {
+        name: "Unregister-PackageSource",
+        synopsis: "Removes a registered source.",
+        description: "Removes a registered source from the configuration. Images already installed from it stay installed.",
+        positional: &["Source"],
+        mandatory: &["Source"],
+        pipeline: false,
+        examples: &[("containerimage Unregister-PackageSource Local", "Forgets the source Local.")],
+        command: command_of::<UnregisterSourceArgs>,
+        run: unregister_package_source,
+    },
+    CmdletDef {
+        name: "Get-PackageSource",
+        synopsis: "Lists the registered sources.",
+        description: "Lists the registered sources with their location and whether they are trusted. -Name takes a pattern with * and ? wildcards; a plain name that is not registered is an error.",
+        positional: &["Name"],
+        mandatory: &[],
+        pipeline: false,
+        examples: &[("containerimage Get-PackageSource", "Lists every source.")],
+        command: command_of::<GetSourceArgs>,
+        run: get_package_source,
+    },
+];
+
+const PROVIDER_SUMMARY: &str =
+    "Finds, saves and installs Windows container base OS images (.wim) from feeds.";
+/// The options this provider adds to OneGet's generic cmdlets.
+const DYNAMIC_OPTIONS: &[&str] = &["AllVersions", "Force", "Trusted"];
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProviderInstalled {
+    name: &'static str,
+    version: &'static str,
+    source: String,
+    summary: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProviderInfo {
+    name: &'static str,
+    version: &'static str,
+    dynamic_options: &'static [&'static str],
+}
+
+/// A source as OneGet shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PackageSource {
+    name: String,
+    location: String,
+    is_trusted: bool,
+    provider_name: &'static str,
+}
+
+impl PackageSource {
+    fn of(s: &SourceConfig) -> PackageSource {
+        PackageSource {
+            name: s.name.clone(),
+            location: s.location.clone(),
+            is_trusted: s.trusted,
+            provider_name: PROVIDER_NAME,
+        }
+    }
+}
+
+const SOURCE_COLUMNS: &[&str] = &["Name", "ProviderName", "IsTrusted", "Location"];
+
+fn is_this_provider(name: &str) -> bool {
+    let n = name.trim();
+    n.eq_ignore_ascii_case(PROVIDER_NAME) || n.eq_ignore_ascii_case(PROVIDER_OLD_NAME)
+}
+
+fn install_package_provider(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: InstallProviderArgs = parse(m)?;
+    if !is_this_provider(&args.name) {
+        return Err(CmdError::failed(format!(
+            "No match was found for the specified search criteria for the provider '{}'.",
+            args.name.trim()
+        ))
+        .hint(format!(
+            "this program is the '{PROVIDER_NAME}' provider (also known as '{PROVIDER_OLD_NAME}')"
+        )));
+    }
+    let home = ctx.home()?;
+    let config = home.load()?;
+    if args.force || !home.config_path().exists() {
+        home.save(&config)?;
+    }
+    let store = home.store_path(&config);
+    std::fs::create_dir_all(&store).map_err(|e| {
+        CmdError::from(e).context(format!("cannot create the image store {}", store.display()))
+    })?;
+    ctx.emit(
+        &ProviderInstalled {
+            name: PROVIDER_NAME,
+            version: env!("CARGO_PKG_VERSION"),
+            source: home.root().display().to_string(),
+            summary: PROVIDER_SUMMARY,
+        },
+        &["Name", "Version", "Source", "Summary"],
+    )
+}
+
+fn get_package_provider(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: GetProviderArgs = parse(m)?;
+    if let Some(pattern) = args
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let matches = wildcard::matches(pattern, PROVIDER_NAME)
+            || wildcard::matches(pattern, PROVIDER_OLD_NAME);
+        if !matches {
+            if wildcard::has_wildcards(pattern) {
+                return Ok(());
+            }
+            return Err(CmdError::failed(format!(
+                "Unable to find package provider '{pattern}'. It may not be imported yet. Try 'Get-PackageProvider -ListAvailable'."
+            )));
+        }
+    }
+    ctx.emit(
+        &ProviderInfo {
+            name: PROVIDER_NAME,
+            version: env!("CARGO_PKG_VERSION"),
+            dynamic_options: DYNAMIC_OPTIONS,
+        },
+        &["Name", "Version", "DynamicOptions"],
+    )
+}
+
+fn register_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: RegisterSourceArgs = parse(m)?;
+    check_provider_name(args.provider_name.as_deref())?;
+    let home = ctx.home()?;
+    let mut config = home.load()?;
+    let added = source::register(
+        &mut config,
+        &args.name,
+        &args.location,
+        args.trusted,
+        args.force,
+    )?;
+    home.save(&config)?;
+    ctx.emit(&PackageSource::of(&added), SOURCE_COLUMNS)
+}
+
+fn set_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: SetSourceArgs = parse(m)?;
+    check_provider_name(args.provider_name.as_deref())?;
+    let home = ctx.home()?;
+    let mut config = home.load()?;
+    let changed = source::set(
+        &mut config,
+        &args.name,
+        args.new_name.as_deref(),
+        args.new_location.as_deref(),
+        args.trusted,
+    )?;
+    home.save(&config)?;
+    ctx.emit(&PackageSource::of(&changed), SOURCE_COLUMNS)
+}
+
+fn unregister_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: UnregisterSourceArgs = parse(m)?;
+    check_provider_name(args.provider_name.as_deref())?;
+    let home = ctx.home()?;
+    let mut config = home.load()?;
+    source::unregister(&mut config, &args.source)?;
+    home.save(&config)?;
+    Ok(())
+}
+
+fn get_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: GetSourceArgs = parse(m)?;
+    check_provider_name(args.provider_name.as_deref())?;
+    let home = ctx.home()?;
+    let config = home.load()?;
+    for s in source::matching(&config, args.name.as_deref())? {
+        ctx.emit(&PackageSource::of(&s), SOURCE_COLUMNS)?;
+    }
+    Ok(())
+}

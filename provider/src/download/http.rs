@@ -1,0 +1,324 @@
+//! One HTTP transfer into a partial file: a `GET`, resumed with `Range` when
+//! the file already holds a prefix, and what its failure means for retrying.
+
+use std::io::Read;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+
+use super::partial::Partial;
+use super::{DownloadError, FailureReason, Job};
+use crate::progress::Reporter;
+
+/// Size of the buffer body bytes are read into.
+const BUFFER: usize = 1 << 20;
+
+/// Why one attempt did not finish the transfer.
+pub(super) enum AttemptError {
+    /// Worth trying the same URL again (after a pause when `backoff`).
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+        backoff: bool,
+    },
+    /// This URL will not work; try the next mirror.
+    Permanent(FailureReason),
+    /// A local problem (writing the file) that no mirror can fix.
+    Local(DownloadError),
+}
+
+fn transient(reason: impl Into<String>) -> AttemptError {
+    AttemptError::Transient {
+        reason: reason.into(),
+        retry_after: None,
+        backoff: true,
+    }
+}
+
+fn local(partial: &Partial, source: std::io::Error) -> AttemptError {
+    AttemptError::Local(DownloadError::Write {
+        path: partial.path().to_path_buf(),
+        source,
+    })
+}
+
+/// Fetches `url` into `partial`, resuming after what it holds. `Ok` means the
+/// server sent everything it announced; the caller verifies size and hash.
+/// `on_size` learns the size when the caller did not know it.
+pub(super) fn attempt(
+    client: &Client,
+    url: &Url,
+    partial: &mut Partial,
+    job: &Job<'_>,
+    on_size: &mut dyn FnMut(u64) -> Result<(), DownloadError>,
+) -> Result<(), AttemptError> {
+    let reporter = job.reporter;
+    let expected_size = job.size;
+    let start = partial.len();
+    let mut request = client.get(url.clone());
+    if start > 0 {
+        request = request.header(RANGE, format!("bytes={start}-"));
+        reporter.verbose(&format!("GET {url} (resuming at byte {start})"));
+    } else {
+        reporter.verbose(&format!("GET {url}"));
+    }
+    let mut response = request.send().map_err(|e| transient(describe(&e)))?;
+    let status = response.status();
+    if status.is_success() {
+        reporter.verbose(&format!("{url}: HTTP {}", status_text(status)));
+    }
+
+    match status {
+        StatusCode::PARTIAL_CONTENT => {
+            let range = response
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_content_range);
+            match range {
+                Some(r) if r.first == start && start > 0 => {}
+                Some(r) if r.first == 0 => {
+                    if start > 0 {
+                        reporter.verbose(&format!(
+                            "{url}: the server sent the file from byte 0 instead of {start}; starting over"
+                        ));
+                        partial.restart().map_err(|e| local(partial, e))?;
+                        job.restarted();
+                    }
+                }
+                other => {
+                    let shown = other.map_or_else(|| "none".to_string(), |r| r.to_string());
+                    partial.restart().map_err(|e| local(partial, e))?;
+                    job.restarted();
+                    return Err(AttemptError::Transient {
+                        reason: format!(
+                            "asked for bytes {start}- and got Content-Range {shown}; starting over"
+                        ),
+                        retry_after: None,
+                        backoff: false,
+                    });
+                }
+            }
+            if let (Some(r), Some(size)) = (range, expected_size) {
+                if r.total.is_some_and(|t| t != size) {
+                    return Err(AttemptError::Permanent(FailureReason::SizeMismatch {
+                        expected: size,
+                        actual: r.total.unwrap_or_default(),
+                    }));
+                }
+            }
+        }
+        StatusCode::OK => {
+            if start > 0 {
+                reporter.verbose(&format!(
+                    "{url}: the server ignored the Range request; starting over"
+                ));
+                partial.restart().map_err(|e| local(partial, e))?;
+                job.restarted();
+            }
+            let announced = content_length(&response);
+            if let (Some(size), Some(len)) = (expected_size, announced) {
+                if size != len {
+                    return Err(AttemptError::Permanent(FailureReason::SizeMismatch {
+                        expected: size,
+                        actual: len,
+                    }));
+                }
+            }
+            if expected_size.is_none() {
+                if let Some(len) = announced {
+                    on_size(len).map_err(AttemptError::Local)?;
+                }
+            }
+        }
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            partial.restart().map_err(|e| local(partial, e))?;
+            job.restarted();
+            return Err(AttemptError::Transient {
+                reason: format!("the server cannot resume at byte {start}; starting over"),
+                retry_after: None,
+                backoff: false,
+            });
+        }
+        s if s == StatusCode::REQUEST_TIMEOUT
+            || s == StatusCode::TOO_MANY_REQUESTS
+            || s.is_server_error() =>
+        {
+            return Err(AttemptError::Transient {
+                reason: format!("HTTP {}", status_text(s)),
+                retry_after: retry_after(&response),
+                backoff: true,
+            });
+        }
+        s => {
+            return Err(AttemptError::Permanent(FailureReason::Http {
+                status: status_text(s),
+            }))
+        }
+    }
+
+    copy_body(&mut response, partial, expected_size, reporter)
+}
+
+/// Streams the body into the partial file.
+fn copy_body(
+    response: &mut Response,
+    partial: &mut Partial,
+    expected_size: Option<u64>,
+    reporter: &dyn Reporter,
+) -> Result<(), AttemptError> {
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        let n = match response.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(transient(format!(
+                    "{} after {} bytes",
+                    describe_io(&e),
+                    partial.len()
+                )))
+            }
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        if let Some(size) = expected_size {
+            if partial.len() + n as u64 > size {
+                return Err(AttemptError::Permanent(FailureReason::SizeMismatch {
+                    expected: size,
+                    actual: partial.len() + n as u64,
+                }));
+            }
+        }
+        partial.append(chunk).map_err(|e| local(partial, e))?;
+        reporter.on_progress(n as u64);
+    }
+    if let Some(size) = expected_size {
+        if partial.len() < size {
+            return Err(transient(format!(
+                "the connection ended after {} of {size} bytes",
+                partial.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn content_length(response: &Response) -> Option<u64> {
+    response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A `Retry-After` given in seconds (the HTTP-date form is treated as absent).
+fn retry_after(response: &Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+fn status_text(s: StatusCode) -> String {
+    match s.canonical_reason() {
+        Some(reason) => format!("{} {reason}", s.as_u16()),
+        None => s.as_u16().to_string(),
+    }
+}
+
+/// `Content-Range: bytes first-last/total` (total may be `*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ContentRange {
+    pub first: u64,
+    pub last: u64,
+    pub total: Option<u64>,
+}
+
+impl std::fmt::Display for ContentRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.total {
+            Some(t) => write!(f, "bytes {}-{}/{t}", self.first, self.last),
+            None => write!(f, "bytes {}-{}/*", self.first, self.last),
+        }
+    }
+}
+
+pub(super) fn parse_content_range(v: &str) -> Option<ContentRange> {
+    let spec = v.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = spec.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let first: u64 = first.trim().parse().ok()?;
+    let last: u64 = last.trim().parse().ok()?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    if last < first || total.is_some_and(|t| last >= t) {
+        return None;
+    }
+    Some(ContentRange { first, last, total })
+}
+
+/// A reqwest error as one line: what happened and its causes.
+pub(super) fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_string();
+    }
+    let mut parts = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn describe_io(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        return "timed out (no data within the read timeout)".to_string();
+    }
+    if let Some(r) = e.get_ref().and_then(|r| r.downcast_ref::<reqwest::Error>()) {
+        if r.is_timeout() {
+            return "timed out (no data within the read timeout)".to_string();
+        }
+        return describe(r);
+    }
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_content_range() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some(ContentRange {
+                first: 100,
+                last: 199,
+                total: Some(200)
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes 0-9/*").map(|r| r.total),
+            Some(None)
+        );
+        assert_eq!(parse_content_range("bytes 10-5/20"), None);
+        assert_eq!(parse_content_range("bytes 0-20/20"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
+        assert_eq!(parse_content_range("bytes */20"), None);
+    }
+}

@@ -1,0 +1,222 @@
+//! The `<dest>.partial` file a download grows in, hashed as it is written.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Where a download of `dest` is written until it is verified.
+pub fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    dest.with_file_name(name)
+}
+
+/// An open `.partial` file and the SHA-256 of everything in it.
+pub(super) struct Partial {
+    path: PathBuf,
+    file: File,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl Partial {
+    /// Opens (or creates) the partial file. With `keep`, bytes left by an
+    /// earlier run are kept and re-hashed so the download can resume after
+    /// them, unless there are more than `max_len`; otherwise it starts empty.
+    pub(super) fn open(path: PathBuf, keep: bool, max_len: Option<u64>) -> io::Result<Partial> {
+        let file = open_locked(&path)?;
+        let mut partial = Partial {
+            path,
+            file,
+            hasher: Sha256::new(),
+            len: 0,
+        };
+        let existing = partial.file.metadata()?.len();
+        let usable = keep && existing > 0 && max_len.is_none_or(|m| existing <= m);
+        if usable {
+            partial.rehash()?;
+        } else {
+            partial.restart()?;
+        }
+        Ok(partial)
+    }
+
+    /// Hashes what the file holds and positions writes after it.
+    fn rehash(&mut self) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(0))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
+        loop {
+            let n = match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let chunk = buf.get(..n).unwrap_or_default();
+            self.hasher.update(chunk);
+            len += n as u64;
+        }
+        self.len = len;
+        self.file.seek(SeekFrom::Start(len))?;
+        Ok(())
+    }
+
+    /// Empties the file: the download starts again from byte 0.
+    pub(super) fn restart(&mut self) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.hasher = Sha256::new();
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Appends bytes that follow the current content.
+    pub(super) fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.hasher.update(data);
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes in the file.
+    pub(super) fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The SHA-256 of the content so far.
+    pub(super) fn digest(&self) -> [u8; 32] {
+        self.hasher.clone().finalize().into()
+    }
+
+    /// Flushes the content to disk and renames the file to `dest`.
+    pub(super) fn persist(self, dest: &Path) -> io::Result<()> {
+        self.file.sync_all()?;
+        // Renamed while still locked: a process waiting for the lock then
+        // sees the path gone and starts afresh instead of using this file.
+        std::fs::rename(&self.path, dest)?;
+        drop(self.file);
+        if let Some(dir) = dest.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            crate::fsutil::sync_dir(dir);
+        }
+        Ok(())
+    }
+
+    /// Deletes the partial file.
+    pub(super) fn discard(self) {
+        let _ = std::fs::remove_file(&self.path);
+        drop(self.file);
+    }
+}
+
+/// Opens (or creates) `path` and holds an exclusive lock on it, so two
+/// processes downloading the same file take turns instead of interleaving.
+/// When the holder renamed or deleted the file while this one waited, the
+/// lock is on a stale file: open the path again.
+fn open_locked(path: &Path) -> io::Result<File> {
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        file.lock()?;
+        if still_at(&file, path) {
+            return Ok(file);
+        }
+    }
+}
+
+/// Whether `path` still names the open `file`.
+#[cfg(unix)]
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn still_at(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// The SHA-256 and length of a whole file.
+pub(super) fn hash_file(path: &Path) -> io::Result<([u8; 32], u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(buf.get(..n).unwrap_or_default());
+        len += n as u64;
+    }
+    Ok((hasher.finalize().into(), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumes_after_a_kept_prefix_with_the_same_hash() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a.wim.partial");
+        std::fs::write(&path, b"hello ").expect("write prefix");
+
+        let mut p = Partial::open(path.clone(), true, Some(11)).expect("open");
+        assert_eq!(p.len(), 6);
+        p.append(b"world").expect("append");
+        let whole: [u8; 32] = Sha256::digest(b"hello world").into();
+        assert_eq!(p.digest(), whole);
+
+        let dest = dir.path().join("a.wim");
+        p.persist(&dest).expect("persist");
+        assert_eq!(std::fs::read(&dest).expect("read"), b"hello world");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_prefix_longer_than_the_file_or_not_kept_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a.wim.partial");
+        std::fs::write(&path, b"too long for it").expect("write prefix");
+        let p = Partial::open(path.clone(), true, Some(4)).expect("open");
+        assert_eq!(p.len(), 0);
+        assert_eq!(std::fs::metadata(&path).expect("stat").len(), 0);
+        drop(p);
+
+        std::fs::write(&path, b"abc").expect("write prefix");
+        let p = Partial::open(path.clone(), false, None).expect("open");
+        assert_eq!(p.len(), 0);
+        p.discard();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn partial_path_adds_a_suffix() {
+        assert_eq!(
+            partial_path(Path::new("/x/NanoServer-10-0.wim")),
+            PathBuf::from("/x/NanoServer-10-0.wim.partial")
+        );
+    }
+}

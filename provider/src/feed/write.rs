@@ -1,0 +1,99 @@
+//! Writing `feed.xml`: a whole manifest for a folder, or one entry added to
+//! or replaced in an existing one. Files are replaced atomically.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::Path;
+
+use quick_xml::escape::escape;
+
+use super::{FeedError, FeedRecord, FEED_NAMESPACE};
+use crate::fsutil::write_atomic;
+
+/// The manifest file a feed folder holds.
+pub const FEED_FILE_NAME: &str = "feed.xml";
+const LOCK_FILE_NAME: &str = ".feed.xml.lock";
+
+/// The manifest for `records`, in the order given.
+pub fn render_xml(records: &[FeedRecord]) -> String {
+    let mut out = String::with_capacity(128 + records.len() * 512);
+    out.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
+    let _ = writeln!(out, "<ContainerImageFeed xmlns=\"{FEED_NAMESPACE}\">");
+    for r in records {
+        out.push_str("  <Image>\n");
+        element(&mut out, "Name", &r.name);
+        element(&mut out, "Version", r.version.as_written());
+        for (tag, value) in [
+            ("Publisher", &r.publisher),
+            ("Description", &r.description),
+            ("Architecture", &r.architecture),
+        ] {
+            if let Some(v) = value {
+                element(&mut out, tag, v);
+            }
+        }
+        if let Some(size) = r.size {
+            element(&mut out, "Size", &size.to_string());
+        }
+        if let Some(sha) = r.sha256 {
+            element(&mut out, "Sha256", &hex::encode(sha));
+        }
+        for l in &r.locations {
+            element(&mut out, "Location", l);
+        }
+        out.push_str("  </Image>\n");
+    }
+    out.push_str("</ContainerImageFeed>\n");
+    out
+}
+
+fn element(out: &mut String, tag: &str, text: &str) {
+    let _ = writeln!(out, "    <{tag}>{}</{tag}>", escape(text));
+}
+
+/// Writes `<folder>/feed.xml` for `records`, replacing any previous one.
+pub fn write_feed_file(folder: &Path, records: &[FeedRecord]) -> Result<(), FeedError> {
+    let path = folder.join(FEED_FILE_NAME);
+    write_atomic(&path, render_xml(records).as_bytes())
+        .map_err(|source| FeedError::Write { path, source })
+}
+
+/// Adds `record` to `<folder>/feed.xml`, or replaces the entry with the same
+/// name (ignoring case) and version; creates the file when missing. Other
+/// entries keep their text, relative locations included. Concurrent callers
+/// on one folder are serialised; a damaged existing manifest is an error and
+/// is left as it is.
+pub fn upsert_entry(folder: &Path, record: FeedRecord) -> Result<(), FeedError> {
+    std::fs::create_dir_all(folder).map_err(|source| FeedError::Write {
+        path: folder.to_path_buf(),
+        source,
+    })?;
+    let lock_path = folder.join(LOCK_FILE_NAME);
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|source| FeedError::Write {
+            path: lock_path.clone(),
+            source,
+        })?;
+
+    let path = folder.join(FEED_FILE_NAME);
+    let mut records = match std::fs::read(&path) {
+        Ok(bytes) => super::parse_records(&bytes, &path.display().to_string())?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(FeedError::Read { path, source }),
+    };
+    match records
+        .iter_mut()
+        .find(|r| r.name.eq_ignore_ascii_case(&record.name) && r.version == record.version)
+    {
+        Some(existing) => *existing = record,
+        None => records.push(record),
+    }
+    let result = write_feed_file(folder, &records);
+    drop(lock);
+    result
+}

@@ -1,0 +1,33 @@
+//! Test support: compressed chunks cut out of WIM files written by
+//! wimlib-imagex (`scripts/make-codec-fixtures.sh`).
+
+use sha1::{Digest, Sha1};
+
+pub(crate) struct Chunk<'a> {
+    pub(crate) size: usize,
+    pub(crate) sha1: [u8; 20],
+    pub(crate) data: &'a [u8],
+}
+
+/// Splits a fixture file into its records: u32 uncompressed size, u32
+/// compressed size, SHA-1 of the uncompressed chunk, compressed bytes.
+pub(crate) fn chunks(mut file: &[u8]) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    while !file.is_empty() {
+        let (head, rest) = file.split_at(28);
+        let size = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")) as usize;
+        let packed = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as usize;
+        let (data, rest) = rest.split_at(packed);
+        chunks.push(Chunk {
+            size,
+            sha1: head[8..28].try_into().expect("20 bytes"),
+            data,
+        });
+        file = rest;
+    }
+    chunks
+}
+
+pub(crate) fn sha1(data: &[u8]) -> [u8; 20] {
+    Sha1::digest(data).into()
+}
