@@ -70,11 +70,20 @@ impl X86Filter {
         let end = data.len() - 16;
         let mut at = 1;
         while at < end {
-            match next_candidate(data, at, end) {
-                Some(next) => at = next,
-                None => break,
+            // The possible opcodes of the next block, one bit per byte.
+            let block_start = at;
+            let (mut mask, block_len) = opcode_mask(data, block_start, end);
+            while mask != 0 {
+                at = scan.instruction(data, block_start + mask.trailing_zeros() as usize);
+                // Forget the candidates the instruction covered.
+                let covered = at - block_start;
+                mask = if covered >= BLOCK {
+                    0
+                } else {
+                    mask & (u32::MAX << covered)
+                };
             }
-            at = scan.instruction(data, at);
+            at = at.max(block_start + block_len);
         }
     }
 }
@@ -87,30 +96,28 @@ fn is_opcode(byte: u8) -> bool {
     (byte & 0xFB == 0x48) | (byte & 0xFE == 0xE8) | (byte == 0xF0) | (byte == 0xFF)
 }
 
-/// The first position in `from..end` holding a possible opcode.
-#[inline]
-fn next_candidate(data: &[u8], from: usize, end: usize) -> Option<usize> {
-    const BLOCK: usize = 32;
-    let window = data.get(from..end)?;
-    let mut at = 0;
-    // A fixed-size block at a time, which the compiler turns into vector
-    // compares.
-    while let Some(block) = window
-        .get(at..)
-        .and_then(|rest| rest.first_chunk::<BLOCK>())
-    {
-        let mask = block.iter().enumerate().fold(0u32, |mask, (i, &byte)| {
-            mask | (u32::from(is_opcode(byte)) << i)
-        });
-        if mask != 0 {
-            return Some(from + at + mask.trailing_zeros() as usize);
+const BLOCK: usize = 32;
+
+/// The possible opcodes among the (up to) [`BLOCK`] bytes from `from`
+/// before `end`, as a bit mask, and how many bytes were looked at.
+#[inline(always)]
+fn opcode_mask(data: &[u8], from: usize, end: usize) -> (u32, usize) {
+    let window = data.get(from..end).unwrap_or_default();
+    match window.first_chunk::<BLOCK>() {
+        // A fixed-size block, which the compiler tests with vector compares.
+        Some(block) => {
+            let mask = block.iter().enumerate().fold(0u32, |mask, (i, &byte)| {
+                mask | (u32::from(is_opcode(byte)) << i)
+            });
+            (mask, BLOCK)
         }
-        at += BLOCK;
+        None => {
+            let mask = window.iter().enumerate().fold(0u32, |mask, (i, &byte)| {
+                mask | (u32::from(is_opcode(byte)) << i)
+            });
+            (mask, window.len())
+        }
     }
-    let tail = window.get(at..)?;
-    tail.iter()
-        .position(|&b| is_opcode(b))
-        .map(|skip| from + at + skip)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
