@@ -339,6 +339,13 @@ impl Source {
             }
             return Ok(raw);
         }
+        // No codec expands data this much; refuse before allocating.
+        if u64::from(chunk.size) > u64::from(chunk.stored) << 16 {
+            return Err(corrupt(format!(
+                "the chunk at offset {} claims {} bytes from {} stored",
+                chunk.offset, chunk.size, chunk.stored
+            )));
+        }
         let mut out = vec![0u8; chunk.size as usize];
         dec.get(chunk.codec, chunk.window as usize)
             .and_then(|d| d.decompress(&raw, &mut out))
