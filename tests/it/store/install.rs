@@ -62,6 +62,18 @@ fn offline_install_matches_wimlib_apply_and_records_everything() {
         path.join("wim.xml").is_file(),
         "the .wim's XML is kept beside Files/"
     );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path)
+            .expect("image folder")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o755,
+            0o755,
+            "the image folder is readable by all: {mode:o}"
+        );
+    }
 
     // The absolute link into the image is stored relative, so it survives a move.
     let link = fs::read_link(path.join("Files/Windows/config-link")).expect("link");
