@@ -162,7 +162,9 @@ pub(super) fn attempt(
     copy_body(&mut response, partial, expected_size, reporter)
 }
 
-/// Streams the body into the partial file.
+/// Streams the body into the partial file. Reads fill a large buffer so the
+/// file gets few large writes and the hash long runs; whatever arrived
+/// before a failure is still written, so a retry resumes after it.
 fn copy_body(
     response: &mut Response,
     partial: &mut Partial,
@@ -170,11 +172,32 @@ fn copy_body(
     reporter: &dyn Reporter,
 ) -> Result<(), AttemptError> {
     let mut buf = vec![0u8; BUFFER];
+    let mut filled = 0usize;
     loop {
-        let n = match response.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
+        let free = buf.get_mut(filled..).unwrap_or_default();
+        let read = match response.read(free) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => other,
+        };
+        let ended = match &read {
+            Ok(0) | Err(_) => true,
+            Ok(n) => {
+                filled += n;
+                false
+            }
+        };
+        if ended || filled == buf.len() {
+            store(
+                partial,
+                buf.get(..filled).unwrap_or_default(),
+                expected_size,
+            )?;
+            reporter.on_progress(filled as u64);
+            filled = 0;
+        }
+        match read {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => {
                 return Err(transient(format!(
                     "{} after {} bytes",
@@ -182,18 +205,7 @@ fn copy_body(
                     partial.len()
                 )))
             }
-        };
-        let chunk = buf.get(..n).unwrap_or_default();
-        if let Some(size) = expected_size {
-            if partial.len() + n as u64 > size {
-                return Err(AttemptError::Permanent(FailureReason::SizeMismatch {
-                    expected: size,
-                    actual: partial.len() + n as u64,
-                }));
-            }
         }
-        partial.append(chunk).map_err(|e| local(partial, e))?;
-        reporter.on_progress(n as u64);
     }
     if let Some(size) = expected_size {
         if partial.len() < size {
@@ -204,6 +216,22 @@ fn copy_body(
         }
     }
     Ok(())
+}
+
+/// Appends received bytes, refusing more than the expected size.
+fn store(
+    partial: &mut Partial,
+    data: &[u8],
+    expected_size: Option<u64>,
+) -> Result<(), AttemptError> {
+    let total = partial.len() + data.len() as u64;
+    if let Some(size) = expected_size.filter(|s| total > *s) {
+        return Err(AttemptError::Permanent(FailureReason::SizeMismatch {
+            expected: size,
+            actual: total,
+        }));
+    }
+    partial.append(data).map_err(|e| local(partial, e))
 }
 
 fn content_length(response: &Response) -> Option<u64> {
