@@ -78,13 +78,6 @@ impl CmdError {
         })
     }
 
-    /// A cmdlet whose implementation has not landed yet.
-    pub fn not_implemented(cmdlet: &str) -> CmdError {
-        CmdError::failed(format!(
-            "{cmdlet} is not implemented yet in this version of containerimage"
-        ))
-    }
-
     /// Adds what the user can do about it.
     pub fn hint(mut self, hint: impl Into<String>) -> CmdError {
         if let CmdError::Failed(f) = &mut self {
@@ -270,11 +263,4 @@ impl Ctx {
 #[allow(dead_code)] // used by the pipeline cmdlets as they land
 pub fn property<'v>(object: &'v serde_json::Value, name: &str) -> Option<&'v str> {
     object.get(name).and_then(|v| v.as_str())
-}
-
-/// The run function of a cmdlet whose implementation has not landed yet:
-/// it checks the parameters, then says so plainly (exit 1).
-pub fn not_yet<A: FromArgMatches>(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
-    let _: A = parse(m)?;
-    Err(CmdError::not_implemented(ctx.cmdlet))
 }

@@ -12,6 +12,7 @@ mod progress;
 mod provider_cmds;
 mod save;
 mod store_cmds;
+mod store_install;
 mod wim_cmds;
 
 use std::ffi::OsString;

@@ -4,7 +4,13 @@
 //! `Get-/Install-/Uninstall-Package`.
 #![allow(dead_code)] // parameters are read once the bodies land
 
-use crate::cmdlet::{command_of, not_yet, CmdletDef};
+use clap::ArgMatches;
+use containerimage_provider::progress::Reporter;
+use containerimage_provider::store::{ImageFilter, ImageRecord, Store};
+use containerimage_provider::version::Version;
+use serde::Serialize;
+
+use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
 use crate::find::VersionArgs;
 
 #[derive(clap::Args, Debug)]
@@ -166,7 +172,7 @@ pub static CMDLETS: &[CmdletDef] = &[
             ),
         ],
         command: command_of::<InstallArgs>,
-        run: not_yet::<InstallArgs>,
+        run: crate::store_install::install_container_image,
     },
     CmdletDef {
         name: "Install-Package",
@@ -177,7 +183,7 @@ pub static CMDLETS: &[CmdletDef] = &[
         pipeline: true,
         examples: &[("containerimage Install-Package -ProviderName ContainerImage -Name NanoServer", "Installs it.")],
         command: command_of::<InstallPackageArgs>,
-        run: not_yet::<InstallPackageArgs>,
+        run: crate::store_install::install_package,
     },
     CmdletDef {
         name: "Install-ContainerOSImage",
@@ -194,7 +200,7 @@ pub static CMDLETS: &[CmdletDef] = &[
             ),
         ],
         command: command_of::<InstallOsImageArgs>,
-        run: not_yet::<InstallOsImageArgs>,
+        run: crate::store_install::install_container_os_image,
     },
     CmdletDef {
         name: "Get-ContainerImage",
@@ -208,7 +214,7 @@ pub static CMDLETS: &[CmdletDef] = &[
             ("containerimage Get-ContainerImage 'Nano*' -OutputFormat Json", "As JSON Lines with every field."),
         ],
         command: command_of::<GetImageArgs>,
-        run: not_yet::<GetImageArgs>,
+        run: get_container_image,
     },
     CmdletDef {
         name: "Get-Package",
@@ -219,7 +225,7 @@ pub static CMDLETS: &[CmdletDef] = &[
         pipeline: false,
         examples: &[("containerimage Get-Package -ProviderName ContainerImage", "Lists installed images.")],
         command: command_of::<GetPackageArgs>,
-        run: not_yet::<GetPackageArgs>,
+        run: get_package,
     },
     CmdletDef {
         name: "Uninstall-ContainerOSImage",
@@ -239,7 +245,7 @@ pub static CMDLETS: &[CmdletDef] = &[
             ),
         ],
         command: command_of::<UninstallArgs>,
-        run: not_yet::<UninstallArgs>,
+        run: uninstall_os_image,
     },
     CmdletDef {
         name: "Uninstall-Package",
@@ -250,7 +256,7 @@ pub static CMDLETS: &[CmdletDef] = &[
         pipeline: true,
         examples: &[("containerimage Uninstall-Package -ProviderName ContainerImage -Name NanoServer", "Removes it.")],
         command: command_of::<UninstallPackageArgs>,
-        run: not_yet::<UninstallPackageArgs>,
+        run: uninstall_package,
     },
     CmdletDef {
         name: "Remove-ContainerImage",
@@ -261,7 +267,7 @@ pub static CMDLETS: &[CmdletDef] = &[
         pipeline: true,
         examples: &[("containerimage Remove-ContainerImage MyApp", "Removes the image MyApp.")],
         command: command_of::<RemoveArgs>,
-        run: not_yet::<RemoveArgs>,
+        run: remove_container_image,
     },
     CmdletDef {
         name: "Move-ContainerImageRepository",
@@ -272,7 +278,7 @@ pub static CMDLETS: &[CmdletDef] = &[
         pipeline: false,
         examples: &[("containerimage Move-ContainerImageRepository /data/images", "Moves the store.")],
         command: command_of::<MoveArgs>,
-        run: not_yet::<MoveArgs>,
+        run: move_repository,
     },
     CmdletDef {
         name: "Test-ContainerImage",
@@ -283,6 +289,347 @@ pub static CMDLETS: &[CmdletDef] = &[
         pipeline: false,
         examples: &[("containerimage Test-ContainerImage", "Checks every installed image.")],
         command: command_of::<TestImageArgs>,
-        run: not_yet::<TestImageArgs>,
+        run: test_container_image,
     },
 ];
+
+/// An installed image as Get-ContainerImage shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageObject {
+    pub name: String,
+    pub publisher: String,
+    pub version: String,
+    #[serde(rename = "IsOSImage")]
+    pub is_os_image: bool,
+    pub full_name: String,
+    pub id: String,
+    pub parent_image: Option<String>,
+    pub path: String,
+    pub size: u64,
+    pub created: String,
+}
+
+pub const IMAGE_COLUMNS: &[&str] = &["Name", "Publisher", "Version", "IsOSImage"];
+
+pub fn image_object(store: &Store, r: &ImageRecord) -> ImageObject {
+    ImageObject {
+        name: r.name.clone(),
+        publisher: r.publisher.clone(),
+        version: r.version.clone(),
+        is_os_image: r.is_os_image,
+        full_name: r.full_name.clone(),
+        id: r.id.clone(),
+        parent_image: r.parent_image.clone(),
+        path: store.image_path(&r.full_name).display().to_string(),
+        size: r.size,
+        created: r.created.clone(),
+    }
+}
+
+fn open_store(ctx: &Ctx) -> Result<Store, CmdError> {
+    let home = ctx.home()?;
+    Ok(Store::open(&home, ctx.reporter())?)
+}
+
+fn parse_version(text: Option<&str>) -> Result<Option<Version>, CmdError> {
+    text.map(|t| {
+        t.parse::<Version>()
+            .map_err(|e| CmdError::usage(e.to_string()))
+    })
+    .transpose()
+}
+
+fn check_provider(name: Option<&str>) -> CmdResult {
+    match name {
+        Some(n) if !n.eq_ignore_ascii_case("ContainerImage") => Err(CmdError::usage(format!(
+            "the provider '{n}' is not available here; use -ProviderName ContainerImage"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn no_installed_match(what: &str) -> CmdError {
+    CmdError::failed(format!("No installed image matches {what}."))
+        .hint("Get-ContainerImage lists the installed images.")
+}
+
+/// The installed images a filter selects; a name without wildcards that
+/// selects nothing is an error.
+fn select(store: &Store, ctx: &Ctx, filter: &ImageFilter) -> Result<Vec<ImageRecord>, CmdError> {
+    let images: Vec<ImageRecord> = store
+        .images(ctx.reporter())?
+        .into_iter()
+        .filter(|r| filter.matches(r))
+        .collect();
+    if images.is_empty() {
+        if let Some(name) = filter
+            .name
+            .as_deref()
+            .filter(|n| !containerimage_provider::wildcard::has_wildcards(n))
+        {
+            return Err(no_installed_match(&format!("the name '{name}'")));
+        }
+    }
+    Ok(images)
+}
+
+fn get_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: GetImageArgs = parse(m)?;
+    let filter = ImageFilter {
+        name: args.name,
+        publisher: args.publisher,
+        version: parse_version(args.version.as_deref())?,
+    };
+    let store = open_store(ctx)?;
+    for r in select(&store, ctx, &filter)? {
+        ctx.emit(&image_object(&store, &r), IMAGE_COLUMNS)?;
+    }
+    Ok(())
+}
+
+fn get_package(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: GetPackageArgs = parse(m)?;
+    check_provider(args.provider_name.as_deref())?;
+    let filter = ImageFilter {
+        name: args.name,
+        publisher: None,
+        version: parse_version(args.required_version.as_deref())?,
+    };
+    let store = open_store(ctx)?;
+    for r in select(&store, ctx, &filter)? {
+        ctx.emit(&image_object(&store, &r), IMAGE_COLUMNS)?;
+    }
+    Ok(())
+}
+
+/// FullNames from pipeline objects (Get-ContainerImage's output).
+fn piped_full_names(ctx: &Ctx) -> Result<Vec<String>, CmdError> {
+    let mut names = Vec::new();
+    for object in ctx.pipeline_input()? {
+        match property(&object, "FullName") {
+            Some(f) => names.push(f.to_string()),
+            None => {
+                return Err(CmdError::usage(
+                    "the objects on standard input have no FullName; pipe Get-ContainerImage into this cmdlet",
+                ))
+            }
+        }
+    }
+    Ok(names)
+}
+
+#[derive(PartialEq)]
+enum Kind {
+    OsImage,
+    Other,
+}
+
+/// Removes the images named by FullName, each failure reported on its own.
+fn remove_each(
+    ctx: &mut Ctx,
+    store: &Store,
+    full_names: &[String],
+    kind: Kind,
+    what_if: bool,
+) -> CmdResult {
+    let mut lock = store.lock(ctx.reporter())?;
+    for full_name in full_names {
+        let Some(record) = lock.find(full_name).cloned() else {
+            ctx.report(no_installed_match(&format!("the full name '{full_name}'")));
+            continue;
+        };
+        if kind == Kind::Other && record.is_os_image {
+            ctx.report(
+                CmdError::failed(format!("{} is an OS image", record.full_name)).hint(format!(
+                    "remove it with: containerimage Uninstall-ContainerOSImage -FullName '{}'",
+                    record.full_name
+                )),
+            );
+            continue;
+        }
+        if kind == Kind::OsImage && !record.is_os_image {
+            ctx.report(
+                CmdError::failed(format!("{} is not an OS image", record.full_name)).hint(
+                    format!(
+                        "remove it with: containerimage Remove-ContainerImage -Name '{}' -Publisher '{}' -Version {}",
+                        record.name, record.publisher, record.version
+                    ),
+                ),
+            );
+            continue;
+        }
+        if what_if {
+            ctx.what_if("Remove", &record.full_name);
+            continue;
+        }
+        let reporter = ctx.reporter();
+        if let Err(e) = lock.remove(&record.full_name, reporter) {
+            ctx.report(CmdError::from(e));
+        } else {
+            ctx.reporter().verbose(&format!(
+                "removed {}",
+                store.image_path(&record.full_name).display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn uninstall_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: UninstallArgs = parse(m)?;
+    let store = open_store(ctx)?;
+    let full_names = match (args.full_name, args.name) {
+        (Some(_), Some(_)) => {
+            return Err(CmdError::usage("give -FullName or -Name, not both"));
+        }
+        (Some(f), None) => vec![f],
+        (None, Some(name)) => {
+            let filter = ImageFilter {
+                name: Some(name.clone()),
+                ..ImageFilter::default()
+            };
+            one_match(&select(&store, ctx, &filter)?, &name)?
+        }
+        (None, None) => {
+            let names = piped_full_names(ctx)?;
+            if names.is_empty() {
+                return Err(CmdError::usage(
+                    "give -FullName or -Name, or pipe Get-ContainerImage objects in",
+                ));
+            }
+            names
+        }
+    };
+    remove_each(ctx, &store, &full_names, Kind::OsImage, args.what_if)
+}
+
+/// The one image a name selects; several are an error listing them.
+fn one_match(images: &[ImageRecord], what: &str) -> Result<Vec<String>, CmdError> {
+    match images {
+        [] => Err(no_installed_match(&format!("'{what}'"))),
+        [one] => Ok(vec![one.full_name.clone()]),
+        many => Err(CmdError::failed(format!(
+            "'{what}' matches several installed images: {}",
+            many.iter()
+                .map(|r| r.full_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .hint("name one of them with -FullName")),
+    }
+}
+
+fn uninstall_package(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: UninstallPackageArgs = parse(m)?;
+    check_provider(args.provider_name.as_deref())?;
+    let store = open_store(ctx)?;
+    let full_names = match args.name {
+        Some(name) => {
+            let filter = ImageFilter {
+                name: Some(name.clone()),
+                publisher: None,
+                version: parse_version(args.required_version.as_deref())?,
+            };
+            one_match(&select(&store, ctx, &filter)?, &name)?
+        }
+        None => {
+            let names = piped_full_names(ctx)?;
+            if names.is_empty() {
+                return Err(CmdError::usage(
+                    "give -Name, or pipe Get-Package objects in",
+                ));
+            }
+            names
+        }
+    };
+    remove_each(ctx, &store, &full_names, Kind::OsImage, false)
+}
+
+fn remove_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: RemoveArgs = parse(m)?;
+    let store = open_store(ctx)?;
+    let given = args.name.is_some() || args.publisher.is_some() || args.version.is_some();
+    let full_names = if given {
+        let filter = ImageFilter {
+            name: args.name,
+            publisher: args.publisher,
+            version: parse_version(args.version.as_deref())?,
+        };
+        let images = select(&store, ctx, &filter)?;
+        if images.is_empty() {
+            return Err(no_installed_match("the given name, publisher and version"));
+        }
+        images.into_iter().map(|r| r.full_name).collect()
+    } else {
+        let names = piped_full_names(ctx)?;
+        if names.is_empty() {
+            return Err(CmdError::usage(
+                "give -Name, -Publisher or -Version, or pipe Get-ContainerImage objects in",
+            ));
+        }
+        names
+    };
+    remove_each(ctx, &store, &full_names, Kind::Other, args.what_if)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RepositoryObject {
+    path: String,
+}
+
+fn move_repository(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: MoveArgs = parse(m)?;
+    let store = open_store(ctx)?;
+    let lock = store.lock(ctx.reporter())?;
+    let moved = lock.relocate(std::path::Path::new(&args.path), ctx.reporter())?;
+    ctx.emit(
+        &RepositoryObject {
+            path: moved.display().to_string(),
+        },
+        &["Path"],
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TestObject {
+    name: String,
+    version: String,
+    full_name: String,
+    is_valid: bool,
+    problems: Vec<String>,
+}
+
+fn test_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: TestImageArgs = parse(m)?;
+    let filter = ImageFilter {
+        name: args.name,
+        ..ImageFilter::default()
+    };
+    let store = open_store(ctx)?;
+    let mut invalid = 0;
+    for r in select(&store, ctx, &filter)? {
+        ctx.reporter().verbose(&format!("checking {}", r.full_name));
+        let problems = store.verify(&r)?;
+        if !problems.is_empty() {
+            invalid += 1;
+        }
+        let object = TestObject {
+            name: r.name,
+            version: r.version,
+            full_name: r.full_name,
+            is_valid: problems.is_empty(),
+            problems,
+        };
+        ctx.emit(&object, &["Name", "Version", "IsValid", "Problems"])?;
+    }
+    if invalid > 0 {
+        return Err(CmdError::failed(format!(
+            "{invalid} installed image(s) differ from what was installed"
+        ))
+        .hint("reinstall them with -Force"));
+    }
+    Ok(())
+}

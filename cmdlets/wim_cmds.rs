@@ -1,8 +1,18 @@
 //! Offline `.wim` files, DISM-shaped: `Get-WindowsImage`,
 //! `Expand-WindowsImage`, `Test-WindowsImage`.
-#![allow(dead_code)] // parameters are read once the bodies land
 
-use crate::cmdlet::{command_of, not_yet, CmdletDef};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::ArgMatches;
+use containerimage_provider::progress::Reporter;
+use containerimage_provider::wim::info::arch_name;
+use containerimage_provider::wim::{ApplyOptions, ImageInfo, WimFile};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::cmdlet::{command_of, parse, CmdError, CmdResult, CmdletDef, Ctx};
 
 /// Which image of a file: by index or by name.
 #[derive(clap::Args, Debug, Clone)]
@@ -66,7 +76,7 @@ pub static CMDLETS: &[CmdletDef] = &[
             ("containerimage Get-WindowsImage -ImagePath NanoServer.wim -Index 1", "Details of image 1."),
         ],
         command: command_of::<GetWindowsImageArgs>,
-        run: not_yet::<GetWindowsImageArgs>,
+        run: get_windows_image,
     },
     CmdletDef {
         name: "Expand-WindowsImage",
@@ -81,7 +91,7 @@ pub static CMDLETS: &[CmdletDef] = &[
             "Applies image 1.",
         )],
         command: command_of::<ExpandArgs>,
-        run: not_yet::<ExpandArgs>,
+        run: expand_windows_image,
     },
     CmdletDef {
         name: "Test-WindowsImage",
@@ -92,6 +102,251 @@ pub static CMDLETS: &[CmdletDef] = &[
         pipeline: false,
         examples: &[("containerimage Test-WindowsImage NanoServer.wim", "Checks the file.")],
         command: command_of::<TestWindowsImageArgs>,
-        run: not_yet::<TestWindowsImageArgs>,
+        run: test_windows_image,
     },
 ];
+
+/// One image, as `Get-WindowsImage` shows it without an index.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ImageSummary {
+    image_index: u32,
+    image_name: String,
+    image_description: String,
+    image_size: u64,
+}
+
+/// One image in detail, as `Get-WindowsImage -Index` shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ImageDetail {
+    image_path: String,
+    image_index: u32,
+    image_name: String,
+    image_description: String,
+    image_size: u64,
+    version: Option<String>,
+    architecture: Option<String>,
+    edition_id: Option<String>,
+    installation_type: Option<String>,
+    product_type: Option<String>,
+    product_name: Option<String>,
+    languages: Vec<String>,
+    default_language: Option<String>,
+    directory_count: Option<u64>,
+    file_count: Option<u64>,
+    created_time: Option<String>,
+    modified_time: Option<String>,
+    compression: String,
+    chunk_size: u32,
+    wim_version: u32,
+    wim_flags: u32,
+    image_count: u32,
+    integrity_table: bool,
+}
+
+/// What `Expand-WindowsImage` did.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExpandSummary {
+    image_path: String,
+    image_index: u32,
+    apply_path: String,
+    files: u64,
+    directories: u64,
+    hard_links: u64,
+    symbolic_links: u64,
+    bytes: u64,
+    skipped: Vec<String>,
+    not_represented: Vec<String>,
+    metadata_path: Option<String>,
+    seconds: f64,
+}
+
+/// What `Test-WindowsImage` found.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TestResult {
+    image_path: String,
+    is_valid: bool,
+    problems: Vec<String>,
+}
+
+/// A FILETIME as an RFC 3339 UTC string.
+fn filetime_rfc3339(ft: u64) -> Option<String> {
+    let nanos = (i128::from(ft) - 116_444_736_000_000_000) * 100;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+}
+
+fn open(path: &str) -> Result<WimFile, CmdError> {
+    WimFile::open(Path::new(path)).map_err(|e| {
+        CmdError::from(e)
+            .hint("check the path; Test-WindowsImage explains what is wrong with a damaged file")
+    })
+}
+
+/// The image chosen by -Index or -Name (index 1-based).
+fn select<'a>(wim: &'a WimFile, sel: &ImageSelector) -> Result<Option<&'a ImageInfo>, CmdError> {
+    let index = match (&sel.index, &sel.name) {
+        (Some(i), _) => *i,
+        (None, Some(name)) => wim.index_of(name)?,
+        (None, None) => return Ok(None),
+    };
+    match wim.info().images.iter().find(|i| i.index == index) {
+        Some(info) => Ok(Some(info)),
+        None => Err(CmdError::failed(format!(
+            "{} has no image {index} (it holds {})",
+            wim.path().display(),
+            wim.image_count()
+        ))
+        .hint("run Get-WindowsImage -ImagePath FILE to list its images")),
+    }
+}
+
+fn get_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: GetWindowsImageArgs = parse(m)?;
+    let wim = open(&args.image_path)?;
+    let Some(image) = select(&wim, &args.image)? else {
+        for i in &wim.info().images {
+            let row = ImageSummary {
+                image_index: i.index,
+                image_name: i.name.clone().unwrap_or_default(),
+                image_description: i.description.clone().unwrap_or_default(),
+                image_size: i.total_bytes.unwrap_or(0),
+            };
+            ctx.emit(
+                &row,
+                &["ImageIndex", "ImageName", "ImageDescription", "ImageSize"],
+            )?;
+        }
+        return Ok(());
+    };
+    let w = image.windows.clone().unwrap_or_default();
+    let header = wim.header();
+    let detail = ImageDetail {
+        image_path: args.image_path.clone(),
+        image_index: image.index,
+        image_name: image.name.clone().unwrap_or_default(),
+        image_description: image.description.clone().unwrap_or_default(),
+        image_size: image.total_bytes.unwrap_or(0),
+        version: w
+            .version
+            .map(|v| format!("{}.{}.{}.{}", v.major, v.minor, v.build, v.sp_build)),
+        architecture: w.arch.map(|a| arch_name(a).to_string()),
+        edition_id: w.edition_id.clone(),
+        installation_type: w.installation_type.clone(),
+        product_type: w.product_type.clone(),
+        product_name: w.product_name.clone(),
+        languages: w.languages.clone(),
+        default_language: w.default_language.clone(),
+        directory_count: image.dir_count,
+        file_count: image.file_count,
+        created_time: image.creation_time.and_then(filetime_rfc3339),
+        modified_time: image.last_modification_time.and_then(filetime_rfc3339),
+        compression: wim.compression().to_string(),
+        chunk_size: header.chunk_size,
+        wim_version: header.version,
+        wim_flags: header.flags,
+        image_count: header.image_count,
+        integrity_table: header.has_integrity_table,
+    };
+    ctx.emit(
+        &detail,
+        &[
+            "ImageIndex",
+            "ImageName",
+            "Version",
+            "Architecture",
+            "Compression",
+            "ImageSize",
+        ],
+    )
+}
+
+fn expand_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: ExpandArgs = parse(m)?;
+    if args.image.index.is_none() && args.image.name.is_none() {
+        return Err(CmdError::usage(
+            "Expand-WindowsImage needs -Index or -Name to choose the image",
+        ));
+    }
+    let started = Instant::now();
+    let wim = open(&args.image_path)?;
+    let index = select(&wim, &args.image)?.map_or(1, |i| i.index);
+    let options = ApplyOptions {
+        check_integrity: args.check_integrity,
+        verify: args.verify,
+        metadata_path: args.metadata_path.as_ref().map(PathBuf::from),
+        // The same tree as `wimlib-imagex apply`.
+        absolute_links: true,
+    };
+    ctx.reporter().verbose(&format!(
+        "Applying image {index} of {} to {}",
+        args.image_path, args.apply_path
+    ));
+    let summary = wim
+        .apply(index, Path::new(&args.apply_path), &options, ctx.reporter())
+        .map_err(|e| {
+            CmdError::from(e).context(format!("cannot apply image {index} of {}", args.image_path))
+        })?;
+    let seconds = started.elapsed().as_secs_f64();
+    ctx.reporter().verbose(&format!(
+        "Applied {} bytes in {seconds:.3} s",
+        summary.bytes
+    ));
+    let out = ExpandSummary {
+        image_path: args.image_path.clone(),
+        image_index: index,
+        apply_path: args.apply_path.clone(),
+        files: summary.files,
+        directories: summary.directories,
+        hard_links: summary.hard_links,
+        symbolic_links: summary.symlinks,
+        bytes: summary.bytes,
+        skipped: summary.skipped,
+        not_represented: summary.not_represented,
+        metadata_path: args.metadata_path.clone(),
+        seconds: (seconds * 1000.0).round() / 1000.0,
+    };
+    ctx.emit(
+        &out,
+        &["ImageIndex", "ApplyPath", "Files", "Bytes", "Seconds"],
+    )
+}
+
+fn test_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: TestWindowsImageArgs = parse(m)?;
+    let problems = match WimFile::open(Path::new(&args.image_path)) {
+        Ok(wim) => wim.verify(ctx.reporter()),
+        Err(e) => vec![one_line(&e)],
+    };
+    let result = TestResult {
+        image_path: args.image_path.clone(),
+        is_valid: problems.is_empty(),
+        problems,
+    };
+    ctx.emit(&result, &["ImagePath", "IsValid", "Problems"])?;
+    if result.is_valid {
+        Ok(())
+    } else {
+        Err(CmdError::failed(format!(
+            "{} is not valid: {} problem(s) found",
+            args.image_path,
+            result.problems.len()
+        )))
+    }
+}
+
+/// An error and its causes on one line.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -8,6 +8,7 @@ pub mod config;
 pub mod download;
 pub mod feed;
 pub mod fsutil;
+pub mod install;
 pub mod location;
 pub mod progress;
 pub mod query;

@@ -2,4 +2,8 @@
 
 mod cli;
 mod common;
+mod feeds;
 mod save;
+mod store;
+mod wim;
+mod wim_hostile;

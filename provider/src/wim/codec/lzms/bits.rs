@@ -14,6 +14,8 @@ pub(super) struct BackwardBits<'a> {
     /// ones are either zero or the following bits of the stream.
     buffer: u64,
     available: u32,
+    /// Bits loaded so far, including zeros read past the start.
+    loaded: u64,
 }
 
 impl<'a> BackwardBits<'a> {
@@ -24,6 +26,7 @@ impl<'a> BackwardBits<'a> {
             next: input.len(),
             buffer: 0,
             available: 0,
+            loaded: 0,
         }
     }
 
@@ -46,6 +49,7 @@ impl<'a> BackwardBits<'a> {
                 self.buffer |= u64::from_le_bytes(bytes) >> self.available;
                 self.next -= 2 * units as usize;
                 self.available += 16 * units;
+                self.loaded += u64::from(16 * units);
                 return;
             }
         }
@@ -68,7 +72,14 @@ impl<'a> BackwardBits<'a> {
             };
             self.buffer |= u64::from(unit) << (48 - self.available);
             self.available += 16;
+            self.loaded += 16;
         }
+    }
+
+    /// How many bits have been used so far (possibly more than the input
+    /// holds, if the data is corrupt).
+    pub(super) fn consumed_bits(&self) -> u64 {
+        self.loaded - u64::from(self.available)
     }
 
     /// The next `count` bits (1..=32) without consuming them.

@@ -32,6 +32,10 @@ const LENGTH_REBUILD: u32 = 512;
 const DELTA_OFFSET_REBUILD: u32 = 1024;
 const DELTA_POWER_REBUILD: u32 = 512;
 
+/// How far the two streams of a chunk may overlap before the chunk counts
+/// as damaged (wimlib's chunks leave at least 16 bits between them).
+const STREAM_OVERLAP_TOLERANCE_BITS: u64 = 32;
+
 /// Delta matches span 2^0 to 2^7 bytes.
 const NUM_DELTA_POWERS: usize = 8;
 
@@ -271,6 +275,16 @@ impl State {
                 pos += length;
             }
         }
+        // The range coder reads the buffer from the front and the bitstream
+        // from the back; in a well-formed chunk they never cross. A small
+        // overlap is let through, as the last range-coder units read may be
+        // ones whose value does not matter.
+        let used_bits = range.consumed_bytes() as u64 * 8 + bits.consumed_bits();
+        if used_bits > range.input_len() as u64 * 8 + STREAM_OVERLAP_TOLERANCE_BITS {
+            return Err(corrupt(
+                "the chunk is truncated or damaged (its two streams overlap)",
+            ));
+        }
         Ok(())
     }
 }
@@ -306,10 +320,26 @@ fn decode_length(
 #[inline(always)]
 fn copy_match(out: &mut [u8], pos: usize, offset: usize, length: usize) {
     let src = pos - offset;
-    if offset >= length {
+    let end = pos + length;
+    if offset >= 8 && length <= 64 && end + 8 <= out.len() {
+        // Whole 8-byte words: a word read never reaches bytes not yet
+        // written, and the few bytes written past `end` are decoded again
+        // later.
+        let (mut from, mut to) = (src, pos);
+        while to < end {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&out[from..from + 8]);
+            out[to..to + 8].copy_from_slice(&word);
+            from += 8;
+            to += 8;
+        }
+    } else if offset >= length {
         out.copy_within(src..src + length, pos);
+    } else if offset == 1 {
+        let byte = out[src];
+        out[pos..end].fill(byte);
     } else {
-        for i in pos..pos + length {
+        for i in pos..end {
             out[i] = out[i - offset];
         }
     }

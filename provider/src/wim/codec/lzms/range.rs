@@ -78,6 +78,15 @@ impl<'a> RangeDecoder<'a> {
         })
     }
 
+    pub(super) fn input_len(&self) -> usize {
+        self.input.len()
+    }
+
+    /// How many bytes have been read (never more than the input holds).
+    pub(super) fn consumed_bytes(&self) -> usize {
+        self.next.min(self.input.len())
+    }
+
     /// The next unit, or zero once the input is used up.
     #[inline(always)]
     fn next_unit(&mut self) -> u32 {

@@ -84,3 +84,136 @@ fn rejects_bad_sizes() {
         Err(CodecError::UnsupportedChunkSize { .. })
     ));
 }
+
+/// A small deterministic generator for test inputs.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) as u32
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+fn assert_corrupt(result: Result<(), CodecError>, what: &str) {
+    match result {
+        Err(CodecError::Corrupt {
+            codec: Compression::Lzms,
+            ..
+        }) => {}
+        other => panic!("{what}: expected a corrupt-data error, got {other:?}"),
+    }
+}
+
+#[test]
+fn random_input_is_rejected_without_panicking() {
+    let mut rng = Lcg(7);
+    let mut d = LzmsDecompressor::new(1 << 20).expect("1 MiB chunks are supported");
+    let mut rejected = 0;
+    let trials = 300;
+    for trial in 0..trials {
+        let in_len = 4 + 2 * (rng.next() as usize % 3000);
+        let out_len = 1 + rng.next() as usize % 70_000;
+        let input = rng.bytes(in_len);
+        let mut out = vec![0u8; out_len];
+        match d.decompress(&input, &mut out) {
+            Err(CodecError::Corrupt { .. }) => rejected += 1,
+            Err(other) => panic!("trial {trial}: unexpected error {other}"),
+            // Random bits can form a valid stream for a tiny output.
+            Ok(()) => assert!(
+                out_len < 64,
+                "trial {trial}: {in_len} random bytes decoded to {out_len} bytes"
+            ),
+        }
+    }
+    assert!(
+        rejected > trials * 9 / 10,
+        "only {rejected} of {trials} random inputs rejected"
+    );
+}
+
+#[test]
+fn odd_and_short_inputs_are_rejected() {
+    let chunks = fixtures();
+    let (name, size, _, data) = &chunks[0];
+    let mut d = LzmsDecompressor::new(1 << 20).expect("1 MiB chunks are supported");
+    let mut out = vec![0u8; *size];
+    assert_corrupt(
+        d.decompress(&data[..data.len() - 1], &mut out),
+        &format!("{name} minus one byte"),
+    );
+    assert_corrupt(d.decompress(&data[..3], &mut out), "three bytes");
+    assert_corrupt(d.decompress(&[], &mut out), "no input");
+}
+
+#[test]
+fn truncated_chunks_are_rejected() {
+    // Without an end marker or checksum a cut chunk can occasionally decode
+    // to something (the WIM layer's SHA-1 catches that); nearly all must fail.
+    let mut d = LzmsDecompressor::new(1 << 20).expect("1 MiB chunks are supported");
+    let (mut tried, mut rejected) = (0, 0);
+    let mut decoded = Vec::new();
+    for (name, size, _, data) in fixtures().iter().filter(|f| f.3.len() > 1000) {
+        let mut out = vec![0u8; *size];
+        for cut in [2, 4, 8, 16, 100, data.len() / 2, data.len() - 4] {
+            let cut = cut & !1;
+            for input in [&data[..data.len() - cut], &data[cut..]] {
+                tried += 1;
+                match d.decompress(input, &mut out) {
+                    Err(CodecError::Corrupt { .. }) => rejected += 1,
+                    Err(other) => panic!("{name} cut by {cut}: unexpected error {other}"),
+                    Ok(()) => decoded.push(format!("{name} cut by {cut}")),
+                }
+            }
+        }
+    }
+    assert!(
+        rejected * 100 >= tried * 97,
+        "only {rejected} of {tried} truncated chunks rejected; decoded: {decoded:?}"
+    );
+}
+
+#[test]
+fn damaged_chunks_never_panic_and_the_decoder_recovers() {
+    let chunks = fixtures();
+    let mut rng = Lcg(99);
+    let mut d = LzmsDecompressor::new(1 << 20).expect("1 MiB chunks are supported");
+    let (mut tried, mut noticed) = (0, 0);
+    for (name, size, sha256, data) in chunks.iter().step_by(4) {
+        let mut out = vec![0u8; *size];
+        for _ in 0..20 {
+            let mut damaged = data.clone();
+            for _ in 0..1 + rng.next() % 4 {
+                let at = rng.next() as usize % damaged.len();
+                damaged[at] ^= 1 << (rng.next() % 8);
+            }
+            // Either outcome is allowed (a flipped padding bit changes
+            // nothing); it must not panic.
+            tried += 1;
+            match d.decompress(&damaged, &mut out) {
+                Err(_) => noticed += 1,
+                Ok(()) if hex::encode(Sha256::digest(&out)) != *sha256 => noticed += 1,
+                Ok(()) => {}
+            }
+        }
+        // The same decompressor still decodes the intact chunk.
+        d.decompress(data, &mut out)
+            .unwrap_or_else(|e| panic!("{name} after damaged runs: {e}"));
+        assert_eq!(
+            hex::encode(Sha256::digest(&out)),
+            *sha256,
+            "{name} after damaged runs"
+        );
+    }
+    assert!(
+        noticed * 10 >= tried * 9,
+        "only {noticed} of {tried} damaged chunks changed the result"
+    );
+}

@@ -1,0 +1,305 @@
+//! Installing OS images into the store: from a `.wim` file on disk
+//! (Install-ContainerOSImage) and from a feed entry, downloaded into the
+//! store's cache first (Install-ContainerImage).
+//!
+//! Image 1 of the `.wim` becomes `Files/`. A `.wim` holding a second image
+//! carries the utility VM there (as Windows base images do): image 2 becomes
+//! `UtilityVM/Files/`. Further images are not installed (a warning says so).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::feed::FeedEntry;
+use crate::progress::Reporter;
+use crate::store::{
+    full_name, normalize_publisher, test_pause, ImageRecord, NewImage, StoreError, StoreLock,
+    FILES_DIR, METADATA_FILE, UTILITY_VM_FILES_DIR, UTILITY_VM_METADATA_FILE, WIM_XML_FILE,
+};
+use crate::version::Version;
+use crate::wim::{
+    ApplyOptions, ImageInfo, WimError, WimFile, WimInfo, WindowsInfo, WindowsVersion,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("cannot open {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: WimError,
+    },
+    #[error("{path} holds no image")]
+    Empty { path: PathBuf },
+    #[error("cannot tell the image's name and version")]
+    Naming(#[source] crate::feed::FeedError),
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot download {name} {version}")]
+    Download {
+        name: String,
+        version: String,
+        #[source]
+        source: crate::download::DownloadError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Install-ContainerOSImage: what the user asked for.
+#[derive(Clone, Debug, Default)]
+pub struct OsImageRequest {
+    pub wim_path: PathBuf,
+    /// Wins over the name from the file name.
+    pub name: Option<String>,
+    /// Wins over the `.wim`'s XML and the file name.
+    pub version: Option<Version>,
+    pub publisher: Option<String>,
+    pub force: bool,
+}
+
+/// What an install would record, worked out before anything is written
+/// (for `-WhatIf` and the "already installed" check).
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub name: String,
+    pub version: Version,
+    pub publisher: String,
+    pub full_name: String,
+}
+
+/// Opens the `.wim` and decides its name, version, publisher and FullName.
+pub fn plan_os_image(request: &OsImageRequest) -> Result<(WimFile, Planned), InstallError> {
+    let wim = WimFile::open(&request.wim_path).map_err(|source| InstallError::Open {
+        path: request.wim_path.clone(),
+        source,
+    })?;
+    let (name, version) = match (&request.name, &request.version) {
+        (Some(n), Some(v)) => (n.clone(), v.clone()),
+        (name, Some(v)) => {
+            // The version is given: only the name comes from the rule, so a
+            // .wim without any version of its own is fine.
+            let info = with_version(wim.info(), v);
+            let (n, _) = crate::feed::wim_name_and_version(&request.wim_path, Some(&info))
+                .map_err(InstallError::Naming)?;
+            (name.clone().unwrap_or(n), v.clone())
+        }
+        (name, None) => {
+            let (n, v) = crate::feed::wim_name_and_version(&request.wim_path, Some(wim.info()))
+                .map_err(InstallError::Naming)?;
+            (name.clone().unwrap_or(n), v)
+        }
+    };
+    let publisher = normalize_publisher(request.publisher.as_deref());
+    let full_name = full_name(&publisher, &name, &version);
+    Ok((
+        wim,
+        Planned {
+            name,
+            version,
+            publisher,
+            full_name,
+        },
+    ))
+}
+
+/// The `.wim`'s XML data with image 1's WINDOWS/VERSION set to `version`.
+fn with_version(info: &WimInfo, version: &Version) -> WimInfo {
+    let [major, minor, build, sp_build] = version.parts();
+    let mut info = info.clone();
+    if info.images.is_empty() {
+        info.images.push(ImageInfo::default());
+    }
+    if let Some(first) = info.images.first_mut() {
+        first
+            .windows
+            .get_or_insert_with(WindowsInfo::default)
+            .version = Some(WindowsVersion {
+            major,
+            minor,
+            build,
+            sp_build,
+            sp_level: None,
+        });
+    }
+    info
+}
+
+/// Install-ContainerOSImage: imports a `.wim` file into the store.
+pub fn install_os_image(
+    lock: &mut StoreLock<'_>,
+    request: &OsImageRequest,
+    reporter: &dyn Reporter,
+) -> Result<ImageRecord, InstallError> {
+    let (wim, planned) = plan_os_image(request)?;
+    if !request.force && lock.find(&planned.full_name).is_some() {
+        return Err(StoreError::AlreadyInstalled {
+            full_name: planned.full_name,
+        }
+        .into());
+    }
+    let id = sha256_file(&request.wim_path, reporter)?;
+    install_wim(lock, &wim, planned, id, request.force, reporter)
+}
+
+/// Applies an opened `.wim` into the store under the planned name.
+fn install_wim(
+    lock: &mut StoreLock<'_>,
+    wim: &WimFile,
+    planned: Planned,
+    id: String,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<ImageRecord, InstallError> {
+    let count = wim.info().images.len();
+    if count == 0 {
+        return Err(InstallError::Empty {
+            path: wim.path().to_path_buf(),
+        });
+    }
+    if count > 2 {
+        reporter.warn(&format!(
+            "{} holds {count} images; only image 1 (the OS) and image 2 (the utility VM) are installed",
+            wim.path().display()
+        ));
+    }
+    let new = NewImage {
+        name: planned.name,
+        publisher: Some(planned.publisher),
+        version: planned.version,
+        id,
+        is_os_image: true,
+        parent_image: None,
+    };
+    let record = lock.install(
+        new,
+        force,
+        |dir| {
+            let options = ApplyOptions {
+                metadata_path: Some(dir.join(METADATA_FILE)),
+                ..ApplyOptions::default()
+            };
+            wim.apply(1, &dir.join(FILES_DIR), &options, reporter)?;
+            test_pause("applied", reporter);
+            if count >= 2 {
+                let options = ApplyOptions {
+                    metadata_path: Some(dir.join(UTILITY_VM_METADATA_FILE)),
+                    ..ApplyOptions::default()
+                };
+                wim.apply(2, &dir.join(UTILITY_VM_FILES_DIR), &options, reporter)?;
+            }
+            write_wim_xml(wim, &dir.join(WIM_XML_FILE))?;
+            Ok(())
+        },
+        reporter,
+    )?;
+    Ok(record)
+}
+
+/// Keeps the `.wim`'s XML data (UTF-16LE, as stored) beside `Files/`.
+fn write_wim_xml(wim: &WimFile, path: &Path) -> io::Result<()> {
+    std::fs::write(path, wim.xml_bytes())
+}
+
+/// Install-ContainerImage for one feed entry: downloads the `.wim` into the
+/// store's cache (verified by size and SHA-256), installs it, then deletes
+/// the cached file. A failed download stays in the cache to be resumed.
+pub fn install_from_feed(
+    lock: &mut StoreLock<'_>,
+    entry: &FeedEntry,
+    downloader: &crate::download::Downloader,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<ImageRecord, InstallError> {
+    let publisher = normalize_publisher(entry.publisher.as_deref());
+    let planned = Planned {
+        full_name: full_name(&publisher, &entry.name, &entry.version),
+        name: entry.name.clone(),
+        version: entry.version.clone(),
+        publisher,
+    };
+    if !force && lock.find(&planned.full_name).is_some() {
+        return Err(StoreError::AlreadyInstalled {
+            full_name: planned.full_name,
+        }
+        .into());
+    }
+    let cache = lock.store().cache_dir();
+    std::fs::create_dir_all(&cache).map_err(|source| InstallError::Read {
+        path: cache.clone(),
+        source,
+    })?;
+    let dest = cache.join(cache_file_name(entry));
+    let request = crate::download::Request::from(entry);
+    crate::download::fetch(downloader, &request, &dest, false, reporter).map_err(|source| {
+        InstallError::Download {
+            name: entry.name.clone(),
+            version: entry.version.to_string(),
+            source,
+        }
+    })?;
+    test_pause("downloaded", reporter);
+    let id = match entry.sha256 {
+        Some(h) => hex::encode(h),
+        None => sha256_file(&dest, reporter)?,
+    };
+    let wim = WimFile::open(&dest).map_err(|source| InstallError::Open {
+        path: dest.clone(),
+        source,
+    })?;
+    let record = install_wim(lock, &wim, planned, id, force, reporter)?;
+    drop(wim);
+    if let Err(e) = std::fs::remove_file(&dest) {
+        reporter.verbose(&format!("could not delete {}: {e}", dest.display()));
+    }
+    Ok(record)
+}
+
+/// `<Name>-<version dashed>.wim` with anything but letters, digits, `-` and
+/// `_` replaced, so a feed's name can never leave the cache folder.
+fn cache_file_name(entry: &FeedEntry) -> String {
+    let safe: String = entry
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}-{}.wim", entry.version.dashed())
+}
+
+/// SHA-256 (hex) of a file: an installed OS image's Id.
+pub fn sha256_file(path: &Path, reporter: &dyn Reporter) -> Result<String, InstallError> {
+    let read_err = |source| InstallError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    let total = file.metadata().map(|m| m.len()).ok();
+    reporter.on_start(&format!("Hashing {}", path.display()), total);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let result = loop {
+        match file.read(&mut buf) {
+            Ok(0) => break Ok(hex::encode(hasher.finalize())),
+            Ok(n) => {
+                hasher.update(buf.get(..n).unwrap_or_default());
+                reporter.on_progress(n as u64);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(read_err(e)),
+        }
+    };
+    reporter.on_complete();
+    result
+}

@@ -1,0 +1,825 @@
+//! Applying an image to a folder, the way `wimlib-imagex apply` does on
+//! Linux.
+//!
+//! Order of work: the directory tree, symbolic links and empty files first;
+//! then every blob once, in on-disk order, decoded in parallel batches and
+//! written to each file that uses it; then hard links; then timestamps
+//! (directories last, deepest first). Only folders created by this apply are
+//! written into and every file is created with `create_new`, so nothing is
+//! ever written through a link or outside the target.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use filetime::FileTime;
+use rayon::prelude::*;
+use sha1::{Digest, Sha1 as Sha1Hasher};
+
+use super::format::{IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, REPARSE_FLAG_NOT_FIXED};
+use super::metadata::{Dentry, Image, Sha1, ZERO_HASH};
+use super::reader::{resource_error, BATCH_BYTES};
+use super::resource::ChunkRef;
+use super::{sidecar, ApplyOptions, ApplySummary, Blob, BlobLocation, WimError, WimFile};
+use crate::progress::Reporter;
+
+/// Largest reparse data accepted (Windows caps it at 16 KiB).
+const MAX_REPARSE: u64 = 16 * 1024;
+
+/// FILETIME of 1970-01-01 (100 ns units since 1601).
+const UNIX_EPOCH_FILETIME: i64 = 116_444_736_000_000_000;
+
+pub(crate) fn filetime_to_unix(ft: u64) -> FileTime {
+    let t = i64::try_from(ft).unwrap_or(i64::MAX) - UNIX_EPOCH_FILETIME;
+    let secs = t.div_euclid(10_000_000);
+    let nanos = (t.rem_euclid(10_000_000) * 100) as u32;
+    FileTime::from_unix_time(secs, nanos)
+}
+
+/// Why an entry is not applied, or `None` when its name is safe.
+fn unsafe_name(entry: &Dentry) -> Option<&'static str> {
+    let name = entry.name.as_str();
+    if !entry.name_valid {
+        Some("its name is not valid UTF-16")
+    } else if name.is_empty() {
+        Some("it has an empty name")
+    } else if name == "." || name == ".." {
+        Some("its name is . or ..")
+    } else if name.contains('/') || name.contains('\\') {
+        Some("its name contains a path separator")
+    } else if name.contains('\0') {
+        Some("its name contains NUL")
+    } else {
+        None
+    }
+}
+
+/// A file to write a blob into.
+struct Destination {
+    path: PathBuf,
+    entry: usize,
+}
+
+struct Plan {
+    /// Directories created, parents first (entry, path).
+    dirs: Vec<(usize, PathBuf)>,
+    /// Files, symlinks and hard links whose times are set (entry, path).
+    leaves: Vec<(usize, PathBuf)>,
+    /// Blob → the files that receive it.
+    destinations: HashMap<Sha1, Vec<Destination>>,
+    /// (existing file, new link) created after the data is written.
+    hard_links: Vec<(PathBuf, PathBuf)>,
+}
+
+pub(crate) fn apply(
+    wim: &WimFile,
+    index: u32,
+    target: &Path,
+    options: &ApplyOptions,
+    reporter: &dyn Reporter,
+) -> Result<ApplySummary, WimError> {
+    if options.check_integrity {
+        wim.check_integrity(reporter)?;
+    }
+    let image = wim.image(index)?;
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| WimError::Write { path, source }
+    };
+    fs::create_dir_all(target).map_err(write_err(target))?;
+    let target_abs = fs::canonicalize(target).map_err(write_err(target))?;
+    if let Some(meta) = &options.metadata_path {
+        if sidecar::is_inside(meta, &target_abs) {
+            return Err(WimError::Sidecar {
+                path: meta.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the metadata file must not be inside the apply folder",
+                ),
+            });
+        }
+    }
+
+    let mut summary = ApplySummary::default();
+    let plan = build_tree(
+        wim,
+        &image,
+        &target_abs,
+        options.absolute_links,
+        reporter,
+        &mut summary,
+    )?;
+
+    // Data, in on-disk order.
+    let mut blobs: Vec<(&Blob, Vec<Destination>)> = Vec::new();
+    let mut destinations = plan.destinations;
+    let mut hashes: Vec<Sha1> = destinations.keys().copied().collect();
+    hashes.sort_unstable();
+    for hash in hashes {
+        let dests = destinations.remove(&hash).unwrap_or_default();
+        let Some(blob) = wim.blob(&hash) else {
+            return Err(WimError::MissingBlob {
+                path: wim.path().to_path_buf(),
+                files: name_files(&image, &dests),
+                hash: hex::encode(hash),
+            });
+        };
+        blobs.push((blob, dests));
+    }
+    blobs.sort_by_key(|(b, _)| disk_order(wim, b));
+    let total: u64 = blobs
+        .iter()
+        .map(|(b, d)| b.size.saturating_mul(d.len() as u64))
+        .sum();
+    reporter.on_start("Applying image", Some(total));
+    let written = write_blobs(wim, &image, &blobs, reporter);
+    reporter.on_complete();
+    let written = written?;
+    summary.bytes = written;
+
+    for (existing, link) in &plan.hard_links {
+        fs::hard_link(existing, link).map_err(write_err(link))?;
+        summary.hard_links += 1;
+    }
+
+    // Timestamps: leaves, then directories deepest first, then the root.
+    for (entry, path) in &plan.leaves {
+        if let Some(e) = image.entries.get(*entry) {
+            set_times(path, e).map_err(write_err(path))?;
+        }
+    }
+    for (entry, path) in plan.dirs.iter().rev() {
+        if let Some(e) = image.entries.get(*entry) {
+            set_times(path, e).map_err(write_err(path))?;
+        }
+    }
+    if let Some(root) = image.entries.first() {
+        set_times(&target_abs, root).map_err(write_err(&target_abs))?;
+    }
+
+    if options.verify {
+        reporter.verbose("Verifying the applied files");
+        for (blob, dests) in &blobs {
+            for d in dests {
+                if hash_file(&d.path).map_err(write_err(&d.path))? != blob.hash {
+                    return Err(WimError::VerifyFailed {
+                        path: d.path.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    let meta = sidecar::build(wim, index, &image, options.metadata_path.is_some())?;
+    summary.not_represented = meta.not_represented();
+    if let Some(path) = &options.metadata_path {
+        meta.write(path)?;
+    }
+    Ok(summary)
+}
+
+fn name_files(image: &Image, dests: &[Destination]) -> String {
+    let names: Vec<String> = dests
+        .iter()
+        .map(|d| format!("'{}'", image.path_of(d.entry)))
+        .collect();
+    names.join(", ")
+}
+
+/// Sort key putting blobs in the order they are stored in the file.
+fn disk_order(wim: &WimFile, blob: &Blob) -> (u64, u64) {
+    match blob.location {
+        BlobLocation::Plain(spec) => (spec.offset, 0),
+        BlobLocation::Solid { run, offset } => {
+            let start = wim.solid_run_offset(run).unwrap_or(u64::MAX);
+            (start, offset)
+        }
+    }
+}
+
+fn build_tree(
+    wim: &WimFile,
+    image: &Image,
+    target: &Path,
+    absolute_links: bool,
+    reporter: &dyn Reporter,
+    summary: &mut ApplySummary,
+) -> Result<Plan, WimError> {
+    let mut plan = Plan {
+        dirs: Vec::new(),
+        leaves: Vec::new(),
+        destinations: HashMap::new(),
+        hard_links: Vec::new(),
+    };
+    // Output path of each applied directory entry (None: skipped).
+    let mut out: Vec<Option<PathBuf>> = vec![None; image.entries.len()];
+    if let Some(slot) = out.first_mut() {
+        *slot = Some(target.to_path_buf());
+    }
+    let mut link_primary: HashMap<u64, PathBuf> = HashMap::new();
+    let mut stack: Vec<usize> = vec![0];
+    let skip = |summary: &mut ApplySummary, path: String, why: &str| {
+        reporter.warn(&format!("Skipping '{path}': {why}"));
+        summary.skipped.push(path);
+    };
+    while let Some(dir) = stack.pop() {
+        let Some(Some(dir_path)) = out.get(dir).cloned() else {
+            continue;
+        };
+        let Some(d) = image.entries.get(dir) else {
+            continue;
+        };
+        let mut names: HashSet<&str> = HashSet::new();
+        for &child in &d.children {
+            let Some(e) = image.entries.get(child) else {
+                continue;
+            };
+            if let Some(why) = unsafe_name(e) {
+                skip(summary, image.path_of(child), why);
+                continue;
+            }
+            if !names.insert(e.name.as_str()) {
+                skip(
+                    summary,
+                    image.path_of(child),
+                    "another entry of the same folder has the same name",
+                );
+                continue;
+            }
+            let path = dir_path.join(&e.name);
+            let werr = |source| WimError::Write {
+                path: path.clone(),
+                source,
+            };
+            if e.is_reparse_point() {
+                if e.reparse_tag != IO_REPARSE_TAG_SYMLINK
+                    && e.reparse_tag != IO_REPARSE_TAG_MOUNT_POINT
+                {
+                    skip(
+                        summary,
+                        image.path_of(child),
+                        &format!(
+                            "reparse points of tag {:#x} cannot be represented here (kept in the metadata file)",
+                            e.reparse_tag
+                        ),
+                    );
+                    continue;
+                }
+                let data = reparse_data(wim, image, child, e)?;
+                let depth = (!absolute_links).then(|| {
+                    image
+                        .path_of(dir)
+                        .split('/')
+                        .filter(|p| !p.is_empty())
+                        .count()
+                });
+                let Some(link) = link_target(&data, e, wim.header().rp_fix, target, depth) else {
+                    skip(
+                        summary,
+                        image.path_of(child),
+                        "its link target is unreadable",
+                    );
+                    continue;
+                };
+                make_symlink(&link, &path).map_err(werr)?;
+                summary.symlinks += 1;
+                plan.leaves.push((child, path));
+            } else if e.is_directory() {
+                match fs::create_dir(&path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                        // Merge into a folder that was already there, never
+                        // into a link.
+                        let meta = fs::symlink_metadata(&path).map_err(werr)?;
+                        if !meta.is_dir() {
+                            return Err(werr(err));
+                        }
+                    }
+                    Err(err) => return Err(werr(err)),
+                }
+                summary.directories += 1;
+                if let Some(slot) = out.get_mut(child) {
+                    *slot = Some(path.clone());
+                }
+                plan.dirs.push((child, path));
+                stack.push(child);
+            } else {
+                summary.files += 1;
+                if e.link_group != 0 {
+                    if let Some(primary) = link_primary.get(&e.link_group) {
+                        plan.hard_links.push((primary.clone(), path));
+                        continue;
+                    }
+                    link_primary.insert(e.link_group, path.clone());
+                }
+                if e.data_hash == ZERO_HASH {
+                    create_file(&path).map_err(werr)?;
+                } else {
+                    plan.destinations
+                        .entry(e.data_hash)
+                        .or_default()
+                        .push(Destination {
+                            path: path.clone(),
+                            entry: child,
+                        });
+                }
+                plan.leaves.push((child, path));
+            }
+        }
+    }
+    Ok(plan)
+}
+
+fn reparse_data(wim: &WimFile, image: &Image, i: usize, e: &Dentry) -> Result<Vec<u8>, WimError> {
+    if e.reparse_hash == ZERO_HASH {
+        return Ok(Vec::new());
+    }
+    let Some(blob) = wim.blob(&e.reparse_hash) else {
+        return Err(WimError::MissingBlob {
+            path: wim.path().to_path_buf(),
+            files: format!("'{}'", image.path_of(i)),
+            hash: hex::encode(e.reparse_hash),
+        });
+    };
+    wim.read_blob(blob, MAX_REPARSE, &format!("'{}'", image.path_of(i)))
+}
+
+fn utf16_at(buf: &[u8], offset: usize, len: usize) -> Option<String> {
+    let bytes = buf.get(offset..offset.checked_add(len)?)?;
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16(&units).ok()
+}
+
+/// The Linux link target for a symbolic link or junction's reparse data
+/// (without its 8-byte header). Relative targets keep their form with `/`
+/// separators; absolute ones lose their `\??\` and drive prefix; those that
+/// were made relative to the image root at capture (RP_FIX) are rooted at
+/// the apply folder again — or, with `relative_depth` (the depth of the
+/// link's folder below the image root), made relative to the link's folder.
+pub(crate) fn link_target(
+    data: &[u8],
+    e: &Dentry,
+    rp_fix: bool,
+    target: &Path,
+    relative_depth: Option<usize>,
+) -> Option<String> {
+    let u16_at = |o: usize| -> Option<usize> {
+        Some(usize::from(u16::from_le_bytes([
+            *data.get(o)?,
+            *data.get(o + 1)?,
+        ])))
+    };
+    let (sub_off, sub_len, print_off, print_len) = (u16_at(0)?, u16_at(2)?, u16_at(4)?, u16_at(6)?);
+    let (relative, names_start) = if e.reparse_tag == IO_REPARSE_TAG_SYMLINK {
+        let flags = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
+        (flags & 1 != 0, 12)
+    } else {
+        (false, 8)
+    };
+    let mut name = utf16_at(data, names_start + sub_off, sub_len)?;
+    if name.is_empty() {
+        name = utf16_at(data, names_start + print_off, print_len)?;
+    }
+    if name.is_empty() || name.contains('\0') {
+        return None;
+    }
+    if relative {
+        return Some(name.replace('\\', "/"));
+    }
+    let mut rest = name.as_str();
+    for prefix in ["\\??\\", "\\\\?\\"] {
+        if let Some(r) = rest.strip_prefix(prefix) {
+            rest = r;
+        }
+    }
+    let bytes = rest.as_bytes();
+    if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
+        rest = &rest[2..];
+    }
+    let path = rest.replace('\\', "/");
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
+    };
+    if rp_fix && e.reparse_flags & REPARSE_FLAG_NOT_FIXED == 0 {
+        let trimmed = path.trim_end_matches('/');
+        if let Some(depth) = relative_depth {
+            // From the link's folder up to the image root, then down.
+            let inside = trimmed.trim_start_matches('/');
+            let mut up: Vec<&str> = vec![".."; depth];
+            if !inside.is_empty() {
+                up.push(inside);
+            }
+            return Some(if up.is_empty() {
+                ".".to_string()
+            } else {
+                up.join("/")
+            });
+        }
+        let base = target.to_string_lossy();
+        Some(format!("{base}{trimmed}"))
+    } else {
+        Some(path)
+    }
+}
+
+#[cfg(unix)]
+fn make_symlink(link: &str, path: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(link, path)
+}
+
+#[cfg(not(unix))]
+fn make_symlink(_link: &str, _path: &Path) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "symbolic links are only applied on Unix",
+    ))
+}
+
+fn create_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+fn set_times(path: &Path, e: &Dentry) -> io::Result<()> {
+    filetime::set_symlink_file_times(
+        path,
+        filetime_to_unix(e.last_access_time),
+        filetime_to_unix(e.last_write_time),
+    )
+}
+
+fn hash_file(path: &Path) -> io::Result<Sha1> {
+    let mut f = File::open(path)?;
+    let mut h = Sha1Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or(&[]));
+    }
+    Ok(h.finalize().into())
+}
+
+/// A blob being written: its files and running hash.
+struct Open {
+    files: Vec<File>,
+    hasher: Sha1Hasher,
+    got: u64,
+}
+
+/// One piece of one blob within a decoded chunk.
+struct Piece {
+    blob: usize,
+    chunk: usize,
+    skip: u32,
+    take: u32,
+}
+
+/// Writes blobs to their files, checking each one's SHA-1.
+struct Writer<'a> {
+    wim: &'a WimFile,
+    image: &'a Image,
+    blobs: &'a [(&'a Blob, Vec<Destination>)],
+    reporter: &'a dyn Reporter,
+}
+
+impl Writer<'_> {
+    /// Creates the files of blob `bi`.
+    fn start(&self, bi: usize) -> Result<Open, WimError> {
+        let dests = self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice());
+        let mut files = Vec::with_capacity(dests.len());
+        for d in dests {
+            files.push(create_file(&d.path).map_err(|source| WimError::Write {
+                path: d.path.clone(),
+                source,
+            })?);
+        }
+        Ok(Open {
+            files,
+            hasher: Sha1Hasher::new(),
+            got: 0,
+        })
+    }
+
+    fn write(&self, bi: usize, state: &mut Open, data: &[u8]) -> Result<(), WimError> {
+        let dests = self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice());
+        state.hasher.update(data);
+        state.got += data.len() as u64;
+        for (f, d) in state.files.iter_mut().zip(dests) {
+            f.write_all(data).map_err(|source| WimError::Write {
+                path: d.path.clone(),
+                source,
+            })?;
+        }
+        self.reporter
+            .on_progress(data.len() as u64 * dests.len() as u64);
+        Ok(())
+    }
+
+    /// Checks blob `bi`'s size and SHA-1; on a mismatch its files are
+    /// removed. Returns the bytes written.
+    fn finish(&self, bi: usize, state: Open) -> Result<u64, WimError> {
+        let Some((blob, dests)) = self.blobs.get(bi) else {
+            return Ok(0);
+        };
+        let actual: [u8; 20] = state.hasher.finalize().into();
+        if state.got != blob.size || actual != blob.hash {
+            drop(state.files);
+            for d in dests {
+                let _ = fs::remove_file(&d.path);
+            }
+            return Err(WimError::HashMismatch {
+                path: self.wim.path().to_path_buf(),
+                files: name_files(self.image, dests),
+                expected: hex::encode(blob.hash),
+                actual: if state.got != blob.size {
+                    format!("{} bytes instead of {}", state.got, blob.size)
+                } else {
+                    hex::encode(actual)
+                },
+            });
+        }
+        Ok(blob.size * dests.len() as u64)
+    }
+}
+
+/// Writes every blob to its destinations; returns the bytes written.
+///
+/// Chunks are decoded in parallel batches of about [`BATCH_BYTES`]; within a
+/// batch, the blobs that start and end in it are hashed and written in
+/// parallel too; a blob spanning batches is written as its chunks arrive.
+fn write_blobs(
+    wim: &WimFile,
+    image: &Image,
+    blobs: &[(&Blob, Vec<Destination>)],
+    reporter: &dyn Reporter,
+) -> Result<u64, WimError> {
+    let mut chunks: Vec<ChunkRef> = Vec::new();
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut first_piece: Vec<Option<usize>> = vec![None; blobs.len()];
+    let mut last_piece: Vec<Option<usize>> = vec![None; blobs.len()];
+    for (bi, (blob, _)) in blobs.iter().enumerate() {
+        for (c, skip, take) in wim.blob_chunks(blob)? {
+            let ci = match chunks.last() {
+                Some(last) if *last == c => chunks.len() - 1,
+                _ => {
+                    chunks.push(c);
+                    chunks.len() - 1
+                }
+            };
+            if let Some(slot) = first_piece.get_mut(bi) {
+                slot.get_or_insert(pieces.len());
+            }
+            if let Some(slot) = last_piece.get_mut(bi) {
+                *slot = Some(pieces.len());
+            }
+            pieces.push(Piece {
+                blob: bi,
+                chunk: ci,
+                skip,
+                take,
+            });
+        }
+    }
+    let writer = Writer {
+        wim,
+        image,
+        blobs,
+        reporter,
+    };
+    let mut written = 0u64;
+
+    // Blobs without data (empty) still get their files and a hash check.
+    for (bi, lp) in last_piece.iter().enumerate() {
+        if lp.is_none() {
+            let state = writer.start(bi)?;
+            written += writer.finish(bi, state)?;
+        }
+    }
+
+    let mut open: HashMap<usize, Open> = HashMap::new();
+    let mut pi = 0usize;
+    let mut ci = 0usize;
+    while ci < chunks.len() {
+        let mut cj = ci;
+        let mut bytes = 0u64;
+        while cj < chunks.len() && (cj < ci + 2 || bytes < BATCH_BYTES) {
+            bytes += u64::from(chunks[cj].size);
+            cj += 1;
+        }
+        let decoded = wim.source().decode_parallel(&chunks[ci..cj]).map_err(|e| {
+            let who = pieces
+                .iter()
+                .skip(pi)
+                .find(|p| p.chunk >= ci)
+                .and_then(|p| blobs.get(p.blob))
+                .map(|(_, d)| name_files(image, d))
+                .unwrap_or_default();
+            resource_error(wim.path(), &format!("the data of {who}"), e)
+        })?;
+        let piece_data = |p: &Piece| -> &[u8] {
+            p.chunk
+                .checked_sub(ci)
+                .and_then(|k| decoded.get(k))
+                .and_then(|d| d.get(p.skip as usize..p.skip as usize + p.take as usize))
+                .unwrap_or(&[])
+        };
+        // The pieces of this batch, grouped into runs of one blob.
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        let mut pj = pi;
+        while let Some(p) = pieces.get(pj) {
+            if p.chunk >= cj {
+                break;
+            }
+            match runs.last_mut() {
+                Some((b, _, end)) if *b == p.blob && *end == pj => *end = pj + 1,
+                _ => runs.push((p.blob, pj, pj + 1)),
+            }
+            pj += 1;
+        }
+        let complete = |&(b, s, e): &(usize, usize, usize)| {
+            first_piece.get(b) == Some(&Some(s))
+                && last_piece.get(b) == Some(&Some(e - 1))
+                && !open.contains_key(&b)
+        };
+        let (whole, partial): (Vec<_>, Vec<_>) = runs.iter().partition(|r| complete(r));
+        let results: Vec<Result<u64, WimError>> = whole
+            .par_iter()
+            .map(|&&(b, s, e)| {
+                let mut state = writer.start(b)?;
+                for p in pieces.get(s..e).unwrap_or(&[]) {
+                    writer.write(b, &mut state, piece_data(p))?;
+                }
+                writer.finish(b, state)
+            })
+            .collect();
+        for r in results {
+            written += r?;
+        }
+        for &(b, s, e) in partial {
+            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(b) {
+                slot.insert(writer.start(b)?);
+            }
+            if let Some(state) = open.get_mut(&b) {
+                for p in pieces.get(s..e).unwrap_or(&[]) {
+                    writer.write(b, state, piece_data(p))?;
+                }
+            }
+            if last_piece.get(b) == Some(&Some(e - 1)) {
+                if let Some(state) = open.remove(&b) {
+                    written += writer.finish(b, state)?;
+                }
+            }
+        }
+        pi = pj;
+        ci = cj;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reparse(tag: u32, name: &str, relative: bool) -> Vec<u8> {
+        let units: Vec<u8> = name.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let len = units.len() as u16;
+        let mut d = Vec::new();
+        for v in [0u16, len, len + 2, len] {
+            d.extend_from_slice(&v.to_le_bytes());
+        }
+        if tag == IO_REPARSE_TAG_SYMLINK {
+            d.extend_from_slice(&u32::from(relative).to_le_bytes());
+        }
+        d.extend_from_slice(&units);
+        d.extend_from_slice(&[0, 0]);
+        d.extend_from_slice(&units);
+        d
+    }
+
+    fn dentry(tag: u32, flags: u16) -> Dentry {
+        Dentry {
+            name: "l".into(),
+            name_valid: true,
+            short_name: String::new(),
+            attributes: 0x400,
+            security_id: u32::MAX,
+            creation_time: 0,
+            last_access_time: 0,
+            last_write_time: 0,
+            data_hash: ZERO_HASH,
+            reparse_hash: ZERO_HASH,
+            reparse_tag: tag,
+            reparse_flags: flags,
+            link_group: 0,
+            named_streams: Vec::new(),
+            object_id: None,
+            unix: None,
+            offset: 0,
+            parent: 0,
+            children: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn link_targets_are_translated_like_wimlib() {
+        let t = Path::new("/apply/here");
+        let sym = IO_REPARSE_TAG_SYMLINK;
+        let cases = [
+            // (tag, stored name, relative flag, entry flags, rp_fix, expected)
+            (sym, "..\\a.txt", true, 0, true, "../a.txt"),
+            (sym, "\\??\\C:\\d1\\d2", false, 0, true, "/apply/here/d1/d2"),
+            (
+                sym,
+                "\\??\\C:\\etc\\passwd",
+                false,
+                REPARSE_FLAG_NOT_FIXED,
+                true,
+                "/etc/passwd",
+            ),
+            (sym, "\\??\\C:\\d1", false, 0, false, "/d1"),
+            (sym, "\\??\\C:\\", false, 0, true, "/apply/here"),
+            (
+                IO_REPARSE_TAG_MOUNT_POINT,
+                "\\??\\C:\\Users",
+                false,
+                0,
+                true,
+                "/apply/here/Users",
+            ),
+        ];
+        for (tag, name, relative, flags, rp_fix, expected) in cases {
+            let data = reparse(tag, name, relative);
+            let got = link_target(&data, &dentry(tag, flags), rp_fix, t, None);
+            assert_eq!(got.as_deref(), Some(expected), "{name}");
+        }
+        assert_eq!(
+            link_target(&[1, 2, 3], &dentry(sym, 0), true, t, None),
+            None
+        );
+        assert_eq!(
+            link_target(&reparse(sym, "", true), &dentry(sym, 0), true, t, None),
+            None
+        );
+    }
+
+    #[test]
+    fn fixed_links_can_be_made_relative() {
+        let t = Path::new("/apply/here");
+        let sym = IO_REPARSE_TAG_SYMLINK;
+        let cases = [
+            ("\\??\\C:\\d1\\d2", 0, "d1/d2"),
+            ("\\??\\C:\\d1\\d2", 2, "../../d1/d2"),
+            ("\\??\\C:\\", 0, "."),
+            ("\\??\\C:\\", 1, ".."),
+        ];
+        for (name, depth, expected) in cases {
+            let data = reparse(sym, name, false);
+            let got = link_target(&data, &dentry(sym, 0), true, t, Some(depth));
+            assert_eq!(got.as_deref(), Some(expected), "{name} at depth {depth}");
+        }
+        // Links that were not fixed at capture stay absolute.
+        let data = reparse(sym, "\\??\\C:\\etc", false);
+        let got = link_target(
+            &data,
+            &dentry(sym, REPARSE_FLAG_NOT_FIXED),
+            true,
+            t,
+            Some(3),
+        );
+        assert_eq!(got.as_deref(), Some("/etc"));
+    }
+
+    #[test]
+    fn unsafe_names_are_recognised() {
+        let mut e = dentry(0, 0);
+        for (name, bad) in [
+            ("ok", false),
+            (".", true),
+            ("..", true),
+            ("a/b", true),
+            ("a\\b", true),
+            ("a\0b", true),
+            ("", true),
+            ("...", false),
+        ] {
+            e.name = name.into();
+            assert_eq!(unsafe_name(&e).is_some(), bad, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn filetime_conversion() {
+        let t = filetime_to_unix(UNIX_EPOCH_FILETIME as u64 + 15_000_000);
+        assert_eq!((t.unix_seconds(), t.nanoseconds()), (1, 500_000_000));
+        let t = filetime_to_unix(0);
+        assert_eq!(t.unix_seconds(), -11_644_473_600);
+    }
+}

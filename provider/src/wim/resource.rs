@@ -1,0 +1,564 @@
+//! Resources: where a blob's bytes live and how to decode them.
+//!
+//! A resource is stored uncompressed, as independent compressed chunks behind
+//! a chunk table (non-solid), or inside a solid resource with its own header
+//! and chunk sizes. Every reader here turns a resource into a list of
+//! [`ChunkRef`]s: independent units that can be read and decoded on any
+//! thread, in any order. Every offset and size is checked against the file
+//! before anything is allocated from it.
+
+use std::fs::File;
+use std::io;
+
+use rayon::prelude::*;
+
+use super::codec::{self, CodecError, Compression, Decompressor};
+use super::format::{self, resource_flags, SolidResourceHeader};
+
+/// Largest chunk accepted in any resource (LZMS allows up to 1 GiB).
+pub const MAX_CHUNK_SIZE: u32 = 1 << 30;
+/// Chunk size used to cut uncompressed resources into independent pieces.
+const PLAIN_PIECE: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error("read error")]
+    Io(#[source] io::Error),
+    #[error("{0}")]
+    Corrupt(String),
+    #[error("chunk at offset {offset} does not decompress")]
+    Codec {
+        offset: u64,
+        #[source]
+        source: CodecError,
+    },
+}
+
+fn corrupt(msg: impl Into<String>) -> ResourceError {
+    ResourceError::Corrupt(msg.into())
+}
+
+/// The open file, with what is needed to read resources from it.
+pub struct Source {
+    file: File,
+    len: u64,
+    /// Codec of non-solid compressed resources.
+    pub codec: Compression,
+    /// Chunk size of non-solid compressed resources.
+    pub chunk_size: u32,
+}
+
+/// A non-solid resource (or a solid resource's own extent in the file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceSpec {
+    pub offset: u64,
+    pub stored_size: u64,
+    pub size: u64,
+    pub flags: u8,
+}
+
+impl ResourceSpec {
+    pub fn from_header(h: &format::ResourceHeader) -> ResourceSpec {
+        ResourceSpec {
+            offset: h.offset,
+            stored_size: h.size_in_wim(),
+            size: h.uncompressed_size,
+            flags: h.flags(),
+        }
+    }
+
+    pub fn compressed(&self) -> bool {
+        self.flags & resource_flags::COMPRESSED != 0
+    }
+}
+
+/// One independently decodable piece of a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// Offset of the stored bytes in the file.
+    pub offset: u64,
+    /// Stored bytes.
+    pub stored: u32,
+    /// Bytes it decodes to.
+    pub size: u32,
+    pub codec: Compression,
+    /// The resource's nominal chunk size (the codec's window).
+    pub window: u32,
+}
+
+/// A resource's chunks, in order; their sizes add up to the resource's size.
+#[derive(Clone, Debug, Default)]
+pub struct ChunkPlan {
+    pub chunks: Vec<ChunkRef>,
+    /// Uncompressed size (the sum of the chunk sizes).
+    pub size: u64,
+    /// Nominal chunk size (every chunk but the last has this size).
+    pub chunk_size: u64,
+}
+
+impl ChunkPlan {
+    /// The chunks covering bytes `[start, end)` and the offset of `start`
+    /// within the first of them.
+    pub fn covering(&self, start: u64, end: u64) -> (&[ChunkRef], u64) {
+        if start >= end || self.chunk_size == 0 {
+            return (&[], 0);
+        }
+        let first = (start / self.chunk_size) as usize;
+        let last = end.div_ceil(self.chunk_size) as usize;
+        let first = first.min(self.chunks.len());
+        let last = last.min(self.chunks.len());
+        (
+            self.chunks.get(first..last).unwrap_or(&[]),
+            start - first as u64 * self.chunk_size,
+        )
+    }
+}
+
+/// Maps the codec number of a solid resource header.
+fn solid_codec(n: u32) -> Option<Compression> {
+    match n {
+        0 => Some(Compression::None),
+        1 => Some(Compression::Xpress),
+        2 => Some(Compression::Lzx),
+        3 => Some(Compression::Lzms),
+        _ => None,
+    }
+}
+
+impl Source {
+    pub fn new(file: File, codec: Compression, chunk_size: u32) -> io::Result<Source> {
+        let len = file.metadata()?.len();
+        Ok(Source {
+            file,
+            len,
+            codec,
+            chunk_size,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), ResourceError> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .ok_or_else(|| corrupt("offset overflows"))?;
+        if end > self.len {
+            return Err(corrupt(format!(
+                "data at offset {offset} (+{}) lies past the end of the file ({} bytes)",
+                buf.len(),
+                self.len
+            )));
+        }
+        read_exact_at(&self.file, buf, offset).map_err(ResourceError::Io)
+    }
+
+    /// Reads `len` bytes at `offset` into a new buffer, `len` checked against
+    /// the file size first.
+    pub fn read_vec(&self, offset: u64, len: u64) -> Result<Vec<u8>, ResourceError> {
+        self.check_extent(offset, len)?;
+        let mut buf = vec![0u8; len as usize];
+        self.read_at(offset, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn check_extent(&self, offset: u64, len: u64) -> Result<(), ResourceError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(corrupt(format!(
+                "a resource at offset {offset} of {len} bytes lies past the end of the file ({} bytes)",
+                self.len
+            ))),
+        }
+    }
+
+    /// The chunks of a non-solid resource.
+    pub fn plan(&self, spec: &ResourceSpec) -> Result<ChunkPlan, ResourceError> {
+        self.check_extent(spec.offset, spec.stored_size)?;
+        if spec.size == 0 {
+            return Ok(ChunkPlan::default());
+        }
+        if !spec.compressed() {
+            if spec.stored_size != spec.size {
+                return Err(corrupt(format!(
+                    "an uncompressed resource at offset {} stores {} bytes but declares {}",
+                    spec.offset, spec.stored_size, spec.size
+                )));
+            }
+            return Ok(plain_plan(spec.offset, spec.size));
+        }
+        if self.codec == Compression::None || self.chunk_size == 0 {
+            return Err(corrupt(format!(
+                "the resource at offset {} is compressed but the file has no compression",
+                spec.offset
+            )));
+        }
+        let chunk_size = u64::from(self.chunk_size);
+        let n = spec.size.div_ceil(chunk_size);
+        let width: u64 = if spec.size > u64::from(u32::MAX) {
+            8
+        } else {
+            4
+        };
+        let table_len = (n - 1)
+            .checked_mul(width)
+            .filter(|&t| t <= spec.stored_size)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "the chunk table of the resource at offset {} does not fit its {} stored bytes",
+                    spec.offset, spec.stored_size
+                ))
+            })?;
+        let table = self.read_vec(spec.offset, table_len)?;
+        let data_start = spec.offset + table_len;
+        let data_len = spec.stored_size - table_len;
+        let mut starts = Vec::with_capacity(n as usize);
+        starts.push(0u64);
+        for entry in table.chunks_exact(width as usize) {
+            let v = if width == 8 {
+                u64::from_le_bytes(entry.try_into().unwrap_or([0; 8]))
+            } else {
+                u64::from(u32::from_le_bytes(entry.try_into().unwrap_or([0; 4])))
+            };
+            starts.push(v);
+        }
+        let mut chunks = Vec::with_capacity(n as usize);
+        for i in 0..n as usize {
+            let start = starts.get(i).copied().unwrap_or(0);
+            let end = starts.get(i + 1).copied().unwrap_or(data_len);
+            let size = if i as u64 == n - 1 {
+                spec.size - (n - 1) * chunk_size
+            } else {
+                chunk_size
+            };
+            if end <= start || end > data_len || end - start > size {
+                return Err(corrupt(format!(
+                    "chunk {i} of the resource at offset {} has a bad extent ({start}..{end} of {data_len})",
+                    spec.offset
+                )));
+            }
+            chunks.push(ChunkRef {
+                offset: data_start + start,
+                stored: (end - start) as u32,
+                size: size as u32,
+                codec: self.codec,
+                window: self.chunk_size,
+            });
+        }
+        Ok(ChunkPlan {
+            chunks,
+            size: spec.size,
+            chunk_size,
+        })
+    }
+
+    /// The chunks of one solid resource (its header is read and checked).
+    pub fn plan_solid(&self, spec: &ResourceSpec) -> Result<ChunkPlan, ResourceError> {
+        self.check_extent(spec.offset, spec.stored_size)?;
+        let at = spec.offset;
+        if spec.stored_size < SolidResourceHeader::SIZE as u64 {
+            return Err(corrupt(format!(
+                "the solid resource at offset {at} is too small for its header"
+            )));
+        }
+        let head = self.read_vec(at, SolidResourceHeader::SIZE as u64)?;
+        let header: SolidResourceHeader = format::parse(&head)
+            .ok_or_else(|| corrupt(format!("bad solid resource header at offset {at}")))?;
+        let codec = solid_codec(header.codec).ok_or_else(|| {
+            corrupt(format!(
+                "the solid resource at offset {at} uses unknown codec {}",
+                header.codec
+            ))
+        })?;
+        if header.chunk_size == 0 || header.chunk_size > MAX_CHUNK_SIZE {
+            return Err(corrupt(format!(
+                "the solid resource at offset {at} has a bad chunk size {}",
+                header.chunk_size
+            )));
+        }
+        let size = header.uncompressed_size;
+        let chunk_size = u64::from(header.chunk_size);
+        let n = size.div_ceil(chunk_size);
+        let room = spec.stored_size - SolidResourceHeader::SIZE as u64;
+        let table_len = n.checked_mul(4).filter(|&t| t <= room).ok_or_else(|| {
+            corrupt(format!(
+                "the chunk sizes of the solid resource at offset {at} do not fit it"
+            ))
+        })?;
+        let table = self.read_vec(at + SolidResourceHeader::SIZE as u64, table_len)?;
+        let mut pos = at + SolidResourceHeader::SIZE as u64 + table_len;
+        let end = at + spec.stored_size;
+        let mut chunks = Vec::with_capacity(n as usize);
+        for (i, entry) in table.chunks_exact(4).enumerate() {
+            let stored = u32::from_le_bytes(entry.try_into().unwrap_or([0; 4]));
+            let csize = if i as u64 == n - 1 {
+                size - (n - 1) * chunk_size
+            } else {
+                chunk_size
+            };
+            if stored == 0 || u64::from(stored) > csize || pos + u64::from(stored) > end {
+                return Err(corrupt(format!(
+                    "chunk {i} of the solid resource at offset {at} has a bad stored size {stored}"
+                )));
+            }
+            chunks.push(ChunkRef {
+                offset: pos,
+                stored,
+                size: csize as u32,
+                codec,
+                window: header.chunk_size,
+            });
+            pos += u64::from(stored);
+        }
+        Ok(ChunkPlan {
+            chunks,
+            size,
+            chunk_size,
+        })
+    }
+
+    /// Reads and decodes one chunk with `dec` (a decompressor cache).
+    pub fn decode_chunk(
+        &self,
+        chunk: &ChunkRef,
+        dec: &mut Decoders,
+    ) -> Result<Vec<u8>, ResourceError> {
+        let raw = self.read_vec(chunk.offset, u64::from(chunk.stored))?;
+        if chunk.stored == chunk.size || chunk.codec == Compression::None {
+            if chunk.stored != chunk.size {
+                return Err(corrupt(format!(
+                    "uncompressed chunk at offset {} has the wrong size",
+                    chunk.offset
+                )));
+            }
+            return Ok(raw);
+        }
+        // No codec expands data this much; refuse before allocating.
+        if u64::from(chunk.size) > u64::from(chunk.stored) << 16 {
+            return Err(corrupt(format!(
+                "the chunk at offset {} claims {} bytes from {} stored",
+                chunk.offset, chunk.size, chunk.stored
+            )));
+        }
+        let mut out = vec![0u8; chunk.size as usize];
+        dec.get(chunk.codec, chunk.window as usize)
+            .and_then(|d| d.decompress(&raw, &mut out))
+            .map_err(|source| ResourceError::Codec {
+                offset: chunk.offset,
+                source,
+            })?;
+        Ok(out)
+    }
+
+    /// Decodes `chunks` on all cores; the results are in the same order.
+    pub fn decode_parallel(&self, chunks: &[ChunkRef]) -> Result<Vec<Vec<u8>>, ResourceError> {
+        if chunks.len() <= 1 {
+            let mut dec = Decoders::default();
+            return chunks
+                .iter()
+                .map(|c| self.decode_chunk(c, &mut dec))
+                .collect();
+        }
+        chunks
+            .par_iter()
+            .map_init(Decoders::default, |dec, c| self.decode_chunk(c, dec))
+            .collect()
+    }
+
+    /// Reads a whole non-solid resource into memory (for the blob table, the
+    /// XML data and metadata). `limit` caps the size accepted.
+    pub fn read_resource(&self, spec: &ResourceSpec, limit: u64) -> Result<Vec<u8>, ResourceError> {
+        if spec.size > limit {
+            return Err(corrupt(format!(
+                "the resource at offset {} declares {} bytes, more than the {limit} accepted",
+                spec.offset, spec.size
+            )));
+        }
+        let plan = self.plan(spec)?;
+        let mut out = Vec::with_capacity(spec.size.min(self.len.saturating_mul(64)) as usize);
+        for piece in plan.chunks.chunks(64) {
+            for chunk in self.decode_parallel(piece)? {
+                out.extend_from_slice(&chunk);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An uncompressed extent cut into pieces.
+pub fn plain_plan(offset: u64, size: u64) -> ChunkPlan {
+    let n = size.div_ceil(PLAIN_PIECE);
+    let chunks = (0..n)
+        .map(|i| {
+            let start = i * PLAIN_PIECE;
+            let len = (size - start).min(PLAIN_PIECE) as u32;
+            ChunkRef {
+                offset: offset + start,
+                stored: len,
+                size: len,
+                codec: Compression::None,
+                window: PLAIN_PIECE as u32,
+            }
+        })
+        .collect();
+    ChunkPlan {
+        chunks,
+        size,
+        chunk_size: PLAIN_PIECE,
+    }
+}
+
+/// One decompressor per codec, created on first use; one per thread.
+#[derive(Default)]
+pub struct Decoders {
+    xpress: Option<(usize, Box<dyn Decompressor>)>,
+    lzx: Option<(usize, Box<dyn Decompressor>)>,
+    lzms: Option<(usize, Box<dyn Decompressor>)>,
+}
+
+impl Decoders {
+    /// The decompressor for `codec` with window (nominal chunk size) `chunk`.
+    fn get(
+        &mut self,
+        codec: Compression,
+        chunk: usize,
+    ) -> Result<&mut Box<dyn Decompressor>, CodecError> {
+        let slot = match codec {
+            Compression::Xpress => &mut self.xpress,
+            Compression::Lzx => &mut self.lzx,
+            Compression::Lzms => &mut self.lzms,
+            Compression::None => &mut self.xpress,
+        };
+        let stale = match slot {
+            Some((window, _)) => *window != chunk,
+            None => true,
+        };
+        if stale {
+            *slot = Some((chunk, codec::decompressor(codec, chunk)?));
+        }
+        match slot {
+            Some((_, d)) => Ok(d),
+            None => Err(CodecError::Corrupt {
+                codec,
+                reason: "no decompressor",
+            }),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn source_with(bytes: &[u8], codec: Compression, chunk_size: u32) -> Source {
+        let mut f = tempfile::tempfile().expect("temp file");
+        f.write_all(bytes).expect("write");
+        Source::new(f, codec, chunk_size).expect("source")
+    }
+
+    fn spec(offset: u64, stored: u64, size: u64) -> ResourceSpec {
+        ResourceSpec {
+            offset,
+            stored_size: stored,
+            size,
+            flags: resource_flags::COMPRESSED,
+        }
+    }
+
+    #[test]
+    fn chunk_table_entries_are_64_bit_past_4_gib() {
+        // 5 chunks of a 4 GiB + 100 byte resource: 4 table entries of 8 bytes.
+        let chunk = 1u32 << 30;
+        let size = (4u64 << 30) + 100;
+        let mut bytes = Vec::new();
+        for start in [10u64, 20, 30, 40] {
+            bytes.extend_from_slice(&start.to_le_bytes());
+        }
+        bytes.extend_from_slice(&[0u8; 50]);
+        let src = source_with(&bytes, Compression::Lzms, chunk);
+        let plan = src.plan(&spec(0, bytes.len() as u64, size)).expect("plan");
+        let got: Vec<(u64, u32, u32)> = plan
+            .chunks
+            .iter()
+            .map(|c| (c.offset, c.stored, c.size))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (32, 10, chunk),
+                (42, 10, chunk),
+                (52, 10, chunk),
+                (62, 10, chunk),
+                (72, 10, 100)
+            ]
+        );
+    }
+
+    #[test]
+    fn chunk_table_entries_are_32_bit_below_4_gib() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&7u32.to_le_bytes());
+        bytes.extend_from_slice(&[0u8; 12]);
+        let src = source_with(&bytes, Compression::Xpress, 4096);
+        let plan = src.plan(&spec(0, 16, 5000)).expect("plan");
+        let got: Vec<(u64, u32, u32)> = plan
+            .chunks
+            .iter()
+            .map(|c| (c.offset, c.stored, c.size))
+            .collect();
+        assert_eq!(got, vec![(4, 7, 4096), (11, 5, 904)]);
+    }
+
+    #[test]
+    fn bad_chunk_tables_are_errors() {
+        // Decreasing offsets.
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&9u32.to_le_bytes());
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.extend_from_slice(&[0u8; 12]);
+        let src = source_with(&bytes, Compression::Xpress, 4096);
+        assert!(src.plan(&spec(0, 20, 9000)).is_err());
+        // A table larger than the resource.
+        assert!(src.plan(&spec(0, 4, 1 << 40)).is_err());
+        // Past the end of the file.
+        assert!(src.plan(&spec(8, 20, 9000)).is_err());
+        // A chunk claiming an impossible expansion is refused before decoding.
+        let c = ChunkRef {
+            offset: 0,
+            stored: 1,
+            size: 1 << 30,
+            codec: Compression::Lzms,
+            window: 1 << 30,
+        };
+        assert!(src.decode_chunk(&c, &mut Decoders::default()).is_err());
+    }
+}

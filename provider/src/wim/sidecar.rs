@@ -1,0 +1,269 @@
+//! The Windows-only metadata of an image, kept beside an applied tree.
+//!
+//! A Linux file system cannot hold security descriptors, file attributes,
+//! named data streams, short names, creation times, object ids or reparse
+//! data other than symbolic links. They are collected into a [`Sidecar`] and
+//! written as JSON (binary values as lowercase hex), so the image can be
+//! exported faithfully later. Entries are listed by their path in the image
+//! (`/`-separated, the root is ""), in the order of the metadata.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::format::{attributes, IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK};
+use super::metadata::{Image, ZERO_HASH};
+use super::{WimError, WimFile};
+
+/// The format tag written into every metadata file.
+pub const FORMAT: &str = "containerimage-wim-metadata/1";
+/// Named streams larger than this keep only their hash and size.
+const MAX_INLINE_STREAM: u64 = 64 << 20;
+
+/// The Windows-only metadata of one image.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Sidecar {
+    pub format: String,
+    pub image_index: u32,
+    /// Self-relative security descriptors (hex), indexed by `SecurityId`.
+    pub security_descriptors: Vec<String>,
+    pub entries: Vec<SidecarEntry>,
+}
+
+/// One entry of the image.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SidecarEntry {
+    pub path: String,
+    /// FILE_ATTRIBUTE_* bits.
+    pub attributes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_id: Option<u32>,
+    /// FILETIME (100 ns units since 1601-01-01 UTC).
+    pub creation_time: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reparse_tag: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reparse_flags: Option<u16>,
+    /// Reparse data without its 8-byte header (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reparse_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub named_streams: Vec<SidecarStream>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// wimlib's UNIX data, when the image was captured with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix: Option<UnixOwner>,
+}
+
+/// A named data stream.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SidecarStream {
+    pub name: String,
+    pub size: u64,
+    pub sha1: String,
+    /// The stream's bytes (hex); absent for streams over 64 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct UnixOwner {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub rdev: u32,
+}
+
+/// Attribute bits a Linux tree represents by itself.
+const REPRESENTED_ATTRIBUTES: u32 = attributes::DIRECTORY | 0x80 /* NORMAL */ | 0x20 /* ARCHIVE */;
+
+/// Collects the Windows-only metadata of image `index`. Without
+/// `with_data`, reparse data and named stream contents are left out (enough
+/// to count what a Linux tree cannot hold).
+pub(crate) fn build(
+    wim: &WimFile,
+    index: u32,
+    image: &Image,
+    with_data: bool,
+) -> Result<Sidecar, WimError> {
+    let mut entries = Vec::with_capacity(image.entries.len());
+    for (i, e) in image.entries.iter().enumerate() {
+        let path = image.path_of(i);
+        let mut entry = SidecarEntry {
+            path: path.clone(),
+            attributes: e.attributes,
+            security_id: (e.security_id != u32::MAX).then_some(e.security_id),
+            creation_time: e.creation_time,
+            short_name: (!e.short_name.is_empty()).then(|| e.short_name.clone()),
+            object_id: e.object_id.as_ref().map(hex::encode),
+            unix: e.unix.map(|u| UnixOwner {
+                uid: u.uid,
+                gid: u.gid,
+                mode: u.mode,
+                rdev: u.rdev,
+            }),
+            ..SidecarEntry::default()
+        };
+        if e.is_reparse_point() {
+            entry.reparse_tag = Some(e.reparse_tag);
+            entry.reparse_flags = Some(e.reparse_flags);
+            if with_data && e.reparse_hash != ZERO_HASH {
+                let data = match wim.blob(&e.reparse_hash) {
+                    Some(blob) => wim.read_blob(blob, 16 * 1024, &format!("'{path}'"))?,
+                    None => {
+                        return Err(WimError::MissingBlob {
+                            path: wim.path().to_path_buf(),
+                            files: format!("'{path}'"),
+                            hash: hex::encode(e.reparse_hash),
+                        })
+                    }
+                };
+                entry.reparse_data = Some(hex::encode(data));
+            }
+        }
+        for s in &e.named_streams {
+            let what = format!("'{path}:{}'", s.name);
+            let (size, data) = if s.hash == ZERO_HASH {
+                (0, Some(String::new()))
+            } else {
+                let blob = wim.blob(&s.hash).ok_or_else(|| WimError::MissingBlob {
+                    path: wim.path().to_path_buf(),
+                    files: what.clone(),
+                    hash: hex::encode(s.hash),
+                })?;
+                let data = if with_data && blob.size <= MAX_INLINE_STREAM {
+                    Some(hex::encode(wim.read_blob(
+                        blob,
+                        MAX_INLINE_STREAM,
+                        &what,
+                    )?))
+                } else {
+                    None
+                };
+                (blob.size, data)
+            };
+            entry.named_streams.push(SidecarStream {
+                name: s.name.clone(),
+                size,
+                sha1: hex::encode(s.hash),
+                data,
+            });
+        }
+        entries.push(entry);
+    }
+    Ok(Sidecar {
+        format: FORMAT.to_string(),
+        image_index: index,
+        security_descriptors: image.security_descriptors.iter().map(hex::encode).collect(),
+        entries,
+    })
+}
+
+impl Sidecar {
+    /// What a Linux tree cannot hold, as "kind: count" lines.
+    pub fn not_represented(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut add = |what: &str, n: usize| {
+            if n > 0 {
+                out.push(format!("{what}: {n}"));
+            }
+        };
+        add("security descriptors", self.security_descriptors.len());
+        add(
+            "file attributes",
+            self.entries
+                .iter()
+                .filter(|e| {
+                    e.attributes & !(REPRESENTED_ATTRIBUTES | attributes::REPARSE_POINT) != 0
+                })
+                .count(),
+        );
+        add(
+            "named data streams",
+            self.entries.iter().map(|e| e.named_streams.len()).sum(),
+        );
+        add(
+            "short names",
+            self.entries
+                .iter()
+                .filter(|e| e.short_name.is_some())
+                .count(),
+        );
+        add(
+            "object ids",
+            self.entries
+                .iter()
+                .filter(|e| e.object_id.is_some())
+                .count(),
+        );
+        add(
+            "reparse points other than links",
+            self.entries
+                .iter()
+                .filter(|e| {
+                    e.reparse_tag.is_some_and(|t| {
+                        t != IO_REPARSE_TAG_SYMLINK && t != IO_REPARSE_TAG_MOUNT_POINT
+                    })
+                })
+                .count(),
+        );
+        out
+    }
+
+    /// Writes the metadata as JSON, atomically.
+    pub fn write(&self, path: &Path) -> Result<(), WimError> {
+        let err = |source| WimError::Sidecar {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = serde_json::to_vec(self).map_err(|e| err(std::io::Error::other(e)))?;
+        crate::fsutil::write_atomic(path, &bytes).map_err(err)
+    }
+
+    /// Reads a metadata file written by [`Sidecar::write`].
+    pub fn read(path: &Path) -> Result<Sidecar, WimError> {
+        let err = |source| WimError::Sidecar {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = std::fs::read(path).map_err(err)?;
+        serde_json::from_slice(&bytes).map_err(|e| err(std::io::Error::other(e)))
+    }
+}
+
+/// Whether `path` (which may not exist yet) lies inside the folder `dir`
+/// (already canonical).
+pub(crate) fn is_inside(path: &Path, dir: &Path) -> bool {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => cwd.join(path),
+            Err(_) => return false,
+        }
+    };
+    // Canonicalise the deepest existing ancestor, keep the rest as written.
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut full = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
+    for part in rest.iter().rev() {
+        full.push(part);
+    }
+    full.starts_with(dir)
+}

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Benchmark: `containerimage Expand-WindowsImage` against `wimlib-imagex apply`.
+#
+# Builds the release binary, generates the benchmark tree (scripts/gen-bench-tree.py),
+# captures it with wimlib-imagex as XPRESS, LZX, LZMS (non-solid) and LZMS solid,
+# then for each WIM applies it with both tools, alternately, RUNS times each (plus one
+# warm-up run each), output on tmpfs. Prints a Markdown table: median wall time of
+# each tool, the ratio ours/wimlib against the goal, CPU time, peak RSS, and
+# whether our tree is identical to wimlib's (scripts/compare-trees.py).
+#
+# Usage: scripts/bench-apply.sh [--size MB] [--runs N] [--codecs LIST] [--memory [MB]]
+#                               [--perf] [--reference-only] [--workdir DIR]
+#   --size MB         size of the generated tree (default 300)
+#   --runs N          timed runs per tool and WIM (default 5), medians reported
+#   --codecs LIST     comma-separated subset of XPRESS,LZX,LZMS,solid (default all)
+#   --memory [MB]     instead: one file of MB megabytes (default 2048; first half random,
+#                     second half a hole) captured non-solid as XPRESS and LZX, to show
+#                     that peak RSS stays bounded whatever the file size
+#   --perf            afterwards, profile our apply of each WIM with `perf record` and
+#                     print the functions taking most samples
+#   --reference-only  time wimlib-imagex against itself (checks the harness; no cargo build)
+#   --workdir DIR     keep the tree and WIMs in DIR and reuse them on the next run
+#                     (default: a temporary folder in /dev/shm, removed at the end)
+# Exit status: 0 when every apply succeeded and every tree is identical, 1 otherwise.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+size=300
+runs=5
+codecs=XPRESS,LZX,LZMS,solid
+memory=0
+memory_mb=2048
+perf=0
+reference_only=0
+workdir=
+
+usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" | sed -n '/^Usage/,$p'; }
+die() { echo "bench-apply: $*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --size) size=${2:?--size needs a number}; shift 2 ;;
+    --runs) runs=${2:?--runs needs a number}; shift 2 ;;
+    --codecs) codecs=${2:?--codecs needs a list}; shift 2 ;;
+    --memory)
+      memory=1
+      if [[ ${2:-} =~ ^[0-9]+$ ]]; then memory_mb=$2; shift; fi
+      shift ;;
+    --perf) perf=1; shift ;;
+    --reference-only) reference_only=1; shift ;;
+    --workdir) workdir=${2:?--workdir needs a folder}; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+[[ $size =~ ^[0-9]+$ && $size -ge 4 ]] || die "--size must be a number of MB, at least 4"
+[[ $runs =~ ^[0-9]+$ && $runs -ge 1 ]] || die "--runs must be at least 1"
+[[ $memory_mb =~ ^[0-9]+$ && $memory_mb -ge 2 ]] || die "--memory must be a number of MB, at least 2"
+if [ "$memory" = 1 ] && [ "$codecs" = XPRESS,LZX,LZMS,solid ]; then codecs=XPRESS,LZX; fi
+IFS=, read -r -a codec_list <<<"$codecs"
+for c in "${codec_list[@]}"; do
+  case $c in
+    XPRESS | LZX | LZMS | solid) ;;
+    *) die "unknown codec '$c' (choose from XPRESS,LZX,LZMS,solid)" ;;
+  esac
+done
+
+need() { # tool, Debian package
+  command -v "$1" >/dev/null 2>&1 || die "$1 is missing; install it with: apt-get install -y $2"
+}
+need wimlib-imagex wimtools
+need python3 python3
+[ -x /usr/bin/time ] || die "/usr/bin/time is missing; install it with: apt-get install -y time"
+if [ "$perf" = 1 ]; then need perf linux-perf; fi
+
+# Machine and load, for the record.
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+echo "machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr); load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "wimlib: $(wimlib-imagex --version | head -n 1)" >&2
+
+ours=$here/target/release/containerimage
+if [ "$reference_only" = 0 ]; then
+  echo "bench-apply: cargo build --release" >&2
+  (cd "$here" && cargo build --release --quiet) || die "cargo build --release failed"
+  [ -x "$ours" ] || die "$ours was not built"
+fi
+
+# Work folder on tmpfs.
+if [ -n "$workdir" ]; then
+  mkdir -p "$workdir"
+  work=$(cd "$workdir" && pwd)
+  keep=1
+else
+  [ -d /dev/shm ] && [ -w /dev/shm ] || die "/dev/shm is not a writable folder (the outputs must be on tmpfs)"
+  work=$(mktemp -d /dev/shm/bench-apply.XXXXXX)
+  keep=0
+fi
+cleanup() {
+  if [ "$keep" = 1 ]; then
+    rm -rf "$work/out-wimlib" "$work/out-ours" "$work/perf.data"
+  else
+    rm -rf "$work"
+  fi
+}
+rm -f "$work/perf.txt"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The source tree.
+if [ "$memory" = 1 ]; then
+  tree=$work/tree-memory-$memory_mb
+  if [ ! -d "$tree" ]; then
+    echo "bench-apply: generating one ${memory_mb} MB file in $tree" >&2
+    mkdir -p "$tree.tmp"
+    python3 - "$tree.tmp/big.bin" "$memory_mb" <<'EOF'
+import random, sys
+path, mb = sys.argv[1], int(sys.argv[2])
+total = mb * 1_000_000
+rng = random.Random(2048)
+with open(path, "wb") as f:
+    left = total // 2
+    while left:
+        n = min(left, 64 << 20)
+        f.write(rng.randbytes(n))
+        left -= n
+    f.truncate(total)  # the second half is a hole: zeros
+EOF
+    touch -d '2024-01-02 03:04:05.123456789Z' "$tree.tmp/big.bin"
+    mv "$tree.tmp" "$tree"
+  fi
+else
+  tree=$work/tree-$size
+  # Generated in place (absolute symbolic links point into it); .done marks a complete tree.
+  if [ ! -f "$tree.done" ]; then
+    echo "bench-apply: generating the ${size} MB tree in $tree" >&2
+    rm -rf "$tree" "$tree"-*.wim
+    "$here/scripts/gen-bench-tree.py" "$tree" "$size"
+    touch "$tree.done"
+  fi
+fi
+tree_bytes=$(du -sb --apparent-size "$tree" | cut -f1)
+tree_entries=$(find "$tree" | wc -l)
+
+capture_args() {
+  case $1 in
+    XPRESS) echo --compress=XPRESS ;;
+    LZX) echo --compress=LZX ;;
+    LZMS) echo --compress=LZMS ;;
+    solid) echo --solid ;;
+  esac
+}
+
+# One timed run: wall seconds, peak RSS (KiB), user+system CPU seconds into $run_result.
+timed() { # name, output folder, command...
+  local name=$1 out=$2
+  shift 2
+  rm -rf "$out"
+  local t0 t1
+  t0=$EPOCHREALTIME
+  if ! /usr/bin/time -f '%M %U %S' -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr-$name.txt"; then
+    echo "bench-apply: $name failed: $*" >&2
+    tail -n 5 "$work/stderr-$name.txt" | sed 's/^/  /' >&2
+    return 1
+  fi
+  t1=$EPOCHREALTIME
+  run_result=$(awk -v t0="$t0" -v t1="$t1" '{ printf "%.4f %d %.2f", t1 - t0, $1, $2 + $3 }' "$work/time.txt")
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+status=0
+rows=()
+for codec in "${codec_list[@]}"; do
+  wim=$work/$(basename "$tree")-$codec.wim
+  if [ ! -f "$wim" ]; then
+    echo "bench-apply: capturing $codec" >&2
+    # shellcheck disable=SC2046
+    wimlib-imagex capture "$tree" "$wim.tmp" "bench" $(capture_args "$codec") >"$work/capture.log" 2>&1 ||
+      { tail -n 5 "$work/capture.log" >&2; die "wimlib-imagex capture failed for $codec"; }
+    mv "$wim.tmp" "$wim"
+  fi
+  wim_bytes=$(stat -c %s "$wim")
+
+  wimlib_cmd=(wimlib-imagex apply "$wim" 1 "$work/out-wimlib")
+  if [ "$reference_only" = 1 ]; then
+    ours_cmd=(wimlib-imagex apply "$wim" 1 "$work/out-ours")
+  else
+    ours_cmd=("$ours" Expand-WindowsImage -ImagePath "$wim" -Index 1 -ApplyPath "$work/out-ours")
+  fi
+
+  echo "bench-apply: $codec ($((wim_bytes / 1000000)) MB WIM): 1 warm-up + $runs runs each, alternating" >&2
+  : >"$work/wimlib.runs"
+  : >"$work/ours.runs"
+  ours_ok=1
+  for ((i = 0; i <= runs; i++)); do
+    # Alternate who goes first, so that neither always runs on a cooler machine.
+    if ((i % 2 == 0)); then order="wimlib ours"; else order="ours wimlib"; fi
+    for who in $order; do
+      if [ "$who" = wimlib ]; then
+        timed wimlib "$work/out-wimlib" "${wimlib_cmd[@]}" || die "wimlib-imagex apply failed on $wim"
+        ((i > 0)) && echo "$run_result" >>"$work/wimlib.runs"
+      elif [ "$ours_ok" = 1 ]; then
+        if timed ours "$work/out-ours" "${ours_cmd[@]}"; then
+          ((i > 0)) && echo "$run_result" >>"$work/ours.runs"
+        else
+          ours_ok=0
+        fi
+      fi
+    done
+  done
+
+  w_time=$(cut -d' ' -f1 "$work/wimlib.runs" | median)
+  w_rss=$(cut -d' ' -f2 "$work/wimlib.runs" | sort -n | tail -n 1)
+  w_cpu=$(cut -d' ' -f3 "$work/wimlib.runs" | median)
+  if [ "$ours_ok" = 1 ]; then
+    o_time=$(cut -d' ' -f1 "$work/ours.runs" | median)
+    o_rss=$(cut -d' ' -f2 "$work/ours.runs" | sort -n | tail -n 1)
+    o_cpu=$(cut -d' ' -f3 "$work/ours.runs" | median)
+    ratio=$(awk -v o="$o_time" -v w="$w_time" 'BEGIN { printf "%.2f", o / w }')
+    if "$here/scripts/compare-trees.py" "$work/out-wimlib" "$work/out-ours" >"$work/compare.txt"; then
+      same=yes
+    else
+      same=NO
+      status=1
+      sed 's/^/  /' "$work/compare.txt" >&2
+    fi
+  else
+    o_time=failed o_rss=- o_cpu=- ratio=- same=-
+    status=1
+  fi
+
+  case $codec in XPRESS | LZX) goal=0.7 ;; *) goal=0.8 ;; esac
+  verdict=$(awk -v r="$ratio" -v g="$goal" -v rss="$o_rss" -v c="$codec" 'BEGIN {
+    if (r == "-") { print "-"; exit }
+    ok = (r + 0 <= g + 0)
+    if (c != "solid" && rss + 0 > 128 * 1024) ok = 0
+    print (ok ? "met" : "MISSED") }')
+  rows+=("$(printf '| %s | %s | %s s | %s s | %s (≤ %s) | %s / %s s | %s | %s | %s | %s |' \
+    "$codec" "$((wim_bytes / 1000000)) MB" "$w_time" "$o_time" "$ratio" "$goal" "$w_cpu" "$o_cpu" \
+    "$(awk -v k="$w_rss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" \
+    "$(awk -v k="$o_rss" 'BEGIN { if (k == "-") print "-"; else printf "%.0f MiB", k / 1024 }')" \
+    "$same" "$verdict")")
+  rm -rf "$work/out-wimlib" "$work/out-ours"
+
+  if [ "$perf" = 1 ] && [ "$ours_ok" = 1 ]; then
+    echo "bench-apply: profiling our apply of $codec" >&2
+    rm -rf "$work/out-ours"
+    perf record -q -F 2000 -o "$work/perf.data" -- "${ours_cmd[@]}" >/dev/null 2>"$work/perf.log" ||
+      { tail -n 5 "$work/perf.log" >&2; die "perf record failed"; }
+    {
+      echo "### perf: top functions, our apply of $codec (self samples)"
+      perf report -i "$work/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -n 20
+      echo
+    } >>"$work/perf.txt"
+    rm -rf "$work/out-ours" "$work/perf.data"
+  fi
+done
+
+ours_name="containerimage Expand-WindowsImage"
+[ "$reference_only" = 1 ] && ours_name="wimlib-imagex apply (reference-only run)"
+echo
+echo "Tree: $tree_entries entries, $((tree_bytes / 1000000)) MB; $runs timed runs per tool after one warm-up, medians; output on tmpfs."
+echo "Ours: $ours_name. Peak RSS is the largest of the runs. CPU is user + system."
+echo
+echo "| WIM | size | wimlib | ours | ratio (goal) | CPU wimlib / ours | RSS wimlib | RSS ours | identical | goal |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+if [ -f "$work/perf.txt" ]; then
+  echo
+  cat "$work/perf.txt"
+fi
+exit "$status"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# A first tour of containerimage, run after `cargo build --release`:
+# registers the sample feed in manifests/sample as a trusted source, then
+# Find -> Save -> Install -> Get -> Test -> Uninstall, printing each step.
+#
+# Uses $CONTAINERIMAGE_HOME when set, else a temporary home that is deleted
+# at the end. Set CONTAINERIMAGE_BIN to use another binary.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${CONTAINERIMAGE_BIN:-$here/target/release/containerimage}
+if [[ ! -x $bin ]]; then
+  echo "No binary at $bin: run 'cargo build --release' first." >&2
+  exit 1
+fi
+temp_home=
+if [[ -z ${CONTAINERIMAGE_HOME:-} ]]; then
+  temp_home=$(mktemp -d)
+  CONTAINERIMAGE_HOME=$temp_home
+fi
+export CONTAINERIMAGE_HOME
+saved=$(mktemp -d)
+trap 'rm -rf "$saved" ${temp_home:+"$temp_home"}' EXIT
+
+step() {
+  printf '\n\033[1m$ containerimage'
+  printf ' %q' "$@"
+  printf '\033[0m\n'
+  "$bin" "$@" -OutputFormat Table
+}
+
+echo "CONTAINERIMAGE_HOME=$CONTAINERIMAGE_HOME"
+step Register-PackageSource -Name Sample -Location "$here/manifests/sample" -Trusted -Force
+step Find-ContainerImage -Name 'NanoServer*'
+printf '\n\033[1m$ containerimage Find-ContainerImage NanoServerSample | containerimage Save-ContainerImage -Path %s\033[0m\n' "$saved"
+"$bin" Find-ContainerImage NanoServerSample | "$bin" Save-ContainerImage -Path "$saved" -OutputFormat Table
+ls -l "$saved"
+step Install-ContainerImage -Name NanoServerSample
+step Get-ContainerImage
+"$bin" Get-ContainerImage -Name NanoServerSample -OutputFormat List
+step Test-ContainerImage
+step Uninstall-ContainerOSImage -Name NanoServerSample
+step Get-ContainerImage
+printf '\nDone: the sample image was found, saved, installed, listed, checked and removed.\n'

@@ -1,0 +1,507 @@
+//! Damaged and hostile WIM files: each test patches the bytes of a small
+//! uncompressed WIM made by `wimlib-imagex` and checks that the binary fails
+//! cleanly (exit 1, a clear message, no panic) or skips the bad entry with a
+//! warning, and never writes outside the apply folder.
+#![cfg(unix)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use sha1::{Digest, Sha1};
+
+use crate::common::{assert_exit, json_lines, run, stderr, wimlib};
+use crate::wim::random_bytes;
+
+/// A small uncompressed WIM and its bytes.
+struct Hostile {
+    dir: tempfile::TempDir,
+    bytes: Vec<u8>,
+    outside: PathBuf,
+}
+
+const CONTENT: &[u8] = b"alpha-unique-content, nothing else looks like this\n";
+
+fn make() -> Hostile {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    let outside = dir.path().join("outside");
+    fs::create_dir_all(&outside).expect("outside");
+    fs::create_dir_all(src.join("dd")).expect("dd");
+    fs::create_dir_all(src.join("yy-dir")).expect("yy-dir");
+    fs::write(src.join("aa.txt"), CONTENT).expect("write");
+    fs::write(src.join("dd/inner.txt"), b"inner\n").expect("write");
+    fs::write(src.join("yy-dir/pwned.txt"), b"must stay inside\n").expect("write");
+    for name in ["ab", "c", "a-b", "a_b", "a~b"] {
+        fs::write(src.join(name), name.as_bytes()).expect("write");
+    }
+    std::os::unix::fs::symlink(&outside, src.join("xx-lnk")).expect("symlink");
+    let wim = dir.path().join("h.wim");
+    wimlib(&[
+        "capture",
+        src.to_str().expect("utf-8"),
+        wim.to_str().expect("utf-8"),
+        "--compress=none",
+    ]);
+    let bytes = fs::read(&wim).expect("read wim");
+    Hostile {
+        dir,
+        bytes,
+        outside,
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Hostile {
+    /// (position of the metadata entry in the file, resource offset, size).
+    fn metadata(&self) -> (usize, usize, usize) {
+        let table = u64_at(&self.bytes, 0x38) as usize;
+        let size = (u64_at(&self.bytes, 0x30) & 0x00FF_FFFF_FFFF_FFFF) as usize;
+        for e in (table..table + size).step_by(50) {
+            if self.bytes[e + 7] & 0x2 != 0 {
+                return (
+                    e,
+                    u64_at(&self.bytes, e + 8) as usize,
+                    u64_at(&self.bytes, e + 16) as usize,
+                );
+            }
+        }
+        panic!("no metadata resource in the blob table");
+    }
+
+    /// The blob table entry whose resource starts at `offset`.
+    fn blob_entry_at(&self, offset: usize) -> usize {
+        let table = u64_at(&self.bytes, 0x38) as usize;
+        let size = (u64_at(&self.bytes, 0x30) & 0x00FF_FFFF_FFFF_FFFF) as usize;
+        (table..table + size)
+            .step_by(50)
+            .find(|&e| u64_at(&self.bytes, e + 8) as usize == offset)
+            .expect("a blob table entry at that offset")
+    }
+
+    /// Recomputes the metadata resource's SHA-1 after a patch.
+    fn fix_metadata_hash(&mut self) {
+        let (entry, off, size) = self.metadata();
+        let hash = Sha1::digest(&self.bytes[off..off + size]);
+        self.bytes[entry + 30..entry + 50].copy_from_slice(&hash);
+    }
+
+    /// Absolute offset of the directory entry named `name`.
+    fn dentry(&self, name: &str) -> usize {
+        let (_, off, size) = self.metadata();
+        let mut needle = utf16(name);
+        needle.extend_from_slice(&[0, 0]);
+        let at = find(&self.bytes[off..off + size], &needle)
+            .unwrap_or_else(|| panic!("entry {name} in the metadata"));
+        off + at - 102
+    }
+
+    /// Absolute offset of the root directory entry.
+    fn root(&self) -> usize {
+        let (_, off, _) = self.metadata();
+        let total = u32::from_le_bytes(self.bytes[off..off + 4].try_into().expect("4 bytes"));
+        off + ((total.max(8) as usize + 7) & !7)
+    }
+
+    /// Renames an entry in place (same UTF-16 length).
+    fn rename(&mut self, from: &str, to: &str) {
+        let at = self.dentry(from) + 102;
+        let new = utf16(to);
+        assert_eq!(new.len(), utf16(from).len(), "same-length rename");
+        self.bytes[at..at + new.len()].copy_from_slice(&new);
+        self.fix_metadata_hash();
+    }
+
+    fn write(&self) -> PathBuf {
+        let path = self.dir.path().join("patched.wim");
+        fs::write(&path, &self.bytes).expect("write patched wim");
+        path
+    }
+
+    fn target(&self) -> PathBuf {
+        self.dir.path().join("target")
+    }
+
+    fn expand(&self) -> Output {
+        let wim = self.write();
+        run(
+            &self.dir.path().join("home"),
+            &[
+                "Expand-WindowsImage",
+                "-ImagePath",
+                wim.to_str().expect("utf-8"),
+                "-Index",
+                "1",
+                "-ApplyPath",
+                self.target().to_str().expect("utf-8"),
+            ],
+        )
+    }
+
+    fn test_image(&self) -> Output {
+        let wim = self.write();
+        run(
+            &self.dir.path().join("home"),
+            &[
+                "Test-WindowsImage",
+                "-ImagePath",
+                wim.to_str().expect("utf-8"),
+            ],
+        )
+    }
+
+    /// Nothing may ever appear outside the apply folder.
+    #[track_caller]
+    fn assert_outside_untouched(&self) {
+        let n = fs::read_dir(&self.outside).expect("outside").count();
+        assert_eq!(n, 0, "something was written outside the apply folder");
+        let mut names: Vec<String> = fs::read_dir(self.dir.path())
+            .expect("tempdir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for n in &names {
+            assert!(
+                ["src", "outside", "h.wim", "patched.wim", "target", "home"].contains(&n.as_str()),
+                "unexpected file {n} beside the apply folder"
+            );
+        }
+    }
+}
+
+/// Asserts a clean failure: exit 1, the message, no panic.
+#[track_caller]
+fn assert_fails(o: &Output, message: &str) {
+    assert_exit(o, 1);
+    let err = stderr(o);
+    assert!(
+        err.contains(message),
+        "stderr should contain {message:?}:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn sane_file_applies() {
+    let h = make();
+    let o = h.expand();
+    assert_exit(&o, 0);
+    assert_eq!(
+        fs::read(h.target().join("aa.txt")).expect("aa.txt"),
+        CONTENT
+    );
+    h.assert_outside_untouched();
+}
+
+#[test]
+fn truncated_file_fails() {
+    let mut h = make();
+    let keep = h.bytes.len() / 2;
+    h.bytes.truncate(keep);
+    assert_fails(&h.expand(), "lies past the end of the file");
+    let o = h.test_image();
+    assert_exit(&o, 1);
+    assert_eq!(json_lines(&o)[0]["IsValid"], false);
+    h.bytes.truncate(100);
+    assert_fails(&h.expand(), "fewer than a WIM header");
+    h.assert_outside_untouched();
+}
+
+#[test]
+fn bad_magic_fails() {
+    let mut h = make();
+    h.bytes[0..5].copy_from_slice(b"NOWIM");
+    assert_fails(&h.expand(), "does not start with the WIM magic");
+}
+
+#[test]
+fn blob_table_offset_past_the_end_fails() {
+    let mut h = make();
+    put_u64(&mut h.bytes, 0x38, 1 << 40);
+    assert_fails(&h.expand(), "past the end of the file");
+}
+
+#[test]
+fn huge_declared_sizes_fail() {
+    // XML data claiming a petabyte.
+    let mut h = make();
+    let flags = h.bytes[0x48 + 7];
+    put_u64(&mut h.bytes, 0x48, (1u64 << 50) | (u64::from(flags) << 56));
+    put_u64(&mut h.bytes, 0x48 + 16, 1 << 50);
+    assert_fails(&h.expand(), "the XML data");
+
+    // A file's blob claiming a terabyte.
+    let mut h = make();
+    let data = find(&h.bytes, CONTENT).expect("content in the file");
+    let entry = h.blob_entry_at(data);
+    put_u64(&mut h.bytes, entry, 1 << 40);
+    put_u64(&mut h.bytes, entry + 16, 1 << 40);
+    assert_fails(&h.expand(), "past the end of the file");
+
+    // Metadata claiming a huge uncompressed size with its real stored size.
+    let mut h = make();
+    let (entry, _, _) = h.metadata();
+    put_u64(&mut h.bytes, entry + 16, 1 << 45);
+    assert_fails(&h.expand(), "the metadata of image 1 declares");
+    h.assert_outside_untouched();
+}
+
+#[test]
+fn wrong_image_count_fails() {
+    let mut h = make();
+    put_u32(&mut h.bytes, 0x2C, 3);
+    assert_fails(&h.expand(), "declares 3 images");
+    put_u32(&mut h.bytes, 0x2C, 0);
+    assert_fails(&h.expand(), "declares 0 images");
+}
+
+#[test]
+fn cyclic_directory_entries_fail() {
+    let mut h = make();
+    let root = h.root();
+    let root_children = u64_at(&h.bytes, root + 16);
+    let dd = h.dentry("dd");
+    // dd's children are the root's children again: dd contains itself.
+    put_u64(&mut h.bytes, dd + 16, root_children);
+    h.fix_metadata_hash();
+    assert_fails(&h.expand(), "cycle");
+    let o = h.test_image();
+    assert_exit(&o, 1);
+    h.assert_outside_untouched();
+}
+
+#[test]
+fn overlapping_directory_entries_fail() {
+    let mut h = make();
+    let (_, off, _) = h.metadata();
+    let dd = h.dentry("dd");
+    let aa = h.dentry("aa.txt");
+    // dd's children start in the middle of another entry.
+    put_u64(&mut h.bytes, dd + 16, (aa - off + 8) as u64);
+    h.fix_metadata_hash();
+    assert_fails(&h.expand(), "metadata of image 1 is damaged");
+    h.assert_outside_untouched();
+}
+
+fn unsafe_name_is_skipped(from: &str, to: &str) {
+    let mut h = make();
+    h.rename(from, to);
+    let o = h.expand();
+    assert_exit(&o, 0);
+    let err = stderr(&o);
+    assert!(err.contains("WARNING: Skipping"), "{err}");
+    assert!(
+        !h.target().join(from).exists(),
+        "{from} renamed to {to:?} was written"
+    );
+    assert!(
+        h.target().join("aa.txt").exists(),
+        "the other entries are applied"
+    );
+    let summary = &json_lines(&o)[0];
+    assert_eq!(
+        summary["Skipped"].as_array().map(Vec::len),
+        Some(1),
+        "{summary}"
+    );
+    h.assert_outside_untouched();
+}
+
+#[test]
+fn name_dot_dot_is_skipped() {
+    unsafe_name_is_skipped("ab", "..");
+}
+
+#[test]
+fn name_dot_is_skipped() {
+    unsafe_name_is_skipped("c", ".");
+}
+
+#[test]
+fn name_with_slash_is_skipped() {
+    unsafe_name_is_skipped("a-b", "a/b");
+}
+
+#[test]
+fn name_with_backslash_is_skipped() {
+    unsafe_name_is_skipped("a_b", "a\\b");
+}
+
+#[test]
+fn name_with_nul_is_skipped() {
+    unsafe_name_is_skipped("a~b", "a\0b");
+}
+
+#[test]
+fn directory_colliding_with_symlink_to_outside_writes_nothing_outside() {
+    let mut h = make();
+    h.rename("yy-dir", "xx-lnk");
+    let o = h.expand();
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("xx-lnk"),
+        "the colliding entry is named: {err}"
+    );
+    h.assert_outside_untouched();
+    assert!(!h.outside.join("pwned.txt").exists());
+}
+
+#[test]
+fn sha1_mismatch_names_the_file() {
+    let mut h = make();
+    let data = find(&h.bytes, CONTENT).expect("content in the file");
+    h.bytes[data] ^= 0x55;
+    let o = h.expand();
+    assert_fails(&o, "aa.txt");
+    assert!(
+        stderr(&o).contains("does not match its SHA-1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !h.target().join("aa.txt").exists(),
+        "a file with damaged data is not left behind"
+    );
+    let o = h.test_image();
+    assert_exit(&o, 1);
+    let result = &json_lines(&o)[0];
+    assert_eq!(result["IsValid"], false);
+    assert!(
+        result["Problems"].to_string().contains("aa.txt"),
+        "{result}"
+    );
+    h.assert_outside_untouched();
+}
+
+#[test]
+fn pipable_wim_is_not_supported_yet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("src");
+    fs::write(src.join("f"), b"x").expect("write");
+    let wim = dir.path().join("p.wim");
+    wimlib(&[
+        "capture",
+        src.to_str().expect("utf-8"),
+        wim.to_str().expect("utf-8"),
+        "--pipable",
+    ]);
+    let o = run(
+        &dir.path().join("home"),
+        &[
+            "Get-WindowsImage",
+            "-ImagePath",
+            wim.to_str().expect("utf-8"),
+        ],
+    );
+    assert_fails(&o, "pipable WIM (WLPWM) is not supported yet");
+}
+
+#[test]
+fn split_wim_is_not_supported_yet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("src");
+    for i in 0..3 {
+        fs::write(src.join(format!("r{i}")), random_bytes(i, 700_000)).expect("write");
+    }
+    let wim = dir.path().join("s.wim");
+    wimlib(&[
+        "capture",
+        src.to_str().expect("utf-8"),
+        wim.to_str().expect("utf-8"),
+        "--compress=none",
+    ]);
+    let swm = dir.path().join("s.swm");
+    wimlib(&[
+        "split",
+        wim.to_str().expect("utf-8"),
+        swm.to_str().expect("utf-8"),
+        "1",
+    ]);
+    let o = run(
+        &dir.path().join("home"),
+        &[
+            "Expand-WindowsImage",
+            "-ImagePath",
+            swm.to_str().expect("utf-8"),
+            "-Index",
+            "1",
+            "-ApplyPath",
+            dir.path().join("t").to_str().expect("utf-8"),
+        ],
+    );
+    assert_fails(&o, "a split WIM (part 1 of");
+    assert!(!Path::new(&dir.path().join("t")).exists());
+}
+
+#[test]
+fn integrity_table_mismatch_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("src");
+    fs::write(src.join("f.txt"), CONTENT).expect("write");
+    let wim = dir.path().join("c.wim");
+    wimlib(&[
+        "capture",
+        src.to_str().expect("utf-8"),
+        wim.to_str().expect("utf-8"),
+        "--compress=none",
+        "--check",
+    ]);
+    let mut bytes = fs::read(&wim).expect("read");
+    let at = find(&bytes, CONTENT).expect("content");
+    bytes[at] ^= 1;
+    fs::write(&wim, &bytes).expect("write");
+    let home = dir.path().join("home");
+    let o = run(
+        &home,
+        &[
+            "Test-WindowsImage",
+            "-ImagePath",
+            wim.to_str().expect("utf-8"),
+        ],
+    );
+    assert_exit(&o, 1);
+    let problems = json_lines(&o)[0]["Problems"].to_string();
+    assert!(problems.contains("integrity table"), "{problems}");
+    assert!(problems.contains("f.txt"), "{problems}");
+    let o = run(
+        &home,
+        &[
+            "Expand-WindowsImage",
+            "-ImagePath",
+            wim.to_str().expect("utf-8"),
+            "-Index",
+            "1",
+            "-ApplyPath",
+            dir.path().join("t").to_str().expect("utf-8"),
+            "-CheckIntegrity",
+        ],
+    );
+    assert_fails(&o, "integrity table");
+    assert!(
+        !dir.path().join("t/f.txt").exists(),
+        "nothing applied after a failed check"
+    );
+}
