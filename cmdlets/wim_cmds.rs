@@ -279,6 +279,8 @@ fn expand_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         check_integrity: args.check_integrity,
         verify: args.verify,
         metadata_path: args.metadata_path.as_ref().map(PathBuf::from),
+        // The same tree as `wimlib-imagex apply`.
+        absolute_links: true,
     };
     ctx.reporter().verbose(&format!(
         "Applying image {index} of {} to {}",

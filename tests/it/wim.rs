@@ -103,6 +103,9 @@ pub fn make_tree(root: &Path) {
     touch(&root.join("Windows/rel-link"), "2010-01-01 00:00:00");
     touch(&root.join("deep/a/b"), "2015-06-07 08:09:10");
     touch(&root.join("Windows"), "2012-12-12 12:12:12");
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(root.join("deep/a"), fs::Permissions::from_mode(0o700)).expect("chmod");
+    fs::set_permissions(root.join("empty1"), fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 /// What a tree looks like, to compare two applies.
@@ -112,6 +115,8 @@ pub struct Entry {
     sha256: Option<String>,
     link: Option<String>,
     mtime: (i64, i64),
+    /// Permission bits (not for links).
+    mode: u32,
 }
 
 /// Snapshot of a tree: entries by relative path, and the hard-link groups
@@ -150,6 +155,7 @@ pub fn snapshot(root: &Path) -> (BTreeMap<String, Entry>, Vec<Vec<String>>) {
                 sha256,
                 link,
                 mtime: (meta.mtime(), meta.mtime_nsec()),
+                mode: if kind == 'l' { 0 } else { meta.mode() & 0o7777 },
             },
         );
     }
@@ -251,6 +257,13 @@ fn check_compression(extra: &[&str]) {
 #[test]
 fn apply_uncompressed_matches_wimlib() {
     check_compression(&["--compress=none"]);
+}
+
+/// wimlib's UNIX data (mode, owner) is kept in the metadata file; like
+/// `wimlib-imagex apply` without `--unix-data`, the tree gets default modes.
+#[test]
+fn apply_with_unix_data_matches_wimlib() {
+    check_compression(&["--compress=none", "--unix-data"]);
 }
 
 #[test]

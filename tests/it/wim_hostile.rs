@@ -454,3 +454,54 @@ fn split_wim_is_not_supported_yet() {
     assert_fails(&o, "a split WIM (part 1 of");
     assert!(!Path::new(&dir.path().join("t")).exists());
 }
+
+#[test]
+fn integrity_table_mismatch_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("src");
+    fs::write(src.join("f.txt"), CONTENT).expect("write");
+    let wim = dir.path().join("c.wim");
+    wimlib(&[
+        "capture",
+        src.to_str().expect("utf-8"),
+        wim.to_str().expect("utf-8"),
+        "--compress=none",
+        "--check",
+    ]);
+    let mut bytes = fs::read(&wim).expect("read");
+    let at = find(&bytes, CONTENT).expect("content");
+    bytes[at] ^= 1;
+    fs::write(&wim, &bytes).expect("write");
+    let home = dir.path().join("home");
+    let o = run(
+        &home,
+        &[
+            "Test-WindowsImage",
+            "-ImagePath",
+            wim.to_str().expect("utf-8"),
+        ],
+    );
+    assert_exit(&o, 1);
+    let problems = json_lines(&o)[0]["Problems"].to_string();
+    assert!(problems.contains("integrity table"), "{problems}");
+    assert!(problems.contains("f.txt"), "{problems}");
+    let o = run(
+        &home,
+        &[
+            "Expand-WindowsImage",
+            "-ImagePath",
+            wim.to_str().expect("utf-8"),
+            "-Index",
+            "1",
+            "-ApplyPath",
+            dir.path().join("t").to_str().expect("utf-8"),
+            "-CheckIntegrity",
+        ],
+    );
+    assert_fails(&o, "integrity table");
+    assert!(
+        !dir.path().join("t/f.txt").exists(),
+        "nothing applied after a failed check"
+    );
+}

@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
+use rayon::prelude::*;
 use sha1::{Digest, Sha1 as Sha1Hasher};
 
 use super::format::{IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, REPARSE_FLAG_NOT_FIXED};
@@ -101,7 +102,14 @@ pub(crate) fn apply(
     }
 
     let mut summary = ApplySummary::default();
-    let plan = build_tree(wim, &image, &target_abs, reporter, &mut summary)?;
+    let plan = build_tree(
+        wim,
+        &image,
+        &target_abs,
+        options.absolute_links,
+        reporter,
+        &mut summary,
+    )?;
 
     // Data, in on-disk order.
     let mut blobs: Vec<(&Blob, Vec<Destination>)> = Vec::new();
@@ -163,7 +171,7 @@ pub(crate) fn apply(
         }
     }
 
-    let meta = sidecar::build(wim, index, &image)?;
+    let meta = sidecar::build(wim, index, &image, options.metadata_path.is_some())?;
     summary.not_represented = meta.not_represented();
     if let Some(path) = &options.metadata_path {
         meta.write(path)?;
@@ -194,6 +202,7 @@ fn build_tree(
     wim: &WimFile,
     image: &Image,
     target: &Path,
+    absolute_links: bool,
     reporter: &dyn Reporter,
     summary: &mut ApplySummary,
 ) -> Result<Plan, WimError> {
@@ -258,7 +267,14 @@ fn build_tree(
                     continue;
                 }
                 let data = reparse_data(wim, image, child, e)?;
-                let Some(link) = link_target(&data, e, wim.header().rp_fix, target) else {
+                let depth = (!absolute_links).then(|| {
+                    image
+                        .path_of(dir)
+                        .split('/')
+                        .filter(|p| !p.is_empty())
+                        .count()
+                });
+                let Some(link) = link_target(&data, e, wim.header().rp_fix, target, depth) else {
                     skip(
                         summary,
                         image.path_of(child),
@@ -342,8 +358,15 @@ fn utf16_at(buf: &[u8], offset: usize, len: usize) -> Option<String> {
 /// (without its 8-byte header). Relative targets keep their form with `/`
 /// separators; absolute ones lose their `\??\` and drive prefix; those that
 /// were made relative to the image root at capture (RP_FIX) are rooted at
-/// the apply folder again.
-pub(crate) fn link_target(data: &[u8], e: &Dentry, rp_fix: bool, target: &Path) -> Option<String> {
+/// the apply folder again — or, with `relative_depth` (the depth of the
+/// link's folder below the image root), made relative to the link's folder.
+pub(crate) fn link_target(
+    data: &[u8],
+    e: &Dentry,
+    rp_fix: bool,
+    target: &Path,
+    relative_depth: Option<usize>,
+) -> Option<String> {
     let u16_at = |o: usize| -> Option<usize> {
         Some(usize::from(u16::from_le_bytes([
             *data.get(o)?,
@@ -385,6 +408,19 @@ pub(crate) fn link_target(data: &[u8], e: &Dentry, rp_fix: bool, target: &Path) 
     };
     if rp_fix && e.reparse_flags & REPARSE_FLAG_NOT_FIXED == 0 {
         let trimmed = path.trim_end_matches('/');
+        if let Some(depth) = relative_depth {
+            // From the link's folder up to the image root, then down.
+            let inside = trimmed.trim_start_matches('/');
+            let mut up: Vec<&str> = vec![".."; depth];
+            if !inside.is_empty() {
+                up.push(inside);
+            }
+            return Some(if up.is_empty() {
+                ".".to_string()
+            } else {
+                up.join("/")
+            });
+        }
         let base = target.to_string_lossy();
         Some(format!("{base}{trimmed}"))
     } else {
@@ -446,61 +482,18 @@ struct Piece {
     take: u32,
 }
 
-/// Writes every blob to its destinations; returns the bytes written.
-fn write_blobs(
-    wim: &WimFile,
-    image: &Image,
-    blobs: &[(&Blob, Vec<Destination>)],
-    reporter: &dyn Reporter,
-) -> Result<u64, WimError> {
-    let mut chunks: Vec<ChunkRef> = Vec::new();
-    let mut pieces: Vec<Piece> = Vec::new();
-    // Index of the first piece of each blob, to know when a blob starts and ends.
-    let mut last_piece: Vec<Option<usize>> = vec![None; blobs.len()];
-    for (bi, (blob, _)) in blobs.iter().enumerate() {
-        for (c, skip, take) in wim.blob_chunks(blob)? {
-            let ci = match chunks.last() {
-                Some(last) if *last == c => chunks.len() - 1,
-                _ => {
-                    chunks.push(c);
-                    chunks.len() - 1
-                }
-            };
-            last_piece[bi] = Some(pieces.len());
-            pieces.push(Piece {
-                blob: bi,
-                chunk: ci,
-                skip,
-                take,
-            });
-        }
-    }
+/// Writes blobs to their files, checking each one's SHA-1.
+struct Writer<'a> {
+    wim: &'a WimFile,
+    image: &'a Image,
+    blobs: &'a [(&'a Blob, Vec<Destination>)],
+    reporter: &'a dyn Reporter,
+}
 
-    let mut open: HashMap<usize, Open> = HashMap::new();
-    let mut written = 0u64;
-    let finish = |bi: usize, state: Open, written: &mut u64| -> Result<(), WimError> {
-        let (blob, dests) = &blobs[bi];
-        let actual: [u8; 20] = state.hasher.finalize().into();
-        if state.got != blob.size || actual != blob.hash {
-            for d in dests {
-                let _ = fs::remove_file(&d.path);
-            }
-            return Err(WimError::HashMismatch {
-                path: wim.path().to_path_buf(),
-                files: name_files(image, dests),
-                expected: hex::encode(blob.hash),
-                actual: if state.got != blob.size {
-                    format!("{} bytes instead of {}", state.got, blob.size)
-                } else {
-                    hex::encode(actual)
-                },
-            });
-        }
-        *written += blob.size * dests.len() as u64;
-        Ok(())
-    };
-    let start = |bi: usize| -> Result<Open, WimError> {
-        let (_, dests) = &blobs[bi];
+impl Writer<'_> {
+    /// Creates the files of blob `bi`.
+    fn start(&self, bi: usize) -> Result<Open, WimError> {
+        let dests = self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice());
         let mut files = Vec::with_capacity(dests.len());
         for d in dests {
             files.push(create_file(&d.path).map_err(|source| WimError::Write {
@@ -513,17 +506,105 @@ fn write_blobs(
             hasher: Sha1Hasher::new(),
             got: 0,
         })
-    };
+    }
 
-    // Blobs without data (empty, or whose pieces are missing) still get
-    // their files and a hash check.
+    fn write(&self, bi: usize, state: &mut Open, data: &[u8]) -> Result<(), WimError> {
+        let dests = self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice());
+        state.hasher.update(data);
+        state.got += data.len() as u64;
+        for (f, d) in state.files.iter_mut().zip(dests) {
+            f.write_all(data).map_err(|source| WimError::Write {
+                path: d.path.clone(),
+                source,
+            })?;
+        }
+        self.reporter
+            .on_progress(data.len() as u64 * dests.len() as u64);
+        Ok(())
+    }
+
+    /// Checks blob `bi`'s size and SHA-1; on a mismatch its files are
+    /// removed. Returns the bytes written.
+    fn finish(&self, bi: usize, state: Open) -> Result<u64, WimError> {
+        let Some((blob, dests)) = self.blobs.get(bi) else {
+            return Ok(0);
+        };
+        let actual: [u8; 20] = state.hasher.finalize().into();
+        if state.got != blob.size || actual != blob.hash {
+            drop(state.files);
+            for d in dests {
+                let _ = fs::remove_file(&d.path);
+            }
+            return Err(WimError::HashMismatch {
+                path: self.wim.path().to_path_buf(),
+                files: name_files(self.image, dests),
+                expected: hex::encode(blob.hash),
+                actual: if state.got != blob.size {
+                    format!("{} bytes instead of {}", state.got, blob.size)
+                } else {
+                    hex::encode(actual)
+                },
+            });
+        }
+        Ok(blob.size * dests.len() as u64)
+    }
+}
+
+/// Writes every blob to its destinations; returns the bytes written.
+///
+/// Chunks are decoded in parallel batches of about [`BATCH_BYTES`]; within a
+/// batch, the blobs that start and end in it are hashed and written in
+/// parallel too; a blob spanning batches is written as its chunks arrive.
+fn write_blobs(
+    wim: &WimFile,
+    image: &Image,
+    blobs: &[(&Blob, Vec<Destination>)],
+    reporter: &dyn Reporter,
+) -> Result<u64, WimError> {
+    let mut chunks: Vec<ChunkRef> = Vec::new();
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut first_piece: Vec<Option<usize>> = vec![None; blobs.len()];
+    let mut last_piece: Vec<Option<usize>> = vec![None; blobs.len()];
+    for (bi, (blob, _)) in blobs.iter().enumerate() {
+        for (c, skip, take) in wim.blob_chunks(blob)? {
+            let ci = match chunks.last() {
+                Some(last) if *last == c => chunks.len() - 1,
+                _ => {
+                    chunks.push(c);
+                    chunks.len() - 1
+                }
+            };
+            if let Some(slot) = first_piece.get_mut(bi) {
+                slot.get_or_insert(pieces.len());
+            }
+            if let Some(slot) = last_piece.get_mut(bi) {
+                *slot = Some(pieces.len());
+            }
+            pieces.push(Piece {
+                blob: bi,
+                chunk: ci,
+                skip,
+                take,
+            });
+        }
+    }
+    let writer = Writer {
+        wim,
+        image,
+        blobs,
+        reporter,
+    };
+    let mut written = 0u64;
+
+    // Blobs without data (empty) still get their files and a hash check.
     for (bi, lp) in last_piece.iter().enumerate() {
         if lp.is_none() {
-            let state = start(bi)?;
-            finish(bi, state, &mut written)?;
+            let state = writer.start(bi)?;
+            written += writer.finish(bi, state)?;
         }
     }
 
+    let mut open: HashMap<usize, Open> = HashMap::new();
     let mut pi = 0usize;
     let mut ci = 0usize;
     while ci < chunks.len() {
@@ -538,39 +619,66 @@ fn write_blobs(
                 .iter()
                 .skip(pi)
                 .find(|p| p.chunk >= ci)
-                .map(|p| name_files(image, &blobs[p.blob].1))
+                .and_then(|p| blobs.get(p.blob))
+                .map(|(_, d)| name_files(image, d))
                 .unwrap_or_default();
             resource_error(wim.path(), &format!("the data of {who}"), e)
         })?;
-        while let Some(p) = pieces.get(pi) {
+        let piece_data = |p: &Piece| -> &[u8] {
+            p.chunk
+                .checked_sub(ci)
+                .and_then(|k| decoded.get(k))
+                .and_then(|d| d.get(p.skip as usize..p.skip as usize + p.take as usize))
+                .unwrap_or(&[])
+        };
+        // The pieces of this batch, grouped into runs of one blob.
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        let mut pj = pi;
+        while let Some(p) = pieces.get(pj) {
             if p.chunk >= cj {
                 break;
             }
-            let data = decoded
-                .get(p.chunk - ci)
-                .and_then(|d| d.get(p.skip as usize..(p.skip as usize + p.take as usize)))
-                .unwrap_or(&[]);
-            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(p.blob) {
-                slot.insert(start(p.blob)?);
+            match runs.last_mut() {
+                Some((b, _, end)) if *b == p.blob && *end == pj => *end = pj + 1,
+                _ => runs.push((p.blob, pj, pj + 1)),
             }
-            if let Some(state) = open.get_mut(&p.blob) {
-                state.hasher.update(data);
-                state.got += data.len() as u64;
-                for (f, d) in state.files.iter_mut().zip(&blobs[p.blob].1) {
-                    f.write_all(data).map_err(|source| WimError::Write {
-                        path: d.path.clone(),
-                        source,
-                    })?;
-                }
-            }
-            reporter.on_progress(data.len() as u64 * blobs[p.blob].1.len() as u64);
-            if last_piece[p.blob] == Some(pi) {
-                if let Some(state) = open.remove(&p.blob) {
-                    finish(p.blob, state, &mut written)?;
-                }
-            }
-            pi += 1;
+            pj += 1;
         }
+        let complete = |&(b, s, e): &(usize, usize, usize)| {
+            first_piece.get(b) == Some(&Some(s))
+                && last_piece.get(b) == Some(&Some(e - 1))
+                && !open.contains_key(&b)
+        };
+        let (whole, partial): (Vec<_>, Vec<_>) = runs.iter().partition(|r| complete(r));
+        let results: Vec<Result<u64, WimError>> = whole
+            .par_iter()
+            .map(|&&(b, s, e)| {
+                let mut state = writer.start(b)?;
+                for p in pieces.get(s..e).unwrap_or(&[]) {
+                    writer.write(b, &mut state, piece_data(p))?;
+                }
+                writer.finish(b, state)
+            })
+            .collect();
+        for r in results {
+            written += r?;
+        }
+        for &(b, s, e) in partial {
+            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(b) {
+                slot.insert(writer.start(b)?);
+            }
+            if let Some(state) = open.get_mut(&b) {
+                for p in pieces.get(s..e).unwrap_or(&[]) {
+                    writer.write(b, state, piece_data(p))?;
+                }
+            }
+            if last_piece.get(b) == Some(&Some(e - 1)) {
+                if let Some(state) = open.remove(&b) {
+                    written += writer.finish(b, state)?;
+                }
+            }
+        }
+        pi = pj;
         ci = cj;
     }
     Ok(written)
@@ -579,6 +687,133 @@ fn write_blobs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reparse(tag: u32, name: &str, relative: bool) -> Vec<u8> {
+        let units: Vec<u8> = name.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let len = units.len() as u16;
+        let mut d = Vec::new();
+        for v in [0u16, len, len + 2, len] {
+            d.extend_from_slice(&v.to_le_bytes());
+        }
+        if tag == IO_REPARSE_TAG_SYMLINK {
+            d.extend_from_slice(&u32::from(relative).to_le_bytes());
+        }
+        d.extend_from_slice(&units);
+        d.extend_from_slice(&[0, 0]);
+        d.extend_from_slice(&units);
+        d
+    }
+
+    fn dentry(tag: u32, flags: u16) -> Dentry {
+        Dentry {
+            name: "l".into(),
+            name_valid: true,
+            short_name: String::new(),
+            attributes: 0x400,
+            security_id: u32::MAX,
+            creation_time: 0,
+            last_access_time: 0,
+            last_write_time: 0,
+            data_hash: ZERO_HASH,
+            reparse_hash: ZERO_HASH,
+            reparse_tag: tag,
+            reparse_flags: flags,
+            link_group: 0,
+            named_streams: Vec::new(),
+            object_id: None,
+            unix: None,
+            offset: 0,
+            parent: 0,
+            children: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn link_targets_are_translated_like_wimlib() {
+        let t = Path::new("/apply/here");
+        let sym = IO_REPARSE_TAG_SYMLINK;
+        let cases = [
+            // (tag, stored name, relative flag, entry flags, rp_fix, expected)
+            (sym, "..\\a.txt", true, 0, true, "../a.txt"),
+            (sym, "\\??\\C:\\d1\\d2", false, 0, true, "/apply/here/d1/d2"),
+            (
+                sym,
+                "\\??\\C:\\etc\\passwd",
+                false,
+                REPARSE_FLAG_NOT_FIXED,
+                true,
+                "/etc/passwd",
+            ),
+            (sym, "\\??\\C:\\d1", false, 0, false, "/d1"),
+            (sym, "\\??\\C:\\", false, 0, true, "/apply/here"),
+            (
+                IO_REPARSE_TAG_MOUNT_POINT,
+                "\\??\\C:\\Users",
+                false,
+                0,
+                true,
+                "/apply/here/Users",
+            ),
+        ];
+        for (tag, name, relative, flags, rp_fix, expected) in cases {
+            let data = reparse(tag, name, relative);
+            let got = link_target(&data, &dentry(tag, flags), rp_fix, t, None);
+            assert_eq!(got.as_deref(), Some(expected), "{name}");
+        }
+        assert_eq!(
+            link_target(&[1, 2, 3], &dentry(sym, 0), true, t, None),
+            None
+        );
+        assert_eq!(
+            link_target(&reparse(sym, "", true), &dentry(sym, 0), true, t, None),
+            None
+        );
+    }
+
+    #[test]
+    fn fixed_links_can_be_made_relative() {
+        let t = Path::new("/apply/here");
+        let sym = IO_REPARSE_TAG_SYMLINK;
+        let cases = [
+            ("\\??\\C:\\d1\\d2", 0, "d1/d2"),
+            ("\\??\\C:\\d1\\d2", 2, "../../d1/d2"),
+            ("\\??\\C:\\", 0, "."),
+            ("\\??\\C:\\", 1, ".."),
+        ];
+        for (name, depth, expected) in cases {
+            let data = reparse(sym, name, false);
+            let got = link_target(&data, &dentry(sym, 0), true, t, Some(depth));
+            assert_eq!(got.as_deref(), Some(expected), "{name} at depth {depth}");
+        }
+        // Links that were not fixed at capture stay absolute.
+        let data = reparse(sym, "\\??\\C:\\etc", false);
+        let got = link_target(
+            &data,
+            &dentry(sym, REPARSE_FLAG_NOT_FIXED),
+            true,
+            t,
+            Some(3),
+        );
+        assert_eq!(got.as_deref(), Some("/etc"));
+    }
+
+    #[test]
+    fn unsafe_names_are_recognised() {
+        let mut e = dentry(0, 0);
+        for (name, bad) in [
+            ("ok", false),
+            (".", true),
+            ("..", true),
+            ("a/b", true),
+            ("a\\b", true),
+            ("a\0b", true),
+            ("", true),
+            ("...", false),
+        ] {
+            e.name = name.into();
+            assert_eq!(unsafe_name(&e).is_some(), bad, "{name:?}");
+        }
+    }
 
     #[test]
     fn filetime_conversion() {

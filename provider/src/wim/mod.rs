@@ -236,7 +236,7 @@ impl WimFile {
     /// The Windows-only metadata of image `index` (1-based).
     pub fn windows_metadata(&self, index: u32) -> Result<Sidecar, WimError> {
         let image = self.image(index)?;
-        sidecar::build(self, index, &image)
+        sidecar::build(self, index, &image, true)
     }
 }
 
@@ -250,6 +250,11 @@ pub struct ApplyOptions {
     /// Where to write the Windows-only metadata (security descriptors,
     /// attributes, named streams, short names, reparse data, creation times).
     pub metadata_path: Option<PathBuf>,
+    /// Root absolute links that point inside the image (fixed at capture) at
+    /// the apply folder's absolute path, as `wimlib-imagex apply` does. When
+    /// false (the default) they are written relative to the link's folder,
+    /// so the tree can be moved.
+    pub absolute_links: bool,
 }
 
 /// What an apply did.

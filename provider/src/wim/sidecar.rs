@@ -84,8 +84,15 @@ pub struct UnixOwner {
 /// Attribute bits a Linux tree represents by itself.
 const REPRESENTED_ATTRIBUTES: u32 = attributes::DIRECTORY | 0x80 /* NORMAL */ | 0x20 /* ARCHIVE */;
 
-/// Collects the Windows-only metadata of image `index`.
-pub(crate) fn build(wim: &WimFile, index: u32, image: &Image) -> Result<Sidecar, WimError> {
+/// Collects the Windows-only metadata of image `index`. Without
+/// `with_data`, reparse data and named stream contents are left out (enough
+/// to count what a Linux tree cannot hold).
+pub(crate) fn build(
+    wim: &WimFile,
+    index: u32,
+    image: &Image,
+    with_data: bool,
+) -> Result<Sidecar, WimError> {
     let mut entries = Vec::with_capacity(image.entries.len());
     for (i, e) in image.entries.iter().enumerate() {
         let path = image.path_of(i);
@@ -107,7 +114,7 @@ pub(crate) fn build(wim: &WimFile, index: u32, image: &Image) -> Result<Sidecar,
         if e.is_reparse_point() {
             entry.reparse_tag = Some(e.reparse_tag);
             entry.reparse_flags = Some(e.reparse_flags);
-            if e.reparse_hash != ZERO_HASH {
+            if with_data && e.reparse_hash != ZERO_HASH {
                 let data = match wim.blob(&e.reparse_hash) {
                     Some(blob) => wim.read_blob(blob, 16 * 1024, &format!("'{path}'"))?,
                     None => {
@@ -131,7 +138,7 @@ pub(crate) fn build(wim: &WimFile, index: u32, image: &Image) -> Result<Sidecar,
                     files: what.clone(),
                     hash: hex::encode(s.hash),
                 })?;
-                let data = if blob.size <= MAX_INLINE_STREAM {
+                let data = if with_data && blob.size <= MAX_INLINE_STREAM {
                     Some(hex::encode(wim.read_blob(
                         blob,
                         MAX_INLINE_STREAM,

@@ -173,11 +173,21 @@ impl LzxDecompressor {
         let mut pos = start;
         while pos < end {
             bits.refill();
-            let symbol = self.main.decode(bits) as usize;
+            let mut symbol = self.main.decode(bits) as usize;
             if symbol < NUM_CHARS {
                 out[pos] = symbol as u8;
                 pos += 1;
-                continue;
+                if pos == end {
+                    break;
+                }
+                // At least 16 bits are left: enough for one more codeword.
+                symbol = self.main.decode(bits) as usize;
+                if symbol < NUM_CHARS {
+                    out[pos] = symbol as u8;
+                    pos += 1;
+                    continue;
+                }
+                bits.refill();
             }
             let header = symbol - NUM_CHARS;
             let mut len = header % NUM_LEN_HEADERS;

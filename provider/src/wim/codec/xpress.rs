@@ -75,11 +75,21 @@ impl Decompressor for XpressDecompressor {
         let size = output.len();
         while pos < size {
             bits.refill();
-            let symbol = self.table.decode(&mut bits);
+            let mut symbol = self.table.decode(&mut bits);
             if symbol < 256 {
                 output[pos] = symbol as u8;
                 pos += 1;
-                continue;
+                if pos == size {
+                    break;
+                }
+                // At least 17 bits are left: enough for one more codeword.
+                symbol = self.table.decode(&mut bits);
+                if symbol < 256 {
+                    output[pos] = symbol as u8;
+                    pos += 1;
+                    continue;
+                }
+                bits.refill();
             }
             let header = symbol - 256;
             let offset_bits = header >> 4;

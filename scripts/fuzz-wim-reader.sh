@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Fuzzes the WIM reader (fuzz target `wim_reader`) for SECONDS (default 600),
+# seeded with small WIM files made by wimlib-imagex in every compression.
+# Needs: cargo-fuzz, a nightly toolchain, wimtools.
+set -euo pipefail
+seconds="${1:-600}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+corpus="$root/fuzz/corpus/wim_reader"
+mkdir -p "$corpus"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+src="$work/src"
+mkdir -p "$src/dir/sub"
+printf 'hello world\n' > "$src/a.txt"
+head -c 3000 /dev/urandom > "$src/dir/r.bin"
+printf 'hello world\n' > "$src/dir/copy.txt"
+: > "$src/empty"
+ln "$src/a.txt" "$src/dir/sub/hard"
+ln -s ../a.txt "$src/dir/rel"
+ln -s "$src/dir" "$src/abs"
+for opts in "--compress=none" "--compress=XPRESS" "--compress=LZX" "--compress=LZMS" \
+            "--solid" "--compress=none --check"; do
+  name="seed-$(echo "$opts" | tr -c 'a-zA-Z0-9' '_').wim"
+  # shellcheck disable=SC2086
+  wimlib-imagex capture "$src" "$corpus/$name" $opts >/dev/null
+done
+cd "$root/fuzz"
+cargo +nightly fuzz run wim_reader "$corpus" -- -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048
