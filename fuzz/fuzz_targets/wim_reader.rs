@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
             check_integrity: true,
             verify: true,
             metadata_path: Some(dir.path().join(format!("meta-{index}.json"))),
+            absolute_links: index == 1,
         };
         let _ = wim.apply(index, &target, &options, &Silent);
     }

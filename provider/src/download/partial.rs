@@ -81,6 +81,25 @@ impl Partial {
         Ok(())
     }
 
+    /// Appends bytes without hashing them: the caller hashes them elsewhere
+    /// (in order) and gives the hasher back with [`Partial::set_hasher`].
+    pub(super) fn append_unhashed(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    /// The hash state of the content so far, to continue elsewhere.
+    pub(super) fn take_hasher(&mut self) -> Sha256 {
+        std::mem::take(&mut self.hasher)
+    }
+
+    /// Puts back the state from [`Partial::take_hasher`], updated with
+    /// everything appended since.
+    pub(super) fn set_hasher(&mut self, hasher: Sha256) {
+        self.hasher = hasher;
+    }
+
     /// Bytes in the file.
     pub(super) fn len(&self) -> u64 {
         self.len

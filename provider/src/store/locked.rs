@@ -87,6 +87,13 @@ impl StoreLock<'_> {
             .prefix("install-")
             .tempdir_in(&staging_root)
             .map_err(io_err("create a staging folder in", &staging_root))?;
+        // Temporary folders are private; an installed image is readable by all.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
+                .map_err(io_err("set the permissions of", staging.path()))?;
+        }
         // The absolute, resolved path: apply writes links relative to it.
         let staged = fs::canonicalize(staging.path()).map_err(io_err("resolve", staging.path()))?;
         let install_token = staged

@@ -281,8 +281,23 @@ impl Store {
     /// no other command holds the store; never waits for one.
     pub fn images(&self, reporter: &dyn Reporter) -> Result<Vec<ImageRecord>, StoreError> {
         if self.root.exists() {
-            if let Some(lock) = self.try_lock(reporter)? {
-                return Ok(lock.index.images);
+            match self.try_lock(reporter) {
+                Ok(Some(lock)) => return Ok(lock.index.images),
+                Ok(None) => {}
+                // A user who may read the store but not change it (or a
+                // read-only file system) still gets the list.
+                Err(StoreError::Io { what, path, source })
+                    if matches!(
+                        source.kind(),
+                        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+                {
+                    reporter.verbose(&format!(
+                        "not cleaning up the store: cannot {what} {}: {source}",
+                        path.display()
+                    ));
+                }
+                Err(e) => return Err(e),
             }
         }
         let index = Index::load(&self.root)?;

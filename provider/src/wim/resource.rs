@@ -473,3 +473,92 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn source_with(bytes: &[u8], codec: Compression, chunk_size: u32) -> Source {
+        let mut f = tempfile::tempfile().expect("temp file");
+        f.write_all(bytes).expect("write");
+        Source::new(f, codec, chunk_size).expect("source")
+    }
+
+    fn spec(offset: u64, stored: u64, size: u64) -> ResourceSpec {
+        ResourceSpec {
+            offset,
+            stored_size: stored,
+            size,
+            flags: resource_flags::COMPRESSED,
+        }
+    }
+
+    #[test]
+    fn chunk_table_entries_are_64_bit_past_4_gib() {
+        // 5 chunks of a 4 GiB + 100 byte resource: 4 table entries of 8 bytes.
+        let chunk = 1u32 << 30;
+        let size = (4u64 << 30) + 100;
+        let mut bytes = Vec::new();
+        for start in [10u64, 20, 30, 40] {
+            bytes.extend_from_slice(&start.to_le_bytes());
+        }
+        bytes.extend_from_slice(&[0u8; 50]);
+        let src = source_with(&bytes, Compression::Lzms, chunk);
+        let plan = src.plan(&spec(0, bytes.len() as u64, size)).expect("plan");
+        let got: Vec<(u64, u32, u32)> = plan
+            .chunks
+            .iter()
+            .map(|c| (c.offset, c.stored, c.size))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (32, 10, chunk),
+                (42, 10, chunk),
+                (52, 10, chunk),
+                (62, 10, chunk),
+                (72, 10, 100)
+            ]
+        );
+    }
+
+    #[test]
+    fn chunk_table_entries_are_32_bit_below_4_gib() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&7u32.to_le_bytes());
+        bytes.extend_from_slice(&[0u8; 12]);
+        let src = source_with(&bytes, Compression::Xpress, 4096);
+        let plan = src.plan(&spec(0, 16, 5000)).expect("plan");
+        let got: Vec<(u64, u32, u32)> = plan
+            .chunks
+            .iter()
+            .map(|c| (c.offset, c.stored, c.size))
+            .collect();
+        assert_eq!(got, vec![(4, 7, 4096), (11, 5, 904)]);
+    }
+
+    #[test]
+    fn bad_chunk_tables_are_errors() {
+        // Decreasing offsets.
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&9u32.to_le_bytes());
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.extend_from_slice(&[0u8; 12]);
+        let src = source_with(&bytes, Compression::Xpress, 4096);
+        assert!(src.plan(&spec(0, 20, 9000)).is_err());
+        // A table larger than the resource.
+        assert!(src.plan(&spec(0, 4, 1 << 40)).is_err());
+        // Past the end of the file.
+        assert!(src.plan(&spec(8, 20, 9000)).is_err());
+        // A chunk claiming an impossible expansion is refused before decoding.
+        let c = ChunkRef {
+            offset: 0,
+            stored: 1,
+            size: 1 << 30,
+            codec: Compression::Lzms,
+            window: 1 << 30,
+        };
+        assert!(src.decode_chunk(&c, &mut Decoders::default()).is_err());
+    }
+}

@@ -108,6 +108,14 @@ fn concurrent_commands_are_serialised() {
         &["Install-ContainerOSImage", wims[0].to_str().expect("utf-8")],
         "staged",
     );
+    // Readers do not wait, and never clean up a live install's staging folder.
+    assert!(get_images(&home).is_empty());
+    let staging = store_dir(&home).join(".staging");
+    assert_eq!(
+        fs::read_dir(&staging).expect("staging").count(),
+        1,
+        "the paused install's staging folder is left alone"
+    );
     let mut second = cmd(&home);
     second
         .args(["Install-ContainerOSImage", wims[1].to_str().expect("utf-8")])

@@ -192,3 +192,115 @@ fn the_committed_sample_feed_installs_and_the_quickstart_runs() {
         "the quickstart removes what it installed"
     );
 }
+
+#[test]
+fn oneget_verbs_map_onto_the_store_cmdlets() {
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests/sample");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let location = sample.to_str().expect("utf-8");
+    assert_exit(
+        &run(
+            &home,
+            &["Register-PackageSource", "Sample", location, "-Trusted"],
+        ),
+        0,
+    );
+
+    let o = run(
+        &home,
+        &[
+            "Install-Package",
+            "-ProviderName",
+            "Other",
+            "-Name",
+            "NanoServerSample",
+        ],
+    );
+    assert_exit(&o, 2);
+    let o = run(
+        &home,
+        &[
+            "Install-Package",
+            "-ProviderName",
+            "ContainerImage",
+            "-Name",
+            "NanoServerSample",
+        ],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(
+        json_lines(&o)[0]["FullName"],
+        "CN=Microsoft_NanoServerSample_10.0.14300.1010"
+    );
+    let o = run(
+        &home,
+        &[
+            "Get-Package",
+            "-ProviderName",
+            "ContainerImage",
+            "-RequiredVersion",
+            "10.0.14300.1010",
+        ],
+    );
+    assert_eq!(json_lines(&o).len(), 1);
+    assert_exit(
+        &run(
+            &home,
+            &[
+                "Uninstall-Package",
+                "-ProviderName",
+                "ContainerImage",
+                "-Name",
+                "NanoServerSample",
+            ],
+        ),
+        0,
+    );
+    assert!(get_images(&home).is_empty());
+}
+
+#[test]
+fn an_install_killed_after_downloading_reuses_the_download() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let feed = tmp.path().join("feed");
+    fs::create_dir_all(&feed).expect("mkdir");
+    let wim = make_wim(&feed, "Cached.wim", Some("3.0.0.0"), false);
+    write_feed(&feed, "Cached", "3.0.0.0", &wim);
+    let server = crate::common::server::TestServer::start(&feed);
+    let url = server.url("feed.xml");
+    assert_exit(
+        &run(
+            &home,
+            &[
+                "Register-PackageSource",
+                "-Name",
+                "Web",
+                "-Location",
+                &url,
+                "-Trusted",
+            ],
+        ),
+        0,
+    );
+
+    let child = spawn_paused(&home, &["Install-ContainerImage", "Cached"], "downloaded");
+    kill_9(child);
+    assert!(
+        get_images(&home).is_empty(),
+        "nothing is listed before it is installed"
+    );
+    assert_store_consistent(&home, &store_dir(&home));
+    assert_eq!(server.requests("Cached.wim"), 1);
+
+    let o = run(&home, &["Install-ContainerImage", "Cached"]);
+    assert_exit(&o, 0);
+    assert_eq!(json_lines(&o)[0]["Id"], sha256_hex(&wim));
+    assert_eq!(
+        server.requests("Cached.wim"),
+        1,
+        "the verified file in the cache is used, not downloaded again"
+    );
+    assert_store_consistent(&home, &store_dir(&home));
+}

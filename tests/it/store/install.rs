@@ -62,6 +62,18 @@ fn offline_install_matches_wimlib_apply_and_records_everything() {
         path.join("wim.xml").is_file(),
         "the .wim's XML is kept beside Files/"
     );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path)
+            .expect("image folder")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o755,
+            0o755,
+            "the image folder is readable by all: {mode:o}"
+        );
+    }
 
     // The absolute link into the image is stored relative, so it survives a move.
     let link = fs::read_link(path.join("Files/Windows/config-link")).expect("link");
@@ -345,4 +357,98 @@ fn a_wim_without_any_version_needs_version() {
     );
     assert_exit(&o, 0);
     assert_eq!(json_lines(&o)[0]["FullName"], "CN=Microsoft_Plain_2.0.0.0");
+}
+
+/// Records a non-OS image depending on `parent`, the way a layer built on an
+/// OS image would be stored: a copy of the parent's folder with its own
+/// record (docs/STORE.md describes `index.json` and `image.json`).
+fn add_dependent_image(store: &Path, parent: &str, full_name: &str) {
+    let index_path = store.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&fs::read(&index_path).expect("index")).expect("index JSON");
+    let images = index["Images"].as_array_mut().expect("Images");
+    let mut record = images
+        .iter()
+        .find(|r| r["FullName"] == parent)
+        .expect("parent recorded")
+        .clone();
+    record["Name"] = "App".into();
+    record["Publisher"] = "CN=Demo".into();
+    record["Version"] = "1.0.0.0".into();
+    record["FullName"] = full_name.into();
+    record["IsOSImage"] = false.into();
+    record["ParentImage"] = parent.into();
+    record["InstallToken"] = "dependent-test".into();
+    images.push(record.clone());
+    let o = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(store.join(parent))
+        .arg(store.join(full_name))
+        .output()
+        .expect("cp runs");
+    assert!(o.status.success(), "cp -a failed: {}", stderr(&o));
+    fs::write(
+        store.join(full_name).join("image.json"),
+        serde_json::to_vec_pretty(&record).expect("record"),
+    )
+    .expect("image.json");
+    fs::write(
+        &index_path,
+        serde_json::to_vec_pretty(&index).expect("index"),
+    )
+    .expect("index");
+}
+
+#[test]
+fn images_others_depend_on_cannot_be_removed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let wim = make_wim(tmp.path(), "Base-1-0.wim", None, false);
+    assert_exit(
+        &run(
+            &home,
+            &["Install-ContainerOSImage", wim.to_str().expect("utf-8")],
+        ),
+        0,
+    );
+    let base = "CN=Microsoft_Base_1.0.0.0";
+    let app = "CN=Demo_App_1.0.0.0";
+    add_dependent_image(&store_dir(&home), base, app);
+
+    let o = run(&home, &["Get-ContainerImage", "App"]);
+    assert_exit(&o, 0);
+    let listed = &json_lines(&o)[0];
+    assert_eq!(listed["ParentImage"], base);
+    assert_eq!(listed["IsOSImage"], false);
+
+    let o = run(&home, &["Uninstall-ContainerOSImage", base]);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains(app),
+        "the error names the dependant: {}",
+        stderr(&o)
+    );
+    assert!(
+        store_dir(&home).join(base).join("Files").is_dir(),
+        "nothing was removed"
+    );
+
+    let o = run(&home, &["Uninstall-ContainerOSImage", app]);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("Remove-ContainerImage"),
+        "{}",
+        stderr(&o)
+    );
+
+    assert_exit(
+        &run(
+            &home,
+            &["Remove-ContainerImage", "App", "-Publisher", "Demo"],
+        ),
+        0,
+    );
+    assert_exit(&run(&home, &["Uninstall-ContainerOSImage", base]), 0);
+    assert!(get_images(&home).is_empty());
+    assert_store_consistent(&home, &store_dir(&home));
 }
