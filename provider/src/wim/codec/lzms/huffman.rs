@@ -34,6 +34,10 @@ pub(super) struct AdaptiveCode<const MAX_SYMS: usize, const TABLE_BITS: u32> {
     freqs: [u32; MAX_SYMS],
     table: Box<[u32]>,
     builder: Builder<MAX_SYMS>,
+    /// The starting table (all frequencies 1) for `initial_syms` symbols,
+    /// kept because consecutive chunks usually need the same one.
+    initial: Box<[u32]>,
+    initial_syms: usize,
 }
 
 /// Scratch space for building a code; reused for every rebuild.
@@ -70,6 +74,8 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32> AdaptiveCode<MAX_SYMS, TABLE_
             until_rebuild: rebuild_interval,
             freqs: [1; MAX_SYMS],
             table: vec![0; Self::TABLE_LEN].into_boxed_slice(),
+            initial: vec![0; Self::TABLE_LEN].into_boxed_slice(),
+            initial_syms: 0,
             builder: Builder {
                 sorted: [0; MAX_SYMS],
                 leaf_freq: [0; MAX_SYMS],
@@ -87,7 +93,14 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32> AdaptiveCode<MAX_SYMS, TABLE_
     pub(super) fn reset(&mut self, num_syms: usize) {
         self.num_syms = num_syms.clamp(2, MAX_SYMS);
         self.freqs.fill(1);
-        self.build();
+        if self.initial_syms == self.num_syms {
+            self.table.copy_from_slice(&self.initial);
+            self.until_rebuild = self.rebuild_interval;
+        } else {
+            self.build();
+            self.initial.copy_from_slice(&self.table);
+            self.initial_syms = self.num_syms;
+        }
     }
 
     /// Decodes one symbol; at least 15 bits must be available.

@@ -210,9 +210,12 @@ impl State {
         };
         let mut previous = Item::Literal;
         let mut pos = 0usize;
+        // Recent bits of the decisions made for most items, kept in locals.
+        let (mut is_match_recent, mut is_delta_recent) = (0usize, 0usize);
+        let (mut lz_repeat_recent, mut delta_repeat_recent) = (0usize, 0usize);
 
         while pos < out.len() {
-            if !range.decode(&mut d.is_match) {
+            if !range.decode_with(&mut d.is_match.entries, &mut is_match_recent) {
                 bits.refill();
                 out[pos] = self.literals.decode(&mut bits) as u8;
                 pos += 1;
@@ -220,8 +223,10 @@ impl State {
                 continue;
             }
 
-            if !range.decode(&mut d.is_delta) {
-                let offset = if !range.decode(&mut d.lz_is_repeat) {
+            if !range.decode_with(&mut d.is_delta.entries, &mut is_delta_recent) {
+                let offset = if !range
+                    .decode_with(&mut d.lz_is_repeat.entries, &mut lz_repeat_recent)
+                {
                     bits.refill();
                     let slot = OFFSET_SLOTS[self.lz_offsets.decode(&mut bits) % NUM_OFFSET_SLOTS];
                     let offset = slot.base + bits.take(slot.extra_bits);
@@ -245,7 +250,9 @@ impl State {
                 copy_match(out, pos, offset, length);
                 pos += length;
             } else {
-                let (power, raw_offset) = if !range.decode(&mut d.delta_is_repeat) {
+                let (power, raw_offset) = if !range
+                    .decode_with(&mut d.delta_is_repeat.entries, &mut delta_repeat_recent)
+                {
                     bits.refill();
                     let power = self.delta_powers.decode(&mut bits) as u32;
                     bits.refill();

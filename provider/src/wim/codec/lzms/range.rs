@@ -8,7 +8,7 @@ const PROBABILITY_BITS: u32 = 6;
 /// How one binary decision has gone in its last 64 uses; the chance of a 0
 /// is the share of zeros among them.
 #[derive(Clone, Copy)]
-struct Probability {
+pub(super) struct Probability {
     zeros: u32,
     history: u64,
 }
@@ -40,7 +40,7 @@ impl Probability {
 /// last log2(N) bits decoded in this class.
 pub(super) struct Decision<const N: usize> {
     recent: usize,
-    entries: [Probability; N],
+    pub(super) entries: [Probability; N],
 }
 
 impl<const N: usize> Decision<N> {
@@ -102,8 +102,19 @@ impl<'a> RangeDecoder<'a> {
     /// Decodes one bit of `decision`; `true` is a 1.
     #[inline(always)]
     pub(super) fn decode<const N: usize>(&mut self, decision: &mut Decision<N>) -> bool {
-        let index = decision.recent & (N - 1);
-        let entry = &mut decision.entries[index];
+        self.decode_with(&mut decision.entries, &mut decision.recent)
+    }
+
+    /// Decodes one bit of a decision whose recent bits the caller keeps
+    /// (in a local, for the decisions made for every item).
+    #[inline(always)]
+    pub(super) fn decode_with<const N: usize>(
+        &mut self,
+        entries: &mut [Probability; N],
+        recent: &mut usize,
+    ) -> bool {
+        let index = *recent & (N - 1);
+        let entry = &mut entries[index];
 
         if self.range <= 0xFFFF {
             // The range never drops below 2^10 (see below), so one 16-bit
@@ -121,7 +132,7 @@ impl<'a> RangeDecoder<'a> {
             self.range = bound;
         }
         entry.record(u32::from(bit));
-        decision.recent = (index << 1) | usize::from(bit);
+        *recent = (index << 1) | usize::from(bit);
         bit
     }
 }
