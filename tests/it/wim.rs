@@ -597,3 +597,16 @@ fn missing_index_and_name_is_a_usage_error() {
     );
     assert_exit(&o, 2);
 }
+
+#[test]
+fn test_windows_image_checks_solid_and_compressed_files() {
+    for opts in [&["--solid"][..], &["--compress=LZX"][..]] {
+        let fx = capture(opts);
+        let o = run(
+            &fx.dir.path().join("home"),
+            &["Test-WindowsImage", fx.wim.to_str().expect("utf-8")],
+        );
+        assert_exit(&o, 0);
+        assert_eq!(json_lines(&o)[0]["IsValid"], true, "{opts:?}");
+    }
+}

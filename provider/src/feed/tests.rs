@@ -222,6 +222,14 @@ fn written_feeds_read_back_and_upsert_replaces_or_appends() {
     assert!(upsert_entry(dir.path(), rec("C", "1", "c.wim")).is_err());
     let kept = std::fs::read_to_string(dir.path().join(FEED_FILE_NAME)).expect("read");
     assert_eq!(kept, "<ContainerImageFeed><Image>");
+
+    // So is a JSON index: it has no sizes or hashes to write back.
+    let index = r#"[{"Name": "A", "Version": "1", "SasToken": "a.wim"}]"#;
+    std::fs::write(dir.path().join(FEED_FILE_NAME), index).expect("w");
+    let err = upsert_entry(dir.path(), rec("C", "1", "c.wim")).expect_err("refused");
+    assert!(err.to_string().contains("JSON index"), "{err}");
+    let kept = std::fs::read_to_string(dir.path().join(FEED_FILE_NAME)).expect("read");
+    assert_eq!(kept, index);
 }
 
 #[test]

@@ -14,13 +14,12 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
-use rayon::prelude::*;
 use sha1::{Digest, Sha1 as Sha1Hasher};
 
 use super::format::{IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, REPARSE_FLAG_NOT_FIXED};
 use super::metadata::{Dentry, Image, Sha1, ZERO_HASH};
-use super::reader::{resource_error, BATCH_BYTES};
-use super::resource::ChunkRef;
+
+use super::stream::{stream_blobs, BlobSink};
 use super::{sidecar, ApplyOptions, ApplySummary, Blob, BlobLocation, WimError, WimFile};
 use crate::progress::Reporter;
 
@@ -474,14 +473,6 @@ struct Open {
     got: u64,
 }
 
-/// One piece of one blob within a decoded chunk.
-struct Piece {
-    blob: usize,
-    chunk: usize,
-    skip: u32,
-    take: u32,
-}
-
 /// Writes blobs to their files, checking each one's SHA-1.
 struct Writer<'a> {
     wim: &'a WimFile,
@@ -490,7 +481,9 @@ struct Writer<'a> {
     reporter: &'a dyn Reporter,
 }
 
-impl Writer<'_> {
+impl BlobSink for Writer<'_> {
+    type State = Open;
+
     /// Creates the files of blob `bi`.
     fn start(&self, bi: usize) -> Result<Open, WimError> {
         let dests = self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice());
@@ -548,140 +541,30 @@ impl Writer<'_> {
         }
         Ok(blob.size * dests.len() as u64)
     }
+
+    fn describe(&self, bi: usize) -> String {
+        self.blobs
+            .get(bi)
+            .map(|(_, d)| name_files(self.image, d))
+            .unwrap_or_default()
+    }
 }
 
 /// Writes every blob to its destinations; returns the bytes written.
-///
-/// Chunks are decoded in parallel batches of about [`BATCH_BYTES`]; within a
-/// batch, the blobs that start and end in it are hashed and written in
-/// parallel too; a blob spanning batches is written as its chunks arrive.
 fn write_blobs(
     wim: &WimFile,
     image: &Image,
     blobs: &[(&Blob, Vec<Destination>)],
     reporter: &dyn Reporter,
 ) -> Result<u64, WimError> {
-    let mut chunks: Vec<ChunkRef> = Vec::new();
-    let mut pieces: Vec<Piece> = Vec::new();
-    let mut first_piece: Vec<Option<usize>> = vec![None; blobs.len()];
-    let mut last_piece: Vec<Option<usize>> = vec![None; blobs.len()];
-    for (bi, (blob, _)) in blobs.iter().enumerate() {
-        for (c, skip, take) in wim.blob_chunks(blob)? {
-            let ci = match chunks.last() {
-                Some(last) if *last == c => chunks.len() - 1,
-                _ => {
-                    chunks.push(c);
-                    chunks.len() - 1
-                }
-            };
-            if let Some(slot) = first_piece.get_mut(bi) {
-                slot.get_or_insert(pieces.len());
-            }
-            if let Some(slot) = last_piece.get_mut(bi) {
-                *slot = Some(pieces.len());
-            }
-            pieces.push(Piece {
-                blob: bi,
-                chunk: ci,
-                skip,
-                take,
-            });
-        }
-    }
     let writer = Writer {
         wim,
         image,
         blobs,
         reporter,
     };
-    let mut written = 0u64;
-
-    // Blobs without data (empty) still get their files and a hash check.
-    for (bi, lp) in last_piece.iter().enumerate() {
-        if lp.is_none() {
-            let state = writer.start(bi)?;
-            written += writer.finish(bi, state)?;
-        }
-    }
-
-    let mut open: HashMap<usize, Open> = HashMap::new();
-    let mut pi = 0usize;
-    let mut ci = 0usize;
-    while ci < chunks.len() {
-        let mut cj = ci;
-        let mut bytes = 0u64;
-        while cj < chunks.len() && (cj < ci + 2 || bytes < BATCH_BYTES) {
-            bytes += u64::from(chunks[cj].size);
-            cj += 1;
-        }
-        let decoded = wim.source().decode_parallel(&chunks[ci..cj]).map_err(|e| {
-            let who = pieces
-                .iter()
-                .skip(pi)
-                .find(|p| p.chunk >= ci)
-                .and_then(|p| blobs.get(p.blob))
-                .map(|(_, d)| name_files(image, d))
-                .unwrap_or_default();
-            resource_error(wim.path(), &format!("the data of {who}"), e)
-        })?;
-        let piece_data = |p: &Piece| -> &[u8] {
-            p.chunk
-                .checked_sub(ci)
-                .and_then(|k| decoded.get(k))
-                .and_then(|d| d.get(p.skip as usize..p.skip as usize + p.take as usize))
-                .unwrap_or(&[])
-        };
-        // The pieces of this batch, grouped into runs of one blob.
-        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-        let mut pj = pi;
-        while let Some(p) = pieces.get(pj) {
-            if p.chunk >= cj {
-                break;
-            }
-            match runs.last_mut() {
-                Some((b, _, end)) if *b == p.blob && *end == pj => *end = pj + 1,
-                _ => runs.push((p.blob, pj, pj + 1)),
-            }
-            pj += 1;
-        }
-        let complete = |&(b, s, e): &(usize, usize, usize)| {
-            first_piece.get(b) == Some(&Some(s))
-                && last_piece.get(b) == Some(&Some(e - 1))
-                && !open.contains_key(&b)
-        };
-        let (whole, partial): (Vec<_>, Vec<_>) = runs.iter().partition(|r| complete(r));
-        let results: Vec<Result<u64, WimError>> = whole
-            .par_iter()
-            .map(|&&(b, s, e)| {
-                let mut state = writer.start(b)?;
-                for p in pieces.get(s..e).unwrap_or(&[]) {
-                    writer.write(b, &mut state, piece_data(p))?;
-                }
-                writer.finish(b, state)
-            })
-            .collect();
-        for r in results {
-            written += r?;
-        }
-        for &(b, s, e) in partial {
-            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(b) {
-                slot.insert(writer.start(b)?);
-            }
-            if let Some(state) = open.get_mut(&b) {
-                for p in pieces.get(s..e).unwrap_or(&[]) {
-                    writer.write(b, state, piece_data(p))?;
-                }
-            }
-            if last_piece.get(b) == Some(&Some(e - 1)) {
-                if let Some(state) = open.remove(&b) {
-                    written += writer.finish(b, state)?;
-                }
-            }
-        }
-        pi = pj;
-        ci = cj;
-    }
-    Ok(written)
+    let list: Vec<&Blob> = blobs.iter().map(|(b, _)| *b).collect();
+    stream_blobs(wim, &list, &writer)
 }
 
 #[cfg(test)]

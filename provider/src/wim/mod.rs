@@ -12,6 +12,7 @@ pub mod metadata;
 mod reader;
 pub mod resource;
 pub mod sidecar;
+mod stream;
 mod verify;
 pub mod xml;
 

@@ -2,12 +2,14 @@
 //! image's metadata (for Test-WindowsImage).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use sha1::{Digest, Sha1 as Sha1Hasher};
 
 use super::format::{self, IntegrityTableHeader, HEADER_SIZE};
 use super::metadata::{Sha1, ZERO_HASH};
-use super::{BlobLocation, WimError, WimFile};
+use super::stream::{stream_blobs, BlobSink};
+use super::{Blob, BlobLocation, WimError, WimFile};
 use crate::progress::Reporter;
 
 /// Largest integrity chunk accepted.
@@ -122,15 +124,88 @@ pub(crate) fn verify(wim: &WimFile, reporter: &dyn Reporter) -> Vec<String> {
             Err(e) => problems.push(error_chain(&e)),
         }
     }
-    let mut blobs: Vec<_> = wim.all_blobs().collect();
+    let mut blobs: Vec<&Blob> = wim.all_blobs().collect();
     blobs.sort_by_key(|b| match b.location {
-        BlobLocation::Plain(spec) => (0, spec.offset),
-        BlobLocation::Solid { run, offset } => (1 + run as u64, offset),
+        BlobLocation::Plain(spec) => (spec.offset, 0),
+        BlobLocation::Solid { run, offset } => {
+            (wim.solid_run_offset(run).unwrap_or(u64::MAX), offset)
+        }
     });
     let total: u64 = blobs.iter().map(|b| b.size).sum();
     reporter.on_start("Verifying blobs", Some(total));
-    for blob in blobs {
-        let who = || match users.get(&blob.hash) {
+    let checker = Checker {
+        wim,
+        blobs: &blobs,
+        users: &users,
+        reporter,
+        problems: Mutex::new(Vec::new()),
+    };
+    let streamed = stream_blobs(wim, &blobs, &checker);
+    reporter.on_complete();
+    problems.extend(
+        checker
+            .problems
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    if let Err(e) = streamed {
+        problems.push(error_chain(&e));
+    }
+    problems
+}
+
+/// Hashes blobs and records every mismatch.
+struct Checker<'a> {
+    wim: &'a WimFile,
+    blobs: &'a [&'a Blob],
+    users: &'a HashMap<Sha1, Vec<String>>,
+    reporter: &'a dyn Reporter,
+    problems: Mutex<Vec<String>>,
+}
+
+impl BlobSink for Checker<'_> {
+    type State = (Sha1Hasher, u64);
+
+    fn start(&self, _bi: usize) -> Result<Self::State, WimError> {
+        Ok((Sha1Hasher::new(), 0))
+    }
+
+    fn write(&self, _bi: usize, state: &mut Self::State, data: &[u8]) -> Result<(), WimError> {
+        state.0.update(data);
+        state.1 += data.len() as u64;
+        self.reporter.on_progress(data.len() as u64);
+        Ok(())
+    }
+
+    fn finish(&self, bi: usize, state: Self::State) -> Result<u64, WimError> {
+        let Some(blob) = self.blobs.get(bi) else {
+            return Ok(0);
+        };
+        let actual: [u8; 20] = state.0.finalize().into();
+        if state.1 != blob.size || actual != blob.hash {
+            let e = WimError::HashMismatch {
+                path: self.wim.path().to_path_buf(),
+                files: self.describe(bi),
+                expected: hex::encode(blob.hash),
+                actual: if state.1 != blob.size {
+                    format!("{} bytes instead of {}", state.1, blob.size)
+                } else {
+                    hex::encode(actual)
+                },
+            };
+            self.problems
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(error_chain(&e));
+        }
+        Ok(blob.size)
+    }
+
+    fn describe(&self, bi: usize) -> String {
+        let Some(blob) = self.blobs.get(bi) else {
+            return String::new();
+        };
+        match self.users.get(&blob.hash) {
             Some(list) => {
                 let shown: Vec<&str> = list.iter().take(5).map(String::as_str).collect();
                 let more = list.len().saturating_sub(5);
@@ -141,17 +216,8 @@ pub(crate) fn verify(wim: &WimFile, reporter: &dyn Reporter) -> Vec<String> {
                 }
             }
             None => format!("the unused blob {}", hex::encode(blob.hash)),
-        };
-        let result = wim.stream_blob(blob, &who, &mut |part| {
-            reporter.on_progress(part.len() as u64);
-            Ok(())
-        });
-        if let Err(e) = result {
-            problems.push(error_chain(&e));
         }
     }
-    reporter.on_complete();
-    problems
 }
 
 /// An error and its causes on one line.

@@ -1,0 +1,158 @@
+//! Streaming many blobs in the order they are stored: each chunk is read
+//! and decoded once (solid chunks shared by several blobs too), in parallel
+//! batches of about [`BATCH_BYTES`]; within a batch, the blobs that start and
+//! end in it are handed to the sink in parallel, and a blob spanning batches
+//! is handed over as its chunks arrive. Memory stays bounded by the batch.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use super::reader::{resource_error, BATCH_BYTES};
+use super::resource::ChunkRef;
+use super::{Blob, WimError, WimFile};
+
+/// Receives the bytes of blobs, identified by their index in the list.
+pub(crate) trait BlobSink: Sync {
+    type State: Send;
+    /// Blob `bi` begins (called once, also for empty blobs).
+    fn start(&self, bi: usize) -> Result<Self::State, WimError>;
+    /// The next bytes of blob `bi`, in order.
+    fn write(&self, bi: usize, state: &mut Self::State, data: &[u8]) -> Result<(), WimError>;
+    /// Blob `bi` is complete; returns the bytes it accounts for.
+    fn finish(&self, bi: usize, state: Self::State) -> Result<u64, WimError>;
+    /// Who uses blob `bi`, for error messages.
+    fn describe(&self, bi: usize) -> String;
+}
+
+/// One piece of one blob within a decoded chunk.
+struct Piece {
+    blob: usize,
+    chunk: usize,
+    skip: u32,
+    take: u32,
+}
+
+/// Streams `blobs` (best sorted in on-disk order) into `sink`; returns the
+/// sum of what `finish` returned.
+pub(crate) fn stream_blobs<S: BlobSink>(
+    wim: &WimFile,
+    blobs: &[&Blob],
+    sink: &S,
+) -> Result<u64, WimError> {
+    let mut chunks: Vec<ChunkRef> = Vec::new();
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut first_piece: Vec<Option<usize>> = vec![None; blobs.len()];
+    let mut last_piece: Vec<Option<usize>> = vec![None; blobs.len()];
+    for (bi, blob) in blobs.iter().enumerate() {
+        for (c, skip, take) in wim.blob_chunks(blob)? {
+            let ci = match chunks.last() {
+                Some(last) if *last == c => chunks.len() - 1,
+                _ => {
+                    chunks.push(c);
+                    chunks.len() - 1
+                }
+            };
+            if let Some(slot) = first_piece.get_mut(bi) {
+                slot.get_or_insert(pieces.len());
+            }
+            if let Some(slot) = last_piece.get_mut(bi) {
+                *slot = Some(pieces.len());
+            }
+            pieces.push(Piece {
+                blob: bi,
+                chunk: ci,
+                skip,
+                take,
+            });
+        }
+    }
+    let mut total = 0u64;
+
+    // Blobs without data (empty) are still started and finished.
+    for (bi, lp) in last_piece.iter().enumerate() {
+        if lp.is_none() {
+            let state = sink.start(bi)?;
+            total += sink.finish(bi, state)?;
+        }
+    }
+
+    let mut open: HashMap<usize, S::State> = HashMap::new();
+    let mut pi = 0usize;
+    let mut ci = 0usize;
+    while ci < chunks.len() {
+        let mut cj = ci;
+        let mut bytes = 0u64;
+        while cj < chunks.len() && (cj < ci + 2 || bytes < BATCH_BYTES) {
+            bytes += u64::from(chunks[cj].size);
+            cj += 1;
+        }
+        let decoded = wim.source().decode_parallel(&chunks[ci..cj]).map_err(|e| {
+            let who = pieces
+                .iter()
+                .skip(pi)
+                .find(|p| p.chunk >= ci)
+                .map(|p| sink.describe(p.blob))
+                .unwrap_or_default();
+            resource_error(wim.path(), &format!("the data of {who}"), e)
+        })?;
+        let piece_data = |p: &Piece| -> &[u8] {
+            p.chunk
+                .checked_sub(ci)
+                .and_then(|k| decoded.get(k))
+                .and_then(|d| d.get(p.skip as usize..p.skip as usize + p.take as usize))
+                .unwrap_or(&[])
+        };
+        // The pieces of this batch, grouped into runs of one blob.
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        let mut pj = pi;
+        while let Some(p) = pieces.get(pj) {
+            if p.chunk >= cj {
+                break;
+            }
+            match runs.last_mut() {
+                Some((b, _, end)) if *b == p.blob && *end == pj => *end = pj + 1,
+                _ => runs.push((p.blob, pj, pj + 1)),
+            }
+            pj += 1;
+        }
+        let complete = |&(b, s, e): &(usize, usize, usize)| {
+            first_piece.get(b) == Some(&Some(s))
+                && last_piece.get(b) == Some(&Some(e - 1))
+                && !open.contains_key(&b)
+        };
+        let (whole, partial): (Vec<_>, Vec<_>) = runs.iter().partition(|r| complete(r));
+        let results: Vec<Result<u64, WimError>> = whole
+            .par_iter()
+            .map(|&&(b, s, e)| {
+                let mut state = sink.start(b)?;
+                for p in pieces.get(s..e).unwrap_or(&[]) {
+                    sink.write(b, &mut state, piece_data(p))?;
+                }
+                sink.finish(b, state)
+            })
+            .collect();
+        for r in results {
+            total += r?;
+        }
+        for &(b, s, e) in partial {
+            if let Entry::Vacant(slot) = open.entry(b) {
+                slot.insert(sink.start(b)?);
+            }
+            if let Some(state) = open.get_mut(&b) {
+                for p in pieces.get(s..e).unwrap_or(&[]) {
+                    sink.write(b, state, piece_data(p))?;
+                }
+            }
+            if last_piece.get(b) == Some(&Some(e - 1)) {
+                if let Some(state) = open.remove(&b) {
+                    total += sink.finish(b, state)?;
+                }
+            }
+        }
+        pi = pj;
+        ci = cj;
+    }
+    Ok(total)
+}
