@@ -266,6 +266,48 @@ mod engine {
     }
 
     #[test]
+    fn a_complete_leftover_partial_file_is_verified_without_a_request() {
+        let s = setup();
+        std::fs::write(partial_path(&s.dest()), &s.data).expect("write partial");
+        let (r, _) = s.fetch(false);
+        r.expect("download succeeds");
+        s.assert_saved();
+        assert_eq!(s.server.hits().len(), 0);
+
+        // The same length with other bytes: verified, dropped, downloaded again.
+        std::fs::remove_file(s.dest()).expect("remove");
+        std::fs::write(partial_path(&s.dest()), test_bytes(SIZE, 3)).expect("write partial");
+        let (r, _) = s.fetch(false);
+        r.expect("download succeeds");
+        s.assert_saved();
+        assert_eq!(s.ranges(), vec![(None, 200)]);
+    }
+
+    #[test]
+    fn a_file_larger_than_the_feed_says_is_refused() {
+        let s = setup();
+        let req = Request {
+            size: Some(SIZE as u64 - 1),
+            ..s.request()
+        };
+        let err = download::fetch(&s.downloader, &req, &s.dest(), false, &Capture::default())
+            .expect_err("the size differs");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "size mismatch: expected {} bytes, got {SIZE}",
+                SIZE - 1
+            )),
+            "{text}"
+        );
+        assert!(
+            only_files(s.out.path()).is_empty(),
+            "{:?}",
+            only_files(s.out.path())
+        );
+    }
+
+    #[test]
     fn a_stale_partial_file_is_replaced_after_the_mismatch() {
         let s = setup();
         std::fs::write(partial_path(&s.dest()), test_bytes(1000, 99)).expect("write partial");

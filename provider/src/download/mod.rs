@@ -541,8 +541,14 @@ fn fetch_http(
     loop {
         attempts += 1;
         let before = partial.len();
-        let result = http::attempt(&downloader.client, url, partial, job, &mut on_size)
-            .and_then(|()| verify(request, partial, job));
+        // A partial file left complete by an earlier run needs no request.
+        let complete = request.size.is_some_and(|s| s > 0 && s == partial.len());
+        let result = if complete {
+            verify(request, partial, job)
+        } else {
+            http::attempt(&downloader.client, url, partial, job, &mut on_size)
+                .and_then(|()| verify(request, partial, job))
+        };
         match result {
             Ok(sha256) => return Ok(sha256),
             Err(AttemptError::Permanent(reason)) => {
