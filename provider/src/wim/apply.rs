@@ -101,7 +101,6 @@ pub(crate) fn apply(
     }
 
     let mut summary = ApplySummary::default();
-    prefetch_small_blobs(wim, &image, options.metadata_path.is_some())?;
     let plan = build_tree(
         wim,
         &image,
@@ -177,52 +176,6 @@ pub(crate) fn apply(
         meta.write(path)?;
     }
     Ok(summary)
-}
-
-/// At most this much small-blob data is read ahead for one apply.
-const PREFETCH_LIMIT: u64 = 64 << 20;
-
-/// Reads the reparse data of every link (and, when the metadata file is
-/// wanted, small named streams) in one disk-ordered pass before the tree is
-/// built. Read one at a time, each would decode the chunk holding it: a whole
-/// solid chunk per link in a solid file.
-fn prefetch_small_blobs(wim: &WimFile, image: &Image, named_streams: bool) -> Result<(), WimError> {
-    // Each wanted blob with the entries that use it.
-    let mut wanted: HashMap<Sha1, Vec<usize>> = HashMap::new();
-    for (i, e) in image.entries.iter().enumerate() {
-        if e.is_reparse_point() && e.reparse_hash != ZERO_HASH {
-            wanted.entry(e.reparse_hash).or_default().push(i);
-        }
-        if named_streams {
-            for s in e.named_streams.iter().filter(|s| s.hash != ZERO_HASH) {
-                wanted.entry(s.hash).or_default().push(i);
-            }
-        }
-    }
-    let mut blobs: Vec<&Blob> = wanted
-        .keys()
-        .filter_map(|h| wim.blob(h))
-        .filter(|b| b.size <= sidecar::MAX_INLINE_STREAM)
-        .collect();
-    blobs.sort_by_key(|b| disk_order(wim, b));
-    let mut total = 0u64;
-    blobs.retain(|b| {
-        total = total.saturating_add(b.size);
-        total <= PREFETCH_LIMIT
-    });
-    if blobs.is_empty() {
-        return Ok(());
-    }
-    let users = |b: &Blob| -> String {
-        let entries = wanted.get(&b.hash).map_or(&[][..], Vec::as_slice);
-        let names: Vec<String> = entries
-            .iter()
-            .map(|&i| format!("'{}'", image.path_of(i)))
-            .collect();
-        names.join(", ")
-    };
-    wim.remember_blobs(super::stream::read_blobs(wim, &blobs, &users)?);
-    Ok(())
 }
 
 fn name_files(image: &Image, dests: &[Destination]) -> String {

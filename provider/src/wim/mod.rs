@@ -156,10 +156,6 @@ pub struct WimFile {
     runs: Vec<SolidRun>,
     /// Metadata resources, in image order.
     images: Vec<Blob>,
-    /// Small blobs read ahead in one disk-ordered pass (reparse data, small
-    /// named streams), so that each is not decoded on its own: in a solid
-    /// file that would decode a whole solid chunk per blob.
-    prefetched: std::sync::Mutex<HashMap<Sha1, Vec<u8>>>,
 }
 
 impl WimFile {

@@ -251,16 +251,7 @@ impl WimFile {
             blobs,
             runs,
             images,
-            prefetched: Default::default(),
         })
-    }
-
-    /// Keeps blobs read ahead by [`super::stream::read_blobs`] for `read_blob`.
-    pub(crate) fn remember_blobs(&self, blobs: impl IntoIterator<Item = (Sha1, Vec<u8>)>) {
-        self.prefetched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(blobs);
     }
 
     pub(crate) fn source(&self) -> &Source {
@@ -416,14 +407,6 @@ impl WimFile {
                 path: self.path.clone(),
                 reason: format!("{what} declares {} bytes, too many", blob.size),
             });
-        }
-        if let Some(data) = self
-            .prefetched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&blob.hash)
-        {
-            return Ok(data.clone());
         }
         let mut out = Vec::new();
         self.stream_blob(blob, &|| what.to_string(), &mut |part| {

@@ -18,7 +18,7 @@ use super::{WimError, WimFile};
 /// The format tag written into every metadata file.
 pub const FORMAT: &str = "containerimage-wim-metadata/1";
 /// Named streams larger than this keep only their hash and size.
-pub(crate) const MAX_INLINE_STREAM: u64 = 64 << 20;
+const MAX_INLINE_STREAM: u64 = 64 << 20;
 
 /// The Windows-only metadata of one image.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -8,9 +8,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use rayon::prelude::*;
-use sha1::{Digest, Sha1 as Sha1Hasher};
 
-use super::metadata::Sha1;
 use super::reader::{resource_error, BATCH_BYTES};
 use super::resource::ChunkRef;
 use super::{Blob, WimError, WimFile};
@@ -157,81 +155,4 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         ci = cj;
     }
     Ok(total)
-}
-
-/// Collects whole blobs in memory, checking each one's size and SHA-1.
-struct Collector<'a> {
-    wim: &'a WimFile,
-    blobs: &'a [&'a Blob],
-    users: &'a (dyn Fn(&Blob) -> String + Sync),
-    done: std::sync::Mutex<Vec<(Sha1, Vec<u8>)>>,
-}
-
-impl BlobSink for Collector<'_> {
-    type State = (Sha1Hasher, Vec<u8>);
-
-    fn start(&self, bi: usize) -> Result<Self::State, WimError> {
-        let size = self.blobs.get(bi).map_or(0, |b| b.size);
-        Ok((Sha1Hasher::new(), Vec::with_capacity(size as usize)))
-    }
-
-    fn write(&self, _bi: usize, state: &mut Self::State, data: &[u8]) -> Result<(), WimError> {
-        state.0.update(data);
-        state.1.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn finish(&self, bi: usize, (hasher, data): Self::State) -> Result<u64, WimError> {
-        let Some(blob) = self.blobs.get(bi) else {
-            return Ok(0);
-        };
-        let actual: Sha1 = hasher.finalize().into();
-        if data.len() as u64 != blob.size || actual != blob.hash {
-            return Err(WimError::HashMismatch {
-                path: self.wim.path().to_path_buf(),
-                files: self.describe(bi),
-                expected: hex::encode(blob.hash),
-                actual: if data.len() as u64 != blob.size {
-                    format!("{} bytes instead of {}", data.len(), blob.size)
-                } else {
-                    hex::encode(actual)
-                },
-            });
-        }
-        let size = blob.size;
-        self.done
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((blob.hash, data));
-        Ok(size)
-    }
-
-    fn describe(&self, bi: usize) -> String {
-        self.blobs
-            .get(bi)
-            .map(|b| (self.users)(b))
-            .unwrap_or_default()
-    }
-}
-
-/// Reads small blobs whole, in one pass over the file in the order given
-/// (best: the order they are stored), so a solid chunk holding many of them
-/// is decoded once. The caller bounds their total size; `users` names the
-/// files that use a blob, for errors.
-pub(crate) fn read_blobs(
-    wim: &WimFile,
-    blobs: &[&Blob],
-    users: &(dyn Fn(&Blob) -> String + Sync),
-) -> Result<Vec<(Sha1, Vec<u8>)>, WimError> {
-    let collector = Collector {
-        wim,
-        blobs,
-        users,
-        done: std::sync::Mutex::new(Vec::with_capacity(blobs.len())),
-    };
-    stream_blobs(wim, blobs, &collector)?;
-    Ok(collector
-        .done
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner()))
 }
