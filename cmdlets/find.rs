@@ -86,7 +86,7 @@ pub static CMDLETS: &[CmdletDef] = &[
     CmdletDef {
         name: "Find-Package",
         synopsis: "Find-ContainerImage under OneGet's generic name (-ProviderName ContainerImage).",
-        description: "",
+        description: "Runs Find-ContainerImage with the same parameters; -ProviderName, when given, must name this provider (ContainerImage or ContainerProvider).",
         positional: &["Name"],
         mandatory: &[],
         pipeline: false,
@@ -219,7 +219,8 @@ fn run_find(ctx: &mut Ctx, args: &FindArgs) -> CmdResult {
     let home = ctx.home()?;
     let config = home.load()?;
     let sources = chosen_sources(&config, &args.source)?;
-    let client = FeedClient::default();
+    let client =
+        FeedClient::default().with_hash_cache(home.root().join("cache").join("wim-hashes.json"));
     let result = query::find(&sources, &query, &client, ctx.reporter());
     for entry in &result.entries {
         ctx.emit(&FoundImage::of(entry), FIND_COLUMNS)?;
@@ -246,7 +247,7 @@ fn new_container_image_feed(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         .hint("give -Path the folder that holds the .wim files"));
     }
     let base = args.base_uri.as_deref().map(base_uri).transpose()?;
-    let scan = feed::scan_wim_folder(folder, ctx.reporter())?;
+    let scan = feed::scan_wim_folder(folder, None, ctx.reporter())?;
     let mut records: Vec<FeedRecord> = scan.records;
     if let Some(base) = &base {
         for r in &mut records {

@@ -4,7 +4,7 @@
 //! Standard output carries objects only; everything else goes to standard
 //! error through the reporter.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -23,6 +23,10 @@ pub struct Output {
     rows: Vec<Value>,
     columns: Vec<&'static str>,
     emitted: usize,
+    /// Objects are buffered; a terminal sees each one as soon as it is made,
+    /// a pipe gets them in large writes.
+    stdout: BufWriter<Stdout>,
+    interactive: bool,
 }
 
 impl Output {
@@ -32,6 +36,8 @@ impl Output {
             rows: Vec::new(),
             columns: Vec::new(),
             emitted: 0,
+            stdout: BufWriter::with_capacity(64 * 1024, io::stdout()),
+            interactive: io::stdout().is_terminal(),
         }
     }
 
@@ -47,17 +53,13 @@ impl Output {
         self.emitted += 1;
         match self.format {
             OutputFormat::Json => {
-                let mut line = serde_json::to_string(&value).map_err(io::Error::other)?;
-                line.push('\n');
-                let mut out = io::stdout().lock();
-                out.write_all(line.as_bytes())?;
-                out.flush()
+                serde_json::to_writer(&mut self.stdout, &value).map_err(io::Error::other)?;
+                self.stdout.write_all(b"\n")?;
+                self.flush_if_interactive()
             }
             OutputFormat::List => {
-                let text = render_list(&value);
-                let mut out = io::stdout().lock();
-                out.write_all(text.as_bytes())?;
-                out.flush()
+                self.stdout.write_all(render_list(&value).as_bytes())?;
+                self.flush_if_interactive()
             }
             OutputFormat::Table => {
                 if self.columns.is_empty() {
@@ -74,16 +76,21 @@ impl Output {
         self.emitted
     }
 
-    /// Writes what is buffered (the table).
-    pub fn finish(&mut self) -> io::Result<()> {
-        if self.rows.is_empty() {
-            return Ok(());
+    fn flush_if_interactive(&mut self) -> io::Result<()> {
+        if self.interactive {
+            self.stdout.flush()?;
         }
-        let text = render_table(&self.columns, &self.rows);
-        self.rows.clear();
-        let mut out = io::stdout().lock();
-        out.write_all(text.as_bytes())?;
-        out.flush()
+        Ok(())
+    }
+
+    /// Writes what is buffered (the table, pending lines).
+    pub fn finish(&mut self) -> io::Result<()> {
+        if !self.rows.is_empty() {
+            let text = render_table(&self.columns, &self.rows);
+            self.rows.clear();
+            self.stdout.write_all(text.as_bytes())?;
+        }
+        self.stdout.flush()
     }
 }
 

@@ -89,7 +89,7 @@ pub static CMDLETS: &[CmdletDef] = &[
     CmdletDef {
         name: "Install-PackageProvider",
         synopsis: "Initialises the ContainerImage provider: configuration and image store. Idempotent.",
-        description: "",
+        description: "Creates the configuration file and the image store folder in CONTAINERIMAGE_HOME if they are missing; running it again changes nothing (-Force rewrites the configuration as it is). Accepts ContainerImage and the older name ContainerProvider.",
         positional: &["Name"],
         mandatory: &["Name"],
         pipeline: false,
@@ -100,7 +100,7 @@ pub static CMDLETS: &[CmdletDef] = &[
     CmdletDef {
         name: "Get-PackageProvider",
         synopsis: "Shows the ContainerImage provider and its options.",
-        description: "",
+        description: "Shows this provider's name, version and the options it adds to the generic package cmdlets.",
         positional: &["Name"],
         mandatory: &[],
         pipeline: false,
@@ -128,7 +128,7 @@ pub static CMDLETS: &[CmdletDef] = &[
     CmdletDef {
         name: "Set-PackageSource",
         synopsis: "Renames, relocates or (un)trusts a registered source.",
-        description: "",
+        description: "Changes a registered source in place: -NewName renames it, -NewLocation points it elsewhere (local paths are stored absolute), -Trusted or -Trusted:$false sets whether installing from it asks first.",
         positional: &["Name"],
         mandatory: &["Name"],
         pipeline: false,
@@ -142,7 +142,7 @@ pub static CMDLETS: &[CmdletDef] = &[
     CmdletDef {
         name: "Unregister-PackageSource",
         synopsis: "Removes a registered source.",
-        description: "",
+        description: "Removes a registered source from the configuration. Images already installed from it stay installed.",
         positional: &["Source"],
         mandatory: &["Source"],
         pipeline: false,
@@ -153,7 +153,7 @@ pub static CMDLETS: &[CmdletDef] = &[
     CmdletDef {
         name: "Get-PackageSource",
         synopsis: "Lists the registered sources.",
-        description: "",
+        description: "Lists the registered sources with their location and whether they are trusted. -Name takes a pattern with * and ? wildcards; a plain name that is not registered is an error.",
         positional: &["Name"],
         mandatory: &[],
         pipeline: false,

@@ -13,7 +13,7 @@ use containerimage_provider::install::{
 };
 use containerimage_provider::query::{self, Query};
 use containerimage_provider::source::{self, FeedClient};
-use containerimage_provider::store::Store;
+use containerimage_provider::store::{full_name, normalize_publisher, Store, StoreError};
 use containerimage_provider::version::Version;
 
 use crate::cmdlet::{parse, property, CmdError, CmdResult, Ctx};
@@ -134,13 +134,6 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
         return Ok(());
     }
 
-    // Untrusted sources: ask on the terminal, refuse without one.
-    let entries = if args.force {
-        entries
-    } else {
-        approve_untrusted(ctx, &config.sources, entries)?
-    };
-
     if args.what_if {
         for e in &entries {
             ctx.what_if(
@@ -151,8 +144,35 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
         return Ok(());
     }
 
-    let downloader = Downloader::from_env(args.proxy.as_deref())?;
     let store = Store::open(&home, ctx.reporter())?;
+    // Untrusted sources: ask on the terminal, refuse without one; images
+    // already installed are reported first, so nobody is asked for nothing.
+    let entries = if args.force {
+        entries
+    } else {
+        let installed = store.images(ctx.reporter())?;
+        let mut fresh = Vec::new();
+        for e in entries {
+            let name = full_name(
+                &normalize_publisher(e.publisher.as_deref()),
+                &e.name,
+                &e.version,
+            );
+            if installed
+                .iter()
+                .any(|r| r.full_name.eq_ignore_ascii_case(&name))
+            {
+                ctx.report(CmdError::from(StoreError::AlreadyInstalled {
+                    full_name: name,
+                }));
+            } else {
+                fresh.push(e);
+            }
+        }
+        approve_untrusted(ctx, &config.sources, fresh)?
+    };
+
+    let downloader = Downloader::from_env(args.proxy.as_deref())?;
     let mut lock = store.lock(ctx.reporter())?;
     let mut installed = Vec::new();
     for entry in &entries {

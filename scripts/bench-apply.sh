@@ -248,10 +248,12 @@ for codec in "${codec_list[@]}"; do
     rm -rf "$work/out-ours"
     perf record -q -F 2000 -o "$work/perf.data" -- "${ours_cmd[@]}" >/dev/null 2>"$work/perf.log" ||
       { tail -n 5 "$work/perf.log" >&2; die "perf record failed"; }
+    perf report -i "$work/perf.data" --stdio --no-children --sort dso,symbol 2>"$work/perf.log" |
+      awk '/^ +[0-9.]+%/ && n++ < 20' >"$work/perf-top.txt"
+    [ -s "$work/perf-top.txt" ] || { tail -n 5 "$work/perf.log" >&2; die "perf report printed no samples"; }
     {
       echo "### perf: top functions, our apply of $codec (self samples)"
-      perf report -i "$work/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
-        grep -E '^ +[0-9.]+%' | head -n 20
+      cat "$work/perf-top.txt"
       echo
     } >>"$work/perf.txt"
     rm -rf "$work/out-ours" "$work/perf.data"

@@ -23,14 +23,17 @@ saved=$(mktemp -d)
 trap 'rm -rf "$saved" ${temp_home:+"$temp_home"}' EXIT
 
 step() {
-  printf '\n\033[1m$ containerimage %s\033[0m\n' "$*"
+  printf '\n\033[1m$ containerimage'
+  printf ' %q' "$@"
+  printf '\033[0m\n'
   "$bin" "$@" -OutputFormat Table
 }
 
 echo "CONTAINERIMAGE_HOME=$CONTAINERIMAGE_HOME"
 step Register-PackageSource -Name Sample -Location "$here/manifests/sample" -Trusted -Force
 step Find-ContainerImage -Name 'NanoServer*'
-step Save-ContainerImage -Name NanoServerSample -Path "$saved"
+printf '\n\033[1m$ containerimage Find-ContainerImage NanoServerSample | containerimage Save-ContainerImage -Path %s\033[0m\n' "$saved"
+"$bin" Find-ContainerImage NanoServerSample | "$bin" Save-ContainerImage -Path "$saved" -OutputFormat Table
 ls -l "$saved"
 step Install-ContainerImage -Name NanoServerSample
 step Get-ContainerImage

@@ -19,7 +19,9 @@ use crate::store::{
     FILES_DIR, METADATA_FILE, UTILITY_VM_FILES_DIR, UTILITY_VM_METADATA_FILE, WIM_XML_FILE,
 };
 use crate::version::Version;
-use crate::wim::{ApplyOptions, WimError, WimFile};
+use crate::wim::{
+    ApplyOptions, ImageInfo, WimError, WimFile, WimInfo, WindowsInfo, WindowsVersion,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -80,13 +82,18 @@ pub fn plan_os_image(request: &OsImageRequest) -> Result<(WimFile, Planned), Ins
     })?;
     let (name, version) = match (&request.name, &request.version) {
         (Some(n), Some(v)) => (n.clone(), v.clone()),
-        _ => {
+        (name, Some(v)) => {
+            // The version is given: only the name comes from the rule, so a
+            // .wim without any version of its own is fine.
+            let info = with_version(wim.info(), v);
+            let (n, _) = crate::feed::wim_name_and_version(&request.wim_path, Some(&info))
+                .map_err(InstallError::Naming)?;
+            (name.clone().unwrap_or(n), v.clone())
+        }
+        (name, None) => {
             let (n, v) = crate::feed::wim_name_and_version(&request.wim_path, Some(wim.info()))
                 .map_err(InstallError::Naming)?;
-            (
-                request.name.clone().unwrap_or(n),
-                request.version.clone().unwrap_or(v),
-            )
+            (name.clone().unwrap_or(n), v)
         }
     };
     let publisher = normalize_publisher(request.publisher.as_deref());
@@ -100,6 +107,28 @@ pub fn plan_os_image(request: &OsImageRequest) -> Result<(WimFile, Planned), Ins
             full_name,
         },
     ))
+}
+
+/// The `.wim`'s XML data with image 1's WINDOWS/VERSION set to `version`.
+fn with_version(info: &WimInfo, version: &Version) -> WimInfo {
+    let [major, minor, build, sp_build] = version.parts();
+    let mut info = info.clone();
+    if info.images.is_empty() {
+        info.images.push(ImageInfo::default());
+    }
+    if let Some(first) = info.images.first_mut() {
+        first
+            .windows
+            .get_or_insert_with(WindowsInfo::default)
+            .version = Some(WindowsVersion {
+            major,
+            minor,
+            build,
+            sp_build,
+            sp_level: None,
+        });
+    }
+    info
 }
 
 /// Install-ContainerOSImage: imports a `.wim` file into the store.

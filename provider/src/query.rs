@@ -92,15 +92,20 @@ impl Query {
             && self.maximum.as_ref().is_none_or(|m| v <= m)
     }
 
-    /// The index in `names` of the first name `entry_name` matches, or
-    /// `Some(usize::MAX)` when no names were given.
-    fn name_match(&self, entry_name: &str) -> Option<usize> {
+    /// Marks every name `entry_name` matches as found; false when it
+    /// matches none. No names match everything.
+    fn mark_names(&self, entry_name: &str, found: &mut [bool]) -> bool {
         if self.names.is_empty() {
-            return Some(usize::MAX);
+            return true;
         }
-        self.names
-            .iter()
-            .position(|n| wildcard::matches(n, entry_name))
+        let mut any = false;
+        for (name, found) in self.names.iter().zip(found.iter_mut()) {
+            if wildcard::matches(name, entry_name) {
+                *found = true;
+                any = true;
+            }
+        }
+        any
     }
 
     /// Chooses from `entries` (several sources' entries, in source order).
@@ -112,19 +117,11 @@ impl Query {
         // (source, lower-case name) → index in `chosen`, when keeping the highest only.
         let mut best: HashMap<(&'a str, String), usize> = HashMap::new();
         for entry in entries {
-            let Some(which) = self.name_match(&entry.name) else {
+            // A name counts as found only through an entry in the version range.
+            if !self.version_fits(&entry.version)
+                || !self.mark_names(&entry.name, &mut matched_name)
+            {
                 continue;
-            };
-            if !self.version_fits(&entry.version) {
-                continue;
-            }
-            // Every name the entry matches counts as found.
-            if which != usize::MAX {
-                for (i, n) in self.names.iter().enumerate().skip(which) {
-                    if !matched_name[i] && wildcard::matches(n, &entry.name) {
-                        matched_name[i] = true;
-                    }
-                }
             }
             let rank = source_rank.len();
             source_rank.entry(entry.source.as_str()).or_insert(rank);
@@ -133,10 +130,10 @@ impl Query {
                 continue;
             }
             let key = (entry.source.as_str(), entry.name.to_lowercase());
-            match best.get(&key) {
-                Some(&i) => {
-                    if chosen.get(i).is_some_and(|c| entry.version > c.version) {
-                        chosen[i] = entry;
+            match best.get(&key).and_then(|&i| chosen.get_mut(i)) {
+                Some(current) => {
+                    if entry.version > current.version {
+                        *current = entry;
                     }
                 }
                 None => {
@@ -145,18 +142,15 @@ impl Query {
                 }
             }
         }
-        chosen.sort_by(|a, b| {
-            let ra = source_rank
-                .get(a.source.as_str())
-                .copied()
-                .unwrap_or(usize::MAX);
-            let rb = source_rank
-                .get(b.source.as_str())
-                .copied()
-                .unwrap_or(usize::MAX);
-            ra.cmp(&rb)
-                .then_with(|| a.name.to_lowercase().cmp(&b.name.to_lowercase()))
-                .then_with(|| b.version.cmp(&a.version))
+        chosen.sort_by_cached_key(|e| {
+            (
+                source_rank
+                    .get(e.source.as_str())
+                    .copied()
+                    .unwrap_or(usize::MAX),
+                e.name.to_lowercase(),
+                std::cmp::Reverse(e.version.clone()),
+            )
         });
         let unmatched = self
             .names
@@ -233,14 +227,7 @@ pub fn find(
         .zip(source::load_all(sources, client, reporter))
     {
         match result {
-            Ok(mut entries) => {
-                reporter.verbose(&format!(
-                    "Source '{}' lists {} image(s)",
-                    src.name,
-                    entries.len()
-                ));
-                all.append(&mut entries);
-            }
+            Ok(mut entries) => all.append(&mut entries),
             Err(e) => {
                 reporter.warn(&format!(
                     "Unable to read package source '{}' ({}): {}",

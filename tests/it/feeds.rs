@@ -3,47 +3,37 @@
 //! folders of `.wim` files made by wimlib-imagex, and the JSON index.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::common::server::TestServer;
 use crate::common::{assert_exit, json_lines, run, stderr, stdout, wimlib};
 
 const SHA_A: &str = "3f1c000000000000000000000000000000000000000000000000000000000a9e";
 
-/// A static file server for one folder, on 127.0.0.1, for the life of the test
-/// process. `/redirect/<path>` answers 302 to `/<path>`.
-struct FeedServer {
+/// Answers every request with a `302` to the same path under `target`, the
+/// way the original provider's feeds sat behind forwarding links.
+struct RedirectServer {
     addr: SocketAddr,
 }
 
-impl FeedServer {
-    fn start(root: &Path) -> FeedServer {
+impl RedirectServer {
+    fn start(target: String) -> RedirectServer {
         use axum::extract::State;
         use axum::http::{header, StatusCode, Uri};
         use axum::response::{IntoResponse, Response};
 
-        async fn serve_file(State(root): State<PathBuf>, uri: Uri) -> Response {
-            let path = uri.path().trim_start_matches('/').to_string();
-            if let Some(rest) = path.strip_prefix("redirect/") {
-                return (StatusCode::FOUND, [(header::LOCATION, format!("/{rest}"))])
-                    .into_response();
-            }
-            if path.split('/').any(|s| s == "..") {
-                return StatusCode::BAD_REQUEST.into_response();
-            }
-            match std::fs::read(root.join(&path)) {
-                Ok(bytes) => bytes.into_response(),
-                Err(_) => StatusCode::NOT_FOUND.into_response(),
-            }
+        async fn redirect(State(target): State<String>, uri: Uri) -> Response {
+            let to = format!("{}{}", target.trim_end_matches('/'), uri.path());
+            (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
         }
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("address");
-        let root = root.to_path_buf();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -51,11 +41,11 @@ impl FeedServer {
                 .expect("tokio runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = axum::Router::new().fallback(serve_file).with_state(root);
+                let app = axum::Router::new().fallback(redirect).with_state(target);
                 axum::serve(listener, app).await.expect("serve");
             });
         });
-        FeedServer { addr }
+        RedirectServer { addr }
     }
 
     fn url(&self, path: &str) -> String {
@@ -290,10 +280,11 @@ fn find_over_http_follows_onegets_rules() {
     let site = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(site.path().join("feeds")).expect("mkdir");
     std::fs::write(site.path().join("feeds/feed.xml"), gallery()).expect("write feed");
-    let server = FeedServer::start(site.path());
+    let server = TestServer::start(site.path());
+    let forward = RedirectServer::start(server.url(""));
     let h = home.path();
     // Through a redirect: relative locations resolve against the final URL.
-    register(h, "Gallery", &server.url("redirect/feeds/feed.xml"));
+    register(h, "Gallery", &forward.url("feeds/feed.xml"));
 
     let cases: &[(&[&str], &[&str])] = &[
         (
@@ -520,6 +511,24 @@ fn nothing_found_is_exit_1_with_onegets_message_and_other_names_still_answer() {
     assert_exit(&o, 0);
     assert!(stdout(&o).is_empty());
     assert!(stderr(&o).contains("Missing*"), "{}", stderr(&o));
+    // -Source also takes a location that is not registered.
+    let other = tempfile::tempdir().expect("tempdir");
+    let unregistered = run(
+        other.path(),
+        &[
+            "Find-ContainerImage",
+            "-Source",
+            feed.to_str().expect("utf-8"),
+        ],
+    );
+    assert_exit(&unregistered, 0);
+    assert_eq!(
+        found(&unregistered),
+        [
+            "NanoServer 10.0.14393.0",
+            "WindowsServerCore 10.0.14300.1000"
+        ]
+    );
     let o = run(h, &["Find-ContainerImage", "-Source", "NoSuchSource"]);
     assert_exit(&o, 1);
     assert!(
@@ -534,7 +543,7 @@ fn an_unreachable_source_is_a_warning_while_another_answers() {
     let home = tempfile::tempdir().expect("tempdir");
     let site = tempfile::tempdir().expect("tempdir");
     std::fs::write(site.path().join("feed.xml"), gallery()).expect("write");
-    let server = FeedServer::start(site.path());
+    let server = TestServer::start(site.path());
     // A port that was just free: nothing listens there.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -570,7 +579,7 @@ fn results_from_several_sources_are_merged_each_with_its_source() {
         feed_xml(&[("NanoServer", "11.0", "n.wim"), ("Other", "1.0", "o.wim")]),
     )
     .expect("write");
-    let server = FeedServer::start(site.path());
+    let server = TestServer::start(site.path());
     let h = home.path();
     register(h, "A", &server.url("a.xml"));
     // The second source is a file:// URL.
@@ -660,7 +669,7 @@ fn the_original_providers_json_index_is_a_feed() {
 ]"#,
     )
     .expect("write");
-    let server = FeedServer::start(site.path());
+    let server = TestServer::start(site.path());
     let h = home.path();
     register(h, "Legacy", &server.url("index.json"));
     let v = ok_json(h, &["Find-ContainerImage", "-AllVersions"]);
@@ -741,6 +750,16 @@ fn a_folder_of_wims_is_a_source() {
     assert_eq!(v[0]["Size"], std::fs::metadata(&nano).expect("meta").len());
     assert_eq!(v[0]["Location"], nano.display().to_string().as_str());
     assert_eq!(v[1]["Location"], core.display().to_string().as_str());
+
+    // Hashes are remembered between searches, and a changed file is hashed again.
+    assert!(h.join("cache/wim-hashes.json").is_file());
+    std::fs::remove_file(&nano).expect("remove");
+    make_wim(&nano, "nano, rebuilt with other content");
+    let o = run(h, &["Find-ContainerImage", "NanoServer"]);
+    assert_exit(&o, 0);
+    let v = json_lines(&o);
+    assert_eq!(v[0]["Sha256"], sha256_hex(&nano).as_str());
+    assert_eq!(v[0]["Size"], std::fs::metadata(&nano).expect("meta").len());
 }
 
 #[test]
@@ -777,7 +796,7 @@ fn new_container_image_feed_writes_a_feed_that_finds_the_same_images() {
 
     // The folder, now with feed.xml, is a source; so is the manifest over HTTP.
     register(h, "Folder", dir);
-    let server = FeedServer::start(folder.path());
+    let server = TestServer::start(folder.path());
     register(h, "Web", &server.url("feed.xml"));
     let o = run(h, &["Find-ContainerImage", "NanoServer"]);
     assert_exit(&o, 0);
@@ -825,4 +844,109 @@ fn new_container_image_feed_writes_a_feed_that_finds_the_same_images() {
     assert_exit(&o, 1);
     let o = run(h, &["New-ContainerImageFeed", dir, "-BaseUri", "ftp://x"]);
     assert_exit(&o, 2);
+}
+
+/// Sets image 1's WINDOWS/VERSION and ARCH in a `.wim`'s XML, as Windows images carry them.
+fn set_windows_version(wim: &Path, [major, minor, build, sp_build]: [u32; 4]) {
+    let props = [
+        format!("WINDOWS/VERSION/MAJOR={major}"),
+        format!("WINDOWS/VERSION/MINOR={minor}"),
+        format!("WINDOWS/VERSION/BUILD={build}"),
+        format!("WINDOWS/VERSION/SPBUILD={sp_build}"),
+        "WINDOWS/ARCH=9".to_string(),
+    ];
+    let mut args = vec!["info", wim.to_str().expect("utf-8"), "1"];
+    for p in &props {
+        args.push("--image-property");
+        args.push(p);
+    }
+    wimlib(&args);
+}
+
+#[test]
+fn the_wims_xml_version_wins_over_the_file_name() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let folder = tempfile::tempdir().expect("tempdir");
+    // The suffix says 10.0.14300.1010, the XML says 10.0.14393.5.
+    let suffixed = folder.path().join("NanoServer-10-0-14300-1010.wim");
+    make_wim(&suffixed, "nano");
+    set_windows_version(&suffixed, [10, 0, 14393, 5]);
+    // No suffix at all: the XML alone gives the version.
+    let plain = folder.path().join("WindowsServerCore.wim");
+    make_wim(&plain, "core");
+    set_windows_version(&plain, [10, 0, 14300, 1000]);
+    let h = home.path();
+    register(h, "Folder", folder.path().to_str().expect("utf-8"));
+
+    let o = run(h, &["Find-ContainerImage"]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        found(&o),
+        [
+            "NanoServer 10.0.14393.5",
+            "WindowsServerCore 10.0.14300.1000"
+        ]
+    );
+    let v = json_lines(&o);
+    assert_eq!(v[0]["Description"], "A test image");
+    assert_eq!(v[0]["Architecture"], "x64");
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+
+    // New-ContainerImageFeed reads the same values.
+    let v = ok_json(
+        h,
+        &[
+            "New-ContainerImageFeed",
+            folder.path().to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(v[0]["Version"], "10.0.14393.5");
+    let manifest = std::fs::read_to_string(folder.path().join("feed.xml")).expect("feed.xml");
+    assert!(
+        manifest.contains("<Version>10.0.14300.1000</Version>"),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("<Architecture>x64</Architecture>"),
+        "{manifest}"
+    );
+}
+
+#[test]
+fn feeds_are_fetched_through_the_proxy_from_the_environment() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("feed.xml"), gallery()).expect("write");
+    let proxy = TestServer::start(site.path());
+    let h = home.path();
+    // A host that does not resolve: only the proxy can answer.
+    register(h, "Remote", "http://feeds.invalid/feed.xml");
+
+    let o = crate::common::cmd(h)
+        .env("HTTP_PROXY", format!("http://{}", proxy.addr()))
+        .args(["Find-ContainerImage", "NanoServer"])
+        .output()
+        .expect("runs");
+    assert_exit(&o, 0);
+    let v = json_lines(&o);
+    assert_eq!(
+        v[0]["Location"],
+        "http://feeds.invalid/NanoServer-10-0-14393-0.wim"
+    );
+    let hits = proxy.hits();
+    assert!(hits.len() == 1 && hits[0].via_proxy, "{hits:?}");
+
+    // A server error is a warning naming the status, like an unreachable source.
+    proxy.faults().status(503, 1);
+    let o = crate::common::cmd(h)
+        .env("HTTP_PROXY", format!("http://{}", proxy.addr()))
+        .args(["Find-ContainerImage", "NanoServer"])
+        .output()
+        .expect("runs");
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("WARNING:") && stderr(&o).contains("503"),
+        "{}",
+        stderr(&o)
+    );
 }

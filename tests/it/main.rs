@@ -4,5 +4,6 @@ mod cli;
 mod common;
 mod feeds;
 mod save;
+mod store;
 mod wim;
 mod wim_hostile;

@@ -1010,6 +1010,38 @@ mod with_feeds {
     }
 
     #[test]
+    fn save_package_is_the_generic_name() {
+        let s = site();
+        let folder = s.out.path().display().to_string();
+        let o = s.run(&[
+            "Save-Package",
+            "-ProviderName",
+            "ContainerImage",
+            "-Name",
+            "NanoServer",
+            "-Path",
+            &folder,
+        ]);
+        assert_exit(&o, 0);
+        assert!(read(&s.out.path().join("NanoServer-10-0-14300-1010.wim")) == s.new);
+        let o = s.run(&[
+            "Save-Package",
+            "-ProviderName",
+            "NuGet",
+            "-Name",
+            "NanoServer",
+            "-Path",
+            &folder,
+        ]);
+        assert_exit(&o, 1);
+        assert!(
+            stderr(&o).contains("Unable to find package provider 'NuGet'"),
+            "{}",
+            stderr(&o)
+        );
+    }
+
+    #[test]
     fn an_unknown_name_is_no_match() {
         let s = site();
         let folder = s.out.path().display().to_string();
@@ -1023,5 +1055,62 @@ mod with_feeds {
             stderr(&o)
         );
         assert_eq!(s.server.requests("nano-new.wim"), 0);
+    }
+}
+
+mod concurrency {
+    use std::time::Duration;
+
+    use containerimage_provider::download::{self, partial_path, Downloader, Request, Settings};
+    use containerimage_provider::location::Location;
+    use containerimage_provider::progress::Silent;
+    use sha2::{Digest, Sha256};
+
+    use super::engine::test_bytes;
+    use crate::common::server::TestServer;
+
+    #[test]
+    fn two_downloads_of_one_file_take_turns() {
+        let served = tempfile::tempdir().expect("temp dir");
+        let out = tempfile::tempdir().expect("temp dir");
+        let data = test_bytes(1_500_000, 5);
+        std::fs::write(served.path().join("a.wim"), &data).expect("write");
+        let server = TestServer::start(served.path());
+        // Slow the first transfer down so the second one has to wait for it.
+        server
+            .faults()
+            .stall(100_000, Duration::from_millis(300), 1);
+        let locations = vec![Location::parse(&server.url("a.wim")).expect("url")];
+        let request = Request {
+            label: "A 1.0".into(),
+            locations: &locations,
+            size: Some(data.len() as u64),
+            sha256: Some(Sha256::digest(&data).into()),
+        };
+        let dest = out.path().join("A-1-0.wim");
+        let downloader = Downloader::new(Settings {
+            retry_base: Duration::from_millis(1),
+            ..Settings::default()
+        })
+        .expect("client");
+        let outcomes: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| download::fetch(&downloader, &request, &dest, false, &Silent))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("no panic").expect("both succeed"))
+                .collect()
+        });
+        let present = outcomes
+            .iter()
+            .filter(|o| o.obtained == download::Obtained::AlreadyPresent)
+            .count();
+        assert_eq!(present, 1, "one downloads, the other finds it done");
+        assert_eq!(server.requests("a.wim"), 1);
+        assert!(std::fs::read(&dest).expect("saved") == data);
+        assert!(!partial_path(&dest).exists());
     }
 }

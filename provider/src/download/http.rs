@@ -2,11 +2,13 @@
 //! the file already holds a prefix, and what its failure means for retrying.
 
 use std::io::Read;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
+use sha2::Digest;
 
 use super::partial::Partial;
 use super::{DownloadError, FailureReason, Job};
@@ -162,39 +164,49 @@ pub(super) fn attempt(
     copy_body(&mut response, partial, expected_size, reporter)
 }
 
-/// Streams the body into the partial file.
+/// Streams the body into the partial file. Reads fill 1 MiB buffers; each
+/// full buffer is written, then hashed on a second thread while the next one
+/// fills, so SHA-256 runs beside the transfer instead of after it. Whatever
+/// arrived before a failure is still written, so a retry resumes after it.
 fn copy_body(
     response: &mut Response,
     partial: &mut Partial,
     expected_size: Option<u64>,
     reporter: &dyn Reporter,
 ) -> Result<(), AttemptError> {
-    let mut buf = vec![0u8; BUFFER];
-    loop {
-        let n = match response.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(transient(format!(
-                    "{} after {} bytes",
-                    describe_io(&e),
-                    partial.len()
-                )))
+    let hasher = partial.take_hasher();
+    let (result, hasher) = std::thread::scope(|scope| {
+        let (to_hash, filled) = mpsc::sync_channel::<(Vec<u8>, usize)>(BUFFERS - 1);
+        let (give_back, returned) = mpsc::channel::<Vec<u8>>();
+        let worker = scope.spawn(move || {
+            let mut hasher = hasher;
+            for (buf, len) in filled {
+                hasher.update(buf.get(..len).unwrap_or_default());
+                let _ = give_back.send(buf);
             }
-        };
-        let chunk = buf.get(..n).unwrap_or_default();
-        if let Some(size) = expected_size {
-            if partial.len() + n as u64 > size {
-                return Err(AttemptError::Permanent(FailureReason::SizeMismatch {
-                    expected: size,
-                    actual: partial.len() + n as u64,
-                }));
-            }
+            hasher
+        });
+        let result = pump(
+            response,
+            partial,
+            expected_size,
+            reporter,
+            &to_hash,
+            &returned,
+        );
+        drop(to_hash);
+        (result, worker.join())
+    });
+    match hasher {
+        Ok(h) => partial.set_hasher(h),
+        Err(_) => {
+            return Err(local(
+                partial,
+                std::io::Error::other("the hashing thread stopped unexpectedly"),
+            ))
         }
-        partial.append(chunk).map_err(|e| local(partial, e))?;
-        reporter.on_progress(n as u64);
     }
+    result?;
     if let Some(size) = expected_size {
         if partial.len() < size {
             return Err(transient(format!(
@@ -204,6 +216,93 @@ fn copy_body(
         }
     }
     Ok(())
+}
+
+/// Buffers in flight between reading and hashing.
+const BUFFERS: usize = 3;
+
+/// Reads the body into buffers, writes each and passes it to the hasher.
+fn pump(
+    response: &mut Response,
+    partial: &mut Partial,
+    expected_size: Option<u64>,
+    reporter: &dyn Reporter,
+    to_hash: &mpsc::SyncSender<(Vec<u8>, usize)>,
+    returned: &mpsc::Receiver<Vec<u8>>,
+) -> Result<(), AttemptError> {
+    let mut allocated = 1;
+    let mut buf = vec![0u8; BUFFER];
+    let mut filled = 0usize;
+    loop {
+        let free = buf.get_mut(filled..).unwrap_or_default();
+        let read = match response.read(free) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => other,
+        };
+        let ended = match &read {
+            Ok(0) | Err(_) => true,
+            Ok(n) => {
+                filled += n;
+                false
+            }
+        };
+        if (ended && filled > 0) || filled == buf.len() {
+            store(
+                partial,
+                buf.get(..filled).unwrap_or_default(),
+                expected_size,
+            )?;
+            reporter.on_progress(filled as u64);
+            let next = match returned.try_recv() {
+                Ok(b) => b,
+                Err(_) if allocated < BUFFERS => {
+                    allocated += 1;
+                    vec![0u8; BUFFER]
+                }
+                Err(_) => returned.recv().map_err(|_| hasher_gone(partial))?,
+            };
+            let full = std::mem::replace(&mut buf, next);
+            to_hash
+                .send((full, filled))
+                .map_err(|_| hasher_gone(partial))?;
+            filled = 0;
+        }
+        match read {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(transient(format!(
+                    "{} after {} bytes",
+                    describe_io(&e),
+                    partial.len()
+                )))
+            }
+        }
+    }
+}
+
+fn hasher_gone(partial: &Partial) -> AttemptError {
+    local(
+        partial,
+        std::io::Error::other("the hashing thread stopped unexpectedly"),
+    )
+}
+
+/// Appends received bytes (unhashed: the hashing thread takes them next),
+/// refusing more than the expected size.
+fn store(
+    partial: &mut Partial,
+    data: &[u8],
+    expected_size: Option<u64>,
+) -> Result<(), AttemptError> {
+    let total = partial.len() + data.len() as u64;
+    if let Some(size) = expected_size.filter(|s| total > *s) {
+        return Err(AttemptError::Permanent(FailureReason::SizeMismatch {
+            expected: size,
+            actual: total,
+        }));
+    }
+    partial.append_unhashed(data).map_err(|e| local(partial, e))
 }
 
 fn content_length(response: &Response) -> Option<u64> {

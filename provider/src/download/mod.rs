@@ -292,14 +292,6 @@ pub fn fetch(
             label: request.label.clone(),
         });
     }
-    if let Some(outcome) = already_present(request, dest, force, started)? {
-        reporter.verbose(&format!(
-            "{} already holds {} with the expected SHA-256",
-            dest.display(),
-            request.label
-        ));
-        return Ok(outcome);
-    }
     if request.sha256.is_none() {
         reporter.warn(&format!(
             "the feed gives no SHA-256 for {}: the download cannot be verified \
@@ -318,6 +310,24 @@ pub fn fetch(
                 source,
             }
         })?;
+    // Checked with the partial file locked: a concurrent download of the
+    // same file has finished by now, or has not started.
+    match already_present(request, dest, force, started) {
+        Ok(None) => {}
+        Ok(Some(outcome)) => {
+            partial.discard();
+            reporter.verbose(&format!(
+                "{} already holds {} with the expected SHA-256",
+                dest.display(),
+                request.label
+            ));
+            return Ok(outcome);
+        }
+        Err(e) => {
+            partial.discard();
+            return Err(e);
+        }
+    }
     if partial.len() > 0 {
         reporter.verbose(&format!(
             "resuming {} after {} bytes left by an earlier run",

@@ -26,12 +26,7 @@ impl Partial {
     /// earlier run are kept and re-hashed so the download can resume after
     /// them, unless there are more than `max_len`; otherwise it starts empty.
     pub(super) fn open(path: PathBuf, keep: bool, max_len: Option<u64>) -> io::Result<Partial> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
+        let file = open_locked(&path)?;
         let mut partial = Partial {
             path,
             file,
@@ -86,6 +81,25 @@ impl Partial {
         Ok(())
     }
 
+    /// Appends bytes without hashing them: the caller hashes them elsewhere
+    /// (in order) and gives the hasher back with [`Partial::set_hasher`].
+    pub(super) fn append_unhashed(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    /// The hash state of the content so far, to continue elsewhere.
+    pub(super) fn take_hasher(&mut self) -> Sha256 {
+        std::mem::take(&mut self.hasher)
+    }
+
+    /// Puts back the state from [`Partial::take_hasher`], updated with
+    /// everything appended since.
+    pub(super) fn set_hasher(&mut self, hasher: Sha256) {
+        self.hasher = hasher;
+    }
+
     /// Bytes in the file.
     pub(super) fn len(&self) -> u64 {
         self.len
@@ -103,8 +117,10 @@ impl Partial {
     /// Flushes the content to disk and renames the file to `dest`.
     pub(super) fn persist(self, dest: &Path) -> io::Result<()> {
         self.file.sync_all()?;
-        drop(self.file);
+        // Renamed while still locked: a process waiting for the lock then
+        // sees the path gone and starts afresh instead of using this file.
         std::fs::rename(&self.path, dest)?;
+        drop(self.file);
         if let Some(dir) = dest.parent() {
             let dir = if dir.as_os_str().is_empty() {
                 Path::new(".")
@@ -118,9 +134,43 @@ impl Partial {
 
     /// Deletes the partial file.
     pub(super) fn discard(self) {
-        drop(self.file);
         let _ = std::fs::remove_file(&self.path);
+        drop(self.file);
     }
+}
+
+/// Opens (or creates) `path` and holds an exclusive lock on it, so two
+/// processes downloading the same file take turns instead of interleaving.
+/// When the holder renamed or deleted the file while this one waited, the
+/// lock is on a stale file: open the path again.
+fn open_locked(path: &Path) -> io::Result<File> {
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        file.lock()?;
+        if still_at(&file, path) {
+            return Ok(file);
+        }
+    }
+}
+
+/// Whether `path` still names the open `file`.
+#[cfg(unix)]
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn still_at(_file: &File, path: &Path) -> bool {
+    path.exists()
 }
 
 /// The SHA-256 and length of a whole file.
@@ -172,6 +222,7 @@ mod tests {
         let p = Partial::open(path.clone(), true, Some(4)).expect("open");
         assert_eq!(p.len(), 0);
         assert_eq!(std::fs::metadata(&path).expect("stat").len(), 0);
+        drop(p);
 
         std::fs::write(&path, b"abc").expect("write prefix");
         let p = Partial::open(path.clone(), false, None).expect("open");

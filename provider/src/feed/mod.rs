@@ -6,6 +6,7 @@
 //! values, locations as written), which is resolved against the feed's own
 //! location into a [`FeedEntry`] (absolute locations, the source's name).
 
+mod hash_cache;
 mod json;
 mod lines;
 mod wimfile;
@@ -14,6 +15,7 @@ mod xml;
 
 use std::path::{Path, PathBuf};
 
+pub use hash_cache::HashCache;
 pub use wimfile::{entry_record_for_wim, scan_wim_folder, wim_name_and_version, WimScan};
 pub use write::{render_xml, upsert_entry, write_feed_file, FEED_FILE_NAME};
 

@@ -222,6 +222,14 @@ fn written_feeds_read_back_and_upsert_replaces_or_appends() {
     assert!(upsert_entry(dir.path(), rec("C", "1", "c.wim")).is_err());
     let kept = std::fs::read_to_string(dir.path().join(FEED_FILE_NAME)).expect("read");
     assert_eq!(kept, "<ContainerImageFeed><Image>");
+
+    // So is a JSON index: it has no sizes or hashes to write back.
+    let index = r#"[{"Name": "A", "Version": "1", "SasToken": "a.wim"}]"#;
+    std::fs::write(dir.path().join(FEED_FILE_NAME), index).expect("w");
+    let err = upsert_entry(dir.path(), rec("C", "1", "c.wim")).expect_err("refused");
+    assert!(err.to_string().contains("JSON index"), "{err}");
+    let kept = std::fs::read_to_string(dir.path().join(FEED_FILE_NAME)).expect("read");
+    assert_eq!(kept, index);
 }
 
 #[test]
@@ -254,4 +262,31 @@ fn the_example_feeds_in_manifests_are_valid() {
             .len(),
         2
     );
+}
+
+#[test]
+fn truncated_or_mangled_feeds_are_errors_never_panics() {
+    let xml = feed_xml(&format!("{}{}", image("A", "1.0"), image("B", "2.0")));
+    let json = r#"[{"Name": "A", "Version": "1.0", "Description": "d", "SasToken": "https://x.test/a.wim"}]"#;
+    for doc in [xml.as_bytes(), json.as_bytes()] {
+        for cut in 0..doc.len() {
+            let truncated = doc.get(..cut).unwrap_or_default();
+            // Every prefix short of the whole document is incomplete.
+            let result = parse_records(truncated, "cut");
+            if cut < doc.trim_ascii_end().len() {
+                let e = result.expect_err("an incomplete feed is rejected");
+                assert!(e.to_string().contains("cut"), "errors name the feed: {e}");
+            }
+        }
+        // Replace each byte with characters that matter to the parsers.
+        for at in 0..doc.len() {
+            for b in [b'<', b'>', b'&', b'"', b'/', 0xff, b'\n', 0] {
+                let mut mangled = doc.to_vec();
+                if let Some(slot) = mangled.get_mut(at) {
+                    *slot = b;
+                }
+                let _ = parse_records(&mangled, "mangled");
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{check_image_name, FeedError, FeedRecord};
+use super::{check_image_name, FeedError, FeedRecord, HashCache};
 use crate::progress::Reporter;
 use crate::version::Version;
 use crate::wim::{info::arch_name, WimFile, WimInfo};
@@ -112,8 +112,13 @@ pub struct WimScan {
 
 /// Describes every `*.wim` in `folder` and in its direct subfolders, in
 /// path order: name and version by [`wim_name_and_version`], description and
-/// architecture from the WIM's XML, size and SHA-256 from the file.
-pub fn scan_wim_folder(folder: &Path, reporter: &dyn Reporter) -> Result<WimScan, FeedError> {
+/// architecture from the WIM's XML, size and SHA-256 from the file (or from
+/// `cache` when the file has not changed since it was hashed).
+pub fn scan_wim_folder(
+    folder: &Path,
+    cache: Option<&HashCache>,
+    reporter: &dyn Reporter,
+) -> Result<WimScan, FeedError> {
     let mut files = Vec::new();
     list_wims(folder, folder, 1, &mut files)?;
     files.sort();
@@ -124,7 +129,7 @@ pub fn scan_wim_folder(folder: &Path, reporter: &dyn Reporter) -> Result<WimScan
             .map(|c| c.as_os_str().to_string_lossy())
             .collect::<Vec<_>>()
             .join("/");
-        match entry_record_for_wim(&folder.join(&relative), &location, reporter) {
+        match entry_record_for_wim(&folder.join(&relative), &location, cache, reporter) {
             Ok(record) => scan.records.push(record),
             Err(e) => scan.failures.push(e),
         }
@@ -170,6 +175,7 @@ fn list_wims(
 pub fn entry_record_for_wim(
     path: &Path,
     location: &str,
+    cache: Option<&HashCache>,
     reporter: &dyn Reporter,
 ) -> Result<FeedRecord, FeedError> {
     let info = match WimFile::open(path) {
@@ -195,7 +201,7 @@ pub fn entry_record_for_wim(
         .and_then(|i| i.windows.as_ref())
         .and_then(|w| w.arch)
         .map(|a| arch_name(a).to_string());
-    let (size, sha256) = hash_file(path, reporter)?;
+    let (size, sha256) = hash_file(path, cache, reporter)?;
     Ok(FeedRecord {
         name,
         version,
@@ -210,13 +216,21 @@ pub fn entry_record_for_wim(
 }
 
 /// Size and SHA-256 of a file, read in one pass.
-fn hash_file(path: &Path, reporter: &dyn Reporter) -> Result<(u64, [u8; 32]), FeedError> {
+fn hash_file(
+    path: &Path,
+    cache: Option<&HashCache>,
+    reporter: &dyn Reporter,
+) -> Result<(u64, [u8; 32]), FeedError> {
     let read = |source| FeedError::Read {
         path: path.to_path_buf(),
         source,
     };
     let mut file = std::fs::File::open(path).map_err(read)?;
-    let total = file.metadata().map_err(read)?.len();
+    let meta = file.metadata().map_err(read)?;
+    if let Some(sha) = cache.and_then(|c| c.get(path, &meta)) {
+        return Ok((meta.len(), sha));
+    }
+    let total = meta.len();
     reporter.on_start(&format!("Hashing {}", path.display()), Some(total));
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -236,7 +250,14 @@ fn hash_file(path: &Path, reporter: &dyn Reporter) -> Result<(u64, [u8; 32]), Fe
     };
     reporter.on_complete();
     result?;
-    Ok((size, hasher.finalize().into()))
+    let sha: [u8; 32] = hasher.finalize().into();
+    // Only a file that did not change while it was read is remembered.
+    if let (Some(c), Ok(after)) = (cache, std::fs::metadata(path)) {
+        if after.len() == size && after.modified().ok() == meta.modified().ok() {
+            c.put(path, &after, &sha);
+        }
+    }
+    Ok((size, sha))
 }
 
 #[cfg(test)]

@@ -86,6 +86,18 @@ pub fn upsert_entry(folder: &Path, record: FeedRecord) -> Result<(), FeedError> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(source) => return Err(FeedError::Read { path, source }),
     };
+    // A JSON index has no sizes or hashes: rewriting it as XML would lose
+    // nothing but make an invalid manifest, so it is left alone.
+    if let Some(r) = records
+        .iter()
+        .find(|r| r.size.is_none() || r.sha256.is_none())
+    {
+        return Err(FeedError::Syntax {
+            feed: path.display().to_string(),
+            line: r.line,
+            message: "this is a JSON index, not an XML manifest; it is left as it is".into(),
+        });
+    }
     match records
         .iter_mut()
         .find(|r| r.name.eq_ignore_ascii_case(&record.name) && r.version == record.version)

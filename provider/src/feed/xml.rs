@@ -3,6 +3,8 @@
 //!
 //! Unknown elements and attributes are skipped (forward compatibility).
 
+use std::borrow::Cow;
+
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::QName;
 use quick_xml::Reader;
@@ -13,24 +15,25 @@ use super::{check_image_name, parse_sha256, FeedError, FeedRecord, FEED_NAMESPAC
 const ROOT: &[u8] = b"ContainerImageFeed";
 const IMAGE: &[u8] = b"Image";
 
-/// An element's text and the line it starts on.
-struct WireText {
-    text: String,
+/// An element's text (borrowed from the document unless it had to be
+/// unescaped) and the line it starts on.
+struct WireText<'a> {
+    text: Cow<'a, str>,
     line: usize,
 }
 
 /// One `<Image>` as written, before validation.
 #[derive(Default)]
-struct WireImage {
+struct WireImage<'a> {
     line: usize,
-    name: Option<WireText>,
-    version: Option<WireText>,
-    publisher: Option<WireText>,
-    description: Option<WireText>,
-    architecture: Option<WireText>,
-    size: Option<WireText>,
-    sha256: Option<WireText>,
-    locations: Vec<WireText>,
+    name: Option<WireText<'a>>,
+    version: Option<WireText<'a>>,
+    publisher: Option<WireText<'a>>,
+    description: Option<WireText<'a>>,
+    architecture: Option<WireText<'a>>,
+    size: Option<WireText<'a>>,
+    sha256: Option<WireText<'a>>,
+    locations: Vec<WireText<'a>>,
 }
 
 pub(super) fn parse(text: &str, feed: &str) -> Result<Vec<FeedRecord>, FeedError> {
@@ -82,7 +85,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn document(&mut self) -> Result<Vec<WireImage>, FeedError> {
+    fn document(&mut self) -> Result<Vec<WireImage<'a>>, FeedError> {
         let mut images = Vec::new();
         let mut seen_root = false;
         loop {
@@ -150,7 +153,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn feed_body(&mut self, images: &mut Vec<WireImage>) -> Result<(), FeedError> {
+    fn feed_body(&mut self, images: &mut Vec<WireImage<'a>>) -> Result<(), FeedError> {
         loop {
             let (event, start) = self.next()?;
             match event {
@@ -175,7 +178,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn image(&mut self, line: usize) -> Result<WireImage, FeedError> {
+    fn image(&mut self, line: usize) -> Result<WireImage<'a>, FeedError> {
         let mut image = WireImage {
             line,
             ..WireImage::default()
@@ -199,7 +202,7 @@ impl<'a> Parser<'a> {
                     (
                         e,
                         WireText {
-                            text: String::new(),
+                            text: Cow::Borrowed(""),
                             line: field_line,
                         },
                     )
@@ -239,20 +242,30 @@ impl<'a> Parser<'a> {
 
     /// The text of the element just opened, up to its end tag; nested
     /// elements are skipped.
-    fn text(&mut self, name: QName<'_>, start: usize) -> Result<String, FeedError> {
+    fn text(&mut self, name: QName<'_>, start: usize) -> Result<Cow<'a, str>, FeedError> {
         let owned = name.as_ref().to_vec();
-        let mut out = String::new();
+        let mut out: Cow<'a, str> = Cow::Borrowed("");
+        let append = |out: &mut Cow<'a, str>, piece: Cow<'a, str>| {
+            if out.is_empty() {
+                *out = piece;
+            } else {
+                out.to_mut().push_str(&piece);
+            }
+        };
         loop {
             let (event, at) = self.next()?;
             match event {
                 Event::Text(t) => match t.unescape() {
-                    Ok(s) => out.push_str(&s),
+                    Ok(s) => append(&mut out, s),
                     Err(e) => {
                         let line = line_of(self.bytes, at);
                         return Err(self.syntax(line, e.to_string()));
                     }
                 },
-                Event::CData(c) => out.push_str(&String::from_utf8_lossy(&c)),
+                Event::CData(c) => append(
+                    &mut out,
+                    Cow::Owned(String::from_utf8_lossy(&c).into_owned()),
+                ),
                 Event::Start(e) => self.skip(e.name(), at)?,
                 Event::End(_) => return Ok(out),
                 Event::Eof => {
@@ -334,7 +347,7 @@ fn validate(w: WireImage, feed: &str) -> Result<FeedRecord, FeedError> {
         locations.push(t.to_string());
     }
 
-    let optional = |t: &Option<WireText>| {
+    let optional = |t: &Option<WireText<'_>>| {
         t.as_ref()
             .map(|t| t.text.trim())
             .filter(|s| !s.is_empty())

@@ -302,3 +302,31 @@ fn concurrent_installs_are_serialised() {
     names.sort();
     assert_eq!(names, vec!["Image0", "Image1", "Image2", "Image3"]);
 }
+
+#[test]
+fn filters_match_name_patterns_publishers_and_versions() {
+    let record = ImageRecord {
+        name: "NanoServer".into(),
+        publisher: "CN=Microsoft".into(),
+        version: "10.0.14300.1010".into(),
+        full_name: "CN=Microsoft_NanoServer_10.0.14300.1010".into(),
+        id: String::new(),
+        is_os_image: true,
+        parent_image: None,
+        size: 0,
+        created: String::new(),
+        utility_vm: false,
+        install_token: String::new(),
+    };
+    let f = |name: Option<&str>, publisher: Option<&str>, version: Option<&str>| ImageFilter {
+        name: name.map(str::to_string),
+        publisher: publisher.map(str::to_string),
+        version: version.map(v),
+    };
+    assert!(f(None, None, None).matches(&record));
+    assert!(f(Some("nano*"), Some("Microsoft"), Some("10.0.14300.1010")).matches(&record));
+    assert!(f(None, Some("cn=microsoft"), None).matches(&record));
+    assert!(!f(Some("Core*"), None, None).matches(&record));
+    assert!(!f(None, Some("Demo"), None).matches(&record));
+    assert!(!f(None, None, Some("10.0.14300")).matches(&record));
+}

@@ -140,12 +140,8 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
     /// at least two symbols).
     fn lengths(&mut self, freqs: &[u32]) {
         let n = freqs.len();
-        for (symbol, (&freq, key)) in freqs.iter().zip(&mut self.sorted).enumerate() {
-            // Frequencies stay far below 2^22 (they are halved regularly).
-            *key = (freq.min((1 << (32 - SYMBOL_BITS)) - 1) << SYMBOL_BITS) | symbol as u32;
-        }
-        let sorted = &mut self.sorted[..n];
-        sorted.sort_unstable();
+        self.sort_symbols(freqs);
+        let sorted = &self.sorted[..n];
         for (leaf, key) in self.leaf_freq.iter_mut().zip(sorted.iter()) {
             *leaf = key >> SYMBOL_BITS;
         }
@@ -201,6 +197,33 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
             for key in keys.by_ref().take(count[len] as usize) {
                 self.lens[(key & ((1 << SYMBOL_BITS) - 1)) as usize] = len as u8;
             }
+        }
+    }
+
+    /// Fills `sorted[..n]` with (frequency << 10) | symbol in increasing
+    /// order: a counting sort on small frequencies (the usual case), the few
+    /// large ones sorted after it.
+    fn sort_symbols(&mut self, freqs: &[u32]) {
+        const BUCKETS: usize = 128;
+        let mut start = [0usize; BUCKETS + 1];
+        for &freq in freqs {
+            start[(freq as usize).min(BUCKETS - 1) + 1] += 1;
+        }
+        for bucket in 1..=BUCKETS {
+            start[bucket] += start[bucket - 1];
+        }
+        let large_from = start[BUCKETS - 1];
+        for (symbol, &freq) in freqs.iter().enumerate() {
+            // Frequencies stay far below 2^22 (they are halved regularly).
+            let key = (freq.min((1 << (32 - SYMBOL_BITS)) - 1) << SYMBOL_BITS) | symbol as u32;
+            let slot = &mut start[(freq as usize).min(BUCKETS - 1)];
+            if let Some(entry) = self.sorted.get_mut(*slot) {
+                *entry = key;
+            }
+            *slot += 1;
+        }
+        if let Some(large) = self.sorted.get_mut(large_from..freqs.len()) {
+            large.sort_unstable();
         }
     }
 

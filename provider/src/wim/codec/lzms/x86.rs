@@ -18,14 +18,23 @@ const TARGET_WINDOW: i32 = 65535;
 
 /// Reusable state for [`X86Filter::undo`].
 pub(super) struct X86Filter {
-    /// For each low 16 bits of a target, where it was last used.
-    last_use: Box<[i32]>,
+    /// For each low 16 bits of a target, where it was last used, counted
+    /// from a base that grows with every chunk: entries left from earlier
+    /// chunks are then always too far back to count, and the table need not
+    /// be cleared for every chunk.
+    last_use: Box<[u32]>,
+    /// The base for the next chunk.
+    next_base: u32,
 }
+
+/// Keeps a use in one chunk out of the window of any use in the next.
+const BASE_GAP: u32 = TARGET_WINDOW as u32 + 2;
 
 impl X86Filter {
     pub(super) fn new() -> Self {
         X86Filter {
             last_use: vec![0; 1 << 16].into_boxed_slice(),
+            next_base: BASE_GAP,
         }
     }
 
@@ -44,40 +53,72 @@ impl X86Filter {
         if data.len() <= 17 {
             return;
         }
-        self.last_use.fill(-TARGET_WINDOW - 1);
+        let mut base = self.next_base;
+        // Chunks are at most 1 GiB, so this fits in u64.
+        let next_base = u64::from(base) + data.len() as u64 + u64::from(BASE_GAP);
+        if next_base > u64::from(u32::MAX) - u64::from(BASE_GAP) {
+            self.last_use.fill(0);
+            base = BASE_GAP;
+        }
+        self.next_base = base + data.len() as u32 + BASE_GAP;
         let mut scan = Scan {
             direction,
+            base,
             last_likely: -MAX_TRANSLATION_DISTANCE - 1,
             last_use: &mut self.last_use,
         };
         let end = data.len() - 16;
         let mut at = 1;
         while at < end {
-            // Skip quickly to the next byte that can start a candidate.
-            match data[at..end]
-                .iter()
-                .position(|&b| IS_OPCODE[usize::from(b)])
-            {
-                Some(skip) => at += skip,
-                None => break,
+            // The possible opcodes of the next block, one bit per byte.
+            let block_start = at;
+            let (mut mask, block_len) = opcode_mask(data, block_start, end);
+            while mask != 0 {
+                at = scan.instruction(data, block_start + mask.trailing_zeros() as usize);
+                // Forget the candidates the instruction covered.
+                let covered = at - block_start;
+                mask = if covered >= BLOCK {
+                    0
+                } else {
+                    mask & (u32::MAX << covered)
+                };
             }
-            at = scan.instruction(data, at);
+            at = at.max(block_start + block_len);
         }
     }
 }
 
-/// Bytes that may start a translated instruction: 0x48 and 0x4C (REX.W
+/// Whether `byte` may start a translated instruction: 0x48 and 0x4C (REX.W
 /// prefixes), 0xE8 (CALL), 0xE9 (JMP, skipped), 0xF0 (LOCK), 0xFF (group 5).
-static IS_OPCODE: [bool; 256] = {
-    let mut table = [false; 256];
-    table[0x48] = true;
-    table[0x4C] = true;
-    table[0xE8] = true;
-    table[0xE9] = true;
-    table[0xF0] = true;
-    table[0xFF] = true;
-    table
-};
+#[inline(always)]
+fn is_opcode(byte: u8) -> bool {
+    // Non-short-circuit, so that blocks of bytes are tested with vector code.
+    (byte & 0xFB == 0x48) | (byte & 0xFE == 0xE8) | (byte == 0xF0) | (byte == 0xFF)
+}
+
+const BLOCK: usize = 32;
+
+/// The possible opcodes among the (up to) [`BLOCK`] bytes from `from`
+/// before `end`, as a bit mask, and how many bytes were looked at.
+#[inline(always)]
+fn opcode_mask(data: &[u8], from: usize, end: usize) -> (u32, usize) {
+    let window = data.get(from..end).unwrap_or_default();
+    match window.first_chunk::<BLOCK>() {
+        // A fixed-size block, which the compiler tests with vector compares.
+        Some(block) => {
+            let mask = block.iter().enumerate().fold(0u32, |mask, (i, &byte)| {
+                mask | (u32::from(is_opcode(byte)) << i)
+            });
+            (mask, BLOCK)
+        }
+        None => {
+            let mask = window.iter().enumerate().fold(0u32, |mask, (i, &byte)| {
+                mask | (u32::from(is_opcode(byte)) << i)
+            });
+            (mask, window.len())
+        }
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Direction {
@@ -89,7 +130,8 @@ enum Direction {
 struct Scan<'a> {
     direction: Direction,
     last_likely: i32,
-    last_use: &'a mut [i32],
+    base: u32,
+    last_use: &'a mut [u32],
 }
 
 impl Scan<'_> {
@@ -149,11 +191,13 @@ impl Scan<'_> {
         };
         let target = usize::from((position as u16).wrapping_add(relative));
         let last_byte = position + opcode_len as i32 + 3;
+        let stamp = self.base + last_byte as u32;
         if let Some(last) = self.last_use.get_mut(target) {
-            if last_byte - *last <= TARGET_WINDOW {
+            // `*last` is an earlier stamp, or zero.
+            if stamp.wrapping_sub(*last) <= TARGET_WINDOW as u32 {
                 self.last_likely = last_byte;
             }
-            *last = last_byte;
+            *last = stamp;
         }
         field + 4
     }

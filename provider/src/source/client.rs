@@ -1,0 +1,102 @@
+//! Fetching feed documents over HTTP.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::feed::HashCache;
+use crate::progress::Reporter;
+
+use super::{SourceError, CONNECT_TIMEOUT, DEFAULT_TIMEOUT, MAX_FEED_BYTES};
+
+/// Fetches feed documents over HTTP. The HTTP client is built on first use,
+/// so local sources cost nothing; proxies come from the environment
+/// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
+pub struct FeedClient {
+    timeout: Duration,
+    client: OnceLock<Result<reqwest::blocking::Client, String>>,
+    pub(super) hash_cache: Option<HashCache>,
+}
+
+impl Default for FeedClient {
+    fn default() -> Self {
+        FeedClient::new(DEFAULT_TIMEOUT)
+    }
+}
+
+impl FeedClient {
+    pub fn new(timeout: Duration) -> Self {
+        FeedClient {
+            timeout,
+            client: OnceLock::new(),
+            hash_cache: None,
+        }
+    }
+
+    /// Remembers the hashes of `.wim` files in folder sources in `file`
+    /// (e.g. `<home>/cache/wim-hashes.json`), so unchanged files are not
+    /// read again at the next search.
+    pub fn with_hash_cache(mut self, file: PathBuf) -> Self {
+        self.hash_cache = Some(HashCache::open(file));
+        self
+    }
+
+    /// Writes remembered hashes back; a failure only costs time later.
+    pub fn save_hash_cache(&self, reporter: &dyn Reporter) {
+        if let Some(cache) = &self.hash_cache {
+            if let Err(e) = cache.save() {
+                reporter.verbose(&format!("cannot save the hash cache: {e}"));
+            }
+        }
+    }
+
+    fn client(&self, url: &str) -> Result<&reqwest::blocking::Client, SourceError> {
+        let built = self.client.get_or_init(|| {
+            reqwest::blocking::Client::builder()
+                .timeout(self.timeout)
+                .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
+                .user_agent(concat!("containerimage/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.to_string())
+        });
+        built.as_ref().map_err(|e| SourceError::Client {
+            url: url.to_string(),
+            reason: e.clone(),
+        })
+    }
+
+    /// The document at `url` and the URL it was finally served from
+    /// (after redirects), which relative locations are resolved against.
+    pub fn get(
+        &self,
+        url: &crate::location::Url,
+    ) -> Result<(Vec<u8>, crate::location::Url), SourceError> {
+        let text = url.to_string();
+        let fetch = |source| SourceError::Fetch {
+            url: text.clone(),
+            source,
+        };
+        let response = self.client(&text)?.get(url.clone()).send().map_err(fetch)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(SourceError::Status {
+                url: text,
+                status: status.to_string(),
+            });
+        }
+        let final_url = response.url().clone();
+        let mut body = Vec::new();
+        response
+            .take(MAX_FEED_BYTES + 1)
+            .read_to_end(&mut body)
+            .map_err(|source| SourceError::Read {
+                path: PathBuf::from(&text),
+                source,
+            })?;
+        if body.len() as u64 > MAX_FEED_BYTES {
+            return Err(SourceError::TooLarge { location: text });
+        }
+        Ok((body, final_url))
+    }
+}

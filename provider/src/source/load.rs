@@ -1,0 +1,155 @@
+//! Reading what a source offers: an HTTP feed, a feed file, or a folder
+//! (its `feed.xml`, else its `.wim` files).
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::config::SourceConfig;
+use crate::feed::{self, FeedBase, FeedEntry, HashCache, FEED_FILE_NAME};
+use crate::location::Location;
+use crate::progress::Reporter;
+
+use super::{FeedClient, SourceError, MAX_FEED_BYTES};
+
+/// Everything `source` offers.
+pub fn load(
+    source: &SourceConfig,
+    client: &FeedClient,
+    reporter: &dyn Reporter,
+) -> Result<Vec<FeedEntry>, SourceError> {
+    let name = source.name.as_str();
+    let started = std::time::Instant::now();
+    let location = Location::parse(&source.location).map_err(|e| SourceError::BadLocation {
+        location: source.location.clone(),
+        source: e,
+    })?;
+    let entries = match location {
+        Location::Http(url) => {
+            reporter.verbose(&format!("Fetching the feed of source '{name}' from {url}"));
+            let (body, final_url) = client.get(&url)?;
+            if final_url != url {
+                reporter.verbose(&format!("The feed of source '{name}' is at {final_url}"));
+            }
+            feed::parse_entries(&body, url.as_str(), &FeedBase::Http(final_url), name)
+                .map_err(SourceError::feed(name))?
+        }
+        Location::Path(path) => load_path(name, &path, client.hash_cache.as_ref(), reporter)?,
+    };
+    reporter.verbose(&format!(
+        "Source '{name}' lists {} image(s), read in {} ms",
+        entries.len(),
+        started.elapsed().as_millis()
+    ));
+    Ok(entries)
+}
+
+fn load_path(
+    name: &str,
+    path: &Path,
+    cache: Option<&HashCache>,
+    reporter: &dyn Reporter,
+) -> Result<Vec<FeedEntry>, SourceError> {
+    let read_err = |source| SourceError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_dir() {
+        reporter.verbose(&format!(
+            "Reading the feed of source '{name}' from {}",
+            path.display()
+        ));
+        let bytes = read_feed_file(path)?;
+        let base = FeedBase::Folder(path.parent().map(Path::to_path_buf).unwrap_or_default());
+        return feed::parse_entries(&bytes, &path.display().to_string(), &base, name)
+            .map_err(SourceError::feed(name));
+    }
+    let manifest = path.join(FEED_FILE_NAME);
+    match read_feed_file(&manifest) {
+        Ok(bytes) => {
+            reporter.verbose(&format!(
+                "Reading the feed of source '{name}' from {}",
+                manifest.display()
+            ));
+            let base = FeedBase::Folder(path.to_path_buf());
+            feed::parse_entries(&bytes, &manifest.display().to_string(), &base, name)
+                .map_err(SourceError::feed(name))
+        }
+        Err(SourceError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            reporter.verbose(&format!(
+                "Source '{name}': {} has no {FEED_FILE_NAME}; reading the .wim files in it",
+                path.display()
+            ));
+            let scan =
+                feed::scan_wim_folder(path, cache, reporter).map_err(SourceError::feed(name))?;
+            for failure in &scan.failures {
+                reporter.warn(&format!("source '{name}': skipping a file: {failure}"));
+            }
+            let base = FeedBase::Folder(path.to_path_buf());
+            scan.records
+                .into_iter()
+                .map(|r| r.resolve(&base, &path.display().to_string(), name))
+                .collect::<Result<_, _>>()
+                .map_err(SourceError::feed(name))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// A local feed document, refusing one too large to be a feed.
+fn read_feed_file(path: &Path) -> Result<Vec<u8>, SourceError> {
+    let read_err = |source| SourceError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FEED_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FEED_BYTES {
+        return Err(SourceError::TooLarge {
+            location: path.display().to_string(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Loads several sources at once. Each result is in the order of `sources`.
+pub fn load_all(
+    sources: &[SourceConfig],
+    client: &FeedClient,
+    reporter: &dyn Reporter,
+) -> Vec<Result<Vec<FeedEntry>, SourceError>> {
+    let results = if sources.len() == 1 {
+        sources.iter().map(|s| load(s, client, reporter)).collect()
+    } else {
+        load_parallel(sources, client, reporter)
+    };
+    client.save_hash_cache(reporter);
+    results
+}
+
+fn load_parallel(
+    sources: &[SourceConfig],
+    client: &FeedClient,
+    reporter: &dyn Reporter,
+) -> Vec<Result<Vec<FeedEntry>, SourceError>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = sources
+            .iter()
+            .map(|s| scope.spawn(move || load(s, client, reporter)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(sources)
+            .map(|(h, s)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(SourceError::Stopped {
+                        location: s.location.clone(),
+                    })
+                })
+            })
+            .collect()
+    })
+}
