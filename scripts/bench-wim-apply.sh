@@ -37,9 +37,9 @@ done
 files=$(find "$src" -type f | wc -l)
 echo "## tree: $(du -sm "$src" | cut -f1) MB, $files files"
 
-echo "| compression | wimlib apply (s) | containerimage (s) | ratio | peak RSS ours (MiB) | peak RSS wimlib (MiB) | identical |"
-echo "|---|---|---|---|---|---|---|"
-for opts in "--compress=XPRESS" "--compress=LZX" "--compress=LZMS" "--solid"; do
+echo "| compression | wimlib apply (s) | containerimage (s) | ratio | CPU s wimlib | CPU s ours | peak RSS wimlib (MiB) | peak RSS ours (MiB) | identical |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for opts in ${COMPRESSIONS:-"--compress=XPRESS" "--compress=LZX" "--compress=LZMS" "--solid"}; do
   wim="$work/t.wim"
   # shellcheck disable=SC2086
   wimlib-imagex capture "$src" "$wim" $opts >/dev/null
@@ -50,15 +50,17 @@ for opts in "--compress=XPRESS" "--compress=LZX" "--compress=LZMS" "--solid"; do
   read -r theirs ours < <(python3 -c "
 import json; r=json.load(open('$work/h.json'))['results']; print(r[0]['mean'], r[1]['mean'])")
   rm -rf "$work/a" "$work/b"
-  rss_theirs=$( { /usr/bin/time -f %M wimlib-imagex apply "$wim" 1 "$work/a" >/dev/null; } 2>&1 | tail -1)
-  rss_ours=$( { /usr/bin/time -f %M "$bin" Expand-WindowsImage -ImagePath "$wim" -Index 1 -ApplyPath "$work/b" >/dev/null; } 2>&1 | tail -1)
+  # One more run each under GNU time: peak RSS and CPU seconds (user + sys).
+  read -r rss_theirs cpu_theirs < <( { /usr/bin/time -f '%M %U %S' wimlib-imagex apply "$wim" 1 "$work/a" >/dev/null; } 2>&1 | tail -1 | awk '{print $1, $2 + $3}')
+  read -r rss_ours cpu_ours < <( { /usr/bin/time -f '%M %U %S' "$bin" Expand-WindowsImage -ImagePath "$wim" -Index 1 -ApplyPath "$work/b" >/dev/null; } 2>&1 | tail -1 | awk '{print $1, $2 + $3}')
   same=yes
   diff -r --no-dereference "$work/a" "$work/b" >/dev/null || same=NO
   (cd "$work/a" && find . -printf '%p %y %T@ %l\n' | sed "s#$work/a#ROOT#" | sort) > "$work/la"
   (cd "$work/b" && find . -printf '%p %y %T@ %l\n' | sed "s#$work/b#ROOT#" | sort) > "$work/lb"
   cmp -s "$work/la" "$work/lb" || same=NO
   rm -rf "$work/a" "$work/b"
-  python3 -c "print('| $opts | %.3f | %.3f | %.2f | %.0f | %.0f | $same |' % ($theirs, $ours, $ours/$theirs, $rss_ours/1024, $rss_theirs/1024))"
+  python3 -c "print('| $opts | %.3f | %.3f | %.2f | %.2f | %.2f | %.0f | %.0f | $same |' % ($theirs, $ours, $ours/$theirs, $cpu_theirs, $cpu_ours, $rss_theirs/1024, $rss_ours/1024))"
 done
 echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), output on $shm"

@@ -19,8 +19,8 @@ use sha1::{Digest, Sha1 as Sha1Hasher};
 use super::format::{IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, REPARSE_FLAG_NOT_FIXED};
 use super::metadata::{Dentry, Image, Sha1, ZERO_HASH};
 
-use super::stream::{stream_blobs, BlobSink};
-use super::{sidecar, ApplyOptions, ApplySummary, Blob, BlobLocation, WimError, WimFile};
+use super::stream::{disk_order, read_small_blobs, stream_blobs, BlobSink};
+use super::{sidecar, ApplyOptions, ApplySummary, Blob, WimError, WimFile};
 use crate::progress::Reporter;
 
 /// Largest reparse data accepted (Windows caps it at 16 KiB).
@@ -186,17 +186,6 @@ fn name_files(image: &Image, dests: &[Destination]) -> String {
     names.join(", ")
 }
 
-/// Sort key putting blobs in the order they are stored in the file.
-fn disk_order(wim: &WimFile, blob: &Blob) -> (u64, u64) {
-    match blob.location {
-        BlobLocation::Plain(spec) => (spec.offset, 0),
-        BlobLocation::Solid { run, offset } => {
-            let start = wim.solid_run_offset(run).unwrap_or(u64::MAX);
-            (start, offset)
-        }
-    }
-}
-
 fn build_tree(
     wim: &WimFile,
     image: &Image,
@@ -216,6 +205,7 @@ fn build_tree(
     if let Some(slot) = out.first_mut() {
         *slot = Some(target.to_path_buf());
     }
+    let links = link_data(wim, image)?;
     let mut link_primary: HashMap<u64, PathBuf> = HashMap::new();
     let mut stack: Vec<usize> = vec![0];
     let skip = |summary: &mut ApplySummary, path: String, why: &str| {
@@ -265,7 +255,7 @@ fn build_tree(
                     );
                     continue;
                 }
-                let data = reparse_data(wim, image, child, e)?;
+                let data = reparse_data(wim, image, child, e, &links)?;
                 let depth = (!absolute_links).then(|| {
                     image
                         .path_of(dir)
@@ -330,18 +320,46 @@ fn build_tree(
     Ok(plan)
 }
 
-fn reparse_data(wim: &WimFile, image: &Image, i: usize, e: &Dentry) -> Result<Vec<u8>, WimError> {
+fn reparse_data(
+    wim: &WimFile,
+    image: &Image,
+    i: usize,
+    e: &Dentry,
+    prefetched: &HashMap<Sha1, Vec<u8>>,
+) -> Result<Vec<u8>, WimError> {
     if e.reparse_hash == ZERO_HASH {
         return Ok(Vec::new());
     }
-    let Some(blob) = wim.blob(&e.reparse_hash) else {
-        return Err(WimError::MissingBlob {
+    match prefetched.get(&e.reparse_hash) {
+        Some(data) => Ok(data.clone()),
+        None => Err(WimError::MissingBlob {
             path: wim.path().to_path_buf(),
             files: format!("'{}'", image.path_of(i)),
             hash: hex::encode(e.reparse_hash),
-        });
+        }),
+    }
+}
+
+/// The reparse data of every link in the image, read in one pass.
+fn link_data(wim: &WimFile, image: &Image) -> Result<HashMap<Sha1, Vec<u8>>, WimError> {
+    let mut users: HashMap<Sha1, usize> = HashMap::new();
+    for (i, e) in image.entries.iter().enumerate() {
+        if e.is_reparse_point()
+            && e.reparse_hash != ZERO_HASH
+            && (e.reparse_tag == IO_REPARSE_TAG_SYMLINK
+                || e.reparse_tag == IO_REPARSE_TAG_MOUNT_POINT)
+        {
+            users.entry(e.reparse_hash).or_insert(i);
+        }
+    }
+    let hashes: Vec<Sha1> = users.keys().copied().collect();
+    let describe = |h: &Sha1| {
+        users
+            .get(h)
+            .map(|&i| format!("'{}'", image.path_of(i)))
+            .unwrap_or_default()
     };
-    wim.read_blob(blob, MAX_REPARSE, &format!("'{}'", image.path_of(i)))
+    read_small_blobs(wim, &hashes, MAX_REPARSE, &describe)
 }
 
 fn utf16_at(buf: &[u8], offset: usize, len: usize) -> Option<String> {

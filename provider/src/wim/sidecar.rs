@@ -7,12 +7,14 @@
 //! exported faithfully later. Entries are listed by their path in the image
 //! (`/`-separated, the root is ""), in the order of the metadata.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::format::{attributes, IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK};
-use super::metadata::{Image, ZERO_HASH};
+use super::metadata::{Image, Sha1, ZERO_HASH};
+use super::stream::read_small_blobs;
 use super::{WimError, WimFile};
 
 /// The format tag written into every metadata file.
@@ -93,6 +95,37 @@ pub(crate) fn build(
     image: &Image,
     with_data: bool,
 ) -> Result<Sidecar, WimError> {
+    // Reparse data and small named streams, read in one disk-ordered pass.
+    let mut wanted: HashMap<Sha1, usize> = HashMap::new();
+    if with_data {
+        for (i, e) in image.entries.iter().enumerate() {
+            if e.is_reparse_point() && e.reparse_hash != ZERO_HASH {
+                wanted.entry(e.reparse_hash).or_insert(i);
+            }
+            for s in &e.named_streams {
+                if wim
+                    .blob(&s.hash)
+                    .is_some_and(|b| b.size <= MAX_INLINE_STREAM)
+                {
+                    wanted.entry(s.hash).or_insert(i);
+                }
+            }
+        }
+    }
+    let hashes: Vec<Sha1> = wanted.keys().copied().collect();
+    let describe = |h: &Sha1| {
+        wanted
+            .get(h)
+            .map(|&i| format!("'{}'", image.path_of(i)))
+            .unwrap_or_default()
+    };
+    let data = read_small_blobs(wim, &hashes, MAX_INLINE_STREAM, &describe)?;
+    let missing = |hash: &Sha1, what: String| WimError::MissingBlob {
+        path: wim.path().to_path_buf(),
+        files: what,
+        hash: hex::encode(hash),
+    };
+
     let mut entries = Vec::with_capacity(image.entries.len());
     for (i, e) in image.entries.iter().enumerate() {
         let path = image.path_of(i);
@@ -115,45 +148,27 @@ pub(crate) fn build(
             entry.reparse_tag = Some(e.reparse_tag);
             entry.reparse_flags = Some(e.reparse_flags);
             if with_data && e.reparse_hash != ZERO_HASH {
-                let data = match wim.blob(&e.reparse_hash) {
-                    Some(blob) => wim.read_blob(blob, 16 * 1024, &format!("'{path}'"))?,
-                    None => {
-                        return Err(WimError::MissingBlob {
-                            path: wim.path().to_path_buf(),
-                            files: format!("'{path}'"),
-                            hash: hex::encode(e.reparse_hash),
-                        })
-                    }
-                };
-                entry.reparse_data = Some(hex::encode(data));
+                let bytes = data
+                    .get(&e.reparse_hash)
+                    .ok_or_else(|| missing(&e.reparse_hash, format!("'{path}'")))?;
+                entry.reparse_data = Some(hex::encode(bytes));
             }
         }
         for s in &e.named_streams {
             let what = format!("'{path}:{}'", s.name);
-            let (size, data) = if s.hash == ZERO_HASH {
+            let (size, bytes) = if s.hash == ZERO_HASH {
                 (0, Some(String::new()))
             } else {
-                let blob = wim.blob(&s.hash).ok_or_else(|| WimError::MissingBlob {
-                    path: wim.path().to_path_buf(),
-                    files: what.clone(),
-                    hash: hex::encode(s.hash),
-                })?;
-                let data = if with_data && blob.size <= MAX_INLINE_STREAM {
-                    Some(hex::encode(wim.read_blob(
-                        blob,
-                        MAX_INLINE_STREAM,
-                        &what,
-                    )?))
-                } else {
-                    None
-                };
-                (blob.size, data)
+                let blob = wim
+                    .blob(&s.hash)
+                    .ok_or_else(|| missing(&s.hash, what.clone()))?;
+                (blob.size, data.get(&s.hash).map(hex::encode))
             };
             entry.named_streams.push(SidecarStream {
                 name: s.name.clone(),
                 size,
                 sha1: hex::encode(s.hash),
-                data,
+                data: bytes,
             });
         }
         entries.push(entry);

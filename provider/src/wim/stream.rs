@@ -5,13 +5,17 @@
 //! is handed over as its chunks arrive. Memory stays bounded by the batch.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
+use sha1::{Digest, Sha1 as Sha1Hasher};
+
+use super::metadata::Sha1;
 
 use super::reader::{resource_error, BATCH_BYTES};
 use super::resource::ChunkRef;
-use super::{Blob, WimError, WimFile};
+use super::{Blob, BlobLocation, WimError, WimFile};
 
 /// Receives the bytes of blobs, identified by their index in the list.
 pub(crate) trait BlobSink: Sync {
@@ -155,4 +159,110 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         ci = cj;
     }
     Ok(total)
+}
+
+/// Sort key putting blobs in the order they are stored in the file.
+pub(crate) fn disk_order(wim: &WimFile, blob: &Blob) -> (u64, u64) {
+    match blob.location {
+        BlobLocation::Plain(spec) => (spec.offset, 0),
+        BlobLocation::Solid { run, offset } => {
+            (wim.solid_run_offset(run).unwrap_or(u64::MAX), offset)
+        }
+    }
+}
+
+/// Collects small blobs in memory, each SHA-1 checked.
+struct Collector<'a> {
+    wim: &'a WimFile,
+    blobs: &'a [&'a Blob],
+    describe: &'a (dyn Fn(&Sha1) -> String + Sync),
+    out: Mutex<HashMap<Sha1, Vec<u8>>>,
+}
+
+impl BlobSink for Collector<'_> {
+    type State = Vec<u8>;
+
+    fn start(&self, _bi: usize) -> Result<Vec<u8>, WimError> {
+        Ok(Vec::new())
+    }
+
+    fn write(&self, _bi: usize, state: &mut Vec<u8>, data: &[u8]) -> Result<(), WimError> {
+        state.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finish(&self, bi: usize, state: Vec<u8>) -> Result<u64, WimError> {
+        let Some(blob) = self.blobs.get(bi) else {
+            return Ok(0);
+        };
+        let actual: [u8; 20] = Sha1Hasher::digest(&state).into();
+        if state.len() as u64 != blob.size || actual != blob.hash {
+            return Err(WimError::HashMismatch {
+                path: self.wim.path().to_path_buf(),
+                files: (self.describe)(&blob.hash),
+                expected: hex::encode(blob.hash),
+                actual: if state.len() as u64 != blob.size {
+                    format!("{} bytes instead of {}", state.len(), blob.size)
+                } else {
+                    hex::encode(actual)
+                },
+            });
+        }
+        let n = state.len() as u64;
+        self.out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(blob.hash, state);
+        Ok(n)
+    }
+
+    fn describe(&self, bi: usize) -> String {
+        self.blobs
+            .get(bi)
+            .map(|b| (self.describe)(&b.hash))
+            .unwrap_or_default()
+    }
+}
+
+/// Reads the blobs `hashes` (those the file has; each at most `limit`
+/// bytes, or an error naming its users via `describe`) in one pass in
+/// on-disk order, so that a solid chunk holding many of them is decoded once.
+pub(crate) fn read_small_blobs(
+    wim: &WimFile,
+    hashes: &[Sha1],
+    limit: u64,
+    describe: &(dyn Fn(&Sha1) -> String + Sync),
+) -> Result<HashMap<Sha1, Vec<u8>>, WimError> {
+    let mut seen = HashSet::new();
+    let mut blobs: Vec<&Blob> = Vec::new();
+    for h in hashes {
+        if !seen.insert(*h) {
+            continue;
+        }
+        if let Some(blob) = wim.blob(h) {
+            if blob.size > limit {
+                return Err(WimError::Invalid {
+                    path: wim.path().to_path_buf(),
+                    reason: format!(
+                        "the data of {} declares {} bytes, more than the {limit} accepted",
+                        describe(h),
+                        blob.size
+                    ),
+                });
+            }
+            blobs.push(blob);
+        }
+    }
+    blobs.sort_by_key(|b| disk_order(wim, b));
+    let collector = Collector {
+        wim,
+        blobs: &blobs,
+        describe,
+        out: Mutex::new(HashMap::new()),
+    };
+    stream_blobs(wim, &blobs, &collector)?;
+    Ok(collector
+        .out
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner()))
 }
