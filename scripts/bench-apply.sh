@@ -7,6 +7,10 @@
 # warm-up run each), output on tmpfs. Prints a Markdown table: median wall time of
 # each tool, the ratio ours/wimlib against the goal, CPU time, peak RSS, and
 # whether our tree is identical to wimlib's (scripts/compare-trees.py).
+# The runs are timed here rather than by hyperfine so that the two tools can
+# alternate run by run: on a shared machine the load drifts, and alternating
+# spreads it over both. Needs wimlib-imagex (wimtools), /usr/bin/time (time),
+# python3, and for --perf, perf (linux-perf).
 #
 # Usage: scripts/bench-apply.sh [--size MB] [--runs N] [--codecs LIST] [--memory [MB]]
 #                               [--perf] [--reference-only] [--workdir DIR]

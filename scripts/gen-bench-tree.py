@@ -17,9 +17,13 @@ tree, byte for byte, timestamps included. What it holds, by share of MB:
   (including an empty file's), relative, absolute (inside and outside the
   tree) and dangling symbolic links, names with spaces and non-ASCII letters,
   and varied modification times with sub-second parts.
+
+The binaries are whatever /usr holds, so installing packages changes some of
+them; everything else depends only on the seed and MB.
 """
 
 import argparse
+import hashlib
 import os
 import random
 import shutil
@@ -190,12 +194,17 @@ def log_uniform(rng, lo, hi):
 # ---------------------------------------------------------------- binaries
 
 
-def find_elf_binaries():
-    """x86-64 ELF files under /usr/bin and /usr/lib, in a stable order."""
+def find_elf_binaries(seed):
+    """x86-64 ELF programs and libraries under /usr/bin and /usr/lib.
+
+    Ordered by a hash of path and seed, so that installing or removing a
+    package changes only the files it adds or removes, not the whole choice.
+    """
     found, seen = [], set()
     for top in ("/usr/bin", "/usr/lib"):
         for dirpath, dirnames, filenames in os.walk(top):
-            dirnames.sort()
+            # Separate debug symbols are ELF files without machine code.
+            dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) != "/usr/lib/debug")
             for name in sorted(filenames):
                 p = os.path.join(dirpath, name)
                 try:
@@ -214,6 +223,7 @@ def find_elf_binaries():
                 if len(head) == 20 and head[:4] == ELF_MAGIC and int.from_bytes(head[18:20], "little") == EM_X86_64:
                     seen.add((st.st_dev, st.st_ino))
                     found.append((p, st.st_size))
+    found.sort(key=lambda f: hashlib.sha1(f"{seed}:{f[0]}".encode()).digest())
     return found
 
 
@@ -257,8 +267,7 @@ def generate(root, mb, seed):
         return rng.choice(dirs)
 
     # Binaries.
-    elfs = find_elf_binaries()
-    rng.shuffle(elfs)
+    elfs = find_elf_binaries(seed)
     budget = total * 30 // 100
     used = 0
     for src, size in elfs:
