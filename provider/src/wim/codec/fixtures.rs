@@ -31,3 +31,18 @@ pub(crate) fn chunks(mut file: &[u8]) -> Vec<Chunk<'_>> {
 pub(crate) fn sha1(data: &[u8]) -> [u8; 20] {
     Sha1::digest(data).into()
 }
+
+/// Decodes every chunk of a fixture file with `decoder` and checks each
+/// one's SHA-1; returns how many chunks there were.
+pub(crate) fn decode_all(name: &str, file: &[u8], decoder: &mut dyn super::Decompressor) -> usize {
+    let chunks = chunks(file);
+    assert!(!chunks.is_empty(), "{name}: no chunks in the fixture");
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut out = vec![0u8; chunk.size];
+        decoder
+            .decompress(chunk.data, &mut out)
+            .unwrap_or_else(|e| panic!("{name} chunk {i}: {e}"));
+        assert_eq!(sha1(&out), chunk.sha1, "{name} chunk {i}: wrong bytes");
+    }
+    chunks.len()
+}

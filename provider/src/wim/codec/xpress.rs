@@ -132,20 +132,7 @@ mod tests {
 
     fn decode_fixture(name: &str, file: &[u8], chunk_size: usize) -> usize {
         let mut decoder = XpressDecompressor::new(chunk_size).expect("supported chunk size");
-        let chunks = fixtures::chunks(file);
-        assert!(!chunks.is_empty(), "{name}: no chunks in the fixture");
-        for (i, chunk) in chunks.iter().enumerate() {
-            let mut out = vec![0u8; chunk.size];
-            decoder
-                .decompress(chunk.data, &mut out)
-                .unwrap_or_else(|e| panic!("{name} chunk {i}: {e}"));
-            assert_eq!(
-                fixtures::sha1(&out),
-                chunk.sha1,
-                "{name} chunk {i}: wrong bytes"
-            );
-        }
-        chunks.len()
+        fixtures::decode_all(name, file, &mut decoder)
     }
 
     #[test]
