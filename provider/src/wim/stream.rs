@@ -82,8 +82,9 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         }
     }
 
-    let mut open: HashMap<usize, S::State> = HashMap::new();
-    let mut pi = 0usize;
+    // Batches of about BATCH_BYTES of decoded data (at least two chunks, so
+    // a solid chunk's neighbours are not decoded alone).
+    let mut batches: Vec<(usize, usize)> = Vec::new();
     let mut ci = 0usize;
     while ci < chunks.len() {
         let mut cj = ci;
@@ -92,7 +93,25 @@ pub(crate) fn stream_blobs<S: BlobSink>(
             bytes += u64::from(chunks[cj].size);
             cj += 1;
         }
-        let decoded = wim.source().decode_parallel(&chunks[ci..cj]).map_err(|e| {
+        batches.push((ci, cj));
+        ci = cj;
+    }
+    let decode = |&(ci, cj): &(usize, usize)| {
+        wim.source()
+            .decode_parallel(chunks.get(ci..cj).unwrap_or(&[]))
+    };
+
+    // While one batch is written (its blobs in parallel), the next one is
+    // decoded: decoding and writing overlap on all cores, and at most two
+    // batches are in memory.
+    let mut open: HashMap<usize, S::State> = HashMap::new();
+    let mut pi = 0usize;
+    let mut pending = batches.first().map(decode);
+    for (k, &(ci, cj)) in batches.iter().enumerate() {
+        let Some(result) = pending.take() else {
+            break;
+        };
+        let decoded = result.map_err(|e| {
             let who = pieces
                 .iter()
                 .skip(pi)
@@ -101,64 +120,99 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                 .unwrap_or_default();
             resource_error(wim.path(), &format!("the data of {who}"), e)
         })?;
-        let piece_data = |p: &Piece| -> &[u8] {
-            p.chunk
-                .checked_sub(ci)
-                .and_then(|k| decoded.get(k))
-                .and_then(|d| d.get(p.skip as usize..p.skip as usize + p.take as usize))
-                .unwrap_or(&[])
-        };
-        // The pieces of this batch, grouped into runs of one blob.
-        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-        let mut pj = pi;
-        while let Some(p) = pieces.get(pj) {
-            if p.chunk >= cj {
-                break;
-            }
-            match runs.last_mut() {
-                Some((b, _, end)) if *b == p.blob && *end == pj => *end = pj + 1,
-                _ => runs.push((p.blob, pj, pj + 1)),
-            }
-            pj += 1;
-        }
-        let complete = |&(b, s, e): &(usize, usize, usize)| {
-            first_piece.get(b) == Some(&Some(s))
-                && last_piece.get(b) == Some(&Some(e - 1))
-                && !open.contains_key(&b)
-        };
-        let (whole, partial): (Vec<_>, Vec<_>) = runs.iter().partition(|r| complete(r));
-        let results: Vec<Result<u64, WimError>> = whole
-            .par_iter()
-            .map(|&&(b, s, e)| {
-                let mut state = sink.start(b)?;
-                for p in pieces.get(s..e).unwrap_or(&[]) {
-                    sink.write(b, &mut state, piece_data(p))?;
-                }
-                sink.finish(b, state)
-            })
-            .collect();
-        for r in results {
-            total += r?;
-        }
-        for &(b, s, e) in partial {
-            if let Entry::Vacant(slot) = open.entry(b) {
-                slot.insert(sink.start(b)?);
-            }
-            if let Some(state) = open.get_mut(&b) {
-                for p in pieces.get(s..e).unwrap_or(&[]) {
-                    sink.write(b, state, piece_data(p))?;
-                }
-            }
-            if last_piece.get(b) == Some(&Some(e - 1)) {
-                if let Some(state) = open.remove(&b) {
-                    total += sink.finish(b, state)?;
-                }
-            }
-        }
+        let (next, written) = rayon::join(
+            || batches.get(k + 1).map(decode),
+            || {
+                write_batch(
+                    sink,
+                    &pieces,
+                    &first_piece,
+                    &last_piece,
+                    &mut open,
+                    &decoded,
+                    (ci, cj),
+                    pi,
+                )
+            },
+        );
+        pending = next;
+        let (bytes, pj) = written?;
+        total += bytes;
         pi = pj;
-        ci = cj;
     }
     Ok(total)
+}
+
+/// Hands the pieces of one decoded batch (chunks `ci..cj`, pieces from `pi`)
+/// to the sink: blobs wholly inside the batch in parallel, the others in
+/// order. Returns the bytes finished and the first piece of the next batch.
+#[allow(clippy::too_many_arguments)]
+fn write_batch<S: BlobSink>(
+    sink: &S,
+    pieces: &[Piece],
+    first_piece: &[Option<usize>],
+    last_piece: &[Option<usize>],
+    open: &mut HashMap<usize, S::State>,
+    decoded: &[Vec<u8>],
+    (ci, cj): (usize, usize),
+    pi: usize,
+) -> Result<(u64, usize), WimError> {
+    let mut total = 0u64;
+    let piece_data = |p: &Piece| -> &[u8] {
+        p.chunk
+            .checked_sub(ci)
+            .and_then(|k| decoded.get(k))
+            .and_then(|d| d.get(p.skip as usize..p.skip as usize + p.take as usize))
+            .unwrap_or(&[])
+    };
+    // The pieces of this batch, grouped into runs of one blob.
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    let mut pj = pi;
+    while let Some(p) = pieces.get(pj) {
+        if p.chunk >= cj {
+            break;
+        }
+        match runs.last_mut() {
+            Some((b, _, end)) if *b == p.blob && *end == pj => *end = pj + 1,
+            _ => runs.push((p.blob, pj, pj + 1)),
+        }
+        pj += 1;
+    }
+    let complete = |&(b, s, e): &(usize, usize, usize)| {
+        first_piece.get(b) == Some(&Some(s))
+            && last_piece.get(b) == Some(&Some(e - 1))
+            && !open.contains_key(&b)
+    };
+    let (whole, partial): (Vec<_>, Vec<_>) = runs.iter().partition(|r| complete(r));
+    let results: Vec<Result<u64, WimError>> = whole
+        .par_iter()
+        .map(|&&(b, s, e)| {
+            let mut state = sink.start(b)?;
+            for p in pieces.get(s..e).unwrap_or(&[]) {
+                sink.write(b, &mut state, piece_data(p))?;
+            }
+            sink.finish(b, state)
+        })
+        .collect();
+    for r in results {
+        total += r?;
+    }
+    for &(b, s, e) in partial {
+        if let Entry::Vacant(slot) = open.entry(b) {
+            slot.insert(sink.start(b)?);
+        }
+        if let Some(state) = open.get_mut(&b) {
+            for p in pieces.get(s..e).unwrap_or(&[]) {
+                sink.write(b, state, piece_data(p))?;
+            }
+        }
+        if last_piece.get(b) == Some(&Some(e - 1)) {
+            if let Some(state) = open.remove(&b) {
+                total += sink.finish(b, state)?;
+            }
+        }
+    }
+    Ok((total, pj))
 }
 
 /// Sort key putting blobs in the order they are stored in the file.
