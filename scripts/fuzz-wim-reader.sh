@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the WIM reader (fuzz target `wim_reader`) for SECONDS (default 600),
 # seeded with small WIM files made by wimlib-imagex in every compression.
-# Needs: cargo-fuzz, a nightly toolchain, wimtools.
+# Needs: cargo-fuzz (cargo install cargo-fuzz) and wimtools; runs on the stable
+# toolchain through RUSTC_BOOTSTRAP=1, like scripts/fuzz.sh.
 set -euo pipefail
 seconds="${1:-600}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,4 +26,4 @@ for opts in "--compress=none" "--compress=XPRESS" "--compress=LZX" "--compress=L
   wimlib-imagex capture "$src" "$corpus/$name" $opts >/dev/null
 done
 cd "$root/fuzz"
-cargo +nightly fuzz run wim_reader "$corpus" -- -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048
+RUSTC_BOOTSTRAP=1 cargo fuzz run wim_reader "$corpus" -- -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048
