@@ -19,8 +19,10 @@ use super::{xml, Blob, BlobLocation, Compression, SolidRun, WimError, WimFile, W
 const MAX_XML: u64 = 256 << 20;
 /// Largest metadata resource accepted.
 const MAX_METADATA: u64 = 1 << 30;
-/// Decoded bytes handled per parallel batch when streaming.
-pub(crate) const BATCH_BYTES: u64 = 32 << 20;
+/// Decoded bytes handled per parallel batch when streaming. Applying keeps
+/// two batches in memory (one written while the next is decoded), which with
+/// the compressed input and the writers' buffers stays well under 128 MiB.
+pub(crate) const BATCH_BYTES: u64 = 16 << 20;
 
 impl WimFile {
     /// Opens and checks a `.wim` file: header, blob table, XML data.
