@@ -129,6 +129,9 @@ pub struct FoundImage {
     pub sha256: Option<String>,
     /// The first download location (the mirror tried first).
     pub location: Option<String>,
+    /// Every download location, in the order they are tried, so that
+    /// `Find | Save` and `Find | Install` keep the mirrors.
+    pub locations: Vec<String>,
 }
 
 impl FoundImage {
@@ -143,6 +146,7 @@ impl FoundImage {
             size: entry.size,
             sha256: entry.sha256_hex(),
             location: entry.locations.first().map(ToString::to_string),
+            locations: entry.locations.iter().map(ToString::to_string).collect(),
         }
     }
 }

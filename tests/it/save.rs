@@ -925,6 +925,66 @@ mod with_feeds {
         std::fs::read(p).unwrap_or_else(|e| panic!("{} should exist: {e}", p.display()))
     }
 
+    /// Find's objects carry every mirror, so a piped Save still falls back
+    /// to the second one when the first answers 404.
+    #[test]
+    fn find_piped_into_save_keeps_the_mirrors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = test_bytes(200_000, 3);
+        std::fs::write(dir.path().join("nano.wim"), &data).expect("write");
+        let feed = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ContainerImageFeed xmlns=\"urn:containerimage:feed:1\">\n  <Image>\n    \
+             <Name>Nano</Name>\n    <Version>1.0</Version>\n    <Size>{}</Size>\n    <Sha256>{}</Sha256>\n    \
+             <Location>gone/nano.wim</Location>\n    <Location>nano.wim</Location>\n  </Image>\n</ContainerImageFeed>\n",
+            data.len(),
+            hex::encode(Sha256::digest(&data))
+        );
+        std::fs::write(dir.path().join("feed.xml"), feed).expect("write feed");
+        let server = TestServer::start(dir.path());
+        let home = tempfile::tempdir().expect("temp dir");
+        let h = home.path();
+        assert_exit(
+            &run(
+                h,
+                &[
+                    "Register-PackageSource",
+                    "Mirrored",
+                    &server.url("feed.xml"),
+                ],
+            ),
+            0,
+        );
+        let found = run(h, &["Find-ContainerImage", "Nano"]);
+        assert_exit(&found, 0);
+        let objects = json_lines(&found);
+        assert_eq!(
+            objects[0]["Locations"],
+            serde_json::json!([server.url("gone/nano.wim"), server.url("nano.wim")]),
+            "every mirror, in order"
+        );
+        let out = tempfile::tempdir().expect("temp dir");
+        let mut c = cmd(h);
+        c.env("CONTAINERIMAGE_RETRY_BASE_MS", "1")
+            .args([
+                "Save-ContainerImage",
+                "-Path",
+                &out.path().display().to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("the binary starts");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &found.stdout)
+            .expect("pipe");
+        let saved = child.wait_with_output().expect("the binary runs");
+        assert_exit(&saved, 0);
+        assert!(
+            read(&out.path().join("Nano-1-0.wim")) == data,
+            "saved through the second mirror; stderr: {}",
+            stderr(&saved)
+        );
+    }
+
     #[test]
     fn saves_the_newest_version_into_a_folder_that_works_as_a_source() {
         let s = site();
