@@ -46,3 +46,25 @@ pub(crate) fn decode_all(name: &str, file: &[u8], decoder: &mut dyn super::Decom
     }
     chunks.len()
 }
+
+/// Cuts the smallest chunk of a fixture file at every few bytes: each cut
+/// must fail as corrupt data or still decode to the right bytes, and some
+/// cut must fail.
+pub(crate) fn check_truncations(file: &[u8], decoder: &mut dyn super::Decompressor) {
+    let chunks = chunks(file);
+    let chunk = chunks
+        .iter()
+        .min_by_key(|c| c.data.len())
+        .expect("fixture has chunks");
+    let step = (chunk.data.len() / 400).max(1);
+    let mut failures = 0;
+    for cut in (0..chunk.data.len()).step_by(step) {
+        let mut out = vec![0u8; chunk.size];
+        match decoder.decompress(&chunk.data[..cut], &mut out) {
+            Ok(()) => assert_eq!(sha1(&out), chunk.sha1, "cut at {cut}"),
+            Err(super::CodecError::Corrupt { .. }) => failures += 1,
+            Err(e) => panic!("cut at {cut}: unexpected {e}"),
+        }
+    }
+    assert!(failures > 0, "no truncation was detected");
+}
