@@ -7,11 +7,10 @@
 use clap::ArgMatches;
 use containerimage_provider::progress::Reporter;
 use containerimage_provider::store::{ImageFilter, ImageRecord, Store};
-use containerimage_provider::version::Version;
 use serde::Serialize;
 
 use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
-use crate::find::VersionArgs;
+use crate::find::{check_provider_name, version_param, VersionArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct InstallArgs {
@@ -332,23 +331,6 @@ fn open_store(ctx: &Ctx) -> Result<Store, CmdError> {
     Ok(Store::open(&home, ctx.reporter())?)
 }
 
-fn parse_version(text: Option<&str>) -> Result<Option<Version>, CmdError> {
-    text.map(|t| {
-        t.parse::<Version>()
-            .map_err(|e| CmdError::usage(e.to_string()))
-    })
-    .transpose()
-}
-
-fn check_provider(name: Option<&str>) -> CmdResult {
-    match name {
-        Some(n) if !n.eq_ignore_ascii_case("ContainerImage") => Err(CmdError::usage(format!(
-            "the provider '{n}' is not available here; use -ProviderName ContainerImage"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 fn no_installed_match(what: &str) -> CmdError {
     CmdError::failed(format!("No installed image matches {what}."))
         .hint("Get-ContainerImage lists the installed images.")
@@ -379,7 +361,7 @@ fn get_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let filter = ImageFilter {
         name: args.name,
         publisher: args.publisher,
-        version: parse_version(args.version.as_deref())?,
+        version: version_param("Version", args.version.as_deref())?,
     };
     let store = open_store(ctx)?;
     for r in select(&store, ctx, &filter)? {
@@ -390,11 +372,11 @@ fn get_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
 
 fn get_package(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: GetPackageArgs = parse(m)?;
-    check_provider(args.provider_name.as_deref())?;
+    check_provider_name(args.provider_name.as_deref())?;
     let filter = ImageFilter {
         name: args.name,
         publisher: None,
-        version: parse_version(args.required_version.as_deref())?,
+        version: version_param("RequiredVersion", args.required_version.as_deref())?,
     };
     let store = open_store(ctx)?;
     for r in select(&store, ctx, &filter)? {
@@ -522,14 +504,14 @@ fn one_match(images: &[ImageRecord], what: &str) -> Result<Vec<String>, CmdError
 
 fn uninstall_package(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: UninstallPackageArgs = parse(m)?;
-    check_provider(args.provider_name.as_deref())?;
+    check_provider_name(args.provider_name.as_deref())?;
     let store = open_store(ctx)?;
     let full_names = match args.name {
         Some(name) => {
             let filter = ImageFilter {
                 name: Some(name.clone()),
                 publisher: None,
-                version: parse_version(args.required_version.as_deref())?,
+                version: version_param("RequiredVersion", args.required_version.as_deref())?,
             };
             one_match(&select(&store, ctx, &filter)?, &name)?
         }
@@ -554,7 +536,7 @@ fn remove_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         let filter = ImageFilter {
             name: args.name,
             publisher: args.publisher,
-            version: parse_version(args.version.as_deref())?,
+            version: version_param("Version", args.version.as_deref())?,
         };
         let images = select(&store, ctx, &filter)?;
         if images.is_empty() {

@@ -14,27 +14,19 @@ use containerimage_provider::install::{
 use containerimage_provider::query::{self, Query};
 use containerimage_provider::source::{self, FeedClient};
 use containerimage_provider::store::{full_name, normalize_publisher, Store, StoreError};
-use containerimage_provider::version::Version;
 
 use crate::cmdlet::{parse, property, CmdError, CmdResult, Ctx};
+use crate::find::{build_query, check_provider_name, chosen_sources, version_param};
 use crate::store_cmds::{
     image_object, InstallArgs, InstallOsImageArgs, InstallPackageArgs, IMAGE_COLUMNS,
 };
-
-fn parse_version(text: Option<&str>) -> Result<Option<Version>, CmdError> {
-    text.map(|t| {
-        t.parse::<Version>()
-            .map_err(|e| CmdError::usage(e.to_string()))
-    })
-    .transpose()
-}
 
 pub fn install_container_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: InstallOsImageArgs = parse(m)?;
     let request = OsImageRequest {
         wim_path: PathBuf::from(&args.wim_path),
         name: args.name,
-        version: parse_version(args.version.as_deref())?,
+        version: version_param("Version", args.version.as_deref())?,
         publisher: args.publisher,
         force: args.force,
     };
@@ -56,13 +48,7 @@ pub fn install_container_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
 
 pub fn install_package(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: InstallPackageArgs = parse(m)?;
-    if let Some(p) = args.provider_name.as_deref() {
-        if !p.eq_ignore_ascii_case("ContainerImage") {
-            return Err(CmdError::usage(format!(
-                "the provider '{p}' is not available here; use -ProviderName ContainerImage"
-            )));
-        }
-    }
+    check_provider_name(args.provider_name.as_deref())?;
     install(ctx, args.install)
 }
 
@@ -88,7 +74,7 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
                     "the objects on standard input need Name and Version; pipe Find-ContainerImage into this cmdlet",
                 ));
             };
-            let version = parse_version(Some(version))?;
+            let version = version_param("Version", Some(version))?;
             let sources: Vec<String> = property(&object, "Source")
                 .map(str::to_string)
                 .into_iter()
@@ -103,16 +89,8 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
             ));
         }
     } else {
-        let v = &args.versions;
-        let query = Query::new(
-            args.name.clone(),
-            parse_version(v.minimum_version.as_deref())?,
-            parse_version(v.maximum_version.as_deref())?,
-            parse_version(v.required_version.as_deref())?,
-            false,
-        )
-        .map_err(|e| CmdError::usage(e.to_string()))?;
-        searches.push((source::select(&config, &args.source)?, query));
+        let query = build_query(&args.name, &args.versions, false)?;
+        searches.push((chosen_sources(&config, &args.source)?, query));
     }
 
     let mut entries: Vec<FeedEntry> = Vec::new();
