@@ -1,17 +1,20 @@
 //! Applying an image to a folder, the way `wimlib-imagex apply` does on
 //! Linux.
 //!
-//! Order of work: the directory tree, symbolic links and empty files first;
-//! then every blob once, in on-disk order, decoded in parallel batches and
-//! written to each file that uses it; then hard links; then timestamps
-//! (directories last, deepest first). Only folders created by this apply are
-//! written into and every file is created with `create_new`, so nothing is
-//! ever written through a link or outside the target.
+//! Order of work: the directory tree and empty files first; then every blob
+//! once, in on-disk order, decoded in parallel batches and written to each
+//! file that uses it (the reparse data of links is kept in memory in the
+//! same pass, so a solid chunk holding it is not decoded twice); then
+//! symbolic links, hard links and timestamps (directories last, deepest
+//! first). Only folders created by this apply are written into, every file
+//! is created with `create_new`, and links are made only once all data is
+//! written, so nothing is ever written through a link or outside the target.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use filetime::FileTime;
 use sha1::{Digest, Sha1 as Sha1Hasher};
@@ -19,7 +22,7 @@ use sha1::{Digest, Sha1 as Sha1Hasher};
 use super::format::{IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, REPARSE_FLAG_NOT_FIXED};
 use super::metadata::{Dentry, Image, Sha1, ZERO_HASH};
 
-use super::stream::{disk_order, read_small_blobs, stream_blobs, BlobSink};
+use super::stream::{disk_order, stream_blobs, BlobSink};
 use super::{sidecar, ApplyOptions, ApplySummary, Blob, WimError, WimFile};
 use crate::progress::Reporter;
 
@@ -69,6 +72,16 @@ struct Plan {
     destinations: HashMap<Sha1, Vec<Destination>>,
     /// (existing file, new link) created after the data is written.
     hard_links: Vec<(PathBuf, PathBuf)>,
+    /// Symbolic links and junctions, made after the data is written.
+    links: Vec<PendingLink>,
+}
+
+/// A link to make once its reparse data has been read.
+struct PendingLink {
+    entry: usize,
+    /// Its folder's entry (for relative targets).
+    dir: usize,
+    path: PathBuf,
 }
 
 pub(crate) fn apply(
@@ -101,16 +114,9 @@ pub(crate) fn apply(
     }
 
     let mut summary = ApplySummary::default();
-    let plan = build_tree(
-        wim,
-        &image,
-        &target_abs,
-        options.absolute_links,
-        reporter,
-        &mut summary,
-    )?;
+    let mut plan = build_tree(&image, &target_abs, reporter, &mut summary)?;
 
-    // Data, in on-disk order.
+    // Data, in on-disk order: file contents and the reparse data of links.
     let mut blobs: Vec<(&Blob, Vec<Destination>)> = Vec::new();
     let mut destinations = plan.destinations;
     let mut hashes: Vec<Sha1> = destinations.keys().copied().collect();
@@ -126,16 +132,47 @@ pub(crate) fn apply(
         };
         blobs.push((blob, dests));
     }
+    let link_hashes = link_blobs(wim, &image, &plan.links)?;
+    for blob in link_hashes.values() {
+        if !blobs.iter().any(|(b, _)| b.hash == blob.hash) {
+            blobs.push((blob, Vec::new()));
+        }
+    }
     blobs.sort_by_key(|(b, _)| disk_order(wim, b));
     let total: u64 = blobs
         .iter()
         .map(|(b, d)| b.size.saturating_mul(d.len() as u64))
         .sum();
     reporter.on_start("Applying image", Some(total));
-    let written = write_blobs(wim, &image, &blobs, reporter);
+    let written = write_blobs(wim, &image, &blobs, &link_hashes, reporter);
     reporter.on_complete();
-    let written = written?;
+    let (written, link_data) = written?;
     summary.bytes = written;
+
+    for link in &plan.links {
+        let Some(e) = image.entries.get(link.entry) else {
+            continue;
+        };
+        let data = link_data
+            .get(&e.reparse_hash)
+            .map_or(&[][..], Vec::as_slice);
+        let depth = (!options.absolute_links).then(|| {
+            image
+                .path_of(link.dir)
+                .split('/')
+                .filter(|p| !p.is_empty())
+                .count()
+        });
+        let Some(target) = link_target(data, e, wim.header().rp_fix, &target_abs, depth) else {
+            let path = image.path_of(link.entry);
+            reporter.warn(&format!("Skipping '{path}': its link target is unreadable"));
+            summary.skipped.push(path);
+            continue;
+        };
+        make_symlink(&target, &link.path).map_err(write_err(&link.path))?;
+        summary.symlinks += 1;
+        plan.leaves.push((link.entry, link.path.clone()));
+    }
 
     for (existing, link) in &plan.hard_links {
         fs::hard_link(existing, link).map_err(write_err(link))?;
@@ -187,10 +224,8 @@ fn name_files(image: &Image, dests: &[Destination]) -> String {
 }
 
 fn build_tree(
-    wim: &WimFile,
     image: &Image,
     target: &Path,
-    absolute_links: bool,
     reporter: &dyn Reporter,
     summary: &mut ApplySummary,
 ) -> Result<Plan, WimError> {
@@ -199,13 +234,13 @@ fn build_tree(
         leaves: Vec::new(),
         destinations: HashMap::new(),
         hard_links: Vec::new(),
+        links: Vec::new(),
     };
     // Output path of each applied directory entry (None: skipped).
     let mut out: Vec<Option<PathBuf>> = vec![None; image.entries.len()];
     if let Some(slot) = out.first_mut() {
         *slot = Some(target.to_path_buf());
     }
-    let links = link_data(wim, image)?;
     let mut link_primary: HashMap<u64, PathBuf> = HashMap::new();
     let mut stack: Vec<usize> = vec![0];
     let skip = |summary: &mut ApplySummary, path: String, why: &str| {
@@ -255,25 +290,11 @@ fn build_tree(
                     );
                     continue;
                 }
-                let data = reparse_data(wim, image, child, e, &links)?;
-                let depth = (!absolute_links).then(|| {
-                    image
-                        .path_of(dir)
-                        .split('/')
-                        .filter(|p| !p.is_empty())
-                        .count()
+                plan.links.push(PendingLink {
+                    entry: child,
+                    dir,
+                    path,
                 });
-                let Some(link) = link_target(&data, e, wim.header().rp_fix, target, depth) else {
-                    skip(
-                        summary,
-                        image.path_of(child),
-                        "its link target is unreadable",
-                    );
-                    continue;
-                };
-                make_symlink(&link, &path).map_err(werr)?;
-                summary.symlinks += 1;
-                plan.leaves.push((child, path));
             } else if e.is_directory() {
                 match fs::create_dir(&path) {
                     Ok(()) => {}
@@ -320,46 +341,41 @@ fn build_tree(
     Ok(plan)
 }
 
-fn reparse_data(
-    wim: &WimFile,
+/// The blobs holding the reparse data of `links`, by hash: each must be in
+/// the file and small enough to be kept in memory.
+fn link_blobs<'w>(
+    wim: &'w WimFile,
     image: &Image,
-    i: usize,
-    e: &Dentry,
-    prefetched: &HashMap<Sha1, Vec<u8>>,
-) -> Result<Vec<u8>, WimError> {
-    if e.reparse_hash == ZERO_HASH {
-        return Ok(Vec::new());
-    }
-    match prefetched.get(&e.reparse_hash) {
-        Some(data) => Ok(data.clone()),
-        None => Err(WimError::MissingBlob {
-            path: wim.path().to_path_buf(),
-            files: format!("'{}'", image.path_of(i)),
-            hash: hex::encode(e.reparse_hash),
-        }),
-    }
-}
-
-/// The reparse data of every link in the image, read in one pass.
-fn link_data(wim: &WimFile, image: &Image) -> Result<HashMap<Sha1, Vec<u8>>, WimError> {
-    let mut users: HashMap<Sha1, usize> = HashMap::new();
-    for (i, e) in image.entries.iter().enumerate() {
-        if e.is_reparse_point()
-            && e.reparse_hash != ZERO_HASH
-            && (e.reparse_tag == IO_REPARSE_TAG_SYMLINK
-                || e.reparse_tag == IO_REPARSE_TAG_MOUNT_POINT)
-        {
-            users.entry(e.reparse_hash).or_insert(i);
+    links: &[PendingLink],
+) -> Result<HashMap<Sha1, &'w Blob>, WimError> {
+    let mut found = HashMap::new();
+    for link in links {
+        let Some(e) = image.entries.get(link.entry) else {
+            continue;
+        };
+        if e.reparse_hash == ZERO_HASH || found.contains_key(&e.reparse_hash) {
+            continue;
         }
+        let Some(blob) = wim.blob(&e.reparse_hash) else {
+            return Err(WimError::MissingBlob {
+                path: wim.path().to_path_buf(),
+                files: format!("'{}'", image.path_of(link.entry)),
+                hash: hex::encode(e.reparse_hash),
+            });
+        };
+        if blob.size > MAX_REPARSE {
+            return Err(WimError::Invalid {
+                path: wim.path().to_path_buf(),
+                reason: format!(
+                    "the data of '{}' declares {} bytes, more than the {MAX_REPARSE} accepted",
+                    image.path_of(link.entry),
+                    blob.size
+                ),
+            });
+        }
+        found.insert(e.reparse_hash, blob);
     }
-    let hashes: Vec<Sha1> = users.keys().copied().collect();
-    let describe = |h: &Sha1| {
-        users
-            .get(h)
-            .map(|&i| format!("'{}'", image.path_of(i)))
-            .unwrap_or_default()
-    };
-    read_small_blobs(wim, &hashes, MAX_REPARSE, &describe)
+    Ok(found)
 }
 
 fn utf16_at(buf: &[u8], offset: usize, len: usize) -> Option<String> {
@@ -489,6 +505,8 @@ struct Open {
     files: Vec<File>,
     hasher: Sha1Hasher,
     got: u64,
+    /// The bytes so far, for the reparse data of links.
+    kept: Option<Vec<u8>>,
 }
 
 /// Writes blobs to their files, checking each one's SHA-1.
@@ -496,6 +514,9 @@ struct Writer<'a> {
     wim: &'a WimFile,
     image: &'a Image,
     blobs: &'a [(&'a Blob, Vec<Destination>)],
+    /// Blobs to keep in memory (the reparse data of links), and what was kept.
+    keep: &'a HashMap<Sha1, &'a Blob>,
+    kept: Mutex<HashMap<Sha1, Vec<u8>>>,
     reporter: &'a dyn Reporter,
 }
 
@@ -512,10 +533,15 @@ impl BlobSink for Writer<'_> {
                 source,
             })?);
         }
+        let keep = self
+            .blobs
+            .get(bi)
+            .is_some_and(|(b, _)| self.keep.contains_key(&b.hash));
         Ok(Open {
             files,
             hasher: Sha1Hasher::new(),
             got: 0,
+            kept: keep.then(Vec::new),
         })
     }
 
@@ -523,6 +549,10 @@ impl BlobSink for Writer<'_> {
         let dests = self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice());
         state.hasher.update(data);
         state.got += data.len() as u64;
+        if let Some(kept) = &mut state.kept {
+            // Checked against the declared size when the list was made.
+            kept.extend_from_slice(data);
+        }
         for (f, d) in state.files.iter_mut().zip(dests) {
             f.write_all(data).map_err(|source| WimError::Write {
                 path: d.path.clone(),
@@ -557,6 +587,12 @@ impl BlobSink for Writer<'_> {
                 },
             });
         }
+        if let Some(kept) = state.kept {
+            self.kept
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(blob.hash, kept);
+        }
         Ok(blob.size * dests.len() as u64)
     }
 
@@ -568,21 +604,27 @@ impl BlobSink for Writer<'_> {
     }
 }
 
-/// Writes every blob to its destinations; returns the bytes written.
+/// Writes every blob to its destinations and keeps those of `keep` in
+/// memory; returns the bytes written and the blobs kept.
 fn write_blobs(
     wim: &WimFile,
     image: &Image,
     blobs: &[(&Blob, Vec<Destination>)],
+    keep: &HashMap<Sha1, &Blob>,
     reporter: &dyn Reporter,
-) -> Result<u64, WimError> {
+) -> Result<(u64, HashMap<Sha1, Vec<u8>>), WimError> {
     let writer = Writer {
         wim,
         image,
         blobs,
+        keep,
+        kept: Mutex::new(HashMap::new()),
         reporter,
     };
     let list: Vec<&Blob> = blobs.iter().map(|(b, _)| *b).collect();
-    stream_blobs(wim, &list, &writer)
+    let written = stream_blobs(wim, &list, &writer)?;
+    let kept = writer.kept.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok((written, kept))
 }
 
 #[cfg(test)]
