@@ -93,13 +93,16 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32> AdaptiveCode<MAX_SYMS, TABLE_
     pub(super) fn reset(&mut self, num_syms: usize) {
         self.num_syms = num_syms.clamp(2, MAX_SYMS);
         self.freqs.fill(1);
+        self.until_rebuild = self.rebuild_interval;
         if self.initial_syms == self.num_syms {
             self.table.copy_from_slice(&self.initial);
-            self.until_rebuild = self.rebuild_interval;
         } else {
-            self.build();
+            let n = self.num_syms;
+            self.builder.flat_lengths(n);
+            self.builder.canonical_order(n);
+            fill_table::<MAX_SYMS>(&self.builder, n, TABLE_BITS, &mut self.table);
             self.initial.copy_from_slice(&self.table);
-            self.initial_syms = self.num_syms;
+            self.initial_syms = n;
         }
     }
 
@@ -210,6 +213,18 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
             for key in keys.by_ref().take(count[len] as usize) {
                 self.lens[(key & ((1 << SYMBOL_BITS) - 1)) as usize] = len as u8;
             }
+        }
+    }
+
+    /// Computes `lens[..n]` for `n` (>= 2) equally frequent symbols, as
+    /// [`Self::lengths`] would: the code is as balanced as can be, with
+    /// lengths `l` and `l - 1` where `2^(l-1) < n <= 2^l`, and the longer
+    /// codewords go to the lowest symbols (first in (frequency, symbol) order).
+    fn flat_lengths(&mut self, n: usize) {
+        let long = n.next_power_of_two().trailing_zeros() as u8;
+        let long_count = 2 * (n - n.next_power_of_two() / 2);
+        for (symbol, len) in self.lens[..n].iter_mut().enumerate() {
+            *len = if symbol < long_count { long } else { long - 1 };
         }
     }
 
@@ -391,6 +406,18 @@ mod tests {
         let lens = &code.builder.lens;
         assert_eq!(lens.iter().filter(|&&l| l == 6).count(), 44);
         assert!(lens[..44].iter().all(|&l| l == 6) && lens[44..].iter().all(|&l| l == 5));
+    }
+
+    #[test]
+    fn the_flat_code_is_the_built_one() {
+        let mut b = AdaptiveCode::<799, 11>::new(1024).builder;
+        for n in 2..=799 {
+            b.lengths(&vec![1; n]);
+            let built = b.lens[..n].to_vec();
+            b.lens.fill(0);
+            b.flat_lengths(n);
+            assert_eq!(b.lens[..n], built[..], "{n} symbols");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::{CodecError, Compression, Decompressor};
 use bits::BackwardBits;
 use huffman::AdaptiveCode;
 use range::{Decision, RangeDecoder};
-use tables::{LENGTH_SLOTS, NUM_LENGTH_SLOTS, NUM_OFFSET_SLOTS, OFFSET_SLOTS};
+use tables::{length_slot, offset_slot, NUM_LENGTH_SLOTS, NUM_OFFSET_SLOTS};
 use x86::X86Filter;
 
 /// The largest chunk LZMS can describe (matches may reach back 1 GiB).
@@ -31,6 +31,11 @@ const LZ_OFFSET_REBUILD: u32 = 1024;
 const LENGTH_REBUILD: u32 = 512;
 const DELTA_OFFSET_REBUILD: u32 = 1024;
 const DELTA_POWER_REBUILD: u32 = 512;
+
+/// First-level table bits of the offset and length codes. Larger tables
+/// send fewer codewords to a subtable but cost more to rebuild.
+const OFFSET_TABLE_BITS: u32 = 10;
+const LENGTH_TABLE_BITS: u32 = 9;
 
 /// How far the two streams of a chunk may overlap before the chunk counts
 /// as damaged (wimlib's chunks leave at least 16 bits between them).
@@ -47,9 +52,9 @@ pub struct LzmsDecompressor {
 /// Everything a chunk needs besides its input and output, allocated once.
 struct State {
     literals: AdaptiveCode<256, 10>,
-    lz_offsets: AdaptiveCode<NUM_OFFSET_SLOTS, 11>,
-    lengths: AdaptiveCode<NUM_LENGTH_SLOTS, 9>,
-    delta_offsets: AdaptiveCode<NUM_OFFSET_SLOTS, 11>,
+    lz_offsets: AdaptiveCode<NUM_OFFSET_SLOTS, OFFSET_TABLE_BITS>,
+    lengths: AdaptiveCode<NUM_LENGTH_SLOTS, LENGTH_TABLE_BITS>,
+    delta_offsets: AdaptiveCode<NUM_OFFSET_SLOTS, OFFSET_TABLE_BITS>,
     delta_powers: AdaptiveCode<NUM_DELTA_POWERS, 7>,
     decisions: Decisions,
     x86: X86Filter,
@@ -115,9 +120,14 @@ impl<T: Copy> RecentSources<T> {
     /// front. `pending`: the previous item was a match of this kind.
     #[inline(always)]
     fn take(&mut self, index: usize, pending: bool) -> T {
-        let slot = (index + usize::from(pending)).min(3);
-        let source = self.slots[slot];
-        self.slots[..=slot].rotate_right(1);
+        let s = self.slots;
+        let (source, slots) = match index + usize::from(pending) {
+            0 => (s[0], s),
+            1 => (s[1], [s[1], s[0], s[2], s[3]]),
+            2 => (s[2], [s[2], s[0], s[1], s[3]]),
+            _ => (s[3], [s[3], s[0], s[1], s[2]]),
+        };
+        self.slots = slots;
         source
     }
 }
@@ -224,18 +234,17 @@ impl State {
             }
 
             if !range.decode_with(&mut d.is_delta.entries, &mut is_delta_recent) {
-                let offset = if !range
-                    .decode_with(&mut d.lz_is_repeat.entries, &mut lz_repeat_recent)
-                {
-                    bits.refill();
-                    let slot = OFFSET_SLOTS[self.lz_offsets.decode(&mut bits) % NUM_OFFSET_SLOTS];
-                    let offset = slot.base + bits.take(slot.extra_bits);
-                    lz_recent.push(offset);
-                    offset
-                } else {
-                    let index = repeat_index(&mut range, &mut d.lz_repeat_index);
-                    lz_recent.take(index, previous == Item::Lz)
-                };
+                let offset =
+                    if !range.decode_with(&mut d.lz_is_repeat.entries, &mut lz_repeat_recent) {
+                        bits.refill();
+                        let slot = offset_slot(self.lz_offsets.decode(&mut bits));
+                        let offset = slot.base + bits.take(slot.extra_bits);
+                        lz_recent.push(offset);
+                        offset
+                    } else {
+                        let index = repeat_index(&mut range, &mut d.lz_repeat_index);
+                        lz_recent.take(index, previous == Item::Lz)
+                    };
                 previous = Item::Lz;
                 let length = decode_length(&mut self.lengths, &mut bits);
 
@@ -256,8 +265,7 @@ impl State {
                     bits.refill();
                     let power = self.delta_powers.decode(&mut bits) as u32;
                     bits.refill();
-                    let slot =
-                        OFFSET_SLOTS[self.delta_offsets.decode(&mut bits) % NUM_OFFSET_SLOTS];
+                    let slot = offset_slot(self.delta_offsets.decode(&mut bits));
                     let raw_offset = slot.base + bits.take(slot.extra_bits);
                     delta_recent.push((power, raw_offset));
                     (power, raw_offset)
@@ -310,16 +318,12 @@ fn repeat_index(range: &mut RangeDecoder<'_>, decisions: &mut [Decision<64>; 2])
 
 #[inline(always)]
 fn decode_length(
-    lengths: &mut AdaptiveCode<NUM_LENGTH_SLOTS, 9>,
+    lengths: &mut AdaptiveCode<NUM_LENGTH_SLOTS, LENGTH_TABLE_BITS>,
     bits: &mut BackwardBits<'_>,
 ) -> usize {
     bits.refill();
-    let slot = LENGTH_SLOTS[lengths.decode(bits) % NUM_LENGTH_SLOTS];
-    let mut length = slot.base;
-    if slot.extra_bits != 0 {
-        length += bits.take(slot.extra_bits);
-    }
-    length as usize
+    let slot = length_slot(lengths.decode(bits));
+    (slot.base + bits.take(slot.extra_bits)) as usize
 }
 
 /// Copies an LZ match; the source may overlap the destination, which then

@@ -56,7 +56,10 @@ pub(super) struct Slot {
     pub extra_bits: u32,
 }
 
-const fn expand<const N: usize>(runs: &[(u8, usize)]) -> [Slot; N] {
+/// The slots of `runs` (`count` of them), padded to a power of two `N` with
+/// copies of the last slot so that a symbol masked to `N - 1` always finds
+/// one (a decoder never produces a symbol past `count`).
+const fn expand<const N: usize>(runs: &[(u8, usize)], count: usize) -> [Slot; N] {
     let mut slots = [Slot {
         base: 0,
         extra_bits: 0,
@@ -78,12 +81,29 @@ const fn expand<const N: usize>(runs: &[(u8, usize)]) -> [Slot; N] {
         }
         run += 1;
     }
-    assert!(slot == N, "slot runs do not add up");
+    assert!(slot == count, "slot runs do not add up");
+    assert!(N.is_power_of_two() && N >= count);
+    while slot < N {
+        slots[slot] = slots[count - 1];
+        slot += 1;
+    }
     slots
 }
 
-pub(super) static OFFSET_SLOTS: [Slot; NUM_OFFSET_SLOTS] = expand(&OFFSET_RUNS);
-pub(super) static LENGTH_SLOTS: [Slot; NUM_LENGTH_SLOTS] = expand(&LENGTH_RUNS);
+static OFFSET_SLOTS: [Slot; 1024] = expand(&OFFSET_RUNS, NUM_OFFSET_SLOTS);
+static LENGTH_SLOTS: [Slot; 64] = expand(&LENGTH_RUNS, NUM_LENGTH_SLOTS);
+
+/// The offset slot of Huffman symbol `symbol` (< [`NUM_OFFSET_SLOTS`]).
+#[inline(always)]
+pub(super) fn offset_slot(symbol: usize) -> Slot {
+    OFFSET_SLOTS[symbol & (OFFSET_SLOTS.len() - 1)]
+}
+
+/// The length slot of Huffman symbol `symbol` (< [`NUM_LENGTH_SLOTS`]).
+#[inline(always)]
+pub(super) fn length_slot(symbol: usize) -> Slot {
+    LENGTH_SLOTS[symbol & (LENGTH_SLOTS.len() - 1)]
+}
 
 /// The number of offset slots a chunk of `chunk_len` bytes uses: enough to
 /// reach an offset of `chunk_len - 1`. Never fewer than two, so that the
@@ -91,7 +111,8 @@ pub(super) static LENGTH_SLOTS: [Slot; NUM_LENGTH_SLOTS] = expand(&LENGTH_RUNS);
 /// past the chunk start is rejected when the match is checked.
 pub(super) fn offset_slots_for(chunk_len: usize) -> usize {
     let largest = chunk_len.saturating_sub(1);
-    let used = OFFSET_SLOTS.partition_point(|slot| (slot.base as usize) <= largest);
+    let used =
+        OFFSET_SLOTS[..NUM_OFFSET_SLOTS].partition_point(|slot| (slot.base as usize) <= largest);
     used.max(2)
 }
 
@@ -107,8 +128,8 @@ mod tests {
     #[test]
     fn tables_reach_the_format_limits() {
         // Largest offset and length LZMS can express.
-        assert_eq!(last_value(&OFFSET_SLOTS), 1_180_427_428);
-        assert_eq!(last_value(&LENGTH_SLOTS), 1_073_809_578);
+        assert_eq!(last_value(&OFFSET_SLOTS[..NUM_OFFSET_SLOTS]), 1_180_427_428);
+        assert_eq!(last_value(&LENGTH_SLOTS[..NUM_LENGTH_SLOTS]), 1_073_809_578);
         assert_eq!(OFFSET_SLOTS[9].base, 13);
         assert_eq!(LENGTH_SLOTS[27].base, 29);
     }

@@ -88,36 +88,59 @@ impl X86Filter {
     }
 }
 
-/// Whether `byte` may start a translated instruction: 0x48 and 0x4C (REX.W
-/// prefixes), 0xE8 (CALL), 0xE9 (JMP, skipped), 0xF0 (LOCK), 0xFF (group 5).
+/// Whether the bytes `b0 b1 b2` start an instruction that
+/// [`Scan::instruction`] acts on: CALL rel32 (0xE8), JMP rel32 (0xE9, only
+/// skipped), CALL [rip] (0xFF 0x15), LOCK ADD [rip] (0xF0 0x83 0x05), and
+/// RIP-relative LEA or MOV behind a REX.W prefix (0x48 or 0x4C).
 #[inline(always)]
-fn is_opcode(byte: u8) -> bool {
+fn is_candidate(b0: u8, b1: u8, b2: u8) -> bool {
     // Non-short-circuit, so that blocks of bytes are tested with vector code.
-    (byte & 0xFB == 0x48) | (byte & 0xFE == 0xE8) | (byte == 0xF0) | (byte == 0xFF)
+    let call_or_jump = b0 & 0xFE == 0xE8;
+    let call_indirect = (b0 == 0xFF) & (b1 == 0x15);
+    let lock_add = (b0 == 0xF0) & (b1 == 0x83) & (b2 == 0x05);
+    let lea = (b0 & 0xFB == 0x48) & (b1 == 0x8D);
+    let mov = (b0 == 0x48) & (b1 == 0x8B) & (b2 & 0xF0 == 0);
+    call_or_jump | call_indirect | lock_add | ((b2 & 0x07 == 0x05) & (lea | mov))
 }
 
 const BLOCK: usize = 32;
 
-/// The possible opcodes among the (up to) [`BLOCK`] bytes from `from`
-/// before `end`, as a bit mask, and how many bytes were looked at.
+/// The instructions starting among the (up to) [`BLOCK`] bytes from `from`
+/// before `end`, as a bit mask, and how many bytes were looked at. Bytes up
+/// to `end + 2` are read; `end + 2 <= data.len()`.
 #[inline(always)]
 fn opcode_mask(data: &[u8], from: usize, end: usize) -> (u32, usize) {
-    let window = data.get(from..end).unwrap_or_default();
-    match window.first_chunk::<BLOCK>() {
-        // A fixed-size block, which the compiler tests with vector compares.
-        Some(block) => {
-            let mask = block.iter().enumerate().fold(0u32, |mask, (i, &byte)| {
-                mask | (u32::from(is_opcode(byte)) << i)
-            });
-            (mask, BLOCK)
-        }
-        None => {
-            let mask = window.iter().enumerate().fold(0u32, |mask, (i, &byte)| {
-                mask | (u32::from(is_opcode(byte)) << i)
-            });
-            (mask, window.len())
+    let at = |i: usize| data.get(i).copied().unwrap_or(0);
+    if from + BLOCK <= end {
+        if let Some(window) = data
+            .get(from..from + BLOCK + 2)
+            .and_then(|w| w.first_chunk::<{ BLOCK + 2 }>())
+        {
+            // A fixed-size block, which the compiler tests with vector
+            // compares.
+            let mut hits = [0u8; BLOCK];
+            for (i, hit) in hits.iter_mut().enumerate() {
+                *hit = u8::from(is_candidate(window[i], window[i + 1], window[i + 2]));
+            }
+            // Eight 0-or-1 bytes to eight bits: the multiplication adds
+            // byte k, shifted to bit 56 + k, into the top byte (no carries).
+            let mask = hits
+                .chunks_exact(8)
+                .enumerate()
+                .fold(0u32, |mask, (k, eight)| {
+                    let bytes = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+                    let bits = bytes.wrapping_mul(0x0102_0408_1020_4080) >> 56;
+                    mask | ((bits as u32) << (8 * k))
+                });
+            return (mask, BLOCK);
         }
     }
+    let len = end.saturating_sub(from).min(BLOCK);
+    let mask = (0..len).fold(0u32, |mask, i| {
+        let j = from + i;
+        mask | (u32::from(is_candidate(at(j), at(j + 1), at(j + 2))) << i)
+    });
+    (mask, len)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -245,6 +268,48 @@ mod tests {
         );
         filter.undo(&mut data);
         assert_eq!(data, original);
+    }
+
+    /// The filter by its definition: every position is looked at in turn.
+    fn undo_byte_by_byte(data: &mut [u8]) {
+        if data.len() <= 17 {
+            return;
+        }
+        let mut last_use = vec![0u32; 1 << 16];
+        let mut scan = Scan {
+            direction: Direction::Undo,
+            base: BASE_GAP,
+            last_likely: -MAX_TRANSLATION_DISTANCE - 1,
+            last_use: &mut last_use,
+        };
+        let end = data.len() - 16;
+        let mut at = 1;
+        while at < end {
+            at = scan.instruction(data, at);
+        }
+    }
+
+    #[test]
+    fn the_block_scan_finds_every_instruction() {
+        // Bytes that make up every kind of candidate, and near misses.
+        let alphabet = [
+            0x48u8, 0x4C, 0x4D, 0x49, 0xE8, 0xE9, 0xEA, 0xF0, 0xFF, 0x8D, 0x8B, 0x05, 0x0D, 0x15,
+            0x25, 0x83, 0x00, 0x10,
+        ];
+        let mut seed = 0x9E37_79B9u32;
+        for len in [17usize, 18, 33, 49, 50, 51, 64, 100, 4096, 100_000] {
+            let original: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    alphabet[(seed >> 24) as usize % alphabet.len()]
+                })
+                .collect();
+            let mut expected = original.clone();
+            undo_byte_by_byte(&mut expected);
+            let mut got = original.clone();
+            X86Filter::new().undo(&mut got);
+            assert!(got == expected, "{len} bytes");
+        }
     }
 
     #[test]
