@@ -56,6 +56,15 @@ impl<'a> BackwardBits<'a> {
         self.refill_slowly();
     }
 
+    /// Makes at least `count` (<= [`REFILL_BITS`]) bits available,
+    /// refilling only when fewer are left.
+    #[inline(always)]
+    pub(super) fn ensure(&mut self, count: u32) {
+        if self.available < count {
+            self.refill();
+        }
+    }
+
     #[cold]
     fn refill_slowly(&mut self) {
         while self.available <= 48 {

@@ -16,7 +16,7 @@
 use super::bits::BackwardBits;
 
 /// The longest codeword LZMS allows.
-const MAX_CODEWORD_LEN: usize = 15;
+pub(super) const MAX_CODEWORD_LEN: usize = 15;
 
 /// Table entry flag: the entry points to a subtable for longer codewords.
 const SUBTABLE: u32 = 0x8000;
@@ -232,44 +232,84 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
     /// order: a counting sort on small frequencies (the usual case), the few
     /// large ones sorted after it.
     fn sort_symbols(&mut self, freqs: &[u32]) {
-        const BUCKETS: usize = 128;
-        let mut start = [0usize; BUCKETS + 1];
-        for &freq in freqs {
-            start[(freq as usize).min(BUCKETS - 1) + 1] += 1;
-        }
-        for bucket in 1..=BUCKETS {
-            start[bucket] += start[bucket - 1];
-        }
-        let large_from = start[BUCKETS - 1];
-        for (symbol, &freq) in freqs.iter().enumerate() {
+        const BUCKETS: usize = 64;
+        let bucket = |symbol: usize| (freqs[symbol] as usize).min(BUCKETS - 1);
+        let large_from = stable_positions::<BUCKETS>(freqs.len(), bucket, |symbol, at| {
+            let freq = freqs[symbol];
             // Frequencies stay far below 2^22 (they are halved regularly).
             let key = (freq.min((1 << (32 - SYMBOL_BITS)) - 1) << SYMBOL_BITS) | symbol as u32;
-            let slot = &mut start[(freq as usize).min(BUCKETS - 1)];
-            if let Some(entry) = self.sorted.get_mut(*slot) {
+            if let Some(entry) = self.sorted.get_mut(at) {
                 *entry = key;
             }
-            *slot += 1;
-        }
-        if let Some(large) = self.sorted.get_mut(large_from..freqs.len()) {
+        });
+        if let Some(large) = self.sorted.get_mut(large_from[BUCKETS - 1]..freqs.len()) {
             large.sort_unstable();
         }
     }
 
     /// Fills `by_code[..n]` with the symbols in canonical codeword order.
     fn canonical_order(&mut self, n: usize) {
-        let mut start = [0usize; MAX_CODEWORD_LEN + 2];
-        for &len in &self.lens[..n] {
-            start[len as usize + 1] += 1;
-        }
-        for len in 1..start.len() {
-            start[len] += start[len - 1];
-        }
-        for (symbol, &len) in self.lens[..n].iter().enumerate() {
-            let slot = &mut start[len as usize];
-            self.by_code[*slot] = symbol as u16;
-            *slot += 1;
+        let lens = &self.lens[..n];
+        let by_code = &mut self.by_code;
+        stable_positions::<{ MAX_CODEWORD_LEN + 1 }>(
+            n,
+            |symbol| usize::from(lens[symbol]),
+            |symbol, at| {
+                if let Some(entry) = by_code.get_mut(at) {
+                    *entry = symbol as u16;
+                }
+            },
+        );
+    }
+}
+
+/// A stable counting sort of the items `0..n` by `key` (below `K`): calls
+/// `place(item, position)` for every item and returns where each key's
+/// items start. The items are taken as four interleaved quarters, so that
+/// the counters of a frequent key are four independent chains of
+/// increments rather than one (which would wait on each store in turn).
+#[inline(always)]
+fn stable_positions<const K: usize>(
+    n: usize,
+    key: impl Fn(usize) -> usize,
+    mut place: impl FnMut(usize, usize),
+) -> [usize; K] {
+    const LANES: usize = 4;
+    let quarter = n.div_ceil(LANES);
+    let mut count = [[0u32; K]; LANES];
+    for i in 0..quarter {
+        for (lane, counts) in count.iter_mut().enumerate() {
+            let item = lane * quarter + i;
+            if item < n {
+                if let Some(c) = counts.get_mut(key(item)) {
+                    *c += 1;
+                }
+            }
         }
     }
+    // Keys in order; within a key, the quarters in order.
+    let mut starts = [0usize; K];
+    let mut next = [[0u32; K]; LANES];
+    let mut at = 0u32;
+    for (k, start) in starts.iter_mut().enumerate() {
+        *start = at as usize;
+        for lane in 0..LANES {
+            next[lane][k] = at;
+            at += count[lane][k];
+        }
+    }
+    for i in 0..quarter {
+        for (lane, nexts) in next.iter_mut().enumerate() {
+            let item = lane * quarter + i;
+            if item < n {
+                if let Some(slot) = nexts.get_mut(key(item)) {
+                    place(item, *slot as usize);
+                    *slot += 1;
+                }
+            }
+        }
+    }
+    starts
 }
 
 /// Builds the decode table of the canonical code given by `builder.lens` and

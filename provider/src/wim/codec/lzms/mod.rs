@@ -226,7 +226,7 @@ impl State {
 
         while pos < out.len() {
             if !range.decode_with(&mut d.is_match.entries, &mut is_match_recent) {
-                bits.refill();
+                bits.ensure(huffman::MAX_CODEWORD_LEN as u32);
                 out[pos] = self.literals.decode(&mut bits) as u8;
                 pos += 1;
                 previous = Item::Literal;
