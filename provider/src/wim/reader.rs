@@ -22,6 +22,7 @@ const MAX_METADATA: u64 = 1 << 30;
 /// Decoded bytes handled per parallel batch when streaming. Applying keeps
 /// two batches in memory (one written while the next is decoded), which with
 /// the compressed input and the writers' buffers stays well under 128 MiB.
+/// A chunk this big or bigger (a solid chunk) is a batch of its own.
 pub(crate) const BATCH_BYTES: u64 = 16 << 20;
 
 impl WimFile {

@@ -3,10 +3,14 @@
 //! batches of about [`BATCH_BYTES`]; within a batch, the blobs that start and
 //! end in it are handed to the sink in parallel, and a blob spanning batches
 //! is handed over as its chunks arrive. Memory stays bounded by the batch.
+//! A chunk of [`BATCH_BYTES`] or more (a solid chunk) is a batch of its own;
+//! such batches are decoded by as many jobs at once as there are cores (at
+//! most four), each written as soon as it and those before it are decoded,
+//! so memory stays bounded by a few chunks.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
 use sha1::{Digest, Sha1 as Sha1Hasher};
@@ -14,7 +18,7 @@ use sha1::{Digest, Sha1 as Sha1Hasher};
 use super::metadata::Sha1;
 
 use super::reader::{resource_error, BATCH_BYTES};
-use super::resource::ChunkRef;
+use super::resource::{ChunkRef, ResourceError};
 use super::{Blob, BlobLocation, WimError, WimFile};
 
 /// Receives the bytes of blobs, identified by their index in the list.
@@ -29,6 +33,9 @@ pub(crate) trait BlobSink: Sync {
     /// Who uses blob `bi`, for error messages.
     fn describe(&self, bi: usize) -> String;
 }
+
+/// The decoded chunks of one batch, or why they could not be decoded.
+type DecodedBatch = Result<Vec<Vec<u8>>, ResourceError>;
 
 /// One piece of one blob within a decoded chunk.
 struct Piece {
@@ -82,44 +89,135 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         }
     }
 
-    // Batches of about BATCH_BYTES of decoded data (at least two chunks, so
-    // a solid chunk's neighbours are not decoded alone).
+    let decode = |&(ci, cj): &(usize, usize)| {
+        wim.source()
+            .decode_parallel(chunks.get(ci..cj).unwrap_or(&[]))
+    };
+    let batch_error = |e, (ci, pi): (usize, usize)| {
+        let who = pieces
+            .iter()
+            .skip(pi)
+            .find(|p| p.chunk >= ci)
+            .map(|p| sink.describe(p.blob))
+            .unwrap_or_default();
+        resource_error(wim.path(), &format!("the data of {who}"), e)
+    };
+    let mut open: HashMap<usize, S::State> = HashMap::new();
+    let mut pi = 0usize;
+
+    // Batches of about BATCH_BYTES of decoded data, at least two chunks
+    // (their chunks are decoded in parallel), but a chunk of BATCH_BYTES or
+    // more (a solid chunk, 64 MiB by default) is a batch of its own.
+    let big = |c: usize| {
+        chunks
+            .get(c)
+            .is_some_and(|c| u64::from(c.size) >= BATCH_BYTES)
+    };
     let mut batches: Vec<(usize, usize)> = Vec::new();
     let mut ci = 0usize;
     while ci < chunks.len() {
-        let mut cj = ci;
-        let mut bytes = 0u64;
-        while cj < chunks.len() && (cj < ci + 2 || bytes < BATCH_BYTES) {
+        let mut cj = ci + 1;
+        let mut bytes = u64::from(chunks[ci].size);
+        while cj < chunks.len() && !big(ci) && !big(cj) && (cj < ci + 2 || bytes < BATCH_BYTES) {
             bytes += u64::from(chunks[cj].size);
             cj += 1;
         }
         batches.push((ci, cj));
         ci = cj;
     }
-    let decode = |&(ci, cj): &(usize, usize)| {
-        wim.source()
-            .decode_parallel(chunks.get(ci..cj).unwrap_or(&[]))
-    };
+
+    // With solid chunks, batches are decoded by jobs of their own, as many
+    // at once as there are cores, and each is written (on this thread, in
+    // order) as soon as it is decoded: one is written while the next ones
+    // decode, and a long chunk does not hold up the others. (Not from
+    // inside the thread pool, whose threads must not wait on each other.)
+    if (0..chunks.len()).any(big) && rayon::current_thread_index().is_none() {
+        let ahead = rayon::current_num_threads().clamp(1, 4);
+        // Decoded batches waiting to be written, by batch.
+        let slots: Mutex<Vec<Option<DecodedBatch>>> =
+            Mutex::new(batches.iter().map(|_| None).collect());
+        let ready = Condvar::new();
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        return rayon::in_place_scope(|scope| {
+            let spawn = |k: usize| {
+                let (batches, slots, ready, failed, decode) =
+                    (&batches, &slots, &ready, &failed, &decode);
+                scope.spawn(move |_| {
+                    // After a failure nothing more is decoded.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        match failed.load(std::sync::atomic::Ordering::Relaxed) {
+                            true => Ok(Vec::new()),
+                            false => batches.get(k).map_or(Ok(Vec::new()), decode),
+                        }
+                    }));
+                    // The writer waits for this slot: fill it even after a
+                    // panic, which the scope then passes on.
+                    let (result, panic) = match outcome {
+                        Ok(result) => (result, None),
+                        Err(panic) => (
+                            Err(ResourceError::Corrupt(
+                                "decoding stopped by an internal error".into(),
+                            )),
+                            Some(panic),
+                        ),
+                    };
+                    if let Some(slot) = slots.lock().unwrap_or_else(|p| p.into_inner()).get_mut(k) {
+                        *slot = Some(result);
+                    }
+                    ready.notify_all();
+                    if let Some(panic) = panic {
+                        std::panic::resume_unwind(panic);
+                    }
+                });
+            };
+            (0..ahead.min(batches.len())).for_each(spawn);
+            let mut run = || -> Result<u64, WimError> {
+                for (k, &(ci, cj)) in batches.iter().enumerate() {
+                    let mut guard = slots.lock().unwrap_or_else(|p| p.into_inner());
+                    let result = loop {
+                        match guard.get_mut(k).and_then(Option::take) {
+                            Some(result) => break result,
+                            None => guard = ready.wait(guard).unwrap_or_else(|p| p.into_inner()),
+                        }
+                    };
+                    drop(guard);
+                    if k + ahead < batches.len() {
+                        spawn(k + ahead);
+                    }
+                    let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
+                    let (bytes, pj) = write_batch(
+                        sink,
+                        &pieces,
+                        &first_piece,
+                        &last_piece,
+                        &mut open,
+                        &decoded,
+                        (ci, cj),
+                        pi,
+                        false,
+                    )?;
+                    total += bytes;
+                    pi = pj;
+                }
+                Ok(total)
+            };
+            let result = run();
+            if result.is_err() {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            result
+        });
+    }
 
     // While one batch is written (its blobs in parallel), the next one is
     // decoded: decoding and writing overlap on all cores, and at most two
     // batches are in memory.
-    let mut open: HashMap<usize, S::State> = HashMap::new();
-    let mut pi = 0usize;
     let mut pending = batches.first().map(decode);
     for (k, &(ci, cj)) in batches.iter().enumerate() {
         let Some(result) = pending.take() else {
             break;
         };
-        let decoded = result.map_err(|e| {
-            let who = pieces
-                .iter()
-                .skip(pi)
-                .find(|p| p.chunk >= ci)
-                .map(|p| sink.describe(p.blob))
-                .unwrap_or_default();
-            resource_error(wim.path(), &format!("the data of {who}"), e)
-        })?;
+        let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
         let (next, written) = rayon::join(
             || batches.get(k + 1).map(decode),
             || {
@@ -132,6 +230,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                     &decoded,
                     (ci, cj),
                     pi,
+                    true,
                 )
             },
         );
@@ -144,8 +243,9 @@ pub(crate) fn stream_blobs<S: BlobSink>(
 }
 
 /// Hands the pieces of one decoded batch (chunks `ci..cj`, pieces from `pi`)
-/// to the sink: blobs wholly inside the batch in parallel, the others in
-/// order. Returns the bytes finished and the first piece of the next batch.
+/// to the sink: blobs wholly inside the batch in parallel (or, without
+/// `parallel`, in order on this thread), the others in order. Returns the
+/// bytes finished and the first piece of the next batch.
 #[allow(clippy::too_many_arguments)]
 fn write_batch<S: BlobSink>(
     sink: &S,
@@ -156,6 +256,7 @@ fn write_batch<S: BlobSink>(
     decoded: &[Vec<u8>],
     (ci, cj): (usize, usize),
     pi: usize,
+    parallel: bool,
 ) -> Result<(u64, usize), WimError> {
     let mut total = 0u64;
     let piece_data = |p: &Piece| -> &[u8] {
@@ -184,16 +285,18 @@ fn write_batch<S: BlobSink>(
             && !open.contains_key(&b)
     };
     let (whole, partial): (Vec<_>, Vec<_>) = runs.iter().partition(|r| complete(r));
-    let results: Vec<Result<u64, WimError>> = whole
-        .par_iter()
-        .map(|&&(b, s, e)| {
-            let mut state = sink.start(b)?;
-            for p in pieces.get(s..e).unwrap_or(&[]) {
-                sink.write(b, &mut state, piece_data(p))?;
-            }
-            sink.finish(b, state)
-        })
-        .collect();
+    let write_whole = |&&(b, s, e): &&(usize, usize, usize)| {
+        let mut state = sink.start(b)?;
+        for p in pieces.get(s..e).unwrap_or(&[]) {
+            sink.write(b, &mut state, piece_data(p))?;
+        }
+        sink.finish(b, state)
+    };
+    let results: Vec<Result<u64, WimError>> = if parallel {
+        whole.par_iter().map(write_whole).collect()
+    } else {
+        whole.iter().map(write_whole).collect()
+    };
     for r in results {
         total += r?;
     }
