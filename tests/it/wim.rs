@@ -196,10 +196,15 @@ pub struct Fixture {
 
 /// Captures the generated tree with `wimlib-imagex capture` and `extra` options.
 pub fn capture(extra: &[&str]) -> Fixture {
+    capture_tree(make_tree, extra)
+}
+
+/// Captures the tree `build` makes with `wimlib-imagex capture` and `extra`.
+pub fn capture_tree(build: impl FnOnce(&Path), extra: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("src");
     fs::create_dir(&src).expect("src");
-    make_tree(&src);
+    build(&src);
     let wim = dir.path().join("test.wim");
     let mut args = vec![
         "capture",
@@ -317,22 +322,13 @@ fn apply_solid_raw_chunks_matches_wimlib() {
 /// many at once as there are cores, and written as each arrives: the usual
 /// test tree plus 19 MB of compressible text and 3 MB of random data.
 fn capture_large_solid_chunks() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src = dir.path().join("src");
-    fs::create_dir(&src).expect("src");
-    make_tree(&src);
-    let numbers: String = (1..=2_600_000u32).map(|n| format!("{n}\n")).collect();
-    fs::write(src.join("numbers.txt"), numbers).expect("write");
-    fs::write(src.join("random.bin"), random_bytes(77, 3_000_000)).expect("write");
-    let wim = dir.path().join("solid16.wim");
-    wimlib(&[
-        "capture",
-        src.to_str().expect("utf-8"),
-        wim.to_str().expect("utf-8"),
-        "--solid",
-        "--solid-chunk-size=16M",
-    ]);
-    Fixture { dir, wim }
+    let build = |src: &Path| {
+        make_tree(src);
+        let numbers: String = (1..=2_600_000u32).map(|n| format!("{n}\n")).collect();
+        fs::write(src.join("numbers.txt"), numbers).expect("write");
+        fs::write(src.join("random.bin"), random_bytes(77, 3_000_000)).expect("write");
+    };
+    capture_tree(build, &["--solid", "--solid-chunk-size=16M"])
 }
 
 #[test]

@@ -34,6 +34,15 @@ pub(crate) trait BlobSink: Sync {
     fn describe(&self, bi: usize) -> String;
 }
 
+/// Where each blob's pieces are: all pieces in stream order, and the first
+/// and last piece of each blob.
+#[derive(Clone, Copy)]
+struct Layout<'a> {
+    pieces: &'a [Piece],
+    first_piece: &'a [Option<usize>],
+    last_piece: &'a [Option<usize>],
+}
+
 /// The decoded chunks of one batch, or why they could not be decoded.
 type DecodedBatch = Result<Vec<Vec<u8>>, ResourceError>;
 
@@ -101,6 +110,11 @@ pub(crate) fn stream_blobs<S: BlobSink>(
             .map(|p| sink.describe(p.blob))
             .unwrap_or_default();
         resource_error(wim.path(), &format!("the data of {who}"), e)
+    };
+    let layout = Layout {
+        pieces: &pieces,
+        first_piece: &first_piece,
+        last_piece: &last_piece,
     };
     let mut open: HashMap<usize, S::State> = HashMap::new();
     let mut pi = 0usize;
@@ -185,17 +199,8 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                         spawn(k + ahead);
                     }
                     let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
-                    let (bytes, pj) = write_batch(
-                        sink,
-                        &pieces,
-                        &first_piece,
-                        &last_piece,
-                        &mut open,
-                        &decoded,
-                        (ci, cj),
-                        pi,
-                        false,
-                    )?;
+                    let (bytes, pj) =
+                        write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, false)?;
                     total += bytes;
                     pi = pj;
                 }
@@ -220,19 +225,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
         let (next, written) = rayon::join(
             || batches.get(k + 1).map(decode),
-            || {
-                write_batch(
-                    sink,
-                    &pieces,
-                    &first_piece,
-                    &last_piece,
-                    &mut open,
-                    &decoded,
-                    (ci, cj),
-                    pi,
-                    true,
-                )
-            },
+            || write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, true),
         );
         pending = next;
         let (bytes, pj) = written?;
@@ -246,18 +239,20 @@ pub(crate) fn stream_blobs<S: BlobSink>(
 /// to the sink: blobs wholly inside the batch in parallel (or, without
 /// `parallel`, in order on this thread), the others in order. Returns the
 /// bytes finished and the first piece of the next batch.
-#[allow(clippy::too_many_arguments)]
 fn write_batch<S: BlobSink>(
     sink: &S,
-    pieces: &[Piece],
-    first_piece: &[Option<usize>],
-    last_piece: &[Option<usize>],
+    layout: &Layout<'_>,
     open: &mut HashMap<usize, S::State>,
     decoded: &[Vec<u8>],
     (ci, cj): (usize, usize),
     pi: usize,
     parallel: bool,
 ) -> Result<(u64, usize), WimError> {
+    let Layout {
+        pieces,
+        first_piece,
+        last_piece,
+    } = *layout;
     let mut total = 0u64;
     let piece_data = |p: &Piece| -> &[u8] {
         p.chunk

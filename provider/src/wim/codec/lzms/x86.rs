@@ -270,6 +270,16 @@ mod tests {
         assert_eq!(data, original);
     }
 
+    /// `len` bytes drawn from `alphabet` by a linear congruential generator.
+    fn pick_bytes(alphabet: &[u8], seed: &mut u32, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                alphabet[(*seed >> 24) as usize % alphabet.len()]
+            })
+            .collect()
+    }
+
     /// The filter by its definition: every position is looked at in turn.
     fn undo_byte_by_byte(data: &mut [u8]) {
         if data.len() <= 17 {
@@ -298,12 +308,7 @@ mod tests {
         ];
         let mut seed = 0x9E37_79B9u32;
         for len in [17usize, 18, 33, 49, 50, 51, 64, 100, 4096, 100_000] {
-            let original: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    alphabet[(seed >> 24) as usize % alphabet.len()]
-                })
-                .collect();
+            let original = pick_bytes(&alphabet, &mut seed, len);
             let mut expected = original.clone();
             undo_byte_by_byte(&mut expected);
             let mut got = original.clone();
@@ -320,12 +325,7 @@ mod tests {
         ];
         let mut seed = 0x1234_5678u32;
         for len in [18usize, 19, 40, 1000, 70_000] {
-            let original: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    opcodes[(seed >> 24) as usize % opcodes.len()]
-                })
-                .collect();
+            let original = pick_bytes(&opcodes, &mut seed, len);
             let mut data = original.clone();
             filter.apply(&mut data);
             if len > 1000 {
