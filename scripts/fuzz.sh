@@ -3,8 +3,9 @@
 #   scripts/fuzz.sh xpress|lzx|... [SECONDS]
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); the stable toolchain works
 # with RUSTC_BOOTSTRAP=1. The xpress and lzx corpora are seeded with the real
-# wimlib chunks of provider/tests/fixtures/codec. Findings land in
-# fuzz/artifacts/TARGET/.
+# wimlib chunks of provider/tests/fixtures/codec, the lzms corpus with those
+# of provider/tests/fixtures/lzms (up to 256 KiB, the target's largest
+# output). Findings land in fuzz/artifacts/TARGET/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${1:?usage: fuzz.sh TARGET [SECONDS]}
@@ -31,6 +32,14 @@ for path in sorted(glob.glob(os.path.join(fixtures, f"{target}-*.bin"))):
             head = bytes([orders[tag]]) + (size - 1).to_bytes(3, "little")
         open(os.path.join(corpus, f"{tag}-{n}"), "wb").write(head + chunk)
         n += 1
+if target == "lzms":
+    # Each fixture chunk, prefixed with its output size (u32, little-endian).
+    lzms = os.path.join(os.path.dirname(fixtures), "lzms")
+    for line in open(os.path.join(lzms, "chunks.txt")):
+        name, size, _ = line.split()
+        if int(size) <= 256 * 1024:
+            chunk = open(os.path.join(lzms, name), "rb").read()
+            open(os.path.join(corpus, name), "wb").write(int(size).to_bytes(4, "little") + chunk)
 PY
 fi
 cd "$root/fuzz"

@@ -133,8 +133,9 @@ pub(crate) fn apply(
         blobs.push((blob, dests));
     }
     let link_hashes = link_blobs(wim, &image, &plan.links)?;
+    let with_files: HashSet<Sha1> = blobs.iter().map(|(b, _)| b.hash).collect();
     for blob in link_hashes.values() {
-        if !blobs.iter().any(|(b, _)| b.hash == blob.hash) {
+        if !with_files.contains(&blob.hash) {
             blobs.push((blob, Vec::new()));
         }
     }
