@@ -8,20 +8,23 @@
 #   test:     containerimage Test-ContainerImage   (re-hash every installed file)
 #   versus    sha256sum every file of the applied tree
 #
-# The tree comes from scripts/gen-bench-tree.py, captured as XPRESS; everything
-# lives on tmpfs (/dev/shm). hyperfine runs each command RUNS times after a
-# warm-up; medians and the ratio ours/reference are printed as Markdown.
+# The tree comes from scripts/gen-bench-tree.py, captured as XPRESS (or with
+# the wimlib-imagex capture options given by --capture, e.g. --solid);
+# everything lives on tmpfs (/dev/shm). hyperfine runs each command RUNS times
+# after a warm-up; medians and the ratio ours/reference are printed as Markdown.
 #
-# Usage: scripts/bench-install.sh [--size MB] [--runs N]
+# Usage: scripts/bench-install.sh [--size MB] [--runs N] [--capture "OPTIONS"]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 size=300
 runs=5
+capture=--compress=XPRESS
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=${2:?--size needs a number}; shift 2 ;;
     --runs) runs=${2:?--runs needs a number}; shift 2 ;;
+    --capture) capture=${2:?--capture needs wimlib-imagex capture options}; shift 2 ;;
     *) sed -n 's/^# \{0,1\}//p' "$0" | sed -n '/^Usage/p' >&2; exit 2 ;;
   esac
 done
@@ -37,7 +40,8 @@ bin=$here/target/release/containerimage
 work=$(mktemp -d /dev/shm/bench-install.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 python3 "$here/scripts/gen-bench-tree.py" "$work/tree" "$size" >/dev/null
-wimlib-imagex capture "$work/tree" "$work/Bench-1-0.wim" Bench --compress=XPRESS >/dev/null
+# shellcheck disable=SC2086 # the capture options are split on purpose
+wimlib-imagex capture "$work/tree" "$work/Bench-1-0.wim" Bench $capture >/dev/null
 rm -rf "$work/tree"
 wim=$work/Bench-1-0.wim
 home=$work/home
@@ -56,10 +60,10 @@ hyperfine --runs "$runs" --warmup 1 --export-json "$work/test.json" \
   -n containerimage "CONTAINERIMAGE_HOME='$home' '$bin' Test-ContainerImage >/dev/null" \
   -n reference "sh -c '$hash_tree' sh '$files'" >&2
 
-python3 - "$work/install.json" "$work/test.json" "$size" "$runs" <<'PY'
+python3 - "$work/install.json" "$work/test.json" "$size" "$runs" "$capture" <<'PY'
 import json, sys
-install, test, size, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-print(f"| operation ({size} MB tree, XPRESS, tmpfs, {runs} runs) | containerimage median | reference median | ratio |")
+install, test, size, runs, capture = sys.argv[1:6]
+print(f"| operation ({size} MB tree, {capture}, tmpfs, {runs} runs) | containerimage median | reference median | ratio |")
 print("|---|---|---|---|")
 for label, path, ref in [
     ("Install-ContainerOSImage", install, "sha256sum wim + wimlib-imagex apply + sha256sum files"),

@@ -132,9 +132,31 @@ pub(crate) fn apply(
         };
         blobs.push((blob, dests));
     }
-    let link_hashes = link_blobs(wim, &image, &plan.links)?;
+    // Blobs kept in memory: the reparse data of links, and for a metadata
+    // file its reparse data and named streams, all read in this one pass.
+    let mut keep = link_blobs(wim, &image, &plan.links)?;
+    if options.metadata_path.is_some() {
+        for (hash, entry) in sidecar::data_blobs(wim, &image) {
+            // A missing blob is reported when the metadata file is built.
+            let Some(blob) = wim.blob(&hash) else {
+                continue;
+            };
+            if blob.size > sidecar::MAX_INLINE_STREAM {
+                return Err(WimError::Invalid {
+                    path: wim.path().to_path_buf(),
+                    reason: format!(
+                        "the data of '{}' declares {} bytes, more than the {} accepted",
+                        image.path_of(entry),
+                        blob.size,
+                        sidecar::MAX_INLINE_STREAM
+                    ),
+                });
+            }
+            keep.insert(hash, blob);
+        }
+    }
     let with_files: HashSet<Sha1> = blobs.iter().map(|(b, _)| b.hash).collect();
-    for blob in link_hashes.values() {
+    for blob in keep.values() {
         if !with_files.contains(&blob.hash) {
             blobs.push((blob, Vec::new()));
         }
@@ -145,18 +167,16 @@ pub(crate) fn apply(
         .map(|(b, d)| b.size.saturating_mul(d.len() as u64))
         .sum();
     reporter.on_start("Applying image", Some(total));
-    let written = write_blobs(wim, &image, &blobs, &link_hashes, reporter);
+    let written = write_blobs(wim, &image, &blobs, &keep, reporter);
     reporter.on_complete();
-    let (written, link_data) = written?;
+    let (written, kept) = written?;
     summary.bytes = written;
 
     for link in &plan.links {
         let Some(e) = image.entries.get(link.entry) else {
             continue;
         };
-        let data = link_data
-            .get(&e.reparse_hash)
-            .map_or(&[][..], Vec::as_slice);
+        let data = kept.get(&e.reparse_hash).map_or(&[][..], Vec::as_slice);
         let depth = (!options.absolute_links).then(|| {
             image
                 .path_of(link.dir)
@@ -208,7 +228,7 @@ pub(crate) fn apply(
         }
     }
 
-    let meta = sidecar::build(wim, index, &image, options.metadata_path.is_some())?;
+    let meta = sidecar::build_from(wim, index, &image, options.metadata_path.is_some(), &kept)?;
     summary.not_represented = meta.not_represented();
     if let Some(path) = &options.metadata_path {
         meta.write(path)?;

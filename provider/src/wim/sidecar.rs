@@ -20,7 +20,7 @@ use super::{WimError, WimFile};
 /// The format tag written into every metadata file.
 pub const FORMAT: &str = "containerimage-wim-metadata/1";
 /// Named streams larger than this keep only their hash and size.
-const MAX_INLINE_STREAM: u64 = 64 << 20;
+pub(crate) const MAX_INLINE_STREAM: u64 = 64 << 20;
 
 /// The Windows-only metadata of one image.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -96,22 +96,10 @@ pub(crate) fn build(
     with_data: bool,
 ) -> Result<Sidecar, WimError> {
     // Reparse data and small named streams, read in one disk-ordered pass.
-    let mut wanted: HashMap<Sha1, usize> = HashMap::new();
-    if with_data {
-        for (i, e) in image.entries.iter().enumerate() {
-            if e.is_reparse_point() && e.reparse_hash != ZERO_HASH {
-                wanted.entry(e.reparse_hash).or_insert(i);
-            }
-            for s in &e.named_streams {
-                if wim
-                    .blob(&s.hash)
-                    .is_some_and(|b| b.size <= MAX_INLINE_STREAM)
-                {
-                    wanted.entry(s.hash).or_insert(i);
-                }
-            }
-        }
-    }
+    let wanted = match with_data {
+        true => data_blobs(wim, image),
+        false => HashMap::new(),
+    };
     let hashes: Vec<Sha1> = wanted.keys().copied().collect();
     let describe = |h: &Sha1| {
         wanted
@@ -120,6 +108,38 @@ pub(crate) fn build(
             .unwrap_or_default()
     };
     let data = read_small_blobs(wim, &hashes, MAX_INLINE_STREAM, &describe)?;
+    build_from(wim, index, image, with_data, &data)
+}
+
+/// The blobs whose bytes the metadata file holds, each with an entry that
+/// uses it: reparse data, and named streams of at most
+/// [`MAX_INLINE_STREAM`] bytes (larger ones are listed without their data).
+pub(crate) fn data_blobs(wim: &WimFile, image: &Image) -> HashMap<Sha1, usize> {
+    let mut wanted: HashMap<Sha1, usize> = HashMap::new();
+    for (i, e) in image.entries.iter().enumerate() {
+        if e.is_reparse_point() && e.reparse_hash != ZERO_HASH {
+            wanted.entry(e.reparse_hash).or_insert(i);
+        }
+        for s in &e.named_streams {
+            if wim
+                .blob(&s.hash)
+                .is_some_and(|b| b.size <= MAX_INLINE_STREAM)
+            {
+                wanted.entry(s.hash).or_insert(i);
+            }
+        }
+    }
+    wanted
+}
+
+/// [`build`] from blob contents already read (those of [`data_blobs`]).
+pub(crate) fn build_from(
+    wim: &WimFile,
+    index: u32,
+    image: &Image,
+    with_data: bool,
+    data: &HashMap<Sha1, Vec<u8>>,
+) -> Result<Sidecar, WimError> {
     let missing = |hash: &Sha1, what: String| WimError::MissingBlob {
         path: wim.path().to_path_buf(),
         files: what,
