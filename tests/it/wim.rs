@@ -335,6 +335,13 @@ fn capture_large_solid_chunks() -> Fixture {
 fn apply_solid_large_chunks_matches_wimlib() {
     let fx = capture_large_solid_chunks();
     apply_and_compare(&fx, 1);
+    let home = fx.dir.path().join("home");
+    let o = run(
+        &home,
+        &["Test-WindowsImage", fx.wim.to_str().expect("utf-8")],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(json_lines(&o)[0]["IsValid"], true);
 
     // A damaged byte in the middle of the large solid chunks fails the
     // apply with an error naming what it hit, and nothing hangs or panics.
@@ -366,6 +373,12 @@ fn apply_solid_large_chunks_matches_wimlib() {
         err.contains("damaged.wim") && (err.contains("SHA-1") || err.contains("the data of")),
         "the error names the file and what is damaged: {err}"
     );
+    let o = run(
+        &home,
+        &["Test-WindowsImage", damaged.to_str().expect("utf-8")],
+    );
+    assert_exit(&o, 1);
+    assert_eq!(json_lines(&o)[0]["IsValid"], false);
 }
 
 #[test]
