@@ -320,7 +320,7 @@ fn test_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: TestWindowsImageArgs = parse(m)?;
     let problems = match WimFile::open(Path::new(&args.image_path)) {
         Ok(wim) => wim.verify(ctx.reporter()),
-        Err(e) => vec![one_line(&e)],
+        Err(e) => vec![containerimage_provider::error_chain(&e)],
     };
     let result = TestResult {
         image_path: args.image_path.clone(),
@@ -337,16 +337,4 @@ fn test_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
             result.problems.len()
         )))
     }
-}
-
-/// An error and its causes on one line.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

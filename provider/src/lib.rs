@@ -17,3 +17,19 @@ pub mod store;
 pub mod version;
 pub mod wildcard;
 pub mod wim;
+
+/// An error and its causes on one line: "a: b: c". A cause whose text the
+/// line already holds (an error that quotes its source) is not repeated.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    text
+}

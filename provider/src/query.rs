@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use crate::config::SourceConfig;
+use crate::error_chain;
 use crate::feed::FeedEntry;
 use crate::progress::Reporter;
 use crate::source::{self, FeedClient, SourceError};
@@ -253,21 +254,6 @@ pub fn find(
         nothing_found,
         failed_sources,
     }
-}
-
-/// An error and its causes on one line: "a: b: c".
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]

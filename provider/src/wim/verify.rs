@@ -10,6 +10,7 @@ use super::format::{self, IntegrityTableHeader, HEADER_SIZE};
 use super::metadata::{Sha1, ZERO_HASH};
 use super::stream::{stream_blobs, BlobSink};
 use super::{Blob, BlobLocation, WimError, WimFile};
+use crate::error_chain;
 use crate::progress::Reporter;
 
 /// Largest integrity chunk accepted.
@@ -218,18 +219,6 @@ impl BlobSink for Checker<'_> {
             None => format!("the unused blob {}", hex::encode(blob.hash)),
         }
     }
-}
-
-/// An error and its causes on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
