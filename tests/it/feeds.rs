@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::common::server::TestServer;
-use crate::common::{assert_exit, json_lines, run, stderr, stdout, wimlib};
+use crate::common::{assert_exit, assert_fails, json_lines, run, stderr, stdout, wimlib};
 
 const SHA_A: &str = "3f1c000000000000000000000000000000000000000000000000000000000a9e";
 
@@ -136,12 +136,7 @@ fn provider_and_source_cmdlets_persist_the_configuration() {
     // A fresh home: no sources, and Find says how to register one.
     assert!(ok_json(h, &["Get-PackageSource"]).is_empty());
     let o = run(h, &["Find-ContainerImage"]);
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("Register-PackageSource -Name"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "Register-PackageSource -Name");
 
     for name in ["ContainerImage", "containerprovider", "ContainerImage"] {
         let p = ok_json(h, &["Install-PackageProvider", "-Name", name]);
@@ -154,8 +149,7 @@ fn provider_and_source_cmdlets_persist_the_configuration() {
     assert!(h.join("config.json").is_file());
     assert!(h.join("images").is_dir(), "the store folder is created");
     let o = run(h, &["Install-PackageProvider", "NuGet"]);
-    assert_exit(&o, 1);
-    assert!(stderr(&o).contains("'NuGet'"), "{}", stderr(&o));
+    assert_fails(&o, "'NuGet'");
 
     let p = ok_json(h, &["Get-PackageProvider"]);
     assert_eq!(p[0]["Name"], "ContainerImage");
@@ -187,8 +181,7 @@ fn provider_and_source_cmdlets_persist_the_configuration() {
             "https://x.test/feed.xml",
         ],
     );
-    assert_exit(&o, 1);
-    assert!(stderr(&o).contains("-Force"), "{}", stderr(&o));
+    assert_fails(&o, "-Force");
     let s = ok_json(
         h,
         &[
@@ -249,12 +242,7 @@ fn provider_and_source_cmdlets_persist_the_configuration() {
     );
     assert!(ok_json(h, &["Get-PackageSource", "z*"]).is_empty());
     let o = run(h, &["Get-PackageSource", "Nope"]);
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("Unable to find package source 'Nope'"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "Unable to find package source 'Nope'");
     let o = run(h, &["Unregister-PackageSource", "gallery"]);
     assert_exit(&o, 0);
     assert!(stdout(&o).is_empty());
@@ -266,12 +254,7 @@ fn provider_and_source_cmdlets_persist_the_configuration() {
         "{config}"
     );
     let o = run(h, &["Register-PackageSource", "a*", "https://x.test/"]);
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("should not have wildcards"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "should not have wildcards");
 }
 
 #[test]
@@ -424,12 +407,7 @@ fn find_over_http_follows_onegets_rules() {
             "NanoServer",
         ],
     );
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("Unable to find package provider 'NuGet'"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "Unable to find package provider 'NuGet'");
 }
 
 #[test]
@@ -500,12 +478,7 @@ fn nothing_found_is_exit_1_with_onegets_message_and_other_names_still_answer() {
             "9.9",
         ],
     );
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("image name 'NanoServer'"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "image name 'NanoServer'");
     // A wildcard that matches nothing is not an error (OneGet says so only with -Verbose).
     let o = run(h, &["Find-ContainerImage", "Missing*", "-Verbose"]);
     assert_exit(&o, 0);
@@ -530,12 +503,7 @@ fn nothing_found_is_exit_1_with_onegets_message_and_other_names_still_answer() {
         ]
     );
     let o = run(h, &["Find-ContainerImage", "-Source", "NoSuchSource"]);
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("Unable to find package source 'NoSuchSource'"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "Unable to find package source 'NoSuchSource'");
 }
 
 #[test]
@@ -564,8 +532,7 @@ fn an_unreachable_source_is_a_warning_while_another_answers() {
 
     // Only unreachable sources: the warning, then no match.
     let o = run(h, &["Find-ContainerImage", "NanoServer", "-Source", "Down"]);
-    assert_exit(&o, 1);
-    assert!(stderr(&o).contains("WARNING:"), "{}", stderr(&o));
+    assert_fails(&o, "WARNING:");
     assert!(stderr(&o).contains("No match was found"), "{}", stderr(&o));
 }
 
@@ -689,12 +656,8 @@ fn the_original_providers_json_index_is_a_feed() {
     )
     .expect("write");
     let o = run(h, &["Find-ContainerImage"]);
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("line 2") && stderr(&o).contains("Version"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "line 2");
+    assert!(stderr(&o).contains("Version"), "{}", stderr(&o));
 }
 
 /// Makes a small `.wim` with wimlib-imagex from a folder holding `content`.
@@ -830,8 +793,7 @@ fn new_container_image_feed_writes_a_feed_that_finds_the_same_images() {
     // A .wim without a version is reported (exit 1); the others are still written.
     make_wim(&folder.path().join("Unversioned.wim"), "u");
     let o = run(h, &["New-ContainerImageFeed", dir]);
-    assert_exit(&o, 1);
-    assert!(stderr(&o).contains("Unversioned.wim"), "{}", stderr(&o));
+    assert_fails(&o, "Unversioned.wim");
     assert_eq!(json_lines(&o).len(), 2);
     let o = run(
         h,
@@ -943,10 +905,6 @@ fn feeds_are_fetched_through_the_proxy_from_the_environment() {
         .args(["Find-ContainerImage", "NanoServer"])
         .output()
         .expect("runs");
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("WARNING:") && stderr(&o).contains("503"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "WARNING:");
+    assert!(stderr(&o).contains("503"), "{}", stderr(&o));
 }

@@ -582,7 +582,7 @@ mod cli {
 
     use super::engine::test_bytes;
     use crate::common::server::TestServer;
-    use crate::common::{assert_exit, cmd, json_lines, stderr};
+    use crate::common::{assert_exit, assert_fails, cmd, json_lines, stderr};
 
     /// A served image and what Find-ContainerImage would print for it.
     struct Served {
@@ -749,8 +749,7 @@ mod cli {
         let dest = folder.join("NanoServer.wim");
         let dest_text = dest.display().to_string();
         let o = s.save(&[s.good_object()], &["-Destination", &dest_text]);
-        assert_exit(&o, 1);
-        assert!(stderr(&o).contains("-Force"), "{}", stderr(&o));
+        assert_fails(&o, "-Force");
         assert!(!folder.exists());
         assert_eq!(s.server.requests("nano.wim"), 0);
 
@@ -859,7 +858,7 @@ mod with_feeds {
 
     use super::engine::test_bytes;
     use crate::common::server::TestServer;
-    use crate::common::{assert_exit, cmd, json_lines, run, stderr};
+    use crate::common::{assert_exit, assert_fails, cmd, json_lines, run, stderr};
 
     struct Site {
         _dir: tempfile::TempDir,
@@ -1096,8 +1095,7 @@ mod with_feeds {
 
         std::fs::create_dir(s.out.path().join("images-b")).expect("mkdir");
         let o = s.run(&["Save-ContainerImage", "NanoServer", "-Path", &pattern]);
-        assert_exit(&o, 1);
-        assert!(stderr(&o).contains("matches 2 folders"), "{}", stderr(&o));
+        assert_fails(&o, "matches 2 folders");
 
         let none = s.out.path().join("nothing*").display().to_string();
         let o = s.run(&[
@@ -1107,8 +1105,7 @@ mod with_feeds {
             &none,
             "-Force",
         ]);
-        assert_exit(&o, 1);
-        assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+        assert_fails(&o, "does not exist");
     }
 
     #[test]
@@ -1135,12 +1132,7 @@ mod with_feeds {
             "-Path",
             &folder,
         ]);
-        assert_exit(&o, 1);
-        assert!(
-            stderr(&o).contains("Unable to find package provider 'NuGet'"),
-            "{}",
-            stderr(&o)
-        );
+        assert_fails(&o, "Unable to find package provider 'NuGet'");
     }
 
     #[test]

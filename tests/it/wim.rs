@@ -12,7 +12,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::common::{assert_exit, json_lines, require_tool, run, stderr, wimlib};
+use crate::common::{assert_exit, assert_fails, json_lines, require_tool, run, stderr, wimlib};
 
 /// Deterministic pseudo-random bytes (xorshift64*).
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -494,8 +494,7 @@ fn two_images_apply_by_index_and_name() {
             "3",
         ],
     );
-    assert_exit(&o, 1);
-    assert!(stderr(&o).contains("has no image 3"), "{}", stderr(&o));
+    assert_fails(&o, "has no image 3");
 }
 
 #[test]
@@ -646,8 +645,7 @@ fn metadata_file_is_written_beside_not_inside() {
             inside.join("meta.json").to_str().expect("utf-8"),
         ],
     );
-    assert_exit(&o, 1);
-    assert!(stderr(&o).contains("must not be inside"), "{}", stderr(&o));
+    assert_fails(&o, "must not be inside");
 }
 
 #[test]

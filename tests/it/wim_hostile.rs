@@ -10,7 +10,7 @@ use std::process::Output;
 
 use sha1::{Digest, Sha1};
 
-use crate::common::{assert_exit, json_lines, run, stderr, wimlib};
+use crate::common::{assert_exit, assert_fails, json_lines, run, stderr, wimlib};
 use crate::wim::random_bytes;
 
 /// A small uncompressed WIM and its bytes.
@@ -186,18 +186,6 @@ impl Hostile {
             );
         }
     }
-}
-
-/// Asserts a clean failure: exit 1, the message, no panic.
-#[track_caller]
-fn assert_fails(o: &Output, message: &str) {
-    assert_exit(o, 1);
-    let err = stderr(o);
-    assert!(
-        err.contains(message),
-        "stderr should contain {message:?}:\n{err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

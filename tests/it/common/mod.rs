@@ -41,6 +41,18 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts a clean failure: exit 1, `message` on standard error, no panic.
+#[track_caller]
+pub fn assert_fails(o: &Output, message: &str) {
+    assert_exit(o, 1);
+    let err = stderr(o);
+    assert!(
+        err.contains(message),
+        "stderr should contain {message:?}:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// Asserts the exit code, showing both streams when it differs.
 #[track_caller]
 pub fn assert_exit(o: &Output, code: i32) {

@@ -85,12 +85,10 @@ fn install_from_a_feed_over_http_with_trust_rules() {
             .expect("pipe");
     }
     let o = child.wait_with_output().expect("wait");
-    assert_exit(&o, 1);
-    assert!(stderr(&o).contains("already installed"), "{}", stderr(&o));
+    assert_fails(&o, "already installed");
 
     let o = run(&home, &["Install-ContainerImage", "NoSuchImage"]);
-    assert_exit(&o, 1);
-    assert!(stderr(&o).contains("No match was found"), "{}", stderr(&o));
+    assert_fails(&o, "No match was found");
     assert_store_consistent(&home, &store_dir(&home));
 }
 
@@ -218,12 +216,7 @@ fn oneget_verbs_map_onto_the_store_cmdlets() {
         ],
     );
     // As Find-Package and Save-Package answer an unknown provider.
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("Unable to find package provider 'Other'"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "Unable to find package provider 'Other'");
     let o = run(
         &home,
         &[

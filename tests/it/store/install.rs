@@ -200,12 +200,7 @@ fn uninstall_and_remove_rules() {
     }
 
     let o = run(&home, &["Remove-ContainerImage", "Nano", "-Version", "1.0"]);
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("Uninstall-ContainerOSImage"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "Uninstall-ContainerOSImage");
 
     let o = run(
         &home,
@@ -347,8 +342,7 @@ fn a_wim_without_any_version_needs_version() {
     let wim_s = wim.to_str().expect("utf-8");
 
     let o = run(&home, &["Install-ContainerOSImage", wim_s]);
-    assert_exit(&o, 1);
-    assert!(stderr(&o).contains("-Version"), "{}", stderr(&o));
+    assert_fails(&o, "-Version");
     assert!(get_images(&home).is_empty());
 
     let o = run(
@@ -434,12 +428,7 @@ fn images_others_depend_on_cannot_be_removed() {
     );
 
     let o = run(&home, &["Uninstall-ContainerOSImage", app]);
-    assert_exit(&o, 1);
-    assert!(
-        stderr(&o).contains("Remove-ContainerImage"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, "Remove-ContainerImage");
 
     assert_exit(
         &run(

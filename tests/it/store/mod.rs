@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use crate::common::{assert_exit, cmd, json_lines, run, stderr, wimlib};
+use crate::common::{assert_exit, assert_fails, cmd, json_lines, run, stderr, wimlib};
 
 mod crash;
 mod feed;
