@@ -65,13 +65,7 @@ fn kill_9_during_a_move_leaves_the_store_usable() {
     let wim = make_wim(tmp.path(), "Base-1-0.wim", None, false);
     for stage in ["move-started", "move-renamed"] {
         let home = tmp.path().join(format!("home-{stage}"));
-        assert_exit(
-            &run(
-                &home,
-                &["Install-ContainerOSImage", wim.to_str().expect("utf-8")],
-            ),
-            0,
-        );
+        install_os_image(&home, &wim);
         let dest = tmp.path().join(format!("dest-{stage}"));
         let child = spawn_paused(
             &home,
@@ -239,13 +233,7 @@ fn moving_to_another_file_system_copies_and_survives_kill_9() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let home = tmp.path().join("home");
     let wim = make_wim(tmp.path(), "Base-1-0.wim", None, true);
-    assert_exit(
-        &run(
-            &home,
-            &["Install-ContainerOSImage", wim.to_str().expect("utf-8")],
-        ),
-        0,
-    );
+    install_os_image(&home, &wim);
     let other = tmp.path().join("other-fs");
     fs::create_dir_all(&other).expect("mkdir");
     let log = tmp.path().join("move.log");

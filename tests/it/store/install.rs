@@ -283,13 +283,7 @@ fn a_moved_store_keeps_working() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let home = tmp.path().join("home");
     let wim = make_wim(tmp.path(), "Base-1-0.wim", None, true);
-    assert_exit(
-        &run(
-            &home,
-            &["Install-ContainerOSImage", wim.to_str().expect("utf-8")],
-        ),
-        0,
-    );
+    install_os_image(&home, &wim);
 
     let dest = tmp.path().join("moved/images");
     let o = run(
@@ -398,13 +392,7 @@ fn images_others_depend_on_cannot_be_removed() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let home = tmp.path().join("home");
     let wim = make_wim(tmp.path(), "Base-1-0.wim", None, false);
-    assert_exit(
-        &run(
-            &home,
-            &["Install-ContainerOSImage", wim.to_str().expect("utf-8")],
-        ),
-        0,
-    );
+    install_os_image(&home, &wim);
     let base = "CN=Microsoft_Base_1.0.0.0";
     let app = "CN=Demo_App_1.0.0.0";
     add_dependent_image(&store_dir(&home), base, app);

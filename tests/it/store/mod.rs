@@ -73,6 +73,16 @@ fn make_wim(dir: &Path, file_name: &str, version: Option<&str>, utility_vm: bool
     wim
 }
 
+/// Installs `wim` with Install-ContainerOSImage, which must succeed.
+#[track_caller]
+fn install_os_image(home: &Path, wim: &Path) {
+    let o = run(
+        home,
+        &["Install-ContainerOSImage", wim.to_str().expect("utf-8")],
+    );
+    assert_exit(&o, 0);
+}
+
 fn sha256_hex(path: &Path) -> String {
     hex::encode(Sha256::digest(fs::read(path).expect("read")))
 }
