@@ -229,6 +229,13 @@ impl WimFile {
         verify::verify(self, reporter)
     }
 
+    /// Bytes of compressed or stored chunks read from the file so far (each
+    /// counted as its decoded size), for checking that a pass reads every
+    /// chunk once.
+    pub fn chunk_bytes_read(&self) -> u64 {
+        self.source().chunk_bytes_read()
+    }
+
     /// Checks the integrity table, if the file has one. `Ok(false)`: none.
     pub fn check_integrity(&self, reporter: &dyn Reporter) -> Result<bool, WimError> {
         verify::check_integrity(self, reporter)

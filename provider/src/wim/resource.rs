@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -46,6 +47,9 @@ pub struct Source {
     pub codec: Compression,
     /// Chunk size of non-solid compressed resources.
     pub chunk_size: u32,
+    /// Bytes of chunks read so far (decoded or stored raw), to check that
+    /// a pass reads each chunk once.
+    chunk_bytes_read: AtomicU64,
 }
 
 /// A non-solid resource (or a solid resource's own extent in the file).
@@ -133,7 +137,13 @@ impl Source {
             len,
             codec,
             chunk_size,
+            chunk_bytes_read: AtomicU64::new(0),
         })
+    }
+
+    /// Bytes of chunks read so far by [`Self::decode_chunk`].
+    pub fn chunk_bytes_read(&self) -> u64 {
+        self.chunk_bytes_read.load(Ordering::Relaxed)
     }
 
     pub fn len(&self) -> u64 {
@@ -330,6 +340,8 @@ impl Source {
         dec: &mut Decoders,
     ) -> Result<Vec<u8>, ResourceError> {
         let raw = self.read_vec(chunk.offset, u64::from(chunk.stored))?;
+        self.chunk_bytes_read
+            .fetch_add(u64::from(chunk.size), Ordering::Relaxed);
         if chunk.stored == chunk.size || chunk.codec == Compression::None {
             if chunk.stored != chunk.size {
                 return Err(corrupt(format!(
