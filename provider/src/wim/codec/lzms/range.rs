@@ -11,9 +11,6 @@ const PROBABILITY_BITS: u32 = 6;
 pub(super) struct Probability {
     history: u64,
     zeros: u32,
-    /// `zeros` kept within 1..=63, worked out when a bit is recorded so that
-    /// decoding the next bit need not wait for it.
-    chance: u32,
 }
 
 impl Probability {
@@ -22,13 +19,12 @@ impl Probability {
     const INITIAL: Probability = Probability {
         history: 0x0000_0000_5555_5555,
         zeros: 48,
-        chance: 48,
     };
 
     /// The chance of a 0, out of 64; never 0/64 or 64/64.
     #[inline(always)]
     fn chance_of_zero(self) -> u32 {
-        self.chance
+        self.zeros.clamp(1, (1 << PROBABILITY_BITS) - 1)
     }
 
     #[inline(always)]
@@ -36,7 +32,6 @@ impl Probability {
         let oldest = (self.history >> 63) as u32;
         // `zeros` counts the zero bits of `history`, so this never wraps.
         self.zeros = self.zeros.wrapping_add(oldest).wrapping_sub(bit);
-        self.chance = self.zeros.clamp(1, (1 << PROBABILITY_BITS) - 1);
         self.history = (self.history << 1) | u64::from(bit);
     }
 }
