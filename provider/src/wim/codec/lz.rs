@@ -7,9 +7,10 @@
 pub(crate) fn copy_match(out: &mut [u8], dst: usize, offset: usize, len: usize) {
     let src = dst - offset;
     let end = dst + len;
-    if offset >= 8 && end + 8 <= out.len() {
-        // Eight bytes at a time; each read lies wholly before the write, and
-        // the over-copy past `end` is overwritten by later output.
+    if offset >= 8 && len <= 64 && end + 8 <= out.len() {
+        // Short matches eight bytes at a time; each read lies wholly before
+        // the write, and the over-copy past `end` is overwritten by later
+        // output.
         let (mut s, mut d) = (src, dst);
         while d < end {
             let mut word = [0u8; 8];
@@ -18,6 +19,8 @@ pub(crate) fn copy_match(out: &mut [u8], dst: usize, offset: usize, len: usize) 
             s += 8;
             d += 8;
         }
+    } else if offset >= len {
+        out.copy_within(src..src + len, dst);
     } else if offset == 1 {
         let byte = out[src];
         out[dst..end].fill(byte);
@@ -49,10 +52,10 @@ mod tests {
     #[test]
     fn matches_a_byte_by_byte_copy_for_every_overlap() {
         for offset in 1..20 {
-            for len in 1..70 {
+            for len in (1..70).chain([100, 200, 300]) {
                 for slack in [0, 3, 8, 40] {
                     let size = 20 + len + slack;
-                    let mut a: Vec<u8> = (0..size as u8).map(|b| b.wrapping_mul(37)).collect();
+                    let mut a: Vec<u8> = (0..size).map(|b| (b as u8).wrapping_mul(37)).collect();
                     let mut b = a.clone();
                     copy_match(&mut a, 20, offset, len);
                     naive(&mut b, 20, offset, len);

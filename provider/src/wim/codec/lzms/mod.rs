@@ -15,6 +15,7 @@ mod range;
 mod tables;
 mod x86;
 
+use super::lz::copy_match;
 use super::{CodecError, Compression, Decompressor};
 use bits::BackwardBits;
 use huffman::AdaptiveCode;
@@ -324,36 +325,6 @@ fn decode_length(
     bits.refill();
     let slot = length_slot(lengths.decode(bits));
     (slot.base + bits.take(slot.extra_bits)) as usize
-}
-
-/// Copies an LZ match; the source may overlap the destination, which then
-/// repeats the last `offset` bytes. `1 <= offset <= pos` and the match fits.
-#[inline(always)]
-fn copy_match(out: &mut [u8], pos: usize, offset: usize, length: usize) {
-    let src = pos - offset;
-    let end = pos + length;
-    if offset >= 8 && length <= 64 && end + 8 <= out.len() {
-        // Whole 8-byte words: a word read never reaches bytes not yet
-        // written, and the few bytes written past `end` are decoded again
-        // later.
-        let (mut from, mut to) = (src, pos);
-        while to < end {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&out[from..from + 8]);
-            out[to..to + 8].copy_from_slice(&word);
-            from += 8;
-            to += 8;
-        }
-    } else if offset >= length {
-        out.copy_within(src..src + length, pos);
-    } else if offset == 1 {
-        let byte = out[src];
-        out[pos..end].fill(byte);
-    } else {
-        for i in pos..end {
-            out[i] = out[i - offset];
-        }
-    }
 }
 
 /// Writes a delta match: every byte is its source byte plus the change
