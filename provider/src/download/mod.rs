@@ -74,7 +74,19 @@ impl Default for Settings {
 impl Settings {
     /// The defaults, adjusted by `CONTAINERIMAGE_RETRY_BASE_MS`,
     /// `CONTAINERIMAGE_RETRIES` and `CONTAINERIMAGE_READ_TIMEOUT_MS` (for tests).
+    /// Without the `test-hooks` feature (release builds) the variables are
+    /// not read.
     pub fn from_env() -> Settings {
+        #[cfg(not(feature = "test-hooks"))]
+        {
+            Settings::default()
+        }
+        #[cfg(feature = "test-hooks")]
+        Settings::from_test_env()
+    }
+
+    #[cfg(feature = "test-hooks")]
+    fn from_test_env() -> Settings {
         let mut s = Settings::default();
         let number = |name: &str| -> Option<u64> { std::env::var(name).ok()?.trim().parse().ok() };
         if let Some(ms) = number("CONTAINERIMAGE_RETRY_BASE_MS") {

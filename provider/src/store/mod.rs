@@ -221,12 +221,15 @@ fn check_component(field: &'static str, value: &str) -> Result<(), StoreError> {
 
 /// Test-only hook: when `CONTAINERIMAGE_TEST_PAUSE_AT` names `stage`, report
 /// "test pause at <stage>" as a warning and sleep, so a test can kill the
-/// process at that exact point. Not for production use.
+/// process at that exact point. Compiled only with the `test-hooks` feature.
 pub fn test_pause(stage: &str, reporter: &dyn Reporter) {
+    #[cfg(feature = "test-hooks")]
     if std::env::var(TEST_PAUSE_VAR).is_ok_and(|v| v == stage) {
         reporter.warn(&format!("test pause at {stage}"));
         std::thread::sleep(std::time::Duration::from_secs(120));
     }
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = (stage, reporter);
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
