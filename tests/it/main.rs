@@ -6,4 +6,6 @@ mod feeds;
 mod save;
 mod store;
 mod wim;
+mod wim_craft;
 mod wim_hostile;
+mod wim_links;

@@ -26,6 +26,9 @@ use super::stream::{disk_order, stream_blobs, BlobSink};
 use super::{sidecar, ApplyOptions, ApplySummary, Blob, WimError, WimFile};
 use crate::progress::Reporter;
 
+/// Symbolic link reparse data flag: the substitute name is relative.
+const SYMLINK_FLAG_RELATIVE: u32 = 1;
+
 /// Largest reparse data accepted (Windows caps it at 16 KiB).
 const MAX_REPARSE: u64 = 16 * 1024;
 
@@ -409,11 +412,24 @@ fn utf16_at(buf: &[u8], offset: usize, len: usize) -> Option<String> {
 }
 
 /// The Linux link target for a symbolic link or junction's reparse data
-/// (without its 8-byte header). Relative targets keep their form with `/`
-/// separators; absolute ones lose their `\??\` and drive prefix; those that
-/// were made relative to the image root at capture (RP_FIX) are rooted at
-/// the apply folder again — or, with `relative_depth` (the depth of the
-/// link's folder below the image root), made relative to the link's folder.
+/// (without its 8-byte header), as `wimlib-imagex apply` writes it on
+/// Linux. Only the substitute name is used (never the print name):
+/// - a symbolic link flagged relative keeps its name as stored;
+/// - otherwise a `\??\` prefix is removed together with the device that
+///   follows it up to the next backslash (`C:`, `UNC`, `Volume{…}`), so
+///   `\??\C:\x` gives `\x` and `\??\UNC\server\share` gives
+///   `\server\share`; any other name (`C:\x`, `\\server\share`,
+///   `\\?\C:\x`) is kept whole;
+/// - backslashes become slashes and slashes backslashes;
+/// - when the file was captured with reparse-point fixing (RP_FIX) and the
+///   link was fixed, the apply folder's absolute path is put in front, as
+///   text (`C:\etc` gives `<folder>C:/etc`, as wimlib does); with
+///   `relative_depth` (the depth of the link's folder below the image root)
+///   a target starting with `/` is made relative to the link's folder
+///   instead, so the tree can be moved;
+/// - an empty result is `/`.
+///
+/// `None` when the reparse data is unreadable or the name holds NUL.
 pub(crate) fn link_target(
     data: &[u8],
     e: &Dentry,
@@ -427,59 +443,51 @@ pub(crate) fn link_target(
             *data.get(o + 1)?,
         ])))
     };
-    let (sub_off, sub_len, print_off, print_len) = (u16_at(0)?, u16_at(2)?, u16_at(4)?, u16_at(6)?);
+    let (sub_off, sub_len) = (u16_at(0)?, u16_at(2)?);
     let (relative, names_start) = if e.reparse_tag == IO_REPARSE_TAG_SYMLINK {
         let flags = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
-        (flags & 1 != 0, 12)
+        (flags & SYMLINK_FLAG_RELATIVE != 0, 12)
     } else {
         (false, 8)
     };
-    let mut name = utf16_at(data, names_start + sub_off, sub_len)?;
-    if name.is_empty() {
-        name = utf16_at(data, names_start + print_off, print_len)?;
-    }
-    if name.is_empty() || name.contains('\0') {
+    let name = utf16_at(data, names_start + sub_off, sub_len)?;
+    if name.contains('\0') {
         return None;
     }
-    if relative {
-        return Some(name.replace('\\', "/"));
-    }
     let mut rest = name.as_str();
-    for prefix in ["\\??\\", "\\\\?\\"] {
-        if let Some(r) = rest.strip_prefix(prefix) {
-            rest = r;
+    if !relative {
+        if let Some(after) = rest.strip_prefix("\\??\\") {
+            rest = after.find('\\').map_or("", |i| &after[i..]);
         }
     }
-    let bytes = rest.as_bytes();
-    if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
-        rest = &rest[2..];
-    }
-    let path = rest.replace('\\', "/");
-    let path = if path.starts_with('/') {
-        path
-    } else {
-        format!("/{path}")
-    };
-    if rp_fix && e.reparse_flags & REPARSE_FLAG_NOT_FIXED == 0 {
-        let trimmed = path.trim_end_matches('/');
-        if let Some(depth) = relative_depth {
-            // From the link's folder up to the image root, then down.
-            let inside = trimmed.trim_start_matches('/');
-            let mut up: Vec<&str> = vec![".."; depth];
-            if !inside.is_empty() {
-                up.push(inside);
+    let path: String = rest
+        .chars()
+        .map(|c| match c {
+            '\\' => '/',
+            '/' => '\\',
+            c => c,
+        })
+        .collect();
+    if !relative && rp_fix && e.reparse_flags & REPARSE_FLAG_NOT_FIXED == 0 {
+        match (relative_depth, path.strip_prefix('/')) {
+            (Some(depth), Some(inside)) => {
+                // From the link's folder up to the image root, then down.
+                let inside = inside.trim_end_matches('/');
+                let mut up: Vec<&str> = vec![".."; depth];
+                if !inside.is_empty() {
+                    up.push(inside);
+                }
+                return Some(if up.is_empty() {
+                    ".".to_string()
+                } else {
+                    up.join("/")
+                });
             }
-            return Some(if up.is_empty() {
-                ".".to_string()
-            } else {
-                up.join("/")
-            });
+            (Some(_), None) if !path.is_empty() => return Some(path),
+            _ => return Some(format!("{}{path}", target.to_string_lossy())),
         }
-        let base = target.to_string_lossy();
-        Some(format!("{base}{trimmed}"))
-    } else {
-        Some(path)
     }
+    Some(if path.is_empty() { "/".to_string() } else { path })
 }
 
 #[cfg(unix)]
@@ -709,7 +717,15 @@ mod tests {
                 "/etc/passwd",
             ),
             (sym, "\\??\\C:\\d1", false, 0, false, "/d1"),
-            (sym, "\\??\\C:\\", false, 0, true, "/apply/here"),
+            (sym, "\\??\\C:\\", false, 0, true, "/apply/here/"),
+            (sym, "\\??\\C:", false, 0, true, "/apply/here"),
+            (sym, "C:\\etc", false, 0, true, "/apply/hereC:/etc"),
+            (sym, "\\??\\UNC\\srv\\share", false, 0, false, "/srv/share"),
+            (sym, "\\\\srv\\share", false, 0, false, "//srv/share"),
+            (sym, "\\??\\C:\\x", true, 0, true, "/??/C:/x"),
+            (sym, "/fwd", true, 0, true, "\\fwd"),
+            (sym, "", false, 0, false, "/"),
+            (sym, "", false, 0, true, "/apply/here"),
             (
                 IO_REPARSE_TAG_MOUNT_POINT,
                 "\\??\\C:\\Users",
@@ -729,7 +745,7 @@ mod tests {
             None
         );
         assert_eq!(
-            link_target(&reparse(sym, "", true), &dentry(sym, 0), true, t, None),
+            link_target(&reparse(sym, "a\0b", true), &dentry(sym, 0), true, t, None),
             None
         );
     }
