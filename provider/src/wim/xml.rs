@@ -13,7 +13,16 @@ pub enum XmlError {
     Syntax(#[source] quick_xml::Error),
     #[error("the XML data has an <IMAGE> with a missing or bad INDEX")]
     BadIndex,
+    #[error("the XML data nests elements more than {MAX_DEPTH} deep")]
+    TooDeep,
 }
+
+/// Deepest element nesting accepted. WIM XML data nests five levels
+/// (`WIM/IMAGE/WINDOWS/VERSION/MAJOR`); anything far deeper is hostile.
+pub const MAX_DEPTH: usize = 64;
+
+/// Deepest level whose text is used (`WIM/IMAGE/WINDOWS/VERSION/MAJOR`).
+const FIELD_DEPTH: usize = 5;
 
 /// Decodes UTF-16LE bytes (with or without a BOM) into a string.
 pub fn decode_utf16le(bytes: &[u8]) -> Result<String, XmlError> {
@@ -55,7 +64,9 @@ fn parse_u32(text: &str) -> Option<u32> {
     parse_number(text).and_then(|v| u32::try_from(v).ok())
 }
 
-/// Parses the XML text of a WIM.
+/// Parses the XML text of a WIM, in time linear in its length: every
+/// element costs the same whatever its depth, and nesting past
+/// [`MAX_DEPTH`] is refused.
 pub fn parse_str(text: &str) -> Result<WimInfo, XmlError> {
     let mut reader = Reader::from_str(text);
     let mut info = WimInfo::default();
@@ -69,6 +80,9 @@ pub fn parse_str(text: &str) -> Result<WimInfo, XmlError> {
         let event = reader.read_event().map_err(XmlError::Syntax)?;
         match event {
             Event::Start(start) => {
+                if path.len() >= MAX_DEPTH {
+                    return Err(XmlError::TooDeep);
+                }
                 let name = String::from_utf8_lossy(start.name().as_ref()).to_ascii_uppercase();
                 if name == "IMAGE" && path.len() == 1 {
                     let mut index = None;
@@ -152,8 +166,15 @@ fn set_field(
     time_parts: &mut (Option<u32>, Option<u32>),
     version: &mut WindowsVersion,
 ) {
-    let names: Vec<&str> = path.iter().map(String::as_str).collect();
-    match names.as_slice() {
+    if path.len() > FIELD_DEPTH {
+        return;
+    }
+    let mut buf = [""; FIELD_DEPTH];
+    for (slot, name) in buf.iter_mut().zip(path) {
+        *slot = name.as_str();
+    }
+    let names = buf.get(..path.len()).unwrap_or(&[]);
+    match names {
         ["WIM", "TOTALBYTES"] => info.total_bytes = parse_number(value),
         ["WIM", "IMAGE", rest @ ..] => {
             let Some(image) = info.images.last_mut() else {
@@ -255,6 +276,22 @@ mod tests {
         }
         assert_eq!(parse(&bytes).expect("empty WIM parses"), WimInfo::default());
         assert!(matches!(parse(&bytes[..3]), Err(XmlError::Encoding)));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_quickly() {
+        let depth = 200_000;
+        let text = format!("<WIM>{}{}</WIM>", "<A>x".repeat(depth), "</A>".repeat(depth));
+        assert!(matches!(parse_str(&text), Err(XmlError::TooDeep)));
+        // Nesting just under the limit is fine, however long the text.
+        let ok = format!(
+            "<WIM>{}{}</WIM>",
+            "<A>x".repeat(MAX_DEPTH - 1),
+            "</A>".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse_str(&ok).is_ok());
+        let wide = format!("<WIM>{}</WIM>", "<A><B><C>t</C></B></A>".repeat(100_000));
+        assert!(parse_str(&wide).is_ok());
     }
 
     #[test]
