@@ -676,3 +676,43 @@ fn test_windows_image_checks_solid_and_compressed_files() {
         assert_eq!(json_lines(&o)[0]["IsValid"], true, "{opts:?}");
     }
 }
+
+/// 3,000 files holding the same bytes share one blob; applying them must not
+/// hold a file descriptor per file (wimlib applies this under a low limit).
+#[test]
+fn shared_blob_in_3000_files_applies_under_a_low_fd_limit() {
+    let fx = capture_tree(
+        |root| {
+            for d in 0..3 {
+                let dir = root.join(format!("d{d}"));
+                fs::create_dir(&dir).expect("folder");
+                for i in 0..1000 {
+                    fs::write(dir.join(format!("f{i}")), b"one blob for all of them\n")
+                        .expect("write");
+                }
+            }
+        },
+        &["--compress=LZX"],
+    );
+    let ours = fx.dir.path().join("ours");
+    let theirs = fx.dir.path().join("theirs");
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$BIN\" Expand-WindowsImage -ImagePath \"$WIM\" -Index 1 -ApplyPath \"$OUT\"")
+        .env("BIN", crate::common::bin_path())
+        .env("WIM", &fx.wim)
+        .env("OUT", &ours)
+        .env("CONTAINERIMAGE_HOME", fx.dir.path().join("home"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("sh runs");
+    assert_exit(&o, 0);
+    assert_eq!(json_lines(&o)[0]["Files"], 3000);
+    wimlib(&[
+        "apply",
+        fx.wim.to_str().expect("utf-8"),
+        "1",
+        theirs.to_str().expect("utf-8"),
+    ]);
+    assert_same_tree(&ours, &theirs);
+}

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -507,6 +507,14 @@ fn create_file(path: &Path) -> io::Result<File> {
     OpenOptions::new().write(true).create_new(true).open(path)
 }
 
+fn create_rw_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
 fn set_times(path: &Path, e: &Dentry) -> io::Result<()> {
     filetime::set_symlink_file_times(
         path,
@@ -529,9 +537,12 @@ fn hash_file(path: &Path) -> io::Result<Sha1> {
     Ok(h.finalize().into())
 }
 
-/// A blob being written: its files and running hash.
+/// A blob being written: the first of its files and the running hash. The
+/// other files that use the blob get a copy once it is complete and
+/// checked, one at a time, so a blob shared by thousands of files never
+/// holds more than two descriptors.
 struct Open {
-    files: Vec<File>,
+    file: Option<File>,
     hasher: Sha1Hasher,
     got: u64,
     /// The bytes so far, for the reparse data of links.
@@ -549,25 +560,47 @@ struct Writer<'a> {
     reporter: &'a dyn Reporter,
 }
 
+impl Writer<'_> {
+    fn dests(&self, bi: usize) -> &[Destination] {
+        self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice())
+    }
+
+    /// Copies the complete first file of a blob to its other files.
+    fn copy_to_others(&self, first: &mut File, dests: &[Destination]) -> Result<(), WimError> {
+        for d in dests.iter().skip(1) {
+            let werr = |source| WimError::Write {
+                path: d.path.clone(),
+                source,
+            };
+            first.seek(SeekFrom::Start(0)).map_err(|source| WimError::Write {
+                path: dests.first().map(|f| f.path.clone()).unwrap_or_default(),
+                source,
+            })?;
+            let mut out = create_file(&d.path).map_err(werr)?;
+            io::copy(first, &mut out).map_err(werr)?;
+        }
+        Ok(())
+    }
+}
+
 impl BlobSink for Writer<'_> {
     type State = Open;
 
-    /// Creates the files of blob `bi`.
+    /// Creates the first file of blob `bi`.
     fn start(&self, bi: usize) -> Result<Open, WimError> {
-        let dests = self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice());
-        let mut files = Vec::with_capacity(dests.len());
-        for d in dests {
-            files.push(create_file(&d.path).map_err(|source| WimError::Write {
+        let file = match self.dests(bi).first() {
+            Some(d) => Some(create_rw_file(&d.path).map_err(|source| WimError::Write {
                 path: d.path.clone(),
                 source,
-            })?);
-        }
+            })?),
+            None => None,
+        };
         let keep = self
             .blobs
             .get(bi)
             .is_some_and(|(b, _)| self.keep.contains_key(&b.hash));
         Ok(Open {
-            files,
+            file,
             hasher: Sha1Hasher::new(),
             got: 0,
             kept: keep.then(Vec::new),
@@ -575,34 +608,34 @@ impl BlobSink for Writer<'_> {
     }
 
     fn write(&self, bi: usize, state: &mut Open, data: &[u8]) -> Result<(), WimError> {
-        let dests = self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice());
+        let dests = self.dests(bi);
         state.hasher.update(data);
         state.got += data.len() as u64;
         if let Some(kept) = &mut state.kept {
             // Checked against the declared size when the list was made.
             kept.extend_from_slice(data);
         }
-        for (f, d) in state.files.iter_mut().zip(dests) {
+        if let (Some(f), Some(d)) = (&mut state.file, dests.first()) {
             f.write_all(data).map_err(|source| WimError::Write {
                 path: d.path.clone(),
                 source,
             })?;
         }
-        self.reporter
-            .on_progress(data.len() as u64 * dests.len() as u64);
+        self.reporter.on_progress(data.len() as u64);
         Ok(())
     }
 
-    /// Checks blob `bi`'s size and SHA-1; on a mismatch its files are
-    /// removed. Returns the bytes written.
+    /// Checks blob `bi`'s size and SHA-1, then copies it to the blob's
+    /// other files; on a mismatch its file is removed. Returns the bytes
+    /// written.
     fn finish(&self, bi: usize, state: Open) -> Result<u64, WimError> {
         let Some((blob, dests)) = self.blobs.get(bi) else {
             return Ok(0);
         };
         let actual: [u8; 20] = state.hasher.finalize().into();
         if state.got != blob.size || actual != blob.hash {
-            drop(state.files);
-            for d in dests {
+            drop(state.file);
+            if let Some(d) = dests.first() {
                 let _ = fs::remove_file(&d.path);
             }
             return Err(WimError::HashMismatch {
@@ -615,6 +648,11 @@ impl BlobSink for Writer<'_> {
                     hex::encode(actual)
                 },
             });
+        }
+        if let Some(mut first) = state.file {
+            self.copy_to_others(&mut first, dests)?;
+            self.reporter
+                .on_progress(blob.size * dests.len().saturating_sub(1) as u64);
         }
         if let Some(kept) = state.kept {
             self.kept
