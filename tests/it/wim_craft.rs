@@ -74,7 +74,11 @@ impl Node {
     pub fn symlink(name: &str, target: &str, relative: bool, rp_flags: u16) -> Node {
         Node {
             attributes: ATTR_REPARSE_POINT | ATTR_ARCHIVE,
-            reparse: Some((TAG_SYMLINK, rp_flags, link_data(TAG_SYMLINK, target, target, relative))),
+            reparse: Some((
+                TAG_SYMLINK,
+                rp_flags,
+                link_data(TAG_SYMLINK, target, target, relative),
+            )),
             ..Node::dir(name, Vec::new())
         }
     }
@@ -309,8 +313,18 @@ pub fn write_wim(path: &Path, root: &Node, security: &[Vec<u8>], header_flags: u
     h.extend_from_slice(&1u16.to_le_bytes());
     h.extend_from_slice(&1u16.to_le_bytes());
     h.extend_from_slice(&1u32.to_le_bytes());
-    h.extend_from_slice(&reshdr(table.len() as u64, 0x2, table_at, table.len() as u64));
-    h.extend_from_slice(&reshdr(xml_bytes.len() as u64, 0x2, xml_at, xml_bytes.len() as u64));
+    h.extend_from_slice(&reshdr(
+        table.len() as u64,
+        0x2,
+        table_at,
+        table.len() as u64,
+    ));
+    h.extend_from_slice(&reshdr(
+        xml_bytes.len() as u64,
+        0x2,
+        xml_at,
+        xml_bytes.len() as u64,
+    ));
     h.resize(208, 0);
     out[..208].copy_from_slice(&h);
     std::fs::write(path, out).expect("write the crafted WIM");

@@ -493,3 +493,180 @@ fn integrity_table_mismatch_is_reported() {
         "nothing applied after a failed check"
     );
 }
+
+/// Replaces the XML data of `h` with `xml` (appended at the end of the file).
+fn replace_xml(h: &mut Hostile, xml: &str) {
+    let mut data = vec![0xFF, 0xFE];
+    data.extend_from_slice(&utf16(xml));
+    let at = h.bytes.len() as u64;
+    h.bytes.extend_from_slice(&data);
+    let flags = h.bytes[0x48 + 7];
+    put_u64(
+        &mut h.bytes,
+        0x48,
+        data.len() as u64 | (u64::from(flags) << 56),
+    );
+    put_u64(&mut h.bytes, 0x48 + 8, at);
+    put_u64(&mut h.bytes, 0x48 + 16, data.len() as u64);
+}
+
+#[test]
+fn deeply_nested_xml_is_refused_quickly() {
+    let mut h = make();
+    let depth = 20_000;
+    let xml = format!(
+        "<WIM><IMAGE INDEX=\"1\"><NAME>deep</NAME>{}{}</IMAGE></WIM>",
+        "<A>x".repeat(depth),
+        "</A>".repeat(depth)
+    );
+    replace_xml(&mut h, &xml);
+    let wim = h.write();
+    let o = run(
+        &h.dir.path().join("home"),
+        &[
+            "Get-WindowsImage",
+            "-ImagePath",
+            wim.to_str().expect("utf-8"),
+        ],
+    );
+    assert_fails(&o, "nests elements more than 64 deep");
+    assert_fails(&h.expand(), "nests elements more than 64 deep");
+    // A folder source holding the file still lists it, by its file name.
+    let feed = h.dir.path().join("feed");
+    fs::create_dir(&feed).expect("feed folder");
+    fs::copy(&wim, feed.join("Deep-1-0-0-0.wim")).expect("copy");
+    let home = h.dir.path().join("home");
+    assert_exit(
+        &run(
+            &home,
+            &[
+                "Register-PackageSource",
+                "-Name",
+                "deep",
+                "-Location",
+                feed.to_str().expect("utf-8"),
+            ],
+        ),
+        0,
+    );
+    let o = run(&home, &["Find-ContainerImage"]);
+    assert_exit(&o, 0);
+    assert_eq!(json_lines(&o)[0]["Name"], "Deep");
+}
+
+/// The blob table entries of a file: (position, flags, size).
+fn blob_entries(bytes: &[u8]) -> Vec<(usize, u8, u64)> {
+    let table = u64_at(bytes, 0x38) as usize;
+    let size = (u64_at(bytes, 0x30) & 0x00FF_FFFF_FFFF_FFFF) as usize;
+    (table..table + size)
+        .step_by(50)
+        .map(|e| (e, bytes[e + 7], u64_at(bytes, e + 16)))
+        .collect()
+}
+
+#[test]
+fn metadata_declaring_more_than_the_limit_is_refused_before_reading() {
+    // A small LZX file whose metadata entry points at 256 MiB of zeros
+    // (with their right SHA-1): reading it would take 256 MiB of memory.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("src");
+    let zeros = 256u64 << 20;
+    fs::File::create(src.join("zeros"))
+        .and_then(|f| f.set_len(zeros))
+        .expect("sparse file");
+    let wim = dir.path().join("bomb.wim");
+    wimlib(&[
+        "capture",
+        src.to_str().expect("utf-8"),
+        wim.to_str().expect("utf-8"),
+        "--compress=LZX",
+    ]);
+    let mut bytes = fs::read(&wim).expect("read");
+    assert!(bytes.len() < 8 << 20, "the file is small");
+    let entries = blob_entries(&bytes);
+    let (meta, _, _) = *entries
+        .iter()
+        .find(|(_, f, _)| f & 0x2 != 0)
+        .expect("metadata entry");
+    let (blob, flags, _) = *entries
+        .iter()
+        .find(|(_, _, s)| *s == zeros)
+        .expect("the zeros blob");
+    let copy: Vec<u8> = bytes[blob..blob + 50].to_vec();
+    bytes[meta..meta + 50].copy_from_slice(&copy);
+    bytes[meta + 7] = flags | 0x2;
+    fs::write(&wim, &bytes).expect("write");
+    let home = dir.path().join("home");
+    for args in [
+        vec!["Expand-WindowsImage", "-Index", "1", "-ApplyPath"],
+        vec!["Test-WindowsImage"],
+    ] {
+        let mut args = args;
+        let target = dir.path().join("t");
+        if args[0] == "Expand-WindowsImage" {
+            args.push(target.to_str().expect("utf-8"));
+        }
+        args.extend(["-ImagePath", wim.to_str().expect("utf-8")]);
+        let o = run(&home, &args);
+        assert_exit(&o, 1);
+        let text = format!("{}{}", stderr(&o), crate::common::stdout(&o));
+        assert!(
+            text.contains(
+                "the metadata of image 1 declares 268435456 bytes, more than the 67108864 accepted"
+            ),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn named_streams_kept_for_the_metadata_file_are_capped() {
+    use crate::wim_craft::{write_wim, Node};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for i in 0..24u64 {
+        let mut f = Node::file(&format!("f{i:02}"), b"main data");
+        f.streams
+            .push(("ads".into(), random_bytes(100 + i, 1 << 20)));
+        files.push(f);
+    }
+    let wim = dir.path().join("streams.wim");
+    write_wim(&wim, &Node::dir("", files), &[], 0);
+    let meta = dir.path().join("meta.json");
+    let o = run(
+        &dir.path().join("home"),
+        &[
+            "Expand-WindowsImage",
+            "-ImagePath",
+            wim.to_str().expect("utf-8"),
+            "-Index",
+            "1",
+            "-ApplyPath",
+            dir.path().join("t").to_str().expect("utf-8"),
+            "-MetadataPath",
+            meta.to_str().expect("utf-8"),
+        ],
+    );
+    assert_exit(&o, 0);
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(&meta).expect("metadata file")).expect("JSON");
+    let streams: Vec<&serde_json::Value> = v["Entries"]
+        .as_array()
+        .expect("Entries")
+        .iter()
+        .flat_map(|e| e["NamedStreams"].as_array().into_iter().flatten())
+        .collect();
+    assert_eq!(streams.len(), 24, "every stream is listed");
+    let held: usize = streams
+        .iter()
+        .filter_map(|s| s["Data"].as_str())
+        .map(|d| d.len() / 2)
+        .sum();
+    assert!(held <= 16 << 20, "{held} bytes of stream data kept");
+    assert!(held >= 15 << 20, "streams are kept up to the limit: {held}");
+    for s in &streams {
+        assert_eq!(s["Size"], 1 << 20, "{s}");
+        assert_eq!(s["Sha1"].as_str().map(str::len), Some(40), "{s}");
+    }
+}

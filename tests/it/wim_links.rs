@@ -38,7 +38,12 @@ fn cases() -> Vec<Node> {
     ];
     for (i, t) in targets.iter().enumerate() {
         n.push(Node::symlink(&format!("s{i:02}-fixed"), t, false, 0));
-        n.push(Node::symlink(&format!("s{i:02}-notfixed"), t, false, NOT_FIXED));
+        n.push(Node::symlink(
+            &format!("s{i:02}-notfixed"),
+            t,
+            false,
+            NOT_FIXED,
+        ));
         n.push(Node::symlink(&format!("s{i:02}-relflag"), t, true, 0));
         n.push(Node::junction(&format!("j{i:02}-fixed"), t, 0));
         n.push(Node::junction(&format!("j{i:02}-notfixed"), t, NOT_FIXED));
@@ -59,7 +64,8 @@ fn cases() -> Vec<Node> {
     odd("p-nosub", "", "C:\\print-only");
     odd("p-noprint", "\\??\\C:\\sub-only", "");
     let mut deep = Node::dir("deep", Vec::new());
-    deep.children.push(Node::symlink("in-deep", "\\??\\C:\\x\\y", false, 0));
+    deep.children
+        .push(Node::symlink("in-deep", "\\??\\C:\\x\\y", false, 0));
     deep.children
         .push(Node::symlink("in-deep-rel", "..\\s00", true, 0));
     n.push(deep);

@@ -139,23 +139,13 @@ pub(crate) fn apply(
     // file its reparse data and named streams, all read in this one pass.
     let mut keep = link_blobs(wim, &image, &plan.links)?;
     if options.metadata_path.is_some() {
-        for (hash, entry) in sidecar::data_blobs(wim, &image) {
-            // A missing blob is reported when the metadata file is built.
-            let Some(blob) = wim.blob(&hash) else {
-                continue;
-            };
-            if blob.size > sidecar::MAX_INLINE_STREAM {
-                return Err(WimError::Invalid {
-                    path: wim.path().to_path_buf(),
-                    reason: format!(
-                        "the data of '{}' declares {} bytes, more than the {} accepted",
-                        image.path_of(entry),
-                        blob.size,
-                        sidecar::MAX_INLINE_STREAM
-                    ),
-                });
+        let held: u64 = keep.values().map(|b| b.size).sum();
+        let already: HashMap<Sha1, usize> = keep.keys().map(|h| (*h, 0)).collect();
+        let budget = sidecar::MAX_KEPT_BYTES.saturating_sub(held);
+        for hash in sidecar::data_blobs(wim, &image, &already, budget).into_keys() {
+            if let Some(blob) = wim.blob(&hash) {
+                keep.insert(hash, blob);
             }
-            keep.insert(hash, blob);
         }
     }
     let with_files: HashSet<Sha1> = blobs.iter().map(|(b, _)| b.hash).collect();
@@ -366,13 +356,15 @@ fn build_tree(
 }
 
 /// The blobs holding the reparse data of `links`, by hash: each must be in
-/// the file and small enough to be kept in memory.
+/// the file and small enough to be kept in memory, and all of them
+/// together within [`sidecar::MAX_KEPT_BYTES`].
 fn link_blobs<'w>(
     wim: &'w WimFile,
     image: &Image,
     links: &[PendingLink],
 ) -> Result<HashMap<Sha1, &'w Blob>, WimError> {
     let mut found = HashMap::new();
+    let mut total = 0u64;
     for link in links {
         let Some(e) = image.entries.get(link.entry) else {
             continue;
@@ -394,6 +386,16 @@ fn link_blobs<'w>(
                     "the data of '{}' declares {} bytes, more than the {MAX_REPARSE} accepted",
                     image.path_of(link.entry),
                     blob.size
+                ),
+            });
+        }
+        total += blob.size;
+        if total > sidecar::MAX_KEPT_BYTES {
+            return Err(WimError::Invalid {
+                path: wim.path().to_path_buf(),
+                reason: format!(
+                    "the link targets of the image add up to more than the {} bytes accepted",
+                    sidecar::MAX_KEPT_BYTES
                 ),
             });
         }
@@ -487,7 +489,11 @@ pub(crate) fn link_target(
             _ => return Some(format!("{}{path}", target.to_string_lossy())),
         }
     }
-    Some(if path.is_empty() { "/".to_string() } else { path })
+    Some(if path.is_empty() {
+        "/".to_string()
+    } else {
+        path
+    })
 }
 
 #[cfg(unix)]
@@ -572,10 +578,12 @@ impl Writer<'_> {
                 path: d.path.clone(),
                 source,
             };
-            first.seek(SeekFrom::Start(0)).map_err(|source| WimError::Write {
-                path: dests.first().map(|f| f.path.clone()).unwrap_or_default(),
-                source,
-            })?;
+            first
+                .seek(SeekFrom::Start(0))
+                .map_err(|source| WimError::Write {
+                    path: dests.first().map(|f| f.path.clone()).unwrap_or_default(),
+                    source,
+                })?;
             let mut out = create_file(&d.path).map_err(werr)?;
             io::copy(first, &mut out).map_err(werr)?;
         }

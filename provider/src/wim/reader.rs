@@ -15,10 +15,16 @@ use super::metadata::{self, Image, Sha1, ZERO_HASH};
 use super::resource::{ChunkRef, ResourceError, ResourceSpec, Source, MAX_CHUNK_SIZE};
 use super::{xml, Blob, BlobLocation, Compression, SolidRun, WimError, WimFile, WimHeaderInfo};
 
-/// Largest XML data accepted.
-const MAX_XML: u64 = 256 << 20;
-/// Largest metadata resource accepted.
-const MAX_METADATA: u64 = 1 << 30;
+/// Largest XML data accepted. Real XML data is a few kilobytes per image;
+/// the limit keeps the raw bytes and their decoded text well inside the
+/// memory bar.
+pub(crate) const MAX_XML: u64 = 16 << 20;
+/// Largest metadata resource accepted. An image of about 250,000 entries
+/// (a full Windows Server) has about 50 MiB; read into memory and parsed,
+/// a resource at this limit keeps the apply under 128 MiB of peak memory.
+/// Its bytes are allocated as they are decoded, never from the declared
+/// size.
+pub(crate) const MAX_METADATA: u64 = 64 << 20;
 /// Decoded bytes handled per parallel batch when streaming. Applying keeps
 /// two batches in memory (one written while the next is decoded), which with
 /// the compressed input and the writers' buffers stays well under 128 MiB.
@@ -405,10 +411,23 @@ impl WimFile {
         limit: u64,
         what: &str,
     ) -> Result<Vec<u8>, WimError> {
-        if blob.size > limit || blob.size > self.source.len().saturating_mul(1 << 16) {
+        if blob.size > limit {
             return Err(WimError::Invalid {
                 path: self.path.clone(),
-                reason: format!("{what} declares {} bytes, too many", blob.size),
+                reason: format!(
+                    "{what} declares {} bytes, more than the {limit} accepted",
+                    blob.size
+                ),
+            });
+        }
+        if blob.size > self.source.len().saturating_mul(1 << 16) {
+            return Err(WimError::Invalid {
+                path: self.path.clone(),
+                reason: format!(
+                    "{what} declares {} bytes, more than a file of {} bytes can hold",
+                    blob.size,
+                    self.source.len()
+                ),
             });
         }
         let mut out = Vec::new();

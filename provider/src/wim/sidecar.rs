@@ -19,8 +19,12 @@ use super::{WimError, WimFile};
 
 /// The format tag written into every metadata file.
 pub const FORMAT: &str = "containerimage-wim-metadata/1";
-/// Named streams larger than this keep only their hash and size.
-pub(crate) const MAX_INLINE_STREAM: u64 = 64 << 20;
+/// The most bytes of reparse data and named streams held in memory for the
+/// metadata file, in total (reparse data first, then named streams, in
+/// metadata order). What does not fit is listed with its size and SHA-1
+/// but without its data, so the metadata a file carries cannot push an
+/// apply past its memory bar.
+pub const MAX_KEPT_BYTES: u64 = 16 << 20;
 
 /// The Windows-only metadata of one image.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,7 +73,8 @@ pub struct SidecarStream {
     pub name: String,
     pub size: u64,
     pub sha1: String,
-    /// The stream's bytes (hex); absent for streams over 64 MiB.
+    /// The stream's bytes (hex); absent when they did not fit in
+    /// [`MAX_KEPT_BYTES`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
 }
@@ -97,7 +102,7 @@ pub(crate) fn build(
 ) -> Result<Sidecar, WimError> {
     // Reparse data and small named streams, read in one disk-ordered pass.
     let wanted = match with_data {
-        true => data_blobs(wim, image),
+        true => data_blobs(wim, image, &HashMap::new(), MAX_KEPT_BYTES),
         false => HashMap::new(),
     };
     let hashes: Vec<Sha1> = wanted.keys().copied().collect();
@@ -107,26 +112,42 @@ pub(crate) fn build(
             .map(|&i| format!("'{}'", image.path_of(i)))
             .unwrap_or_default()
     };
-    let data = read_small_blobs(wim, &hashes, MAX_INLINE_STREAM, &describe)?;
+    let data = read_small_blobs(wim, &hashes, MAX_KEPT_BYTES, &describe)?;
     build_from(wim, index, image, with_data, &data)
 }
 
 /// The blobs whose bytes the metadata file holds, each with an entry that
-/// uses it: reparse data, and named streams of at most
-/// [`MAX_INLINE_STREAM`] bytes (larger ones are listed without their data).
-pub(crate) fn data_blobs(wim: &WimFile, image: &Image) -> HashMap<Sha1, usize> {
+/// uses it: reparse data, then named streams, in metadata order, as long
+/// as their total stays within `budget` bytes (blobs in `already` are held
+/// anyway and cost nothing more; blobs the file lacks are left out and
+/// reported when the metadata file is built).
+pub(crate) fn data_blobs(
+    wim: &WimFile,
+    image: &Image,
+    already: &HashMap<Sha1, usize>,
+    budget: u64,
+) -> HashMap<Sha1, usize> {
     let mut wanted: HashMap<Sha1, usize> = HashMap::new();
-    for (i, e) in image.entries.iter().enumerate() {
-        if e.is_reparse_point() && e.reparse_hash != ZERO_HASH {
-            wanted.entry(e.reparse_hash).or_insert(i);
+    let mut left = budget;
+    let mut want = |hash: Sha1, i: usize, wanted: &mut HashMap<Sha1, usize>| {
+        if hash == ZERO_HASH || wanted.contains_key(&hash) || already.contains_key(&hash) {
+            return;
         }
-        for s in &e.named_streams {
-            if wim
-                .blob(&s.hash)
-                .is_some_and(|b| b.size <= MAX_INLINE_STREAM)
-            {
-                wanted.entry(s.hash).or_insert(i);
+        if let Some(blob) = wim.blob(&hash) {
+            if blob.size <= left {
+                left -= blob.size;
+                wanted.insert(hash, i);
             }
+        }
+    };
+    for (i, e) in image.entries.iter().enumerate() {
+        if e.is_reparse_point() {
+            want(e.reparse_hash, i, &mut wanted);
+        }
+    }
+    for (i, e) in image.entries.iter().enumerate() {
+        for s in &e.named_streams {
+            want(s.hash, i, &mut wanted);
         }
     }
     wanted
@@ -168,10 +189,10 @@ pub(crate) fn build_from(
             entry.reparse_tag = Some(e.reparse_tag);
             entry.reparse_flags = Some(e.reparse_flags);
             if with_data && e.reparse_hash != ZERO_HASH {
-                let bytes = data
-                    .get(&e.reparse_hash)
-                    .ok_or_else(|| missing(&e.reparse_hash, format!("'{path}'")))?;
-                entry.reparse_data = Some(hex::encode(bytes));
+                if wim.blob(&e.reparse_hash).is_none() {
+                    return Err(missing(&e.reparse_hash, format!("'{path}'")));
+                }
+                entry.reparse_data = data.get(&e.reparse_hash).map(hex::encode);
             }
         }
         for s in &e.named_streams {
@@ -252,14 +273,38 @@ impl Sidecar {
         out
     }
 
-    /// Writes the metadata as JSON, atomically.
+    /// Writes the metadata as JSON, atomically, streamed to the file (no
+    /// second copy of it in memory).
     pub fn write(&self, path: &Path) -> Result<(), WimError> {
         let err = |source| WimError::Sidecar {
             path: path.to_path_buf(),
             source,
         };
-        let bytes = serde_json::to_vec(self).map_err(|e| err(std::io::Error::other(e)))?;
-        crate::fsutil::write_atomic(path, &bytes).map_err(err)
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(err)?;
+        }
+        {
+            let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+            serde_json::to_writer(&mut out, self).map_err(|e| err(std::io::Error::other(e)))?;
+            std::io::Write::flush(&mut out).map_err(err)?;
+        }
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(path).map_err(|e| err(e.error))?;
+        crate::fsutil::sync_dir(dir);
+        Ok(())
     }
 
     /// Reads a metadata file written by [`Sidecar::write`].

@@ -281,7 +281,11 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_quickly() {
         let depth = 200_000;
-        let text = format!("<WIM>{}{}</WIM>", "<A>x".repeat(depth), "</A>".repeat(depth));
+        let text = format!(
+            "<WIM>{}{}</WIM>",
+            "<A>x".repeat(depth),
+            "</A>".repeat(depth)
+        );
         assert!(matches!(parse_str(&text), Err(XmlError::TooDeep)));
         // Nesting just under the limit is fine, however long the text.
         let ok = format!(
