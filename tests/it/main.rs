@@ -9,3 +9,4 @@ mod wim;
 mod wim_craft;
 mod wim_hostile;
 mod wim_links;
+mod wim_metadata;
