@@ -378,6 +378,21 @@ impl Dir {
         }
     }
 
+    /// Swaps the entries `a` and `b` of this directory in one atomic step.
+    /// File systems that cannot do it report `EINVAL`.
+    pub fn rename_exchange(&self, a: &Path, b: &Path) -> io::Result<()> {
+        let (at_a, name_a) = self.parent_of(a)?;
+        let (at_b, name_b) = self.parent_of(b)?;
+        rfs::renameat_with(
+            at_a.fd(),
+            name_a,
+            at_b.fd(),
+            name_b,
+            rfs::RenameFlags::EXCHANGE,
+        )?;
+        Ok(())
+    }
+
     /// Removes the file or link `rel`.
     pub fn remove_file(&self, rel: &Path) -> io::Result<()> {
         let (at, name) = self.parent_of(rel)?;
