@@ -7,6 +7,8 @@
 //! spellings (`--required-version 1.0`). The result is a plain GNU argument
 //! list (`--required-version=1.0`) that clap then turns into typed values.
 
+use std::ffi::{OsStr, OsString};
+
 use clap::{ArgAction, Command};
 
 /// One parameter of a cmdlet, as the reader sees it.
@@ -40,8 +42,10 @@ pub struct UsageError(pub String);
 /// What the reader found on the command line.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Bound {
-    /// The GNU arguments for clap (without the program name).
-    pub gnu: Vec<String>,
+    /// The GNU arguments for clap (without the program name). Values keep
+    /// their bytes: a file name that is not UTF-8 reaches a path parameter
+    /// as it is.
+    pub gnu: Vec<OsString>,
     /// `-?` was given: show help instead of running.
     pub help: bool,
     /// PowerShell names of the parameters given (after resolving prefixes).
@@ -155,27 +159,78 @@ fn is_param_token(tok: &str) -> bool {
     rest == "?" || rest.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
 }
 
+/// `--long=value` for clap, value bytes kept.
+fn gnu_arg(long: &str, value: &OsStr) -> OsString {
+    let mut a = OsString::from(format!("--{long}="));
+    a.push(value);
+    a
+}
+
+/// The comma-separated pieces of an array value (`a,b`), trimmed, empty
+/// pieces left out.
+fn array_pieces(value: &OsStr) -> Vec<OsString> {
+    if let Some(text) = value.to_str() {
+        return text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(OsString::from)
+            .collect();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        value
+            .as_bytes()
+            .split(|b| *b == b',')
+            .map(|piece| piece.trim_ascii())
+            .filter(|piece| !piece.is_empty())
+            .map(|piece| OsStr::from_bytes(piece).to_os_string())
+            .collect()
+    }
+    #[cfg(not(unix))]
+    vec![value.to_os_string()]
+}
+
+fn null_or_empty(name: &str) -> UsageError {
+    UsageError(format!(
+        "Cannot validate argument on parameter '{name}'. The argument is null or empty. Provide an argument that is not null or empty, and then try the command again."
+    ))
+}
+
 /// Binds `args` to `params`; `positional` lists PowerShell names in position order.
-pub fn bind(params: &[Param], positional: &[&str], args: &[String]) -> Result<Bound, UsageError> {
+pub fn bind(params: &[Param], positional: &[&str], args: &[OsString]) -> Result<Bound, UsageError> {
     let mut out = Bound::default();
     let mut next_position = 0usize;
     let mut only_positional = false;
     let mut i = 0;
-    let push_value = |out: &mut Bound, p: &Param, v: &str| {
+    // An empty value never means "everything": `-Name:` or `-Name ''` is an
+    // error, as in PowerShell, not an unfiltered listing.
+    let push_value = |out: &mut Bound, p: &Param, v: &OsStr| -> Result<(), UsageError> {
         if p.kind == ParamKind::Array {
-            for piece in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                out.gnu.push(format!("--{}={piece}", p.long));
+            let pieces = array_pieces(v);
+            if pieces.is_empty() {
+                return Err(null_or_empty(&p.name));
+            }
+            for piece in pieces {
+                out.gnu.push(gnu_arg(&p.long, &piece));
             }
         } else {
-            out.gnu.push(format!("--{}={v}", p.long));
+            if v.is_empty() || v.to_str().is_some_and(|t| t.trim().is_empty()) {
+                return Err(null_or_empty(&p.name));
+            }
+            out.gnu.push(gnu_arg(&p.long, v));
         }
         if !out.given.contains(&p.name) {
             out.given.push(p.name.clone());
         }
+        Ok(())
     };
     while i < args.len() {
-        let tok = &args[i];
+        let tok_os = &args[i];
         i += 1;
+        // Parameter names are ASCII; a token that is not UTF-8 is a value.
+        let tok = tok_os.to_str().unwrap_or_default();
         if !only_positional && tok == "--" {
             only_positional = true;
             continue;
@@ -207,17 +262,17 @@ pub fn bind(params: &[Param], positional: &[&str], args: &[String]) -> Result<Bo
                         None => true,
                     };
                     if p.kind == ParamKind::TriStateSwitch {
-                        out.gnu.push(format!("--{}={on}", p.long));
+                        out.gnu.push(format!("--{}={on}", p.long).into());
                     } else if on {
-                        out.gnu.push(format!("--{}", p.long));
+                        out.gnu.push(format!("--{}", p.long).into());
                     }
                     out.given.push(p.name.clone());
                 }
                 ParamKind::Value | ParamKind::Array => {
                     let value = match inline {
-                        Some(v) => v.to_string(),
+                        Some(v) => OsString::from(v),
                         None => match args.get(i) {
-                            Some(v) if !is_param_token(v) => {
+                            Some(v) if !v.to_str().is_some_and(is_param_token) => {
                                 i += 1;
                                 v.clone()
                             }
@@ -230,7 +285,7 @@ pub fn bind(params: &[Param], positional: &[&str], args: &[String]) -> Result<Bo
                             }
                         },
                     };
-                    push_value(&mut out, p, &value);
+                    push_value(&mut out, p, &value)?;
                 }
             }
             continue;
@@ -248,11 +303,12 @@ pub fn bind(params: &[Param], positional: &[&str], args: &[String]) -> Result<Bo
                         "internal: positional parameter {name} is not declared"
                     ))
                 })?;
-                push_value(&mut out, p, tok);
+                push_value(&mut out, p, tok_os)?;
             }
             None => {
                 return Err(UsageError(format!(
-                    "A positional parameter cannot be found that accepts argument '{tok}'."
+                    "A positional parameter cannot be found that accepts argument '{}'.",
+                    tok_os.to_string_lossy()
                 )))
             }
         }
@@ -292,14 +348,17 @@ mod tests {
     }
 
     fn ok(args: &[&str]) -> Vec<String> {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         bind(&find_like(), &["Name", "Source"], &args)
             .unwrap_or_else(|e| panic!("{args:?}: {}", e.0))
             .gnu
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     fn err(args: &[&str]) -> String {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         match bind(&find_like(), &["Name", "Source"], &args) {
             Ok(b) => panic!("{args:?} should fail, bound {:?}", b.gnu),
             Err(e) => e.0,
@@ -376,7 +435,7 @@ mod tests {
 
     #[test]
     fn question_mark_asks_for_help() {
-        let b = bind(&find_like(), &["Name"], &["-?".to_string()]).expect("binds");
+        let b = bind(&find_like(), &["Name"], &[OsString::from("-?")]).expect("binds");
         assert!(b.help);
     }
 

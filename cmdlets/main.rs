@@ -56,25 +56,25 @@ fn main() {
             .unwrap_or_default();
         eprintln!("containerimage: internal error{at}: {what}\nThis is a bug in containerimage; please report it.");
     }));
-    let argv: Vec<String> = std::env::args_os()
-        .map(|a: OsString| a.to_string_lossy().into_owned())
-        .collect();
+    // Arguments keep their bytes: a file name that is not UTF-8 can be named.
+    let argv: Vec<OsString> = std::env::args_os().collect();
     let code = run(&argv);
     let _ = std::io::stdout().flush();
     std::process::exit(code);
 }
 
 /// Runs a command line and returns the exit status.
-fn run(argv: &[String]) -> i32 {
+fn run(argv: &[OsString]) -> i32 {
     let invoked = argv
         .first()
         .and_then(|a| Path::new(a).file_stem())
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let word = |i: usize| argv.get(i).map(|a| a.to_string_lossy());
     // Multicall: a link named like a cmdlet runs that cmdlet.
     let (def, rest) = match lookup(&invoked) {
         Some(def) => (def, &argv[1.min(argv.len())..]),
-        None => match argv.get(1).map(String::as_str) {
+        None => match word(1).as_deref() {
             None | Some("-?" | "-h" | "--help" | "-help" | "/?") => {
                 print_overview();
                 return if argv.len() > 1 { 0 } else { 2 };
@@ -164,7 +164,7 @@ pub fn full_command(def: &CmdletDef) -> Command {
         .disable_version_flag(true)
 }
 
-fn run_cmdlet(def: &'static CmdletDef, rest: &[String]) -> i32 {
+fn run_cmdlet(def: &'static CmdletDef, rest: &[OsString]) -> i32 {
     let cmd = full_command(def);
     let params = args::params_of(&cmd);
     let bound = match args::bind(&params, def.positional, rest) {

@@ -46,7 +46,7 @@ pub struct InstallPackageArgs {
 pub struct InstallOsImageArgs {
     /// The .wim file to import.
     #[arg(long)]
-    pub wim_path: String,
+    pub wim_path: std::path::PathBuf,
     /// Reinstall when already installed.
     #[arg(long)]
     pub force: bool,
@@ -145,7 +145,7 @@ pub struct RemoveArgs {
 pub struct MoveArgs {
     /// The new location of the store; must not exist.
     #[arg(long)]
-    pub path: String,
+    pub path: std::path::PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -565,7 +565,7 @@ fn move_repository(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: MoveArgs = parse(m)?;
     let store = open_store(ctx)?;
     let lock = store.lock(ctx.reporter())?;
-    let moved = lock.relocate(std::path::Path::new(&args.path), ctx.reporter())?;
+    let moved = lock.relocate(&args.path, ctx.reporter())?;
     ctx.emit(
         &RepositoryObject {
             path: moved.display().to_string(),

@@ -30,7 +30,7 @@ pub fn install_container_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         publisher: args.publisher,
         force: args.force,
     };
-    let context = || format!("cannot install {}", args.wim_path);
+    let context = || format!("cannot install {}", args.wim_path.display());
     if args.what_if {
         let (_, planned) =
             plan_os_image(&request).map_err(|e| CmdError::from(e).context(context()))?;

@@ -45,7 +45,7 @@ pub struct Home {
 
 impl Home {
     /// `CONTAINERIMAGE_HOME`, else the platform default: `/var/lib/containerimage`
-    /// for root, `$XDG_DATA_HOME/containerimage` (or `~/.local/share/containerimage`)
+    /// when the effective user is root (whatever `HOME` says), `$XDG_DATA_HOME/containerimage` (or `~/.local/share/containerimage`)
     /// for other users, `%ProgramData%\ContainerImage` on Windows.
     pub fn from_env() -> Result<Home, ConfigError> {
         if let Some(v) = std::env::var_os(HOME_VAR).filter(|v| !v.is_empty()) {
@@ -102,9 +102,8 @@ impl Home {
 
 #[cfg(unix)]
 fn default_home() -> Option<PathBuf> {
-    let is_root = std::env::var_os("USER").is_some_and(|u| u == "root")
-        || std::env::var_os("HOME").is_some_and(|h| h == "/root");
-    if is_root {
+    // Decided by who the process is, not by what USER or HOME say.
+    if rustix::process::geteuid().is_root() {
         return Some(PathBuf::from("/var/lib/containerimage"));
     }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {

@@ -230,11 +230,7 @@ pub fn install_from_feed(
         }
         .into());
     }
-    let cache = lock.store().cache_dir();
-    std::fs::create_dir_all(&cache).map_err(|source| InstallError::Read {
-        path: cache.clone(),
-        source,
-    })?;
+    let cache = lock.cache_dir()?;
     let dest = cache.join(cache_file_name(entry));
     let request = crate::download::Request::from(entry);
     crate::download::fetch(downloader, &request, &dest, false, reporter).map_err(|source| {

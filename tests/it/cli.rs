@@ -23,6 +23,11 @@ fn usage_errors_exit_2_with_powershell_wording() {
         (&["Get-WindowsImage", "a.wim", "b.wim"], "A positional parameter cannot be found that accepts argument 'b.wim'."),
         (&["Move-ContainerImageRepository", "-Path", "a", "-Path", "b"], "specified more than once"),
         (&["Get-ContainerImage", "-OutputFormat", "Yaml"], "Cannot bind parameter '-OutputFormat'"),
+        // An empty value never silently means "everything".
+        (&["Get-ContainerImage", "-Name:"], "Cannot validate argument on parameter 'Name'. The argument is null or empty."),
+        (&["Find-ContainerImage", "-Name", ""], "Cannot validate argument on parameter 'Name'."),
+        (&["Find-ContainerImage", "-Name", ",,"], "Cannot validate argument on parameter 'Name'."),
+        (&["Install-ContainerOSImage", "x.wim", "-Publisher:"], "Cannot validate argument on parameter 'Publisher'."),
     ];
     for (args, expected) in cases {
         let o = run(home.path(), args);
@@ -194,4 +199,43 @@ fn no_arguments_is_a_usage_error_listing_cmdlets() {
     let o = run(home.path(), &[]);
     assert_exit(&o, 2);
     assert!(stdout(&o).contains("Find-ContainerImage"), "{}", stdout(&o));
+}
+
+#[test]
+fn file_names_that_are_not_utf8_can_be_named() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tree = tmp.path().join("tree/Windows");
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    std::fs::write(tree.join("a.txt"), b"a").expect("write");
+    let wim = tmp.path().join(OsStr::from_bytes(b"Ba\xffse.wim"));
+    let o = std::process::Command::new("wimlib-imagex")
+        .arg("capture")
+        .arg(tmp.path().join("tree"))
+        .arg(&wim)
+        .arg("OS")
+        .output()
+        .expect("wimlib-imagex runs (apt-get install -y wimtools)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let home = tmp.path().join("home");
+    let install = |extra: &[&str]| {
+        crate::common::cmd(&home)
+            .arg("Install-ContainerOSImage")
+            .arg(&wim)
+            .args(["-Version", "1.0"])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    // No name can be read from such a file name: asked for, never mangled.
+    let o = install(&[]);
+    crate::common::assert_fails(&o, "give the name with -Name");
+    let o = install(&["-Name", "Base"]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("CN=Microsoft_Base_1.0.0.0"),
+        "{}",
+        stdout(&o)
+    );
 }

@@ -241,24 +241,10 @@ fn decode<'a>(bytes: &'a [u8], feed: &str) -> Result<&'a str, FeedError> {
     })
 }
 
-/// Checks an image name: it becomes part of file and folder names, so it
-/// must not be able to name anything outside them.
+/// Checks an image name with the one rule of [`crate::names`]: it becomes
+/// part of file and folder names and must read back as it was written.
 pub fn check_image_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the name is empty".into());
-    }
-    if name == "." || name == ".." {
-        return Err(format!("'{name}' is not a usable name"));
-    }
-    if let Some(c) = name.chars().find(|c| {
-        c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
-    }) {
-        return Err(format!(
-            "'{}' contains the character {c:?}, which cannot be part of a file name",
-            name.escape_debug()
-        ));
-    }
-    Ok(())
+    crate::names::check_name(name).map_err(|e| e.to_string())
 }
 
 /// Parses a SHA-256 written as 64 hex digits (either case).

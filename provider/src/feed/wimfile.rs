@@ -23,11 +23,13 @@ pub fn wim_name_and_version(
     path: &Path,
     info: Option<&WimInfo>,
 ) -> Result<(String, Version), FeedError> {
+    // A file name that is not UTF-8 gives no name (the caller asks for
+    // -Name) rather than one with replacement characters in it.
     let file_name = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .and_then(|n| n.to_str())
         .unwrap_or_default();
-    let stem = strip_wim_extension(&file_name);
+    let stem = strip_wim_extension(file_name);
     let (name, suffix) = split_version_suffix(stem);
     if check_image_name(name).is_err() {
         return Err(FeedError::NoName {

@@ -1,16 +1,23 @@
 //! The store's index: which images are installed, one JSON file replaced
 //! atomically, read without a lock and written only under the store lock.
+//!
+//! The index is a summary, not the truth: each image folder carries its own
+//! record (`image.json`), and a missing, emptied or damaged index is rebuilt
+//! from those records (see `tidy`). Losing the index never loses an image.
 
 use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ImageRecord, StoreError};
-use crate::fsutil::write_atomic;
+use super::{check_record, ImageRecord, StoreError};
+use crate::fsutil::dir::Dir;
+use crate::progress::Reporter;
 
 pub(crate) const INDEX_FILE: &str = "index.json";
 const INDEX_FORMAT: u32 = 1;
+/// An index larger than this is damaged (a record is well under 4 KiB).
+const INDEX_LIMIT: u64 = 256 << 20;
 
 /// The persisted index.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -26,54 +33,77 @@ fn format_version() -> u32 {
     INDEX_FORMAT
 }
 
+/// What reading the index found.
+pub(crate) enum Loaded {
+    /// The index, with every record that passed the checks.
+    Good(Index),
+    /// No index file (a new store, or one whose index was deleted).
+    Missing,
+    /// An index that cannot be used as it is; the text says why.
+    Damaged(String),
+}
+
 impl Index {
-    /// Reads `<store>/index.json`; a missing file (or store) is an empty index.
-    pub fn load(store: &Path) -> Result<Index, StoreError> {
-        let path = store.join(INDEX_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let index: Index =
-                    serde_json::from_slice(&bytes).map_err(|e| StoreError::DamagedIndex {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
-                if index.format > INDEX_FORMAT {
-                    return Err(StoreError::DamagedIndex {
-                        path,
-                        message: format!(
-                            "format {} is newer than this program understands ({INDEX_FORMAT})",
-                            index.format
-                        ),
-                    });
-                }
-                Ok(index)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Index {
-                format: INDEX_FORMAT,
-                images: Vec::new(),
-            }),
-            Err(source) => Err(StoreError::Io {
-                what: "read the store index",
-                path,
-                source,
-            }),
+    pub fn empty() -> Index {
+        Index {
+            format: INDEX_FORMAT,
+            images: Vec::new(),
         }
     }
 
+    /// Reads `<store>/index.json`. Records that fail the checks of
+    /// [`check_record`] are reported and left out, never followed.
+    pub fn load(root: &Dir, reporter: &dyn Reporter) -> Result<Loaded, StoreError> {
+        let bytes = match root.read_limited(Path::new(INDEX_FILE), INDEX_LIMIT) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::Io {
+                    what: "read the store index",
+                    path: root.display_path(Path::new(INDEX_FILE)),
+                    source: e,
+                })
+            }
+            Err(e) => return Ok(Loaded::Damaged(e.to_string())),
+        };
+        let mut index: Index = match serde_json::from_slice(&bytes) {
+            Ok(i) => i,
+            Err(e) => return Ok(Loaded::Damaged(e.to_string())),
+        };
+        if index.format > INDEX_FORMAT {
+            return Err(StoreError::DamagedIndex {
+                path: root.display_path(Path::new(INDEX_FILE)),
+                message: format!(
+                    "format {} is newer than this program understands ({INDEX_FORMAT})",
+                    index.format
+                ),
+            });
+        }
+        index.images.retain(|r| match check_record(r) {
+            Ok(()) => true,
+            Err(why) => {
+                reporter.warn(&format!("ignoring a record of the store index: {why}"));
+                false
+            }
+        });
+        Ok(Loaded::Good(index))
+    }
+
     /// Replaces `<store>/index.json` atomically.
-    pub fn save(&self, store: &Path) -> Result<(), StoreError> {
-        let path = store.join(INDEX_FILE);
+    pub fn save(&self, root: &Dir) -> Result<(), StoreError> {
+        let path = Path::new(INDEX_FILE);
         let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| StoreError::Io {
             what: "encode the store index",
-            path: path.clone(),
+            path: root.display_path(path),
             source: io::Error::other(e),
         })?;
         bytes.push(b'\n');
-        write_atomic(&path, &bytes).map_err(|source| StoreError::Io {
-            what: "write the store index",
-            path,
-            source,
-        })
+        root.write_atomic(path, &bytes)
+            .map_err(|source| StoreError::Io {
+                what: "write the store index",
+                path: root.display_path(path),
+                source,
+            })
     }
 
     pub fn position(&self, full_name: &str) -> Option<usize> {

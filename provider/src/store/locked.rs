@@ -1,7 +1,7 @@
 //! Changing the store: installing, replacing and removing images under the
 //! exclusive lock (see the crash-safety rules in the parent module).
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -9,15 +9,18 @@ use serde::Serialize;
 
 use super::index::Index;
 use super::{
-    check_component, full_name, io_err, links, manifest, normalize_publisher, test_pause, BoxError,
-    ImageRecord, NewImage, Store, StoreError, FILES_DIR, MANIFEST_FILE, RECORD_FILE, STAGING_DIR,
+    full_name, io_err, links, manifest, normalize_publisher, test_pause, BoxError, ImageRecord,
+    NewImage, Store, StoreError, CACHE_DIR, FILES_DIR, MANIFEST_FILE, RECORD_FILE, STAGING_DIR,
     TRASH_DIR, UTILITY_VM_FILES_DIR,
 };
+use crate::fsutil::dir::Dir;
 use crate::progress::Reporter;
 
 /// The store, held exclusively: the only way to change it.
 pub struct StoreLock<'a> {
     pub(super) store: &'a Store,
+    /// The store folder, opened once: every change goes through it.
+    pub(super) root: Dir,
     pub(super) _file: File,
     pub(super) index: Index,
 }
@@ -29,6 +32,16 @@ impl StoreLock<'_> {
 
     pub fn images(&self) -> &[ImageRecord] {
         &self.index.images
+    }
+
+    /// `<store>/.cache`, where downloaded `.wim` files wait to be installed,
+    /// created when missing (a link planted there is refused).
+    pub fn cache_dir(&self) -> Result<PathBuf, StoreError> {
+        let rel = Path::new(CACHE_DIR);
+        self.root
+            .create_dir_all(rel)
+            .map_err(io_err("create", &self.root.display_path(rel)))?;
+        Ok(self.store.root.join(CACHE_DIR))
     }
 
     /// The installed image named `full_name` (case-insensitive).
@@ -64,9 +77,9 @@ impl StoreLock<'_> {
         fill: impl FnOnce(&Path) -> Result<(), BoxError>,
         reporter: &dyn Reporter,
     ) -> Result<ImageRecord, StoreError> {
-        check_component("name", &new.name)?;
+        crate::names::check_name(&new.name)?;
         let publisher = normalize_publisher(new.publisher.as_deref());
-        check_component("publisher", &publisher)?;
+        crate::names::check_publisher(&publisher)?;
         let full_name = full_name(&publisher, &new.name, &new.version);
         let existing = self.index.position(&full_name);
         if existing.is_some() && !force {
@@ -80,26 +93,29 @@ impl StoreLock<'_> {
             }
         }
 
-        let root = self.store.root.clone();
-        let staging_root = root.join(STAGING_DIR);
-        fs::create_dir_all(&staging_root).map_err(io_err("create", &staging_root))?;
-        let staging = tempfile::Builder::new()
-            .prefix("install-")
-            .tempdir_in(&staging_root)
-            .map_err(io_err("create a staging folder in", &staging_root))?;
-        // Temporary folders are private; an installed image is readable by all.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
-                .map_err(io_err("set the permissions of", staging.path()))?;
-        }
+        let root = &self.root;
+        let staging_root = root
+            .create_dir_all(Path::new(STAGING_DIR))
+            .map_err(io_err("create", &root.display_path(Path::new(STAGING_DIR))))?;
+        let token = random_name("install-");
+        staging_root
+            .create_dir(Path::new(&token), 0o755)
+            .map_err(io_err("create a staging folder in", staging_root.path()))?;
+        let staged_rel = Path::new(STAGING_DIR).join(&token);
+        let staging = Staging {
+            root,
+            rel: staged_rel.clone(),
+            armed: true,
+        };
+        // Installed images are readable by all, whatever the umask.
+        root.set_mode(&staged_rel, 0o755).map_err(io_err(
+            "set the permissions of",
+            &root.display_path(&staged_rel),
+        ))?;
         // The absolute, resolved path: apply writes links relative to it.
-        let staged = fs::canonicalize(staging.path()).map_err(io_err("resolve", staging.path()))?;
-        let install_token = staged
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let staged_path = root.display_path(&staged_rel);
+        let staged =
+            std::fs::canonicalize(&staged_path).map_err(io_err("resolve", &staged_path))?;
         test_pause("staging", reporter);
 
         reporter.verbose(&format!("installing {full_name} in {}", staged.display()));
@@ -107,9 +123,15 @@ impl StoreLock<'_> {
             full_name: full_name.clone(),
             source,
         })?;
+        let staged_dir = root
+            .open_dir(&staged_rel)
+            .map_err(io_err("open", &staged))?;
         for tree in [FILES_DIR, UTILITY_VM_FILES_DIR] {
             let dir = staged.join(tree);
-            if dir.is_dir() {
+            if matches!(
+                staged_dir.file_type(Path::new(tree)),
+                Ok(Some(rustix::fs::FileType::Directory))
+            ) {
                 let n = links::make_internal_links_relative(&dir, &dir)
                     .map_err(io_err("fix the symbolic links in", &dir))?;
                 if n > 0 {
@@ -119,6 +141,10 @@ impl StoreLock<'_> {
         }
         let scan = manifest::scan(&staged, &[FILES_DIR, UTILITY_VM_FILES_DIR])
             .map_err(io_err("record the installed files of", &staged))?;
+        let utility_vm = matches!(
+            staged_dir.file_type(Path::new(UTILITY_VM_FILES_DIR)),
+            Ok(Some(rustix::fs::FileType::Directory))
+        );
         let record = ImageRecord {
             name: new.name.clone(),
             publisher,
@@ -129,41 +155,48 @@ impl StoreLock<'_> {
             parent_image: new.parent_image.clone(),
             size: scan.size,
             created: now_rfc3339(),
-            utility_vm: staged.join(UTILITY_VM_FILES_DIR).is_dir(),
-            install_token,
+            utility_vm,
+            install_token: token,
         };
-        write_json(&staged.join(MANIFEST_FILE), &scan.manifest)?;
-        write_json(&staged.join(RECORD_FILE), &record)?;
+        write_json(&staged_dir, MANIFEST_FILE, &scan.manifest)?;
+        write_json(&staged_dir, RECORD_FILE, &record)?;
+        staged_dir.sync();
         test_pause("staged", reporter);
 
-        let dest = self.store.image_path(&full_name);
-        let displaced = match fs::symlink_metadata(&dest) {
-            Ok(_) if existing.is_some() => Some(self.move_to_trash(&dest)?),
-            Ok(_) => {
+        // Publish: one rename, or for a reinstall one atomic exchange of the
+        // new folder and the old one (which then waits in .staging).
+        let dest = Path::new(&full_name);
+        let dest_path = root.display_path(dest);
+        let replaced = match root.file_type(dest) {
+            Ok(None) => {
+                root.rename_new(&staged_rel, root, dest)
+                    .map_err(io_err("publish the image at", &dest_path))?;
+                None
+            }
+            Ok(Some(rustix::fs::FileType::Directory)) if existing.is_some() => {
+                Some(self.exchange(&staged_rel, dest, reporter)?)
+            }
+            Ok(Some(_)) => {
                 return Err(StoreError::Io {
                     what: "install into",
-                    path: dest,
+                    path: dest_path,
                     source: io::Error::new(
                         io::ErrorKind::AlreadyExists,
                         "the folder exists but is not an installed image; move it away",
                     ),
                 })
             }
-            Err(_) => None,
-        };
-        let staged_path = staging.keep();
-        if let Err(source) = fs::rename(&staged_path, &dest) {
-            let _ = fs::remove_dir_all(&staged_path);
-            if let Some(old) = &displaced {
-                let _ = fs::rename(old, &dest);
+            Err(source) => {
+                return Err(StoreError::Io {
+                    what: "inspect",
+                    path: dest_path,
+                    source,
+                })
             }
-            return Err(StoreError::Io {
-                what: "publish the image at",
-                path: dest,
-                source,
-            });
-        }
-        crate::fsutil::sync_dir(&root);
+        };
+        let mut staging = staging;
+        staging.armed = false;
+        root.sync();
         test_pause("published", reporter);
 
         let mut index = self.index.clone();
@@ -175,19 +208,78 @@ impl StoreLock<'_> {
             }
             None => index.images.push(record.clone()),
         }
-        if let Err(e) = index.save(&root) {
-            let _ = fs::remove_dir_all(&dest);
-            if let Some(old) = &displaced {
-                let _ = fs::rename(old, &dest);
+        if let Err(e) = index.save(root) {
+            // Undo the publication: the old image goes back where it was.
+            let undone = match &replaced {
+                Some(old) => root
+                    .rename_exchange(old, dest)
+                    .and_then(|()| root.remove_all(old)),
+                None => root
+                    .rename_new(dest, root, &staged_rel)
+                    .and_then(|()| root.remove_all(&staged_rel)),
+            };
+            if let Err(undo) = undone {
+                reporter.warn(&format!(
+                    "could not undo the publication of {full_name} ({undo}); the next command lists what its folder holds"
+                ));
             }
             return Err(e);
         }
         self.index = index;
         test_pause("recorded", reporter);
-        if let Some(old) = displaced {
-            remove_quietly(&old, reporter);
+        if let Some(old) = replaced {
+            remove_quietly(root, &old, reporter);
         }
         Ok(record)
+    }
+
+    /// Swaps the staged folder and the published one atomically; returns
+    /// where the old image now is. Where the file system cannot exchange,
+    /// the old image is moved into `.trash` first: if the command stops
+    /// between the two renames, the next one puts it back.
+    fn exchange(
+        &self,
+        staged_rel: &Path,
+        dest: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<PathBuf, StoreError> {
+        let root = &self.root;
+        let exchanged = if super::test_no_exchange() {
+            Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::INVAL.raw_os_error(),
+            ))
+        } else {
+            root.rename_exchange(staged_rel, dest)
+        };
+        match exchanged {
+            Ok(()) => return Ok(staged_rel.to_path_buf()),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                reporter.verbose("the file system cannot exchange folders; renaming twice");
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    what: "publish the image at",
+                    path: root.display_path(dest),
+                    source,
+                })
+            }
+        }
+        let old = self.move_to_trash(dest)?;
+        test_pause("moved-aside", reporter);
+        if let Err(source) = root.rename_new(staged_rel, root, dest) {
+            if let Err(e) = root.rename_new(&old, root, dest) {
+                reporter.warn(&format!(
+                    "could not put {} back ({e}); the next command will",
+                    root.display_path(dest).display()
+                ));
+            }
+            return Err(StoreError::Io {
+                what: "publish the image at",
+                path: root.display_path(dest),
+                source,
+            });
+        }
+        Ok(old)
     }
 
     /// Removes an installed image; refused while other images depend on it.
@@ -217,23 +309,28 @@ impl StoreLock<'_> {
                 dependants,
             });
         }
-        let dir = self.store.image_path(&record.full_name);
-        let trashed = match fs::symlink_metadata(&dir) {
-            Ok(_) => Some(self.move_to_trash(&dir)?),
-            Err(_) => None,
+        let dir = PathBuf::from(&record.full_name);
+        let trashed = match self.root.file_type(&dir) {
+            Ok(Some(_)) => Some(self.move_to_trash(&dir)?),
+            _ => None,
         };
         test_pause("removing", reporter);
         let mut index = self.index.clone();
         index.images.remove(i);
-        if let Err(e) = index.save(&self.store.root) {
+        if let Err(e) = index.save(&self.root) {
             if let Some(t) = &trashed {
-                let _ = fs::rename(t, &dir);
+                if let Err(undo) = self.root.rename_new(t, &self.root, &dir) {
+                    reporter.warn(&format!(
+                        "could not put {} back ({undo}); the next command will",
+                        record.full_name
+                    ));
+                }
             }
             return Err(e);
         }
         self.index = index;
         if let Some(t) = trashed {
-            remove_quietly(&t, reporter);
+            remove_quietly(&self.root, &t, reporter);
         }
         Ok(record)
     }
@@ -244,37 +341,68 @@ impl StoreLock<'_> {
         super::relocate::relocate(self.store, dest, reporter)
     }
 
+    /// Moves the image folder `dir` (relative to the store) into `.trash`
+    /// by one rename; returns its new place, relative to the store.
     fn move_to_trash(&self, dir: &Path) -> Result<PathBuf, StoreError> {
-        let trash = self.store.root.join(TRASH_DIR);
-        fs::create_dir_all(&trash).map_err(io_err("create", &trash))?;
-        let slot = tempfile::Builder::new()
-            .prefix("old-")
-            .tempdir_in(&trash)
-            .map_err(io_err("create a folder in", &trash))?
-            .keep();
-        let target = slot.join("image");
-        fs::rename(dir, &target).map_err(io_err("move aside", dir))?;
-        Ok(slot)
+        let root = &self.root;
+        root.create_dir_all(Path::new(TRASH_DIR))
+            .map_err(io_err("create", &root.display_path(Path::new(TRASH_DIR))))?;
+        let target = Path::new(TRASH_DIR).join(random_name("old-"));
+        root.rename_new(dir, root, &target)
+            .map_err(io_err("move aside", &root.display_path(dir)))?;
+        root.sync();
+        Ok(target)
     }
 }
 
-fn remove_quietly(dir: &Path, reporter: &dyn Reporter) {
-    if let Err(e) = fs::remove_dir_all(dir) {
+/// A staging folder that is removed unless published.
+struct Staging<'a> {
+    root: &'a Dir,
+    rel: PathBuf,
+    armed: bool,
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.root.remove_all(&self.rel);
+        }
+    }
+}
+
+/// `<prefix><16 random hex digits>`.
+fn random_name(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    format!("{prefix}{:016x}", h.finish())
+}
+
+fn remove_quietly(root: &Dir, rel: &Path, reporter: &dyn Reporter) {
+    if let Err(e) = root.remove_all(rel) {
         reporter.warn(&format!(
             "could not delete {} ({e}); the next command will retry",
-            dir.display()
+            root.display_path(rel).display()
         ));
     }
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+fn write_json<T: Serialize>(dir: &Dir, name: &str, value: &T) -> Result<(), StoreError> {
+    let rel = Path::new(name);
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Io {
         what: "encode",
-        path: path.to_path_buf(),
+        path: dir.display_path(rel),
         source: io::Error::other(e),
     })?;
     bytes.push(b'\n');
-    fs::write(path, bytes).map_err(io_err("write", path))
+    dir.write_atomic(rel, &bytes)
+        .map_err(io_err("write", &dir.display_path(rel)))
 }
 
 fn now_rfc3339() -> String {

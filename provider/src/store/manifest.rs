@@ -11,6 +11,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The largest manifest read back (Server Core's holds about 100,000 entries,
+/// some 15 MB).
+pub const MANIFEST_LIMIT: u64 = 256 << 20;
+
 /// One entry of the manifest.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "Type", rename_all = "PascalCase")]
@@ -162,7 +166,8 @@ fn identity(_meta: &fs::Metadata) -> Option<(u64, u64)> {
 }
 
 fn hash_file(path: &Path) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
+    // A file swapped for a link or a FIFO since the walk is not followed.
+    let mut file = open_regular_nofollow(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -173,6 +178,28 @@ fn hash_file(path: &Path) -> io::Result<String> {
         hasher.update(buf.get(..n).unwrap_or_default());
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(unix)]
+fn open_regular_nofollow(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+fn open_regular_nofollow(path: &Path) -> io::Result<fs::File> {
+    fs::File::open(path)
 }
 
 /// The differences between what was installed and what is on disk now,

@@ -16,11 +16,21 @@
 //! ```
 //!
 //! Crash safety: every change happens under an exclusive lock on
-//! `<home>/store.lock`. An image is built in `.staging`, published by one
-//! rename, then recorded in the index. Whoever takes the lock next removes
-//! what an interrupted command left: staging and trash folders, published
-//! folders the index does not record, and records whose folder is missing.
+//! `<home>/store.lock`. An image is built in `.staging` and published by one
+//! rename (a reinstall swaps the new folder and the old one in one atomic
+//! exchange); a removal moves the folder into `.trash` by one rename. The
+//! image folders' own records (`image.json`) are the truth, the index a
+//! summary of them: whoever takes the lock next lists a published folder the
+//! index lacks, drops records whose folder is gone, puts back an image that a
+//! removal or reinstall moved aside but never recorded as gone, and empties
+//! `.staging` and `.trash`. Nothing else in the store is ever deleted, and a
+//! missing, emptied or damaged index is rebuilt from the folders.
 //! Readers take no lock: the index is only ever replaced whole.
+//!
+//! Every file-system step inside the store goes through a handle to the
+//! store folder ([`crate::fsutil::dir::Dir`]) and never follows a link: a
+//! `.staging`, `.trash`, `.cache` or image folder replaced by a link is
+//! reported and removed as a link, never written or emptied through.
 
 mod index;
 mod links;
@@ -29,16 +39,20 @@ pub mod manifest;
 mod relocate;
 mod tidy;
 
-use std::fs::{self, File, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{FileType, OFlags};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Home};
+use crate::fsutil::dir::Dir;
+use crate::names::NameError;
 use crate::progress::Reporter;
 use crate::version::Version;
-use index::Index;
+use index::{Index, Loaded};
 
 pub use locked::StoreLock;
 pub use relocate::MOVE_JOURNAL;
@@ -89,12 +103,8 @@ pub enum StoreError {
         full_name: String,
         dependants: Vec<String>,
     },
-    #[error("'{value}' cannot be used as an image {field}: {reason}")]
-    BadName {
-        field: &'static str,
-        value: String,
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    BadName(#[from] NameError),
     #[error("cannot install {full_name}")]
     Fill {
         full_name: String,
@@ -193,43 +203,68 @@ impl ImageFilter {
     }
 }
 
-/// Names become folder names: refuse anything that is not one portable path component.
-fn check_component(field: &'static str, value: &str) -> Result<(), StoreError> {
-    let bad = |reason| {
-        Err(StoreError::BadName {
-            field,
-            value: value.to_string(),
-            reason,
-        })
-    };
-    if value.is_empty() {
-        return bad("it is empty");
+/// Checks a record read from disk (the index or an image folder's
+/// `image.json`): its names pass the one name rule and its FullName is the
+/// one they make, so it names exactly one folder directly in the store.
+pub(crate) fn check_record(r: &ImageRecord) -> Result<(), String> {
+    let shown = r.full_name.escape_debug();
+    crate::names::check_name(&r.name).map_err(|e| format!("{shown}: {e}"))?;
+    crate::names::check_publisher(&r.publisher).map_err(|e| format!("{shown}: {e}"))?;
+    let version: Version = r
+        .version
+        .parse()
+        .map_err(|e| format!("{shown}: bad version: {e}"))?;
+    if r.full_name != full_name(&r.publisher, &r.name, &version) {
+        return Err(format!(
+            "{shown} is not the FullName of {} {} {}",
+            r.publisher.escape_debug(),
+            r.name.escape_debug(),
+            r.version.escape_debug()
+        ));
     }
-    if value.starts_with('.') || value.ends_with('.') || value.ends_with(' ') {
-        return bad("it starts with a dot or ends with a dot or space");
-    }
-    if value.chars().any(|c| {
-        c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
-    }) {
-        return bad("it contains a character not allowed in file names (/ \\ : * ? \" < > | or a control character)");
-    }
-    if value.len() > 200 {
-        return bad("it is longer than 200 bytes");
+    if let Some(parent) = &r.parent_image {
+        if parent.is_empty() || parent.contains(['/', '\\', '\0']) || parent.starts_with('.') {
+            return Err(format!(
+                "{shown}: bad ParentImage {}",
+                parent.escape_debug()
+            ));
+        }
     }
     Ok(())
 }
 
 /// Test-only hook: when `CONTAINERIMAGE_TEST_PAUSE_AT` names `stage`, report
-/// "test pause at <stage>" as a warning and sleep, so a test can kill the
-/// process at that exact point. Compiled only with the `test-hooks` feature.
+/// "test pause at <stage>" as a warning and wait, so a test can kill the
+/// process at that exact point (or change the store and let it go on). Compiled only with the `test-hooks` feature.
 pub fn test_pause(stage: &str, reporter: &dyn Reporter) {
     #[cfg(feature = "test-hooks")]
     if std::env::var(TEST_PAUSE_VAR).is_ok_and(|v| v == stage) {
         reporter.warn(&format!("test pause at {stage}"));
-        std::thread::sleep(std::time::Duration::from_secs(120));
+        // Until killed, or until the file named by CONTAINERIMAGE_TEST_RESUME
+        // appears (so a test can change the store, then let the command go on).
+        let resume = std::env::var_os("CONTAINERIMAGE_TEST_RESUME").map(PathBuf::from);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while std::time::Instant::now() < until {
+            if resume.as_deref().is_some_and(Path::exists) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
     #[cfg(not(feature = "test-hooks"))]
     let _ = (stage, reporter);
+}
+
+/// Test-only switch: with `CONTAINERIMAGE_TEST_NO_EXCHANGE` set, a reinstall
+/// takes the path of file systems that cannot exchange two folders.
+#[cfg(feature = "test-hooks")]
+fn test_no_exchange() -> bool {
+    std::env::var_os("CONTAINERIMAGE_TEST_NO_EXCHANGE").is_some()
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn test_no_exchange() -> bool {
+    false
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
@@ -280,35 +315,56 @@ impl Store {
         self.root.join(CACHE_DIR)
     }
 
+    /// The store folder, opened, or `None` before anything was installed.
+    pub(crate) fn open_root(&self) -> Result<Option<Dir>, StoreError> {
+        match Dir::open(&self.root) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io {
+                what: "open the store folder",
+                path: self.root.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// The store folder, created when missing, opened.
+    pub(crate) fn create_root(&self) -> Result<Dir, StoreError> {
+        Dir::create_all(&self.root).map_err(io_err("create the store folder", &self.root))
+    }
+
     /// The installed images. Cleans up after an interrupted command first when
     /// no other command holds the store; never waits for one.
     pub fn images(&self, reporter: &dyn Reporter) -> Result<Vec<ImageRecord>, StoreError> {
-        if self.root.exists() {
-            match self.try_lock(reporter) {
-                Ok(Some(lock)) => return Ok(lock.index.images),
-                Ok(None) => {}
-                // A user who may read the store but not change it (or a
-                // read-only file system) still gets the list.
-                Err(StoreError::Io { what, path, source })
-                    if matches!(
-                        source.kind(),
-                        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-                    ) =>
-                {
-                    reporter.verbose(&format!(
-                        "not cleaning up the store: cannot {what} {}: {source}",
-                        path.display()
-                    ));
-                }
-                Err(e) => return Err(e),
+        let Some(root) = self.open_root()? else {
+            return Ok(Vec::new());
+        };
+        match self.try_lock(reporter) {
+            Ok(Some(lock)) => return Ok(lock.index.images),
+            Ok(None) => {}
+            // A user who may read the store but not change it (or a
+            // read-only file system) still gets the list.
+            Err(StoreError::Io { what, path, source })
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                reporter.verbose(&format!(
+                    "not cleaning up the store: cannot {what} {}: {source}",
+                    path.display()
+                ));
             }
+            Err(e) => return Err(e),
         }
-        let index = Index::load(&self.root)?;
-        Ok(index
-            .images
-            .into_iter()
-            .filter(|r| self.image_path(&r.full_name).is_dir())
-            .collect())
+        // Another command holds the store: what is published, as the index
+        // orders it, without changing anything.
+        let listed = match Index::load(&root, reporter)? {
+            Loaded::Good(index) => index.images,
+            Loaded::Missing | Loaded::Damaged(_) => Vec::new(),
+        };
+        let published = tidy::published_records(&root, reporter)?;
+        Ok(tidy::reconcile(listed, published).images)
     }
 
     /// Takes the store's exclusive lock (waiting for other commands), cleans
@@ -319,23 +375,24 @@ impl Store {
     }
 
     fn try_lock(&self, reporter: &dyn Reporter) -> Result<Option<StoreLock<'_>>, StoreError> {
-        let path = self.home.root().join(LOCK_FILE);
-        let file = open_lock_file(&path)?;
+        let file = open_lock_file(&self.home)?;
         match file.try_lock() {
             Ok(()) => self.locked(file, reporter).map(Some),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(source)) => Err(StoreError::Io {
                 what: "lock",
-                path,
+                path: self.home.root().join(LOCK_FILE),
                 source,
             }),
         }
     }
 
     fn locked(&self, file: File, reporter: &dyn Reporter) -> Result<StoreLock<'_>, StoreError> {
-        let index = tidy::tidy(self, reporter)?;
+        let root = self.create_root()?;
+        let index = tidy::tidy(&root, reporter)?;
         Ok(StoreLock {
             store: self,
+            root,
             _file: file,
             index,
         })
@@ -344,46 +401,74 @@ impl Store {
     /// Re-hashes an installed image's files and compares them with what was
     /// recorded at install time. Returns the problems (empty when intact).
     pub fn verify(&self, record: &ImageRecord) -> Result<Vec<String>, StoreError> {
-        let dir = self.image_path(&record.full_name);
-        let manifest_path = dir.join(MANIFEST_FILE);
-        let recorded: manifest::Manifest = match fs::read(&manifest_path) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(m) => m,
-                Err(e) => return Ok(vec![format!("damaged: {MANIFEST_FILE} ({e})")]),
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(vec![format!("missing: {MANIFEST_FILE}")])
-            }
-            Err(source) => {
-                return Err(StoreError::Io {
-                    what: "read",
-                    path: manifest_path,
-                    source,
-                })
-            }
+        check_record(record).map_err(|why| StoreError::Io {
+            what: "check",
+            path: self.root.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, why),
+        })?;
+        let Some(root) = self.open_root()? else {
+            return Ok(vec!["missing: the store folder".into()]);
         };
+        let manifest_rel = Path::new(&record.full_name).join(MANIFEST_FILE);
+        let recorded: manifest::Manifest =
+            match root.read_limited(&manifest_rel, manifest::MANIFEST_LIMIT) {
+                Ok(bytes) => match serde_json::from_slice(&bytes) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(vec![format!("damaged: {MANIFEST_FILE} ({e})")]),
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Ok(vec![format!("missing: {MANIFEST_FILE}")])
+                }
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        what: "read",
+                        path: root.display_path(&manifest_rel),
+                        source,
+                    })
+                }
+            };
+        let dir = self.image_path(&record.full_name);
         let actual = manifest::scan(&dir, &[FILES_DIR, UTILITY_VM_FILES_DIR])
             .map_err(io_err("read the installed files of", &dir))?;
         Ok(manifest::compare(&recorded, &actual.manifest))
     }
 }
 
-fn open_lock_file(path: &Path) -> Result<File, StoreError> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    }
-    File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io_err("open the lock file", path))
+/// Opens `<home>/store.lock`, creating it; never through a link (a link
+/// planted there is removed and the file made anew).
+fn open_lock_file(home: &Home) -> Result<File, StoreError> {
+    let home_dir = Dir::create_all(home.root()).map_err(io_err("create", home.root()))?;
+    let rel = Path::new(LOCK_FILE);
+    let open = || {
+        home_dir.open_with(
+            rel,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::NONBLOCK,
+            0o644,
+        )
+    };
+    let file = match open() {
+        Ok(f) => f,
+        Err(_) if matches!(home_dir.file_type(rel), Ok(Some(t)) if t != FileType::RegularFile) => {
+            home_dir
+                .remove_file(rel)
+                .map_err(io_err("remove the planted", &home_dir.display_path(rel)))?;
+            open().map_err(io_err("open the lock file", &home_dir.display_path(rel)))?
+        }
+        Err(source) => {
+            return Err(StoreError::Io {
+                what: "open the lock file",
+                path: home_dir.display_path(rel),
+                source,
+            })
+        }
+    };
+    Ok(file)
 }
 
 /// Takes `<home>/store.lock` exclusively, saying so when it has to wait.
 fn lock_file(home: &Home, reporter: &dyn Reporter) -> Result<File, StoreError> {
     let path = home.root().join(LOCK_FILE);
-    let file = open_lock_file(&path)?;
+    let file = open_lock_file(home)?;
     match file.try_lock() {
         Ok(()) => return Ok(file),
         Err(TryLockError::WouldBlock) => {
@@ -403,9 +488,31 @@ fn lock_file(home: &Home, reporter: &dyn Reporter) -> Result<File, StoreError> {
     Ok(file)
 }
 
-fn read_record(image_dir: &Path) -> Option<ImageRecord> {
-    let bytes = fs::read(image_dir.join(RECORD_FILE)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// The record `<root>/<folder>/image.json`, when it is there, readable and
+/// passes the checks (a damaged one is `Err` with the reason).
+fn read_record(root: &Dir, folder: &std::ffi::OsStr) -> Option<Result<ImageRecord, String>> {
+    let rel = Path::new(folder).join(RECORD_FILE);
+    let bytes = match root.read_limited(&rel, 1 << 20) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(Err(format!("cannot read {}: {e}", rel.display()))),
+    };
+    let record: ImageRecord = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => return Some(Err(format!("{} is damaged: {e}", rel.display()))),
+    };
+    if let Err(why) = check_record(&record) {
+        return Some(Err(why));
+    }
+    if std::ffi::OsStr::new(&record.full_name) != folder {
+        return Some(Err(format!(
+            "{} records the image {}, not {}",
+            rel.display(),
+            record.full_name.escape_debug(),
+            folder.to_string_lossy()
+        )));
+    }
+    Some(Ok(record))
 }
 
 #[cfg(test)]

@@ -7,12 +7,20 @@
 //! If the move is interrupted, the next command finishes it when the
 //! destination is complete and otherwise rolls it back, so the store is
 //! always usable at one of the two places.
+//!
+//! The journal is not trusted to name what may be deleted: before anything
+//! moves, a marker file (`.store-move`) holding the journal's random token is
+//! written into the store, so the copies carry it too. Recovery deletes a
+//! folder (the old copy, or an unfinished `<dest>.moving`) only when that
+//! folder holds the marker with the journal's token; a journal naming any
+//! other folder deletes nothing.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use super::{io_err, test_pause, Store, StoreError, STAGING_DIR, TRASH_DIR};
 use crate::config::Home;
@@ -26,6 +34,29 @@ pub const MOVE_JOURNAL: &str = "store-move.json";
 struct Journal {
     from: PathBuf,
     to: PathBuf,
+    /// The token of the marker written into the store being moved; a
+    /// journal without one (or whose folders lack it) deletes nothing.
+    #[serde(default)]
+    token: String,
+}
+
+/// The marker file in a store being moved (see the module documentation).
+const MARKER: &str = ".store-move";
+
+/// Whether `dir` is a store folder that this move marked.
+fn carries_marker(dir: &Path, token: &str) -> bool {
+    if token.is_empty() {
+        return false;
+    }
+    crate::fsutil::dir::Dir::open(dir)
+        .and_then(|d| d.read_limited(Path::new(MARKER), 1024))
+        .is_ok_and(|bytes| bytes == token.as_bytes())
+}
+
+fn remove_marker(dir: &Path) {
+    if let Ok(d) = crate::fsutil::dir::Dir::open(dir) {
+        let _ = d.remove_file(Path::new(MARKER));
+    }
 }
 
 fn moving_path(to: &Path) -> PathBuf {
@@ -76,9 +107,19 @@ pub(super) fn relocate(
     }
 
     let journal_path = home.root().join(MOVE_JOURNAL);
+    let token = hex::encode(sha2::Sha256::digest(format!(
+        "{}:{}:{:?}",
+        std::process::id(),
+        from.display(),
+        std::time::SystemTime::now()
+    )));
+    crate::fsutil::dir::Dir::open(&from)
+        .and_then(|d| d.write_atomic(Path::new(MARKER), token.as_bytes()))
+        .map_err(io_err("mark the store in", &from))?;
     let journal = Journal {
         from: from.clone(),
         to: dest.clone(),
+        token,
     };
     let bytes = serde_json::to_vec_pretty(&journal).map_err(|e| StoreError::Io {
         what: "encode",
@@ -103,6 +144,7 @@ pub(super) fn relocate(
             if let Err(e) = copy_tree(&from, &tmp) {
                 let _ = fs::remove_dir_all(&tmp);
                 let _ = fs::remove_file(&journal_path);
+                remove_marker(&from);
                 return Err(StoreError::Io {
                     what: "copy the store to",
                     path: tmp,
@@ -115,6 +157,7 @@ pub(super) fn relocate(
         }
         Err(source) => {
             let _ = fs::remove_file(&journal_path);
+            remove_marker(&from);
             return Err(StoreError::Io {
                 what: "move the store to",
                 path: dest,
@@ -123,23 +166,30 @@ pub(super) fn relocate(
         }
     };
     test_pause("move-renamed", reporter);
-    finish(home, &from, &dest, copied, reporter)?;
+    finish(home, &journal, copied, reporter)?;
     Ok(dest)
 }
 
 /// Points the configuration at `to`, removes the old copy and the journal.
 fn finish(
     home: &Home,
-    from: &Path,
-    to: &Path,
+    journal: &Journal,
     remove_from: bool,
     reporter: &dyn Reporter,
 ) -> Result<(), StoreError> {
+    let (from, to) = (journal.from.as_path(), journal.to.as_path());
     let mut config = home.load()?;
     let default = home.store_path(&crate::config::Config::default());
     config.store = (to != default).then(|| to.to_path_buf());
     home.save(&config)?;
-    if remove_from && from != to && from.exists() {
+    remove_marker(to);
+    if remove_from && from != to && from.exists() && !carries_marker(from, &journal.token) {
+        reporter.warn(&format!(
+            "the store now lives in {}; {} is not the store this move started from, so it is left alone",
+            to.display(),
+            from.display()
+        ));
+    } else if remove_from && from != to && from.exists() {
         if let Err(e) = fs::remove_dir_all(from) {
             reporter.warn(&format!(
                 "the store now lives in {}, but the old copy {} could not be deleted: {e}",
@@ -172,21 +222,25 @@ pub(super) fn recover(home: &Home, reporter: &dyn Reporter) -> Result<(), StoreE
         reporter.warn("ignoring an unreadable store move journal");
         return fs::remove_file(&path).map_err(io_err("remove", &path));
     };
-    if journal.to.is_dir() {
+    // The journal names two folders; only ones this move marked count.
+    let configured = home.store_path(&home.load()?);
+    let to_marked = carries_marker(&journal.to, &journal.token);
+    if journal.to.is_dir() && (to_marked || configured == journal.to) {
         reporter.warn(&format!(
             "finishing an interrupted move of the image store to {}",
             journal.to.display()
         ));
-        finish(home, &journal.from, &journal.to, true, reporter)
+        finish(home, &journal, true, reporter)
     } else {
         reporter.warn(&format!(
             "an interrupted move of the image store was rolled back; the store stays in {}",
-            journal.from.display()
+            configured.display()
         ));
         let tmp = moving_path(&journal.to);
-        if tmp.exists() {
+        if tmp.exists() && carries_marker(&tmp, &journal.token) {
             fs::remove_dir_all(&tmp).map_err(io_err("remove", &tmp))?;
         }
+        remove_marker(&configured);
         fs::remove_file(&path).map_err(io_err("remove", &path))
     }
 }

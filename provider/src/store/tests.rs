@@ -1,5 +1,6 @@
 use super::*;
 use crate::progress::Silent;
+use std::fs;
 
 fn v(s: &str) -> Version {
     s.parse().expect("version")
@@ -51,7 +52,7 @@ fn names_are_normalised_and_checked() {
     );
     assert_eq!(full_name("CN=Demo", "X", &v("1.0")), "CN=Demo_X_1.0.0.0");
     for bad in ["", "..", "a/b", "a\\b", ".hidden", "a\0b"] {
-        assert!(check_component("name", bad).is_err(), "{bad:?}");
+        assert!(crate::names::check_name(bad).is_err(), "{bad:?}");
     }
 }
 
@@ -123,12 +124,10 @@ fn reinstall_needs_force_and_replaces() {
         .expect("forced install");
     assert_ne!(first.install_token, second.install_token);
     assert_eq!(lock.images(), std::slice::from_ref(&second));
-    assert_eq!(
-        fs::read_dir(store.root().join(TRASH_DIR))
-            .expect("trash")
-            .count(),
-        0
-    );
+    for leftovers in [TRASH_DIR, STAGING_DIR] {
+        let n = fs::read_dir(store.root().join(leftovers)).map_or(0, |d| d.count());
+        assert_eq!(n, 0, "{leftovers} must be empty after a reinstall");
+    }
 }
 
 #[test]
@@ -172,19 +171,53 @@ fn leftovers_of_interrupted_commands_are_cleaned() {
     let root = store.root().to_path_buf();
     // A half-applied staging folder.
     fs::create_dir_all(root.join(".staging/install-xyz/Files")).expect("mkdir");
-    // A published folder never recorded: a copy of an image under another name.
-    let unrecorded = root.join("CN=Microsoft_Orphan_1.0.0.0");
-    relocate::copy_tree_for_test(&store.image_path(&kept.full_name), &unrecorded).expect("copy");
+    // A copy of an image under another name: its record names another
+    // folder, so it is not listed, and not deleted either.
+    let copied = root.join("CN=Microsoft_Orphan_1.0.0.0");
+    relocate::copy_tree_for_test(&store.image_path(&kept.full_name), &copied).expect("copy");
     // A recorded image whose folder is gone.
     fs::remove_dir_all(store.image_path(&gone.full_name)).expect("rm");
     // Something that is not ours.
     fs::create_dir_all(root.join("not-an-image")).expect("mkdir");
 
     assert_eq!(store.images(&Silent).expect("images"), vec![kept.clone()]);
-    assert!(!unrecorded.exists());
+    assert!(
+        copied.join("Files").exists(),
+        "nothing but leftovers is deleted"
+    );
     assert!(!root.join(".staging/install-xyz").exists());
     assert!(root.join("not-an-image").exists());
-    assert_eq!(Index::load(&root).expect("index").images, vec![kept]);
+    let dir = Dir::open(&root).expect("open");
+    match Index::load(&dir, &Silent).expect("index") {
+        Loaded::Good(index) => assert_eq!(index.images, vec![kept]),
+        _ => panic!("the index must be readable"),
+    }
+}
+
+#[test]
+fn a_lost_index_is_rebuilt_from_the_image_folders() {
+    let (_dir, store) = setup();
+    let mut lock = store.lock(&Silent).expect("lock");
+    let a = lock
+        .install(os_image("A", "1.0"), false, fake_apply, &Silent)
+        .expect("install");
+    let b = lock
+        .install(os_image("B", "2.0"), false, fake_apply, &Silent)
+        .expect("install");
+    drop(lock);
+    let index = store.root().join(index::INDEX_FILE);
+    for damage in [None, Some(&b""[..]), Some(&b"{\"Images\": [tru"[..])] {
+        match damage {
+            None => fs::remove_file(&index).expect("rm index"),
+            Some(bytes) => fs::write(&index, bytes).expect("damage index"),
+        }
+        assert_eq!(
+            store.images(&Silent).expect("images"),
+            vec![a.clone(), b.clone()],
+            "after {damage:?}"
+        );
+        assert!(store.image_path(&a.full_name).join("Files").is_dir());
+    }
 }
 
 #[test]
@@ -255,7 +288,11 @@ fn an_interrupted_move_is_finished_or_rolled_back() {
     // Copy never finished: rolled back, the partial copy removed.
     let to = dir.path().join("new");
     fs::create_dir_all(dir.path().join("new.moving/junk")).expect("mkdir");
-    let journal = serde_json::json!({"From": from, "To": to});
+    // The marker a move writes into the store before anything moves; the
+    // copy carries it.
+    fs::write(from.join(".store-move"), "t1").expect("marker");
+    fs::write(dir.path().join("new.moving/.store-move"), "t1").expect("marker");
+    let journal = serde_json::json!({"From": from, "To": to, "Token": "t1"});
     fs::write(home.root().join(MOVE_JOURNAL), journal.to_string()).expect("journal");
     let s = Store::open(&home, &Silent).expect("open");
     assert_eq!(s.root(), from);
@@ -263,11 +300,36 @@ fn an_interrupted_move_is_finished_or_rolled_back() {
     assert!(!home.root().join(MOVE_JOURNAL).exists());
 
     // Renamed but configuration not written yet: finished.
+    fs::write(from.join(".store-move"), "t1").expect("marker");
     fs::rename(&from, &to).expect("rename");
     fs::write(home.root().join(MOVE_JOURNAL), journal.to_string()).expect("journal");
     let s = Store::open(&home, &Silent).expect("open");
     assert_eq!(s.root(), to);
     assert_eq!(s.images(&Silent).expect("images").len(), 1);
+    assert!(
+        !to.join(".store-move").exists(),
+        "the marker goes when the move ends"
+    );
+
+    // A planted journal naming folders this move never marked deletes nothing.
+    let outside = dir.path().join("outside");
+    fs::create_dir_all(outside.join("data")).expect("mkdir");
+    fs::create_dir_all(dir.path().join("victim.moving/data")).expect("mkdir");
+    for (from, to) in [(&outside, &to), (&to, &dir.path().join("victim"))] {
+        let planted = serde_json::json!({"From": from, "To": to, "Token": "forged"});
+        fs::write(home.root().join(MOVE_JOURNAL), planted.to_string()).expect("journal");
+        let s = Store::open(&home, &Silent).expect("open");
+        assert_eq!(s.images(&Silent).expect("images").len(), 1);
+        assert!(
+            outside.join("data").is_dir(),
+            "an outside folder was deleted"
+        );
+        assert!(
+            dir.path().join("victim.moving/data").is_dir(),
+            "an outside folder was deleted"
+        );
+        assert!(!home.root().join(MOVE_JOURNAL).exists());
+    }
 }
 
 #[test]

@@ -12,7 +12,9 @@ fn kill_9_at_any_stage_of_an_install_leaves_a_consistent_store() {
         ("staging", false),
         ("applied", false),
         ("staged", false),
-        ("published", false),
+        // Published is installed: the folder is complete and carries its
+        // record, so the next command lists it.
+        ("published", true),
         ("recorded", true),
     ] {
         let home = tmp.path().join(format!("home-{stage}"));
@@ -52,11 +54,18 @@ fn kill_9_at_any_stage_of_an_install_leaves_a_consistent_store() {
         "removing",
     );
     kill_9(child);
-    assert!(
-        get_images(&home).is_empty(),
-        "a half-removed image is not listed"
+    // Moved aside but not recorded as gone: the removal did not happen, and
+    // the image is put back whole.
+    let images = get_images(&home);
+    assert_eq!(
+        images.len(),
+        1,
+        "a half-removed image is put back: {images:?}"
     );
     assert_store_consistent(&home, &store_dir(&home));
+    let tested = run(&home, &["Test-ContainerImage"]);
+    assert_exit(&tested, 0);
+    assert_eq!(json_lines(&tested)[0]["IsValid"], true);
 }
 
 #[test]

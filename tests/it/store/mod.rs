@@ -12,6 +12,7 @@ use crate::common::{assert_exit, assert_fails, cmd, json_lines, run, stderr, wim
 
 mod crash;
 mod feed;
+mod hostile;
 mod install;
 
 /// A tree that looks like a small base OS image: nested folders, an empty

@@ -1,5 +1,8 @@
 //! Small file-system helpers shared by the configuration, feeds and the store.
 
+#[cfg(unix)]
+pub mod dir;
+
 use std::io::{self, Write};
 use std::path::Path;
 
