@@ -670,3 +670,165 @@ fn named_streams_kept_for_the_metadata_file_are_capped() {
         assert_eq!(s["Sha1"].as_str().map(str::len), Some(40), "{s}");
     }
 }
+
+/// Starts `Expand-WindowsImage` of `wim` into `target`, paused once the
+/// folders exist and before any data is written; returns the child.
+fn spawn_expand_paused(
+    home: &Path,
+    wim: &Path,
+    target: &Path,
+    resume: &Path,
+) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = crate::common::cmd(home)
+        .args([
+            "Expand-WindowsImage",
+            "-ImagePath",
+            wim.to_str().expect("utf-8"),
+            "-Index",
+            "1",
+            "-ApplyPath",
+            target.to_str().expect("utf-8"),
+        ])
+        .env("CONTAINERIMAGE_TEST_PAUSE_AT", "apply-data")
+        .env("CONTAINERIMAGE_TEST_RESUME", resume)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let err = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(err).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("stderr line");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("test pause at apply-data") {
+            // Keep draining standard error so the child never blocks on it.
+            std::thread::spawn(move || lines.for_each(drop));
+            return child;
+        }
+    }
+    let status = child.wait().expect("wait");
+    panic!("Expand-WindowsImage ended ({status}) without pausing:\n{seen}");
+}
+
+#[test]
+fn folder_swapped_for_a_link_during_expand_writes_nothing_outside() {
+    let h = make();
+    let wim = h.write();
+    let target = h.target();
+    let resume = h.dir.path().join("home").join("resume");
+    fs::create_dir_all(h.dir.path().join("home")).expect("home");
+    let child = spawn_expand_paused(&h.dir.path().join("home"), &wim, &target, &resume);
+    // Another process swaps the folders for links to the outside folder.
+    for name in ["dd", "yy-dir"] {
+        fs::rename(target.join(name), target.join(format!("{name}.moved"))).expect("rename");
+        std::os::unix::fs::symlink(&h.outside, target.join(name)).expect("symlink");
+    }
+    fs::write(&resume, b"").expect("resume");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(1), "the apply fails cleanly");
+    assert_eq!(
+        fs::read_dir(&h.outside).expect("outside").count(),
+        0,
+        "something was written outside the apply folder"
+    );
+    assert_eq!(
+        fs::read_link(target.join("dd")).expect("the link is left alone"),
+        h.outside
+    );
+}
+
+#[test]
+fn racing_folder_swaps_during_expand_write_nothing_outside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    let outside = dir.path().join("outside");
+    fs::create_dir_all(&outside).expect("outside");
+    for d in 0..60u64 {
+        let sub = src.join(format!("d{d:02}"));
+        fs::create_dir_all(sub.join("inner")).expect("folder");
+        for f in 0..20u64 {
+            fs::write(sub.join(format!("f{f}")), random_bytes(d * 100 + f, 20_000)).expect("write");
+        }
+        fs::write(sub.join("inner/leaf"), random_bytes(d, 5000)).expect("write");
+    }
+    let wim = dir.path().join("race.wim");
+    wimlib(&[
+        "capture",
+        src.to_str().expect("utf-8"),
+        wim.to_str().expect("utf-8"),
+        "--compress=XPRESS",
+    ]);
+    for round in 0..3 {
+        let target = dir.path().join(format!("target{round}"));
+        let mut child = crate::common::cmd(&dir.path().join("home"))
+            .args([
+                "Expand-WindowsImage",
+                "-ImagePath",
+                wim.to_str().expect("utf-8"),
+                "-Index",
+                "1",
+                "-ApplyPath",
+                target.to_str().expect("utf-8"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Swap every folder for a link to the outside folder as soon as it
+        // appears, and keep doing so until the apply ends.
+        let mut swapped = 0;
+        while child.try_wait().expect("try_wait").is_none() {
+            let Ok(list) = fs::read_dir(&target) else {
+                continue;
+            };
+            for entry in list.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let path = entry.path();
+                let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+                if is_dir && !name.ends_with(".moved") {
+                    let moved = target.join(format!("{name}.moved"));
+                    if fs::rename(&path, &moved).is_ok()
+                        && std::os::unix::fs::symlink(&outside, &path).is_ok()
+                    {
+                        swapped += 1;
+                    }
+                }
+            }
+        }
+        let o = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(swapped > 0, "the race swapped nothing");
+        let leaked: Vec<String> = fs::read_dir(&outside)
+            .expect("outside")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "round {round}: written outside the apply folder: {leaked:?} ({err})"
+        );
+    }
+}
+
+#[test]
+fn links_already_in_the_apply_folder_are_not_followed() {
+    let h = make();
+    let target = h.target();
+    fs::create_dir_all(&target).expect("target");
+    std::os::unix::fs::symlink(&h.outside, target.join("dd")).expect("symlink");
+    let o = h.expand();
+    assert_fails(&o, "dd");
+    h.assert_outside_untouched();
+
+    let h = make();
+    let target = h.target();
+    fs::create_dir_all(&target).expect("target");
+    std::os::unix::fs::symlink(h.outside.join("aa.txt"), target.join("aa.txt")).expect("symlink");
+    let o = h.expand();
+    assert_fails(&o, "aa.txt");
+    h.assert_outside_untouched();
+}

@@ -2,32 +2,36 @@
 //! Linux.
 //!
 //! Order of work: the directory tree and empty files first; then every blob
-//! once, in on-disk order, decoded in parallel batches and written to each
-//! file that uses it (the reparse data of links is kept in memory in the
-//! same pass, so a solid chunk holding it is not decoded twice); then
-//! symbolic links, hard links and timestamps (directories last, deepest
-//! first). Only folders created by this apply are written into, every file
-//! is created with `create_new`, and links are made only once all data is
-//! written, so nothing is ever written through a link or outside the target.
+//! once, in on-disk order, decoded in parallel batches and written to the
+//! first file that uses it, then copied to the others (the reparse data of
+//! links is kept in memory in the same pass, so a solid chunk holding it is
+//! not decoded twice); then symbolic links, hard links and timestamps
+//! (directories last, deepest first).
+//!
+//! All of it is done through open folder handles ([`OutDirs`]): no path is
+//! resolved through a symbolic link, also when another process changes the
+//! tree while the apply runs. Only folders created by this apply (or
+//! already there as real folders) are written into, every file is created
+//! exclusively, and links are made only once all data is written, so
+//! nothing is ever written through a link or outside the target.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
-use filetime::FileTime;
+use rustix::fs::{FileType, OFlags, Timespec, Timestamps};
 use sha1::{Digest, Sha1 as Sha1Hasher};
 
-use super::format::{IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, REPARSE_FLAG_NOT_FIXED};
+use super::format::{IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK};
+use super::link_target::link_target;
 use super::metadata::{Dentry, Image, Sha1, ZERO_HASH};
-
+use super::out_dirs::{name_path, OutDirs};
 use super::stream::{disk_order, stream_blobs, BlobSink};
 use super::{sidecar, ApplyOptions, ApplySummary, Blob, WimError, WimFile};
+use crate::fsutil::dir::Dir;
 use crate::progress::Reporter;
-
-/// Symbolic link reparse data flag: the substitute name is relative.
-const SYMLINK_FLAG_RELATIVE: u32 = 1;
 
 /// Largest reparse data accepted (Windows caps it at 16 KiB).
 const MAX_REPARSE: u64 = 16 * 1024;
@@ -35,11 +39,25 @@ const MAX_REPARSE: u64 = 16 * 1024;
 /// FILETIME of 1970-01-01 (100 ns units since 1601).
 const UNIX_EPOCH_FILETIME: i64 = 116_444_736_000_000_000;
 
-pub(crate) fn filetime_to_unix(ft: u64) -> FileTime {
+/// Modes of created folders and files, less the umask (as wimlib does
+/// without `--unix-data`).
+const DIR_MODE: u32 = 0o777;
+const FILE_MODE: u32 = 0o666;
+
+/// A FILETIME as a `timespec`.
+pub(crate) fn filetime_to_timespec(ft: u64) -> Timespec {
     let t = i64::try_from(ft).unwrap_or(i64::MAX) - UNIX_EPOCH_FILETIME;
-    let secs = t.div_euclid(10_000_000);
-    let nanos = (t.rem_euclid(10_000_000) * 100) as u32;
-    FileTime::from_unix_time(secs, nanos)
+    Timespec {
+        tv_sec: t.div_euclid(10_000_000),
+        tv_nsec: (t.rem_euclid(10_000_000) * 100) as _,
+    }
+}
+
+fn timestamps(e: &Dentry) -> Timestamps {
+    Timestamps {
+        last_access: filetime_to_timespec(e.last_access_time),
+        last_modification: filetime_to_timespec(e.last_write_time),
+    }
 }
 
 /// Why an entry is not applied, or `None` when its name is safe.
@@ -60,31 +78,43 @@ fn unsafe_name(entry: &Dentry) -> Option<&'static str> {
     }
 }
 
-/// A file to write a blob into.
+/// A file to write a blob into: entry `entry`, in folder entry `dir`.
 struct Destination {
-    path: PathBuf,
+    dir: usize,
     entry: usize,
 }
 
 struct Plan {
-    /// Directories created, parents first (entry, path).
-    dirs: Vec<(usize, PathBuf)>,
-    /// Files, symlinks and hard links whose times are set (entry, path).
-    leaves: Vec<(usize, PathBuf)>,
+    /// Directories created (or merged into), parents first.
+    dirs: Vec<usize>,
+    /// Files, symlinks and hard links whose times are set.
+    leaves: Vec<usize>,
     /// Blob → the files that receive it.
     destinations: HashMap<Sha1, Vec<Destination>>,
-    /// (existing file, new link) created after the data is written.
-    hard_links: Vec<(PathBuf, PathBuf)>,
+    /// (existing file, new link) entries, linked after the data is written.
+    hard_links: Vec<(usize, usize)>,
     /// Symbolic links and junctions, made after the data is written.
-    links: Vec<PendingLink>,
+    links: Vec<usize>,
 }
 
-/// A link to make once its reparse data has been read.
-struct PendingLink {
-    entry: usize,
-    /// Its folder's entry (for relative targets).
-    dir: usize,
-    path: PathBuf,
+/// Test-only hook: pauses at `stage` when `CONTAINERIMAGE_TEST_PAUSE_AT`
+/// names it, until the file named by `CONTAINERIMAGE_TEST_RESUME` appears.
+/// Compiled only with the `test-hooks` feature.
+fn test_pause(stage: &str, reporter: &dyn Reporter) {
+    #[cfg(feature = "test-hooks")]
+    if std::env::var("CONTAINERIMAGE_TEST_PAUSE_AT").is_ok_and(|v| v == stage) {
+        reporter.warn(&format!("test pause at {stage}"));
+        let resume = std::env::var_os("CONTAINERIMAGE_TEST_RESUME").map(std::path::PathBuf::from);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while std::time::Instant::now() < until {
+            if resume.as_deref().is_some_and(Path::exists) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = (stage, reporter);
 }
 
 pub(crate) fn apply(
@@ -115,13 +145,16 @@ pub(crate) fn apply(
             });
         }
     }
+    let (root, root_file) = open_root(&target_abs).map_err(write_err(&target_abs))?;
+    let mut out = OutDirs::new(root, target_abs.clone(), image.entries.len());
 
     let mut summary = ApplySummary::default();
-    let mut plan = build_tree(&image, &target_abs, reporter, &mut summary)?;
+    let mut plan = build_tree(&image, &mut out, reporter, &mut summary)?;
+    test_pause("apply-data", reporter);
 
     // Data, in on-disk order: file contents and the reparse data of links.
     let mut blobs: Vec<(&Blob, Vec<Destination>)> = Vec::new();
-    let mut destinations = plan.destinations;
+    let mut destinations = std::mem::take(&mut plan.destinations);
     let mut hashes: Vec<Sha1> = destinations.keys().copied().collect();
     hashes.sort_unstable();
     for hash in hashes {
@@ -160,66 +193,96 @@ pub(crate) fn apply(
         .map(|(b, d)| b.size.saturating_mul(d.len() as u64))
         .sum();
     reporter.on_start("Applying image", Some(total));
-    let written = write_blobs(wim, &image, &blobs, &keep, reporter);
+    let written = write_blobs(wim, &image, &out, &blobs, &keep, reporter);
     reporter.on_complete();
     let (written, kept) = written?;
     summary.bytes = written;
 
-    for link in &plan.links {
-        let Some(e) = image.entries.get(link.entry) else {
+    // Symbolic links and junctions, folder by folder.
+    let by_folder = |a: &usize, b: &usize| {
+        let parent = |i: &usize| image.entries.get(*i).map_or(0, |e| e.parent);
+        parent(a).cmp(&parent(b))
+    };
+    plan.links.sort_by(by_folder);
+    for &entry in &plan.links {
+        let Some(e) = image.entries.get(entry) else {
             continue;
         };
         let data = kept.get(&e.reparse_hash).map_or(&[][..], Vec::as_slice);
         let depth = (!options.absolute_links).then(|| {
             image
-                .path_of(link.dir)
+                .path_of(e.parent)
                 .split('/')
                 .filter(|p| !p.is_empty())
                 .count()
         });
-        let Some(target) = link_target(data, e, wim.header().rp_fix, &target_abs, depth) else {
-            let path = image.path_of(link.entry);
+        let Some(link) = link_target(data, e, wim.header().rp_fix, &target_abs, depth) else {
+            let path = image.path_of(entry);
             reporter.warn(&format!("Skipping '{path}': its link target is unreadable"));
             summary.skipped.push(path);
             continue;
         };
-        make_symlink(&target, &link.path).map_err(write_err(&link.path))?;
+        let werr = write_err(&out.display(e.parent, &e.name));
+        out.get(e.parent)
+            .and_then(|d| d.symlink(Path::new(&link), name_path(&e.name)))
+            .map_err(werr)?;
         summary.symlinks += 1;
-        plan.leaves.push((link.entry, link.path.clone()));
+        plan.leaves.push(entry);
     }
 
-    for (existing, link) in &plan.hard_links {
-        fs::hard_link(existing, link).map_err(write_err(link))?;
+    for &(existing, link) in &plan.hard_links {
+        let (Some(a), Some(b)) = (image.entries.get(existing), image.entries.get(link)) else {
+            continue;
+        };
+        let made = out.rel_path(a.parent, &a.name).and_then(|from| {
+            let to = out.rel_path(b.parent, &b.name)?;
+            out.root().hard_link(&from, &to)
+        });
+        made.map_err(write_err(&out.display(b.parent, &b.name)))?;
         summary.hard_links += 1;
     }
 
-    // Timestamps: leaves, then directories deepest first, then the root.
-    for (entry, path) in &plan.leaves {
-        if let Some(e) = image.entries.get(*entry) {
-            set_times(path, e).map_err(write_err(path))?;
+    // Timestamps: leaves folder by folder, then directories deepest first,
+    // then the root.
+    plan.leaves.sort_by(by_folder);
+    for &entry in &plan.leaves {
+        if let Some(e) = image.entries.get(entry) {
+            out.get(e.parent)
+                .and_then(|d| d.set_times(name_path(&e.name), &timestamps(e)))
+                .map_err(write_err(&out.display(e.parent, &e.name)))?;
         }
     }
-    for (entry, path) in plan.dirs.iter().rev() {
-        if let Some(e) = image.entries.get(*entry) {
-            set_times(path, e).map_err(write_err(path))?;
+    for &entry in plan.dirs.iter().rev() {
+        if let Some(e) = image.entries.get(entry) {
+            out.get(e.parent)
+                .and_then(|d| d.set_times(name_path(&e.name), &timestamps(e)))
+                .map_err(write_err(&out.display(e.parent, &e.name)))?;
         }
     }
     if let Some(root) = image.entries.first() {
-        set_times(&target_abs, root).map_err(write_err(&target_abs))?;
+        rustix::fs::futimens(&root_file, &timestamps(root))
+            .map_err(|e| write_err(&target_abs)(e.into()))?;
     }
 
     if options.verify {
         reporter.verbose("Verifying the applied files");
         for (blob, dests) in &blobs {
             for d in dests {
-                if hash_file(&d.path).map_err(write_err(&d.path))? != blob.hash {
-                    return Err(WimError::VerifyFailed {
-                        path: d.path.clone(),
-                    });
+                let Some(e) = image.entries.get(d.entry) else {
+                    continue;
+                };
+                let path = out.display(d.dir, &e.name);
+                let actual = out
+                    .get(d.dir)
+                    .and_then(|dir| hash_file(&dir, &e.name))
+                    .map_err(write_err(&path))?;
+                if actual != blob.hash {
+                    return Err(WimError::VerifyFailed { path });
                 }
             }
         }
     }
+    out.forget();
 
     let meta = sidecar::build_from(wim, index, &image, options.metadata_path.is_some(), &kept)?;
     summary.not_represented = meta.not_represented();
@@ -227,6 +290,20 @@ pub(crate) fn apply(
         meta.write(path)?;
     }
     Ok(summary)
+}
+
+/// Opens the apply folder: a handle to work in, and a file on the same
+/// folder for setting its own times.
+fn open_root(path: &Path) -> io::Result<(Dir, File)> {
+    let file = File::open(path)?;
+    let root = Dir::open(path)?;
+    let (a, b) = (rustix::fs::fstat(&file)?, root.stat(Path::new(""))?);
+    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+        return Err(io::Error::other(
+            "the apply folder was replaced while it was being opened",
+        ));
+    }
+    Ok((root, file))
 }
 
 fn name_files(image: &Image, dests: &[Destination]) -> String {
@@ -237,9 +314,12 @@ fn name_files(image: &Image, dests: &[Destination]) -> String {
     names.join(", ")
 }
 
+/// Creates the folders and empty files of the image, each folder through a
+/// handle opened from the apply folder without following links, and plans
+/// the rest.
 fn build_tree(
     image: &Image,
-    target: &Path,
+    out: &mut OutDirs,
     reporter: &dyn Reporter,
     summary: &mut ApplySummary,
 ) -> Result<Plan, WimError> {
@@ -250,24 +330,20 @@ fn build_tree(
         hard_links: Vec::new(),
         links: Vec::new(),
     };
-    // Output path of each applied directory entry (None: skipped).
-    let mut out: Vec<Option<PathBuf>> = vec![None; image.entries.len()];
-    if let Some(slot) = out.first_mut() {
-        *slot = Some(target.to_path_buf());
-    }
-    let mut link_primary: HashMap<u64, PathBuf> = HashMap::new();
+    let mut link_primary: HashMap<u64, usize> = HashMap::new();
     let mut stack: Vec<usize> = vec![0];
     let skip = |summary: &mut ApplySummary, path: String, why: &str| {
         reporter.warn(&format!("Skipping '{path}': {why}"));
         summary.skipped.push(path);
     };
     while let Some(dir) = stack.pop() {
-        let Some(Some(dir_path)) = out.get(dir).cloned() else {
-            continue;
-        };
         let Some(d) = image.entries.get(dir) else {
             continue;
         };
+        let here = out.open(dir).map_err(|source| WimError::Write {
+            path: out.display_dir(dir),
+            source,
+        })?;
         let mut names: HashSet<&str> = HashSet::new();
         for &child in &d.children {
             let Some(e) = image.entries.get(child) else {
@@ -285,9 +361,9 @@ fn build_tree(
                 );
                 continue;
             }
-            let path = dir_path.join(&e.name);
+            let name = name_path(&e.name);
             let werr = |source| WimError::Write {
-                path: path.clone(),
+                path: out.display(dir, &e.name),
                 source,
             };
             if e.is_reparse_point() {
@@ -304,51 +380,44 @@ fn build_tree(
                     );
                     continue;
                 }
-                plan.links.push(PendingLink {
-                    entry: child,
-                    dir,
-                    path,
-                });
+                plan.links.push(child);
             } else if e.is_directory() {
-                match fs::create_dir(&path) {
+                match here.create_dir(name, DIR_MODE) {
                     Ok(()) => {}
                     Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
                         // Merge into a folder that was already there, never
                         // into a link.
-                        let meta = fs::symlink_metadata(&path).map_err(werr)?;
-                        if !meta.is_dir() {
-                            return Err(werr(err));
+                        if here.file_type(name).map_err(werr)? != Some(FileType::Directory) {
+                            return Err(werr(io::Error::new(
+                                io::ErrorKind::AlreadyExists,
+                                "it exists and is not a folder",
+                            )));
                         }
                     }
                     Err(err) => return Err(werr(err)),
                 }
                 summary.directories += 1;
-                if let Some(slot) = out.get_mut(child) {
-                    *slot = Some(path.clone());
-                }
-                plan.dirs.push((child, path));
+                out.add(child, dir, &e.name);
+                plan.dirs.push(child);
                 stack.push(child);
             } else {
                 summary.files += 1;
                 if e.link_group != 0 {
-                    if let Some(primary) = link_primary.get(&e.link_group) {
-                        plan.hard_links.push((primary.clone(), path));
+                    if let Some(&primary) = link_primary.get(&e.link_group) {
+                        plan.hard_links.push((primary, child));
                         continue;
                     }
-                    link_primary.insert(e.link_group, path.clone());
+                    link_primary.insert(e.link_group, child);
                 }
                 if e.data_hash == ZERO_HASH {
-                    create_file(&path).map_err(werr)?;
+                    here.create_file(name, FILE_MODE).map_err(werr)?;
                 } else {
                     plan.destinations
                         .entry(e.data_hash)
                         .or_default()
-                        .push(Destination {
-                            path: path.clone(),
-                            entry: child,
-                        });
+                        .push(Destination { dir, entry: child });
                 }
-                plan.leaves.push((child, path));
+                plan.leaves.push(child);
             }
         }
     }
@@ -361,12 +430,12 @@ fn build_tree(
 fn link_blobs<'w>(
     wim: &'w WimFile,
     image: &Image,
-    links: &[PendingLink],
+    links: &[usize],
 ) -> Result<HashMap<Sha1, &'w Blob>, WimError> {
     let mut found = HashMap::new();
     let mut total = 0u64;
-    for link in links {
-        let Some(e) = image.entries.get(link.entry) else {
+    for &link in links {
+        let Some(e) = image.entries.get(link) else {
             continue;
         };
         if e.reparse_hash == ZERO_HASH || found.contains_key(&e.reparse_hash) {
@@ -375,7 +444,7 @@ fn link_blobs<'w>(
         let Some(blob) = wim.blob(&e.reparse_hash) else {
             return Err(WimError::MissingBlob {
                 path: wim.path().to_path_buf(),
-                files: format!("'{}'", image.path_of(link.entry)),
+                files: format!("'{}'", image.path_of(link)),
                 hash: hex::encode(e.reparse_hash),
             });
         };
@@ -384,7 +453,7 @@ fn link_blobs<'w>(
                 path: wim.path().to_path_buf(),
                 reason: format!(
                     "the data of '{}' declares {} bytes, more than the {MAX_REPARSE} accepted",
-                    image.path_of(link.entry),
+                    image.path_of(link),
                     blob.size
                 ),
             });
@@ -404,133 +473,8 @@ fn link_blobs<'w>(
     Ok(found)
 }
 
-fn utf16_at(buf: &[u8], offset: usize, len: usize) -> Option<String> {
-    let bytes = buf.get(offset..offset.checked_add(len)?)?;
-    let units: Vec<u16> = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    String::from_utf16(&units).ok()
-}
-
-/// The Linux link target for a symbolic link or junction's reparse data
-/// (without its 8-byte header), as `wimlib-imagex apply` writes it on
-/// Linux. Only the substitute name is used (never the print name):
-/// - a symbolic link flagged relative keeps its name as stored;
-/// - otherwise a `\??\` prefix is removed together with the device that
-///   follows it up to the next backslash (`C:`, `UNC`, `Volume{…}`), so
-///   `\??\C:\x` gives `\x` and `\??\UNC\server\share` gives
-///   `\server\share`; any other name (`C:\x`, `\\server\share`,
-///   `\\?\C:\x`) is kept whole;
-/// - backslashes become slashes and slashes backslashes;
-/// - when the file was captured with reparse-point fixing (RP_FIX) and the
-///   link was fixed, the apply folder's absolute path is put in front, as
-///   text (`C:\etc` gives `<folder>C:/etc`, as wimlib does); with
-///   `relative_depth` (the depth of the link's folder below the image root)
-///   a target starting with `/` is made relative to the link's folder
-///   instead, so the tree can be moved;
-/// - an empty result is `/`.
-///
-/// `None` when the reparse data is unreadable or the name holds NUL.
-pub(crate) fn link_target(
-    data: &[u8],
-    e: &Dentry,
-    rp_fix: bool,
-    target: &Path,
-    relative_depth: Option<usize>,
-) -> Option<String> {
-    let u16_at = |o: usize| -> Option<usize> {
-        Some(usize::from(u16::from_le_bytes([
-            *data.get(o)?,
-            *data.get(o + 1)?,
-        ])))
-    };
-    let (sub_off, sub_len) = (u16_at(0)?, u16_at(2)?);
-    let (relative, names_start) = if e.reparse_tag == IO_REPARSE_TAG_SYMLINK {
-        let flags = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
-        (flags & SYMLINK_FLAG_RELATIVE != 0, 12)
-    } else {
-        (false, 8)
-    };
-    let name = utf16_at(data, names_start + sub_off, sub_len)?;
-    if name.contains('\0') {
-        return None;
-    }
-    let mut rest = name.as_str();
-    if !relative {
-        if let Some(after) = rest.strip_prefix("\\??\\") {
-            rest = after.find('\\').map_or("", |i| &after[i..]);
-        }
-    }
-    let path: String = rest
-        .chars()
-        .map(|c| match c {
-            '\\' => '/',
-            '/' => '\\',
-            c => c,
-        })
-        .collect();
-    if !relative && rp_fix && e.reparse_flags & REPARSE_FLAG_NOT_FIXED == 0 {
-        match (relative_depth, path.strip_prefix('/')) {
-            (Some(depth), Some(inside)) => {
-                // From the link's folder up to the image root, then down.
-                let inside = inside.trim_end_matches('/');
-                let mut up: Vec<&str> = vec![".."; depth];
-                if !inside.is_empty() {
-                    up.push(inside);
-                }
-                return Some(if up.is_empty() {
-                    ".".to_string()
-                } else {
-                    up.join("/")
-                });
-            }
-            (Some(_), None) if !path.is_empty() => return Some(path),
-            _ => return Some(format!("{}{path}", target.to_string_lossy())),
-        }
-    }
-    Some(if path.is_empty() {
-        "/".to_string()
-    } else {
-        path
-    })
-}
-
-#[cfg(unix)]
-fn make_symlink(link: &str, path: &Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(link, path)
-}
-
-#[cfg(not(unix))]
-fn make_symlink(_link: &str, _path: &Path) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "symbolic links are only applied on Unix",
-    ))
-}
-
-fn create_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
-}
-
-fn create_rw_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-}
-
-fn set_times(path: &Path, e: &Dentry) -> io::Result<()> {
-    filetime::set_symlink_file_times(
-        path,
-        filetime_to_unix(e.last_access_time),
-        filetime_to_unix(e.last_write_time),
-    )
-}
-
-fn hash_file(path: &Path) -> io::Result<Sha1> {
-    let mut f = File::open(path)?;
+fn hash_file(dir: &Dir, name: &str) -> io::Result<Sha1> {
+    let mut f = dir.open_with(name_path(name), OFlags::RDONLY, 0)?;
     let mut h = Sha1Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -559,6 +503,7 @@ struct Open {
 struct Writer<'a> {
     wim: &'a WimFile,
     image: &'a Image,
+    out: &'a OutDirs,
     blobs: &'a [(&'a Blob, Vec<Destination>)],
     /// Blobs to keep in memory (the reparse data of links), and what was kept.
     keep: &'a HashMap<Sha1, &'a Blob>,
@@ -571,21 +516,44 @@ impl Writer<'_> {
         self.blobs.get(bi).map_or(&[][..], |(_, d)| d.as_slice())
     }
 
+    fn name(&self, d: &Destination) -> &str {
+        self.image
+            .entries
+            .get(d.entry)
+            .map_or("", |e| e.name.as_str())
+    }
+
+    fn write_error(&self, d: &Destination) -> impl FnOnce(io::Error) -> WimError {
+        let path = self.out.display(d.dir, self.name(d));
+        move |source| WimError::Write { path, source }
+    }
+
+    /// Creates the file of destination `d` (readable too when `read`).
+    fn create(&self, d: &Destination, read: bool) -> Result<File, WimError> {
+        let access = if read { OFlags::RDWR } else { OFlags::WRONLY };
+        self.out
+            .get(d.dir)
+            .and_then(|dir| {
+                dir.open_with(
+                    name_path(self.name(d)),
+                    access | OFlags::CREATE | OFlags::EXCL,
+                    FILE_MODE,
+                )
+            })
+            .map_err(self.write_error(d))
+    }
+
     /// Copies the complete first file of a blob to its other files.
     fn copy_to_others(&self, first: &mut File, dests: &[Destination]) -> Result<(), WimError> {
+        let Some(primary) = dests.first() else {
+            return Ok(());
+        };
         for d in dests.iter().skip(1) {
-            let werr = |source| WimError::Write {
-                path: d.path.clone(),
-                source,
-            };
             first
                 .seek(SeekFrom::Start(0))
-                .map_err(|source| WimError::Write {
-                    path: dests.first().map(|f| f.path.clone()).unwrap_or_default(),
-                    source,
-                })?;
-            let mut out = create_file(&d.path).map_err(werr)?;
-            io::copy(first, &mut out).map_err(werr)?;
+                .map_err(self.write_error(primary))?;
+            let mut out = self.create(d, false)?;
+            io::copy(first, &mut out).map_err(self.write_error(d))?;
         }
         Ok(())
     }
@@ -597,10 +565,7 @@ impl BlobSink for Writer<'_> {
     /// Creates the first file of blob `bi`.
     fn start(&self, bi: usize) -> Result<Open, WimError> {
         let file = match self.dests(bi).first() {
-            Some(d) => Some(create_rw_file(&d.path).map_err(|source| WimError::Write {
-                path: d.path.clone(),
-                source,
-            })?),
+            Some(d) => Some(self.create(d, true)?),
             None => None,
         };
         let keep = self
@@ -616,18 +581,14 @@ impl BlobSink for Writer<'_> {
     }
 
     fn write(&self, bi: usize, state: &mut Open, data: &[u8]) -> Result<(), WimError> {
-        let dests = self.dests(bi);
         state.hasher.update(data);
         state.got += data.len() as u64;
         if let Some(kept) = &mut state.kept {
             // Checked against the declared size when the list was made.
             kept.extend_from_slice(data);
         }
-        if let (Some(f), Some(d)) = (&mut state.file, dests.first()) {
-            f.write_all(data).map_err(|source| WimError::Write {
-                path: d.path.clone(),
-                source,
-            })?;
+        if let (Some(f), Some(d)) = (&mut state.file, self.dests(bi).first()) {
+            f.write_all(data).map_err(self.write_error(d))?;
         }
         self.reporter.on_progress(data.len() as u64);
         Ok(())
@@ -644,7 +605,10 @@ impl BlobSink for Writer<'_> {
         if state.got != blob.size || actual != blob.hash {
             drop(state.file);
             if let Some(d) = dests.first() {
-                let _ = fs::remove_file(&d.path);
+                let _ = self
+                    .out
+                    .get(d.dir)
+                    .and_then(|dir| dir.remove_file(name_path(self.name(d))));
             }
             return Err(WimError::HashMismatch {
                 path: self.wim.path().to_path_buf(),
@@ -684,6 +648,7 @@ impl BlobSink for Writer<'_> {
 fn write_blobs(
     wim: &WimFile,
     image: &Image,
+    out: &OutDirs,
     blobs: &[(&Blob, Vec<Destination>)],
     keep: &HashMap<Sha1, &Blob>,
     reporter: &dyn Reporter,
@@ -691,6 +656,7 @@ fn write_blobs(
     let writer = Writer {
         wim,
         image,
+        out,
         blobs,
         keep,
         kept: Mutex::new(HashMap::new()),
@@ -706,122 +672,7 @@ fn write_blobs(
 mod tests {
     use super::*;
 
-    fn reparse(tag: u32, name: &str, relative: bool) -> Vec<u8> {
-        let units: Vec<u8> = name.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
-        let len = units.len() as u16;
-        let mut d = Vec::new();
-        for v in [0u16, len, len + 2, len] {
-            d.extend_from_slice(&v.to_le_bytes());
-        }
-        if tag == IO_REPARSE_TAG_SYMLINK {
-            d.extend_from_slice(&u32::from(relative).to_le_bytes());
-        }
-        d.extend_from_slice(&units);
-        d.extend_from_slice(&[0, 0]);
-        d.extend_from_slice(&units);
-        d
-    }
-
-    fn dentry(tag: u32, flags: u16) -> Dentry {
-        Dentry {
-            name: "l".into(),
-            name_valid: true,
-            short_name: String::new(),
-            attributes: 0x400,
-            security_id: u32::MAX,
-            creation_time: 0,
-            last_access_time: 0,
-            last_write_time: 0,
-            data_hash: ZERO_HASH,
-            reparse_hash: ZERO_HASH,
-            reparse_tag: tag,
-            reparse_flags: flags,
-            link_group: 0,
-            named_streams: Vec::new(),
-            object_id: None,
-            unix: None,
-            offset: 0,
-            parent: 0,
-            children: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn link_targets_are_translated_like_wimlib() {
-        let t = Path::new("/apply/here");
-        let sym = IO_REPARSE_TAG_SYMLINK;
-        let cases = [
-            // (tag, stored name, relative flag, entry flags, rp_fix, expected)
-            (sym, "..\\a.txt", true, 0, true, "../a.txt"),
-            (sym, "\\??\\C:\\d1\\d2", false, 0, true, "/apply/here/d1/d2"),
-            (
-                sym,
-                "\\??\\C:\\etc\\passwd",
-                false,
-                REPARSE_FLAG_NOT_FIXED,
-                true,
-                "/etc/passwd",
-            ),
-            (sym, "\\??\\C:\\d1", false, 0, false, "/d1"),
-            (sym, "\\??\\C:\\", false, 0, true, "/apply/here/"),
-            (sym, "\\??\\C:", false, 0, true, "/apply/here"),
-            (sym, "C:\\etc", false, 0, true, "/apply/hereC:/etc"),
-            (sym, "\\??\\UNC\\srv\\share", false, 0, false, "/srv/share"),
-            (sym, "\\\\srv\\share", false, 0, false, "//srv/share"),
-            (sym, "\\??\\C:\\x", true, 0, true, "/??/C:/x"),
-            (sym, "/fwd", true, 0, true, "\\fwd"),
-            (sym, "", false, 0, false, "/"),
-            (sym, "", false, 0, true, "/apply/here"),
-            (
-                IO_REPARSE_TAG_MOUNT_POINT,
-                "\\??\\C:\\Users",
-                false,
-                0,
-                true,
-                "/apply/here/Users",
-            ),
-        ];
-        for (tag, name, relative, flags, rp_fix, expected) in cases {
-            let data = reparse(tag, name, relative);
-            let got = link_target(&data, &dentry(tag, flags), rp_fix, t, None);
-            assert_eq!(got.as_deref(), Some(expected), "{name}");
-        }
-        assert_eq!(
-            link_target(&[1, 2, 3], &dentry(sym, 0), true, t, None),
-            None
-        );
-        assert_eq!(
-            link_target(&reparse(sym, "a\0b", true), &dentry(sym, 0), true, t, None),
-            None
-        );
-    }
-
-    #[test]
-    fn fixed_links_can_be_made_relative() {
-        let t = Path::new("/apply/here");
-        let sym = IO_REPARSE_TAG_SYMLINK;
-        let cases = [
-            ("\\??\\C:\\d1\\d2", 0, "d1/d2"),
-            ("\\??\\C:\\d1\\d2", 2, "../../d1/d2"),
-            ("\\??\\C:\\", 0, "."),
-            ("\\??\\C:\\", 1, ".."),
-        ];
-        for (name, depth, expected) in cases {
-            let data = reparse(sym, name, false);
-            let got = link_target(&data, &dentry(sym, 0), true, t, Some(depth));
-            assert_eq!(got.as_deref(), Some(expected), "{name} at depth {depth}");
-        }
-        // Links that were not fixed at capture stay absolute.
-        let data = reparse(sym, "\\??\\C:\\etc", false);
-        let got = link_target(
-            &data,
-            &dentry(sym, REPARSE_FLAG_NOT_FIXED),
-            true,
-            t,
-            Some(3),
-        );
-        assert_eq!(got.as_deref(), Some("/etc"));
-    }
+    use crate::wim::link_target::tests::dentry;
 
     #[test]
     fn unsafe_names_are_recognised() {
@@ -843,9 +694,9 @@ mod tests {
 
     #[test]
     fn filetime_conversion() {
-        let t = filetime_to_unix(UNIX_EPOCH_FILETIME as u64 + 15_000_000);
-        assert_eq!((t.unix_seconds(), t.nanoseconds()), (1, 500_000_000));
-        let t = filetime_to_unix(0);
-        assert_eq!(t.unix_seconds(), -11_644_473_600);
+        let t = filetime_to_timespec(UNIX_EPOCH_FILETIME as u64 + 15_000_000);
+        assert_eq!((t.tv_sec, t.tv_nsec), (1, 500_000_000));
+        let t = filetime_to_timespec(0);
+        assert_eq!(t.tv_sec, -11_644_473_600);
     }
 }
