@@ -62,7 +62,7 @@ fn timestamps(e: &Dentry) -> Timestamps {
 
 /// Why an entry is not applied, or `None` when its name is safe.
 fn unsafe_name(entry: &Dentry) -> Option<&'static str> {
-    let name = entry.name.as_str();
+    let name = &*entry.name;
     if !entry.name_valid {
         Some("its name is not valid UTF-16")
     } else if name.is_empty() {
@@ -345,7 +345,7 @@ fn build_tree(
             source,
         })?;
         let mut names: HashSet<&str> = HashSet::new();
-        for &child in &d.children {
+        for child in d.children() {
             let Some(e) = image.entries.get(child) else {
                 continue;
             };
@@ -353,7 +353,7 @@ fn build_tree(
                 skip(summary, image.path_of(child), why);
                 continue;
             }
-            if !names.insert(e.name.as_str()) {
+            if !names.insert(&*e.name) {
                 skip(
                     summary,
                     image.path_of(child),
@@ -517,10 +517,7 @@ impl Writer<'_> {
     }
 
     fn name(&self, d: &Destination) -> &str {
-        self.image
-            .entries
-            .get(d.entry)
-            .map_or("", |e| e.name.as_str())
+        self.image.entries.get(d.entry).map_or("", |e| &*e.name)
     }
 
     fn write_error(&self, d: &Destination) -> impl FnOnce(io::Error) -> WimError {

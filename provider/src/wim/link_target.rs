@@ -129,7 +129,6 @@ pub(crate) mod tests {
         Dentry {
             name: "l".into(),
             name_valid: true,
-            short_name: String::new(),
             attributes: 0x400,
             security_id: u32::MAX,
             creation_time: 0,
@@ -140,12 +139,10 @@ pub(crate) mod tests {
             reparse_tag: tag,
             reparse_flags: flags,
             link_group: 0,
-            named_streams: Vec::new(),
-            object_id: None,
-            unix: None,
-            offset: 0,
+            extra: None,
             parent: 0,
-            children: Vec::new(),
+            first_child: 0,
+            child_count: 0,
         }
     }
 

@@ -4,8 +4,6 @@
 //! the resource, and refuses cycles and overlapping entries, so a hostile
 //! file can neither loop nor make it read outside the buffer.
 
-use std::collections::HashSet;
-
 use super::format::{
     self, attributes, DentryFixed, ExtraStreamEntryFixed, SecurityDataHeader, UnixData,
     TAG_OBJECT_ID, TAG_WIMLIB_UNIX_DATA,
@@ -34,18 +32,28 @@ pub const ZERO_HASH: Sha1 = [0; 20];
 /// A named data stream of an entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedStream {
-    pub name: String,
+    pub name: Box<str>,
     pub hash: Sha1,
 }
 
-/// One directory entry, with its children as indexes into [`Image::entries`].
+/// What few entries have, kept apart so that the common entry stays small
+/// (an image may have hundreds of thousands of entries, all in memory).
+#[derive(Clone, Debug, Default)]
+pub struct DentryExtra {
+    pub short_name: Box<str>,
+    pub named_streams: Vec<NamedStream>,
+    pub object_id: Option<Box<[u8]>>,
+    pub unix: Option<UnixData>,
+}
+
+/// One directory entry. Its children are a run of consecutive indexes into
+/// [`Image::entries`] ([`Dentry::children`]).
 #[derive(Clone, Debug)]
 pub struct Dentry {
     /// The name as stored (UTF-16 decoded; invalid UTF-16 is replaced).
-    pub name: String,
+    pub name: Box<str>,
     /// Whether the stored name was valid UTF-16.
     pub name_valid: bool,
-    pub short_name: String,
     pub attributes: u32,
     pub security_id: u32,
     pub creation_time: u64,
@@ -59,13 +67,13 @@ pub struct Dentry {
     pub reparse_flags: u16,
     /// Hard-link group (0: not linked).
     pub link_group: u64,
-    pub named_streams: Vec<NamedStream>,
-    pub object_id: Option<Vec<u8>>,
-    pub unix: Option<UnixData>,
-    /// Offset of the entry in the metadata resource.
-    pub offset: u64,
+    /// Short name, named streams, object id and UNIX data, when any.
+    pub extra: Option<Box<DentryExtra>>,
+    /// The parent's index (the root is its own parent).
     pub parent: usize,
-    pub children: Vec<usize>,
+    /// The children: `first_child .. first_child + child_count`.
+    pub first_child: u32,
+    pub child_count: u32,
 }
 
 impl Dentry {
@@ -75,6 +83,29 @@ impl Dentry {
 
     pub fn is_reparse_point(&self) -> bool {
         self.attributes & attributes::REPARSE_POINT != 0
+    }
+
+    /// The indexes of the children in [`Image::entries`].
+    pub fn children(&self) -> std::ops::Range<usize> {
+        let first = self.first_child as usize;
+        first..first + self.child_count as usize
+    }
+
+    /// The short (8.3) name; empty when none.
+    pub fn short_name(&self) -> &str {
+        self.extra.as_ref().map_or("", |x| &x.short_name)
+    }
+
+    pub fn named_streams(&self) -> &[NamedStream] {
+        self.extra.as_ref().map_or(&[], |x| &x.named_streams)
+    }
+
+    pub fn object_id(&self) -> Option<&[u8]> {
+        self.extra.as_ref().and_then(|x| x.object_id.as_deref())
+    }
+
+    pub fn unix(&self) -> Option<UnixData> {
+        self.extra.as_ref().and_then(|x| x.unix)
     }
 }
 
@@ -93,7 +124,7 @@ impl Image {
         let mut parts = Vec::new();
         while i != 0 {
             let Some(e) = self.entries.get(i) else { break };
-            parts.push(e.name.as_str());
+            parts.push(&*e.name);
             i = e.parent;
         }
         parts.reverse();
@@ -136,7 +167,20 @@ pub fn parse(buf: &[u8]) -> Result<Image, MetadataError> {
     };
     // Every entry is at least 8 bytes apart; cap the walk accordingly.
     let max_entries = (len / 8) as usize + 1;
-    let mut seen_offsets: HashSet<u64> = HashSet::new();
+    // Entries start 8-byte aligned: one bit per possible start.
+    let mut seen_offsets = vec![0u64; (len / 8 / 64 + 1) as usize];
+    let mut first_visit = |offset: u64| -> bool {
+        let slot = offset / 8;
+        match seen_offsets.get_mut((slot / 64) as usize) {
+            Some(word) => {
+                let bit = 1u64 << (slot % 64);
+                let fresh = *word & bit == 0;
+                *word |= bit;
+                fresh
+            }
+            None => false,
+        }
+    };
     let mut extents: Vec<(u64, u64)> = Vec::new();
 
     let (root, root_end) = parse_dentry(buf, root_offset, 0)?;
@@ -145,15 +189,16 @@ pub fn parse(buf: &[u8]) -> Result<Image, MetadataError> {
             "the root entry is not a directory".into(),
         ));
     }
-    seen_offsets.insert(root_offset);
+    first_visit(root_offset);
     extents.push((root_offset, root_end));
     image.entries.push(root);
 
     // Directories whose children are still to be read.
-    let mut pending = vec![0usize];
-    while let Some(dir) = pending.pop() {
+    // (entry, its offset in the resource) of the directories to read.
+    let mut pending = vec![(0usize, root_offset)];
+    while let Some((dir, dir_offset)) = pending.pop() {
         let subdir = match image.entries.get(dir) {
-            Some(d) if d.is_directory() => read_subdir_offset(buf, d.offset),
+            Some(d) if d.is_directory() => read_subdir_offset(buf, dir_offset),
             _ => 0,
         };
         if subdir == 0 {
@@ -168,12 +213,12 @@ pub fn parse(buf: &[u8]) -> Result<Image, MetadataError> {
             if length <= 8 {
                 break;
             }
-            if !seen_offsets.insert(offset) {
+            if !first_visit(offset) {
                 return Err(MetadataError::Tree(format!(
                     "the entry at offset {offset} is reached twice (a cycle)"
                 )));
             }
-            if image.entries.len() >= max_entries {
+            if image.entries.len() >= max_entries || image.entries.len() >= u32::MAX as usize {
                 return Err(MetadataError::Tree("too many entries".into()));
             }
             let (mut entry, end) = parse_dentry(buf, offset, dir)?;
@@ -182,11 +227,15 @@ pub fn parse(buf: &[u8]) -> Result<Image, MetadataError> {
             extents.push((offset, end));
             let is_dir = entry.is_directory();
             image.entries.push(entry);
+            // Siblings are read in one run: the children are consecutive.
             if let Some(p) = image.entries.get_mut(dir) {
-                p.children.push(index);
+                if p.child_count == 0 {
+                    p.first_child = index as u32;
+                }
+                p.child_count += 1;
             }
             if is_dir {
-                pending.push(index);
+                pending.push((index, offset));
             }
             offset = end;
         }
@@ -299,7 +348,7 @@ fn parse_dentry(buf: &[u8], offset: u64, parent: usize) -> Result<(Dentry, u64),
             break;
         };
         match tag {
-            TAG_OBJECT_ID => object_id = Some(data.to_vec()),
+            TAG_OBJECT_ID => object_id = Some(Box::from(data)),
             TAG_WIMLIB_UNIX_DATA => unix = format::parse::<UnixData>(data),
             _ => {}
         }
@@ -330,7 +379,7 @@ fn parse_dentry(buf: &[u8], offset: u64, parent: usize) -> Result<(Dentry, u64),
             let nb = slice(buf, pos + ExtraStreamEntryFixed::SIZE as u64, nlen)
                 .ok_or_else(|| bad(pos, "stream name past the end"))?;
             named_streams.push(NamedStream {
-                name: utf16(nb).0,
+                name: utf16(nb).0.into_boxed_str(),
                 hash: s.hash,
             });
         }
@@ -353,10 +402,21 @@ fn parse_dentry(buf: &[u8], offset: u64, parent: usize) -> Result<(Dentry, u64),
         (ZERO_HASH, unnamed.first().copied().unwrap_or(ZERO_HASH))
     };
 
+    let extra = (!short_name.is_empty()
+        || !named_streams.is_empty()
+        || object_id.is_some()
+        || unix.is_some())
+    .then(|| {
+        Box::new(DentryExtra {
+            short_name: short_name.into_boxed_str(),
+            named_streams,
+            object_id,
+            unix,
+        })
+    });
     let dentry = Dentry {
-        name,
+        name: name.into_boxed_str(),
         name_valid,
-        short_name,
         attributes: fixed.attributes,
         security_id: fixed.security_id,
         creation_time: fixed.creation_time,
@@ -371,12 +431,10 @@ fn parse_dentry(buf: &[u8], offset: u64, parent: usize) -> Result<(Dentry, u64),
         } else {
             fixed.hard_link_group()
         },
-        named_streams,
-        object_id,
-        unix,
-        offset,
+        extra,
         parent,
-        children: Vec::new(),
+        first_child: 0,
+        child_count: 0,
     };
     Ok((dentry, pos))
 }

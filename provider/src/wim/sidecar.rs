@@ -146,7 +146,7 @@ pub(crate) fn data_blobs(
         }
     }
     for (i, e) in image.entries.iter().enumerate() {
-        for s in &e.named_streams {
+        for s in e.named_streams() {
             want(s.hash, i, &mut wanted);
         }
     }
@@ -175,9 +175,9 @@ pub(crate) fn build_from(
             attributes: e.attributes,
             security_id: (e.security_id != u32::MAX).then_some(e.security_id),
             creation_time: e.creation_time,
-            short_name: (!e.short_name.is_empty()).then(|| e.short_name.clone()),
-            object_id: e.object_id.as_ref().map(hex::encode),
-            unix: e.unix.map(|u| UnixOwner {
+            short_name: (!e.short_name().is_empty()).then(|| e.short_name().to_string()),
+            object_id: e.object_id().map(hex::encode),
+            unix: e.unix().map(|u| UnixOwner {
                 uid: u.uid,
                 gid: u.gid,
                 mode: u.mode,
@@ -195,7 +195,7 @@ pub(crate) fn build_from(
                 entry.reparse_data = data.get(&e.reparse_hash).map(hex::encode);
             }
         }
-        for s in &e.named_streams {
+        for s in e.named_streams() {
             let what = format!("'{path}:{}'", s.name);
             let (size, bytes) = if s.hash == ZERO_HASH {
                 (0, Some(String::new()))
@@ -206,7 +206,7 @@ pub(crate) fn build_from(
                 (blob.size, data.get(&s.hash).map(hex::encode))
             };
             entry.named_streams.push(SidecarStream {
-                name: s.name.clone(),
+                name: s.name.to_string(),
                 size,
                 sha1: hex::encode(s.hash),
                 data: bytes,

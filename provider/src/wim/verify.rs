@@ -102,7 +102,7 @@ pub(crate) fn verify(wim: &WimFile, reporter: &dyn Reporter) -> Vec<String> {
                     let path = image.path_of(i);
                     let mut uses =
                         vec![(e.data_hash, path.clone()), (e.reparse_hash, path.clone())];
-                    for s in &e.named_streams {
+                    for s in e.named_streams() {
                         uses.push((s.hash, format!("{path}:{}", s.name)));
                     }
                     for (hash, who) in uses {
