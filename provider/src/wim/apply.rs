@@ -284,10 +284,10 @@ pub(crate) fn apply(
     }
     out.forget();
 
-    let meta = sidecar::build_from(wim, index, &image, options.metadata_path.is_some(), &kept)?;
-    summary.not_represented = meta.not_represented();
-    if let Some(path) = &options.metadata_path {
-        meta.write(path)?;
+    summary.not_represented = sidecar::not_represented_of(&image);
+    match &options.metadata_path {
+        Some(path) => sidecar::write_streamed(path, wim, index, &image, &kept)?,
+        None => sidecar::check_blobs(wim, &image, false)?,
     }
     Ok(summary)
 }

@@ -19,12 +19,13 @@ use super::{xml, Blob, BlobLocation, Compression, SolidRun, WimError, WimFile, W
 /// the limit keeps the raw bytes and their decoded text well inside the
 /// memory bar.
 pub(crate) const MAX_XML: u64 = 16 << 20;
-/// Largest metadata resource accepted. An image of about 250,000 entries
-/// (a full Windows Server) has about 50 MiB; read into memory and parsed,
-/// a resource at this limit keeps the apply under 128 MiB of peak memory.
-/// Its bytes are allocated as they are decoded, never from the declared
-/// size.
-pub(crate) const MAX_METADATA: u64 = 64 << 20;
+/// Largest metadata resource accepted. It is read whole and parsed (about
+/// 130 bytes per entry plus its name, beside the resource's own bytes): at
+/// this limit even the smallest possible entries keep an apply within
+/// DESIGN's 128 MiB of peak memory, and there is room for about 165,000
+/// entries with 100-character names. Its bytes are allocated as they are
+/// decoded, never from the declared size.
+pub(crate) const MAX_METADATA: u64 = 48 << 20;
 /// Decoded bytes handled per parallel batch when streaming. Applying keeps
 /// two batches in memory (one written while the next is decoded), which with
 /// the compressed input and the writers' buffers stays well under 128 MiB.

@@ -153,6 +153,82 @@ pub(crate) fn data_blobs(
     wanted
 }
 
+/// Checks that every blob the metadata file refers to is in the file (the
+/// reparse data only `with_data`).
+pub(crate) fn check_blobs(wim: &WimFile, image: &Image, with_data: bool) -> Result<(), WimError> {
+    let missing = |hash: &Sha1, what: String| WimError::MissingBlob {
+        path: wim.path().to_path_buf(),
+        files: what,
+        hash: hex::encode(hash),
+    };
+    for (i, e) in image.entries.iter().enumerate() {
+        if with_data
+            && e.is_reparse_point()
+            && e.reparse_hash != ZERO_HASH
+            && wim.blob(&e.reparse_hash).is_none()
+        {
+            return Err(missing(&e.reparse_hash, format!("'{}'", image.path_of(i))));
+        }
+        for s in e.named_streams() {
+            if s.hash != ZERO_HASH && wim.blob(&s.hash).is_none() {
+                let what = format!("'{}:{}'", image.path_of(i), s.name);
+                return Err(missing(&s.hash, what));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The metadata-file entry of image entry `i` (its blobs checked before).
+fn entry_of(
+    wim: &WimFile,
+    image: &Image,
+    i: usize,
+    with_data: bool,
+    data: &HashMap<Sha1, Vec<u8>>,
+) -> SidecarEntry {
+    let Some(e) = image.entries.get(i) else {
+        return SidecarEntry::default();
+    };
+    let mut entry = SidecarEntry {
+        path: image.path_of(i),
+        attributes: e.attributes,
+        security_id: (e.security_id != u32::MAX).then_some(e.security_id),
+        creation_time: e.creation_time,
+        short_name: (!e.short_name().is_empty()).then(|| e.short_name().to_string()),
+        object_id: e.object_id().map(hex::encode),
+        unix: e.unix().map(|u| UnixOwner {
+            uid: u.uid,
+            gid: u.gid,
+            mode: u.mode,
+            rdev: u.rdev,
+        }),
+        ..SidecarEntry::default()
+    };
+    if e.is_reparse_point() {
+        entry.reparse_tag = Some(e.reparse_tag);
+        entry.reparse_flags = Some(e.reparse_flags);
+        if with_data && e.reparse_hash != ZERO_HASH {
+            entry.reparse_data = data.get(&e.reparse_hash).map(hex::encode);
+        }
+    }
+    for s in e.named_streams() {
+        let (size, bytes) = if s.hash == ZERO_HASH {
+            (0, Some(String::new()))
+        } else {
+            let size = wim.blob(&s.hash).map_or(0, |b| b.size);
+            (size, data.get(&s.hash).map(hex::encode))
+        };
+        entry.named_streams.push(SidecarStream {
+            name: s.name.to_string(),
+            size,
+            sha1: hex::encode(s.hash),
+            data: bytes,
+        });
+    }
+    entry
+}
+
 /// [`build`] from blob contents already read (those of [`data_blobs`]).
 pub(crate) fn build_from(
     wim: &WimFile,
@@ -161,65 +237,157 @@ pub(crate) fn build_from(
     with_data: bool,
     data: &HashMap<Sha1, Vec<u8>>,
 ) -> Result<Sidecar, WimError> {
-    let missing = |hash: &Sha1, what: String| WimError::MissingBlob {
-        path: wim.path().to_path_buf(),
-        files: what,
-        hash: hex::encode(hash),
-    };
-
-    let mut entries = Vec::with_capacity(image.entries.len());
-    for (i, e) in image.entries.iter().enumerate() {
-        let path = image.path_of(i);
-        let mut entry = SidecarEntry {
-            path: path.clone(),
-            attributes: e.attributes,
-            security_id: (e.security_id != u32::MAX).then_some(e.security_id),
-            creation_time: e.creation_time,
-            short_name: (!e.short_name().is_empty()).then(|| e.short_name().to_string()),
-            object_id: e.object_id().map(hex::encode),
-            unix: e.unix().map(|u| UnixOwner {
-                uid: u.uid,
-                gid: u.gid,
-                mode: u.mode,
-                rdev: u.rdev,
-            }),
-            ..SidecarEntry::default()
-        };
-        if e.is_reparse_point() {
-            entry.reparse_tag = Some(e.reparse_tag);
-            entry.reparse_flags = Some(e.reparse_flags);
-            if with_data && e.reparse_hash != ZERO_HASH {
-                if wim.blob(&e.reparse_hash).is_none() {
-                    return Err(missing(&e.reparse_hash, format!("'{path}'")));
-                }
-                entry.reparse_data = data.get(&e.reparse_hash).map(hex::encode);
-            }
-        }
-        for s in e.named_streams() {
-            let what = format!("'{path}:{}'", s.name);
-            let (size, bytes) = if s.hash == ZERO_HASH {
-                (0, Some(String::new()))
-            } else {
-                let blob = wim
-                    .blob(&s.hash)
-                    .ok_or_else(|| missing(&s.hash, what.clone()))?;
-                (blob.size, data.get(&s.hash).map(hex::encode))
-            };
-            entry.named_streams.push(SidecarStream {
-                name: s.name.to_string(),
-                size,
-                sha1: hex::encode(s.hash),
-                data: bytes,
-            });
-        }
-        entries.push(entry);
-    }
+    check_blobs(wim, image, with_data)?;
     Ok(Sidecar {
         format: FORMAT.to_string(),
         image_index: index,
         security_descriptors: image.security_descriptors.iter().map(hex::encode).collect(),
-        entries,
+        entries: (0..image.entries.len())
+            .map(|i| entry_of(wim, image, i, with_data, data))
+            .collect(),
     })
+}
+
+/// Writes the metadata file of `image` as [`Sidecar::write`] does, but
+/// entry by entry, never holding more than one entry of it in memory: an
+/// image of hundreds of thousands of entries costs nothing more to
+/// describe.
+pub(crate) fn write_streamed(
+    path: &Path,
+    wim: &WimFile,
+    index: u32,
+    image: &Image,
+    data: &HashMap<Sha1, Vec<u8>>,
+) -> Result<(), WimError> {
+    check_blobs(wim, image, true)?;
+    write_json(
+        path,
+        &Streamed {
+            wim,
+            index,
+            image,
+            data,
+        },
+    )
+}
+
+/// The metadata file of an image, serialised entry by entry.
+struct Streamed<'a> {
+    wim: &'a WimFile,
+    index: u32,
+    image: &'a Image,
+    data: &'a HashMap<Sha1, Vec<u8>>,
+}
+
+impl Serialize for Streamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Descriptors<'a>(&'a [Vec<u8>]);
+        impl Serialize for Descriptors<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(hex::encode))
+            }
+        }
+        struct Entries<'a>(&'a Streamed<'a>);
+        impl Serialize for Entries<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let t = self.0;
+                s.collect_seq(
+                    (0..t.image.entries.len()).map(|i| entry_of(t.wim, t.image, i, true, t.data)),
+                )
+            }
+        }
+        let mut st = s.serialize_struct("Sidecar", 4)?;
+        st.serialize_field("Format", FORMAT)?;
+        st.serialize_field("ImageIndex", &self.index)?;
+        st.serialize_field(
+            "SecurityDescriptors",
+            &Descriptors(&self.image.security_descriptors),
+        )?;
+        st.serialize_field("Entries", &Entries(self))?;
+        st.end()
+    }
+}
+
+/// What a Linux tree cannot hold of `image`, as [`Sidecar::not_represented`]
+/// reports it, counted without building the metadata file.
+pub(crate) fn not_represented_of(image: &Image) -> Vec<String> {
+    let entries = &image.entries;
+    counts(&[
+        ("security descriptors", image.security_descriptors.len()),
+        (
+            "file attributes",
+            entries
+                .iter()
+                .filter(|e| e.attributes & !(REPRESENTED_ATTRIBUTES | attributes::REPARSE_POINT) != 0)
+                .count(),
+        ),
+        (
+            "named data streams",
+            entries.iter().map(|e| e.named_streams().len()).sum(),
+        ),
+        (
+            "short names",
+            entries.iter().filter(|e| !e.short_name().is_empty()).count(),
+        ),
+        (
+            "object ids",
+            entries.iter().filter(|e| e.object_id().is_some()).count(),
+        ),
+        (
+            "reparse points other than links",
+            entries
+                .iter()
+                .filter(|e| {
+                    e.is_reparse_point()
+                        && e.reparse_tag != IO_REPARSE_TAG_SYMLINK
+                        && e.reparse_tag != IO_REPARSE_TAG_MOUNT_POINT
+                })
+                .count(),
+        ),
+    ])
+}
+
+/// "kind: count" lines for the kinds with a count.
+fn counts(kinds: &[(&str, usize)]) -> Vec<String> {
+    kinds
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{what}: {n}"))
+        .collect()
+}
+
+/// Writes `value` as JSON to `path`, atomically, streamed to the file.
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), WimError> {
+    let err = |source| WimError::Sidecar {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(err)?;
+    }
+    {
+        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+        serde_json::to_writer(&mut out, value).map_err(|e| err(std::io::Error::other(e)))?;
+        std::io::Write::flush(&mut out).map_err(err)?;
+    }
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    crate::fsutil::sync_dir(dir);
+    Ok(())
 }
 
 impl Sidecar {
@@ -276,35 +444,7 @@ impl Sidecar {
     /// Writes the metadata as JSON, atomically, streamed to the file (no
     /// second copy of it in memory).
     pub fn write(&self, path: &Path) -> Result<(), WimError> {
-        let err = |source| WimError::Sidecar {
-            path: path.to_path_buf(),
-            source,
-        };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .map_err(err)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-                .map_err(err)?;
-        }
-        {
-            let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-            serde_json::to_writer(&mut out, self).map_err(|e| err(std::io::Error::other(e)))?;
-            std::io::Write::flush(&mut out).map_err(err)?;
-        }
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(path).map_err(|e| err(e.error))?;
-        crate::fsutil::sync_dir(dir);
-        Ok(())
+        write_json(path, self)
     }
 
     /// Reads a metadata file written by [`Sidecar::write`].
