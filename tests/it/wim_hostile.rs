@@ -613,7 +613,7 @@ fn metadata_declaring_more_than_the_limit_is_refused_before_reading() {
         let text = format!("{}{}", stderr(&o), crate::common::stdout(&o));
         assert!(
             text.contains(
-                "the metadata of image 1 declares 268435456 bytes, more than the 67108864 accepted"
+                "the metadata of image 1 declares 268435456 bytes, more than the 50331648 accepted"
             ),
             "{text}"
         );

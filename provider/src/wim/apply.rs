@@ -60,10 +60,10 @@ fn timestamps(e: &Dentry) -> Timestamps {
     }
 }
 
-/// Why an entry is not applied, or `None` when its name is safe.
-fn unsafe_name(entry: &Dentry) -> Option<&'static str> {
-    let name = &*entry.name;
-    if !entry.name_valid {
+/// Why an entry named `name` is not applied, or `None` when its name is
+/// safe (`valid`: the stored name was valid UTF-16).
+fn unsafe_name(name: &str, valid: bool) -> Option<&'static str> {
+    if !valid {
         Some("its name is not valid UTF-16")
     } else if name.is_empty() {
         Some("it has an empty name")
@@ -208,7 +208,7 @@ pub(crate) fn apply(
         let Some(e) = image.entries.get(entry) else {
             continue;
         };
-        let data = kept.get(&e.reparse_hash).map_or(&[][..], Vec::as_slice);
+        let data = kept.get(&e.reparse_hash()).map_or(&[][..], Vec::as_slice);
         let depth = (!options.absolute_links).then(|| {
             image
                 .path_of(e.parent)
@@ -222,9 +222,10 @@ pub(crate) fn apply(
             summary.skipped.push(path);
             continue;
         };
-        let werr = write_err(&out.display(e.parent, &e.name));
+        let name = image.name_of(e);
+        let werr = write_err(&out.display(e.parent, name));
         out.get(e.parent)
-            .and_then(|d| d.symlink(Path::new(&link), name_path(&e.name)))
+            .and_then(|d| d.symlink(Path::new(&link), name_path(name)))
             .map_err(werr)?;
         summary.symlinks += 1;
         plan.leaves.push(entry);
@@ -234,11 +235,12 @@ pub(crate) fn apply(
         let (Some(a), Some(b)) = (image.entries.get(existing), image.entries.get(link)) else {
             continue;
         };
-        let made = out.rel_path(a.parent, &a.name).and_then(|from| {
-            let to = out.rel_path(b.parent, &b.name)?;
+        let (a_name, b_name) = (image.name_of(a), image.name_of(b));
+        let made = out.rel_path(a.parent, a_name).and_then(|from| {
+            let to = out.rel_path(b.parent, b_name)?;
             out.root().hard_link(&from, &to)
         });
-        made.map_err(write_err(&out.display(b.parent, &b.name)))?;
+        made.map_err(write_err(&out.display(b.parent, b_name)))?;
         summary.hard_links += 1;
     }
 
@@ -247,16 +249,18 @@ pub(crate) fn apply(
     plan.leaves.sort_by(by_folder);
     for &entry in &plan.leaves {
         if let Some(e) = image.entries.get(entry) {
+            let name = image.name_of(e);
             out.get(e.parent)
-                .and_then(|d| d.set_times(name_path(&e.name), &timestamps(e)))
-                .map_err(write_err(&out.display(e.parent, &e.name)))?;
+                .and_then(|d| d.set_times(name_path(name), &timestamps(e)))
+                .map_err(write_err(&out.display(e.parent, name)))?;
         }
     }
     for &entry in plan.dirs.iter().rev() {
         if let Some(e) = image.entries.get(entry) {
+            let name = image.name_of(e);
             out.get(e.parent)
-                .and_then(|d| d.set_times(name_path(&e.name), &timestamps(e)))
-                .map_err(write_err(&out.display(e.parent, &e.name)))?;
+                .and_then(|d| d.set_times(name_path(name), &timestamps(e)))
+                .map_err(write_err(&out.display(e.parent, name)))?;
         }
     }
     if let Some(root) = image.entries.first() {
@@ -271,10 +275,11 @@ pub(crate) fn apply(
                 let Some(e) = image.entries.get(d.entry) else {
                     continue;
                 };
-                let path = out.display(d.dir, &e.name);
+                let name = image.name_of(e);
+                let path = out.display(d.dir, name);
                 let actual = out
                     .get(d.dir)
-                    .and_then(|dir| hash_file(&dir, &e.name))
+                    .and_then(|dir| hash_file(&dir, name))
                     .map_err(write_err(&path))?;
                 if actual != blob.hash {
                     return Err(WimError::VerifyFailed { path });
@@ -349,11 +354,12 @@ fn build_tree(
             let Some(e) = image.entries.get(child) else {
                 continue;
             };
-            if let Some(why) = unsafe_name(e) {
+            let e_name = image.name_of(e);
+            if let Some(why) = unsafe_name(e_name, e.name_valid) {
                 skip(summary, image.path_of(child), why);
                 continue;
             }
-            if !names.insert(&*e.name) {
+            if !names.insert(e_name) {
                 skip(
                     summary,
                     image.path_of(child),
@@ -361,9 +367,9 @@ fn build_tree(
                 );
                 continue;
             }
-            let name = name_path(&e.name);
+            let name = name_path(e_name);
             let werr = |source| WimError::Write {
-                path: out.display(dir, &e.name),
+                path: out.display(dir, e_name),
                 source,
             };
             if e.is_reparse_point() {
@@ -397,7 +403,7 @@ fn build_tree(
                     Err(err) => return Err(werr(err)),
                 }
                 summary.directories += 1;
-                out.add(child, dir, &e.name);
+                out.add(child, dir, e_name);
                 plan.dirs.push(child);
                 stack.push(child);
             } else {
@@ -438,14 +444,15 @@ fn link_blobs<'w>(
         let Some(e) = image.entries.get(link) else {
             continue;
         };
-        if e.reparse_hash == ZERO_HASH || found.contains_key(&e.reparse_hash) {
+        let hash = e.reparse_hash();
+        if hash == ZERO_HASH || found.contains_key(&hash) {
             continue;
         }
-        let Some(blob) = wim.blob(&e.reparse_hash) else {
+        let Some(blob) = wim.blob(&hash) else {
             return Err(WimError::MissingBlob {
                 path: wim.path().to_path_buf(),
                 files: format!("'{}'", image.path_of(link)),
-                hash: hex::encode(e.reparse_hash),
+                hash: hex::encode(hash),
             });
         };
         if blob.size > MAX_REPARSE {
@@ -468,7 +475,7 @@ fn link_blobs<'w>(
                 ),
             });
         }
-        found.insert(e.reparse_hash, blob);
+        found.insert(hash, blob);
     }
     Ok(found)
 }
@@ -517,7 +524,7 @@ impl Writer<'_> {
     }
 
     fn name(&self, d: &Destination) -> &str {
-        self.image.entries.get(d.entry).map_or("", |e| &*e.name)
+        self.image.name(d.entry)
     }
 
     fn write_error(&self, d: &Destination) -> impl FnOnce(io::Error) -> WimError {
@@ -669,11 +676,8 @@ fn write_blobs(
 mod tests {
     use super::*;
 
-    use crate::wim::link_target::tests::dentry;
-
     #[test]
     fn unsafe_names_are_recognised() {
-        let mut e = dentry(0, 0);
         for (name, bad) in [
             ("ok", false),
             (".", true),
@@ -684,8 +688,7 @@ mod tests {
             ("", true),
             ("...", false),
         ] {
-            e.name = name.into();
-            assert_eq!(unsafe_name(&e).is_some(), bad, "{name:?}");
+            assert_eq!(unsafe_name(name, true).is_some(), bad, "{name:?}");
         }
     }
 

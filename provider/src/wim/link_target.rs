@@ -104,7 +104,7 @@ pub(crate) fn link_target(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::wim::format::IO_REPARSE_TAG_MOUNT_POINT;
     use crate::wim::metadata::ZERO_HASH;
@@ -125,9 +125,10 @@ pub(crate) mod tests {
         d
     }
 
-    pub(crate) fn dentry(tag: u32, flags: u16) -> Dentry {
+    fn dentry(tag: u32, flags: u16) -> Dentry {
         Dentry {
-            name: "l".into(),
+            name_at: 0,
+            name_len: 0,
             name_valid: true,
             attributes: 0x400,
             security_id: u32::MAX,
@@ -135,7 +136,6 @@ pub(crate) mod tests {
             last_access_time: 0,
             last_write_time: 0,
             data_hash: ZERO_HASH,
-            reparse_hash: ZERO_HASH,
             reparse_tag: tag,
             reparse_flags: flags,
             link_group: 0,

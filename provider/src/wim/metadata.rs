@@ -40,6 +40,8 @@ pub struct NamedStream {
 /// (an image may have hundreds of thousands of entries, all in memory).
 #[derive(Clone, Debug, Default)]
 pub struct DentryExtra {
+    /// Hash of the reparse data (reparse points only).
+    pub reparse_hash: Sha1,
     pub short_name: Box<str>,
     pub named_streams: Vec<NamedStream>,
     pub object_id: Option<Box<[u8]>>,
@@ -50,8 +52,10 @@ pub struct DentryExtra {
 /// [`Image::entries`] ([`Dentry::children`]).
 #[derive(Clone, Debug)]
 pub struct Dentry {
-    /// The name as stored (UTF-16 decoded; invalid UTF-16 is replaced).
-    pub name: Box<str>,
+    /// Where the name is in [`Image::names`] ([`Image::name_of`]): the
+    /// names of all entries are kept in one string.
+    pub name_at: u32,
+    pub name_len: u32,
     /// Whether the stored name was valid UTF-16.
     pub name_valid: bool,
     pub attributes: u32,
@@ -61,8 +65,6 @@ pub struct Dentry {
     pub last_write_time: u64,
     /// Hash of the unnamed data stream (zero: none or empty).
     pub data_hash: Sha1,
-    /// Hash of the reparse data (reparse points only).
-    pub reparse_hash: Sha1,
     pub reparse_tag: u32,
     pub reparse_flags: u16,
     /// Hard-link group (0: not linked).
@@ -91,6 +93,11 @@ impl Dentry {
         first..first + self.child_count as usize
     }
 
+    /// Hash of the reparse data (zero: none, or not a reparse point).
+    pub fn reparse_hash(&self) -> Sha1 {
+        self.extra.as_ref().map_or(ZERO_HASH, |x| x.reparse_hash)
+    }
+
     /// The short (8.3) name; empty when none.
     pub fn short_name(&self) -> &str {
         self.extra.as_ref().map_or("", |x| &x.short_name)
@@ -116,15 +123,31 @@ pub struct Image {
     pub security_descriptors: Vec<Vec<u8>>,
     /// Entry 0 is the root.
     pub entries: Vec<Dentry>,
+    /// The names of all entries, one after the other.
+    pub names: String,
 }
 
 impl Image {
+    /// The name of entry `e` as stored (UTF-16 decoded; invalid UTF-16 is
+    /// replaced, see [`Dentry::name_valid`]).
+    pub fn name_of(&self, e: &Dentry) -> &str {
+        let start = e.name_at as usize;
+        self.names
+            .get(start..start.saturating_add(e.name_len as usize))
+            .unwrap_or("")
+    }
+
+    /// The name of entry `i`.
+    pub fn name(&self, i: usize) -> &str {
+        self.entries.get(i).map_or("", |e| self.name_of(e))
+    }
+
     /// The path of entry `i` from the root, `/`-separated (root: "").
     pub fn path_of(&self, mut i: usize) -> String {
         let mut parts = Vec::new();
         while i != 0 {
             let Some(e) = self.entries.get(i) else { break };
-            parts.push(&*e.name);
+            parts.push(self.name_of(e));
             i = e.parent;
         }
         parts.reverse();
@@ -164,33 +187,34 @@ pub fn parse(buf: &[u8]) -> Result<Image, MetadataError> {
     let mut image = Image {
         security_descriptors,
         entries: Vec::new(),
+        names: String::new(),
     };
     // Every entry is at least 8 bytes apart; cap the walk accordingly.
     let max_entries = (len / 8) as usize + 1;
-    // Entries start 8-byte aligned: one bit per possible start.
-    let mut seen_offsets = vec![0u64; (len / 8 / 64 + 1) as usize];
-    let mut first_visit = |offset: u64| -> bool {
-        let slot = offset / 8;
-        match seen_offsets.get_mut((slot / 64) as usize) {
-            Some(word) => {
-                let bit = 1u64 << (slot % 64);
-                let fresh = *word & bit == 0;
-                *word |= bit;
-                fresh
+    // Entries start 8-byte aligned: one bit per 8 bytes of the resource,
+    // for the starts seen (a cycle) and for the bytes entries take (an
+    // overlap), so the checks cost the same whatever the number of entries.
+    let mut starts = Bits::new(len / 8 + 1);
+    let mut taken = Bits::new(len / 8 + 1);
+    let mut claim = |offset: u64, end: u64| -> Result<(), MetadataError> {
+        for unit in offset / 8..end.div_ceil(8) {
+            if taken.test_and_set(unit) {
+                return Err(MetadataError::Tree(format!(
+                    "the entry at offset {offset} overlaps another one"
+                )));
             }
-            None => false,
         }
+        Ok(())
     };
-    let mut extents: Vec<(u64, u64)> = Vec::new();
 
-    let (root, root_end) = parse_dentry(buf, root_offset, 0)?;
+    let (root, root_end) = parse_dentry(buf, root_offset, 0, &mut image.names)?;
     if !root.is_directory() {
         return Err(MetadataError::Tree(
             "the root entry is not a directory".into(),
         ));
     }
-    first_visit(root_offset);
-    extents.push((root_offset, root_end));
+    starts.test_and_set(root_offset / 8);
+    claim(root_offset, root_end)?;
     image.entries.push(root);
 
     // Directories whose children are still to be read.
@@ -213,7 +237,7 @@ pub fn parse(buf: &[u8]) -> Result<Image, MetadataError> {
             if length <= 8 {
                 break;
             }
-            if !first_visit(offset) {
+            if starts.test_and_set(offset / 8) {
                 return Err(MetadataError::Tree(format!(
                     "the entry at offset {offset} is reached twice (a cycle)"
                 )));
@@ -221,10 +245,10 @@ pub fn parse(buf: &[u8]) -> Result<Image, MetadataError> {
             if image.entries.len() >= max_entries || image.entries.len() >= u32::MAX as usize {
                 return Err(MetadataError::Tree("too many entries".into()));
             }
-            let (mut entry, end) = parse_dentry(buf, offset, dir)?;
+            let (mut entry, end) = parse_dentry(buf, offset, dir, &mut image.names)?;
             entry.parent = dir;
             let index = image.entries.len();
-            extents.push((offset, end));
+            claim(offset, end)?;
             let is_dir = entry.is_directory();
             image.entries.push(entry);
             // Siblings are read in one run: the children are consecutive.
@@ -241,21 +265,29 @@ pub fn parse(buf: &[u8]) -> Result<Image, MetadataError> {
         }
     }
 
-    extents.sort_unstable();
-    for pair in extents.windows(2) {
-        if let [a, b] = pair {
-            if b.0 < a.1 {
-                return Err(MetadataError::Tree(format!(
-                    "the entries at offsets {} and {} overlap",
-                    a.0, b.0
-                )));
+    Ok(image)
+}
+
+/// A set of small integers.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: u64) -> Bits {
+        Bits(vec![0; (n / 64 + 1) as usize])
+    }
+
+    /// Adds `i`; returns whether it was already there (or out of range).
+    fn test_and_set(&mut self, i: u64) -> bool {
+        match self.0.get_mut((i / 64) as usize) {
+            Some(word) => {
+                let bit = 1u64 << (i % 64);
+                let was = *word & bit != 0;
+                *word |= bit;
+                was
             }
+            None => true,
         }
     }
-    if root_offset < extents.first().map_or(0, |e| e.0) {
-        return Err(MetadataError::Tree("bad root".into()));
-    }
-    Ok(image)
 }
 
 fn read_subdir_offset(buf: &[u8], offset: u64) -> u64 {
@@ -301,7 +333,13 @@ fn parse_security(buf: &[u8]) -> Result<(Vec<Vec<u8>>, u64), MetadataError> {
 
 /// Parses the entry at `offset` with its extra stream entries; returns it
 /// and the offset just past it (where its next sibling starts).
-fn parse_dentry(buf: &[u8], offset: u64, parent: usize) -> Result<(Dentry, u64), MetadataError> {
+/// Its name is appended to `names`.
+fn parse_dentry(
+    buf: &[u8],
+    offset: u64,
+    parent: usize,
+    names: &mut String,
+) -> Result<(Dentry, u64), MetadataError> {
     if !offset.is_multiple_of(8) {
         return Err(bad(offset, "not 8-byte aligned"));
     }
@@ -402,20 +440,26 @@ fn parse_dentry(buf: &[u8], offset: u64, parent: usize) -> Result<(Dentry, u64),
         (ZERO_HASH, unnamed.first().copied().unwrap_or(ZERO_HASH))
     };
 
-    let extra = (!short_name.is_empty()
+    let extra = (reparse_hash != ZERO_HASH
+        || !short_name.is_empty()
         || !named_streams.is_empty()
         || object_id.is_some()
         || unix.is_some())
     .then(|| {
         Box::new(DentryExtra {
+            reparse_hash,
             short_name: short_name.into_boxed_str(),
             named_streams,
             object_id,
             unix,
         })
     });
+    let name_at = u32::try_from(names.len())
+        .map_err(|_| MetadataError::Tree("the names take too much room".into()))?;
+    names.push_str(&name);
     let dentry = Dentry {
-        name: name.into_boxed_str(),
+        name_at,
+        name_len: name.len() as u32,
         name_valid,
         attributes: fixed.attributes,
         security_id: fixed.security_id,
@@ -423,7 +467,6 @@ fn parse_dentry(buf: &[u8], offset: u64, parent: usize) -> Result<(Dentry, u64),
         last_access_time: fixed.last_access_time,
         last_write_time: fixed.last_write_time,
         data_hash,
-        reparse_hash,
         reparse_tag: if is_reparse { fixed.reparse_tag() } else { 0 },
         reparse_flags: if is_reparse { fixed.reparse_flags() } else { 0 },
         link_group: if is_reparse {

@@ -142,7 +142,7 @@ pub(crate) fn data_blobs(
     };
     for (i, e) in image.entries.iter().enumerate() {
         if e.is_reparse_point() {
-            want(e.reparse_hash, i, &mut wanted);
+            want(e.reparse_hash(), i, &mut wanted);
         }
     }
     for (i, e) in image.entries.iter().enumerate() {
@@ -164,10 +164,13 @@ pub(crate) fn check_blobs(wim: &WimFile, image: &Image, with_data: bool) -> Resu
     for (i, e) in image.entries.iter().enumerate() {
         if with_data
             && e.is_reparse_point()
-            && e.reparse_hash != ZERO_HASH
-            && wim.blob(&e.reparse_hash).is_none()
+            && e.reparse_hash() != ZERO_HASH
+            && wim.blob(&e.reparse_hash()).is_none()
         {
-            return Err(missing(&e.reparse_hash, format!("'{}'", image.path_of(i))));
+            return Err(missing(
+                &e.reparse_hash(),
+                format!("'{}'", image.path_of(i)),
+            ));
         }
         for s in e.named_streams() {
             if s.hash != ZERO_HASH && wim.blob(&s.hash).is_none() {
@@ -208,8 +211,8 @@ fn entry_of(
     if e.is_reparse_point() {
         entry.reparse_tag = Some(e.reparse_tag);
         entry.reparse_flags = Some(e.reparse_flags);
-        if with_data && e.reparse_hash != ZERO_HASH {
-            entry.reparse_data = data.get(&e.reparse_hash).map(hex::encode);
+        if with_data && e.reparse_hash() != ZERO_HASH {
+            entry.reparse_data = data.get(&e.reparse_hash()).map(hex::encode);
         }
     }
     for s in e.named_streams() {
@@ -319,7 +322,9 @@ pub(crate) fn not_represented_of(image: &Image) -> Vec<String> {
             "file attributes",
             entries
                 .iter()
-                .filter(|e| e.attributes & !(REPRESENTED_ATTRIBUTES | attributes::REPARSE_POINT) != 0)
+                .filter(|e| {
+                    e.attributes & !(REPRESENTED_ATTRIBUTES | attributes::REPARSE_POINT) != 0
+                })
                 .count(),
         ),
         (
@@ -328,7 +333,10 @@ pub(crate) fn not_represented_of(image: &Image) -> Vec<String> {
         ),
         (
             "short names",
-            entries.iter().filter(|e| !e.short_name().is_empty()).count(),
+            entries
+                .iter()
+                .filter(|e| !e.short_name().is_empty())
+                .count(),
         ),
         (
             "object ids",

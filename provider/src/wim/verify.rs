@@ -100,8 +100,10 @@ pub(crate) fn verify(wim: &WimFile, reporter: &dyn Reporter) -> Vec<String> {
             Ok(image) => {
                 for (i, e) in image.entries.iter().enumerate() {
                     let path = image.path_of(i);
-                    let mut uses =
-                        vec![(e.data_hash, path.clone()), (e.reparse_hash, path.clone())];
+                    let mut uses = vec![
+                        (e.data_hash, path.clone()),
+                        (e.reparse_hash(), path.clone()),
+                    ];
                     for s in e.named_streams() {
                         uses.push((s.hash, format!("{path}:{}", s.name)));
                     }
