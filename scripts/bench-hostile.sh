@@ -17,9 +17,12 @@
 #                   (with their right SHA-1): Expand-WindowsImage
 #   named-streams   an uncompressed WIM of 160 files with a 1 MiB named stream
 #                   each, plus 20,000 junctions: Expand-WindowsImage -MetadataPath
-#   big-metadata    a WIM of 200,000 files with 100-character names (a metadata
-#                   resource of about 60 MiB, near the 64 MiB limit):
+#   big-metadata    a WIM of 160,000 files with 100-character names (a metadata
+#                   resource of about 46 MiB, near the 48 MiB limit):
 #                   Expand-WindowsImage -MetadataPath
+#   small-entries   a WIM of 420,000 files with names of at most 3 characters
+#                   (about the most entries a metadata resource under the limit
+#                   can hold): Expand-WindowsImage -MetadataPath
 #
 # Usage: scripts/bench-hostile.sh [--cases LIST] [--binary PATH] [--timeout S]
 #                                 [--workdir DIR]
@@ -34,7 +37,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-all_cases=deep-xml,huge-metadata,named-streams,big-metadata
+all_cases=deep-xml,huge-metadata,named-streams,big-metadata,small-entries
 cases=$all_cases
 binary=
 limit=300
@@ -114,7 +117,7 @@ measure() {
   local shown=("$@")
   shown[0]=containerimage
   local why
-  why=$(grep -m1 -v '^WARNING' "$work/stderr.log" | cut -c1-110 || true)
+  why=$(grep -v '^WARNING' "$work/stderr.log" | tail -n 1 | sed 's/^ *caused by: //' | cut -c1-110 || true)
   rows+=("| $name | $input | \`${shown[*]//$work/…}\` | $status | $wall | $rss | ${why//|/\\|} |")
   echo "bench-hostile: $name: exit $status, $wall, $rss" >&2
 }
@@ -272,29 +275,63 @@ case_named_streams() {
     -MetadataPath "$work/meta.json"
 }
 
-case_big_metadata() {
-  local wim=$work/big-metadata.wim
-  if [ ! -f "$wim" ]; then
-    rm -rf "$work/many-src"
-    python3 - "$work/many-src" <<'EOF'
-import os, sys
-root = sys.argv[1]
-for d in range(200):
-    folder = os.path.join(root, f"folder-{d:03}")
+# many_files_wim WIM FOLDERS FILES NAME_LENGTH — FOLDERS folders of FILES empty
+# files each, named with NAME_LENGTH characters, captured by wimlib (LZX).
+many_files_wim() {
+  local wim=$1
+  [ -f "$wim" ] && return 0
+  rm -rf "$work/many-src"
+  python3 - "$work/many-src" "$2" "$3" "$4" <<'EOF'
+import os, string, sys
+root, folders, files, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+alphabet = string.ascii_letters + string.digits
+def short(n):
+    s = ""
+    while True:
+        s = alphabet[n % len(alphabet)] + s
+        n //= len(alphabet)
+        if n == 0:
+            return s
+for d in range(folders):
+    folder = os.path.join(root, short(d))
     os.makedirs(folder)
-    for f in range(1000):
-        name = f"{d:03}-{f:04}-" + "long-file-name-" * 6
-        open(os.path.join(folder, name[:100]), "wb").close()
+    for f in range(files):
+        name = short(f) if length <= 3 else (f"{d:03}-{f:04}-" + "long-file-name-" * 8)[:length]
+        open(os.path.join(folder, name), "wb").close()
 EOF
-    wimlib-imagex capture "$work/many-src" "$wim.tmp" --compress=LZX >/dev/null
-    rm -rf "$work/many-src"
-    mv "$wim.tmp" "$wim"
-  fi
-  local meta
-  meta=$(wimlib-imagex info "$wim" 1 --blobs 2>/dev/null |
-    awk '/Uncompressed size/ { s = $4 } /Flags.*METADATA/ { print s; exit }' || true)
+  wimlib-imagex capture "$work/many-src" "$wim.tmp" --compress=LZX >/dev/null
+  rm -rf "$work/many-src"
+  mv "$wim.tmp" "$wim"
+}
+
+# metadata_mib WIM — the uncompressed size of image 1's metadata resource, in MiB.
+metadata_mib() {
+  python3 - "$1" <<'EOF'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+size = struct.unpack_from("<Q", b, 0x30)[0] & 0x00FFFFFFFFFFFFFF
+table = struct.unpack_from("<Q", b, 0x38)[0]
+for e in range(table, table + size, 50):
+    if b[e + 7] & 2:
+        print(f"{struct.unpack_from('<Q', b, e + 16)[0] / 1048576:.1f}")
+        break
+EOF
+}
+
+case_big_metadata() {
+  local wim=$work/big-metadata-160k.wim
+  many_files_wim "$wim" 160 1000 100
   fresh_home
-  measure big-metadata "200,000 files with 100-character names${meta:+ (metadata $((meta / 1048576)) MiB)}" \
+  measure big-metadata "160,000 files with 100-character names (metadata $(metadata_mib "$wim") MiB)" \
+    "$binary" Expand-WindowsImage -ImagePath "$wim" -Index 1 -ApplyPath "$work/out" \
+    -MetadataPath "$work/meta.json"
+}
+
+case_small_entries() {
+  local wim=$work/small-entries.wim
+  many_files_wim "$wim" 1000 420 3
+  fresh_home
+  measure small-entries "420,000 files with names of 1-3 characters (metadata $(metadata_mib "$wim") MiB)" \
     "$binary" Expand-WindowsImage -ImagePath "$wim" -Index 1 -ApplyPath "$work/out" \
     -MetadataPath "$work/meta.json"
 }
@@ -316,6 +353,6 @@ echo
 echo "Machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr); load average $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after."
 echo "Binary: $("$binary" --version 2>/dev/null | head -n 1 || echo "$binary"); each command stopped after $limit s."
 echo
-echo "| case | input | command | exit | wall | peak RSS | first line of standard error |"
+echo "| case | input | command | exit | wall | peak RSS | the error's last cause |"
 echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
