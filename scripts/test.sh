@@ -14,6 +14,7 @@ declare -A package_of=(
     [unshare]=util-linux
     [setsid]=util-linux
     [script]=bsdutils
+    [python3]=python3
 )
 missing=()
 for tool in "${!package_of[@]}"; do

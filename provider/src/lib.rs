@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod install;
 pub mod location;
 pub mod names;
+pub mod oci;
 pub mod progress;
 pub mod query;
 pub mod source;

@@ -1,0 +1,5 @@
+//! OCI images in the Windows layer format: the layer tar, and (to come)
+//! image configs, manifests, layouts and archives. Formats only: this module
+//! knows nothing of the store.
+
+pub mod tar;
