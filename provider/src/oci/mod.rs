@@ -2,4 +2,5 @@
 //! image configs, manifests, layouts and archives. Formats only: this module
 //! knows nothing of the store.
 
+pub mod spec;
 pub mod tar;
