@@ -2,5 +2,6 @@
 //! image configs, manifests, layouts and archives. Formats only: this module
 //! knows nothing of the store.
 
+pub mod compress;
 pub mod spec;
 pub mod tar;
