@@ -3,5 +3,6 @@
 //! knows nothing of the store.
 
 pub mod compress;
+pub mod layer;
 pub mod spec;
 pub mod tar;

@@ -43,7 +43,7 @@ pub struct Time {
 impl Time {
     /// `secs` or `secs.fraction` with trailing zeros trimmed, as PAX
     /// writes times.
-    fn pax(self) -> String {
+    pub fn pax(self) -> String {
         let (mut secs, mut nanos) = (self.secs, self.nanos);
         let negative = secs < 0 && nanos > 0;
         if negative {
