@@ -10,6 +10,8 @@
 use std::io::Write;
 
 use clap::ArgMatches;
+use containerimage_provider::export::{export, Format};
+use containerimage_provider::oci::spec::Compression;
 use containerimage_provider::store::{ImageRecord, Listing, Tag};
 use serde::Serialize;
 
@@ -17,6 +19,34 @@ use crate::cmdlet::{command_of, parse, CmdError, CmdResult, CmdletDef, Ctx};
 use crate::store_cmds::{image_object, open_store, IMAGE_COLUMNS};
 
 pub static CMDLETS: &[CmdletDef] = &[
+    CmdletDef {
+        name: "Export-ContainerImage",
+        synopsis: "Writes installed images (and their parents) as an OCI archive docker load, containerd and skopeo read, or an OCI layout folder.",
+        description: "Each store image is one Windows layer (gzip by default, on all cores). The archive also holds Docker's manifest.json. The same image exported twice gives the same digests.",
+        positional: &["Image"],
+        mandatory: &["Image", "Path"],
+        pipeline: false,
+        examples: &[
+            ("containerimage Export-ContainerImage nanoserver:10.0.14300.1010 -Path nano.tar", "An archive for docker load."),
+            (
+                "containerimage Export-ContainerImage nanoserver:10.0.14300.1010 -Path ./layout -Format OciDirectory -Compression Zstd",
+                "An OCI layout folder with zstd layers.",
+            ),
+        ],
+        command: command_of::<ExportArgs>,
+        run: export_images,
+    },
+    CmdletDef {
+        name: "save",
+        synopsis: "docker save: Export-ContainerImage with docker's arguments (-o FILE IMAGE...).",
+        description: "",
+        positional: &["Image"],
+        mandatory: &["Image", "Output"],
+        pipeline: false,
+        examples: &[("containerimage save -o nano.tar nanoserver:10.0.14300.1010", "Writes the archive.")],
+        command: command_of::<SaveArgs>,
+        run: docker_save,
+    },
     CmdletDef {
         name: "Add-ContainerImageTag",
         synopsis: "Tags an installed image (repository:tag); a tag names one image, so an existing one moves.",
@@ -93,6 +123,114 @@ pub static CMDLETS: &[CmdletDef] = &[
         run: docker_images,
     },
 ];
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Images: FullName, Id (or a unique prefix of 4+ hex digits) or repository[:tag].
+    #[arg(long, required = true)]
+    image: Vec<String>,
+    /// The archive file (OciArchive) or folder (OciDirectory) to write.
+    #[arg(long)]
+    path: std::path::PathBuf,
+    /// OciArchive (default) or OciDirectory.
+    #[arg(long, value_enum, ignore_case = true, default_value = "oci-archive")]
+    format: FormatArg,
+    /// Gzip (default), Zstd or None.
+    #[arg(long, value_enum, ignore_case = true, default_value = "gzip")]
+    compression: CompressionArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SaveArgs {
+    /// Images: FullName, Id (or a unique prefix of 4+ hex digits) or repository[:tag].
+    #[arg(long, required = true)]
+    image: Vec<String>,
+    /// The archive to write (docker's -o).
+    #[arg(long, alias = "o")]
+    output: std::path::PathBuf,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum FormatArg {
+    #[value(name = "OciArchive", alias = "oci-archive")]
+    OciArchive,
+    #[value(name = "OciDirectory", alias = "oci-directory")]
+    OciDirectory,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CompressionArg {
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(c: CompressionArg) -> Compression {
+        match c {
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::None => Compression::None,
+        }
+    }
+}
+
+/// Export's object.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExportObject {
+    image: String,
+    path: String,
+    digest: String,
+    size: u64,
+}
+
+fn export_images(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: ExportArgs = parse(m)?;
+    let format = match args.format {
+        FormatArg::OciArchive => Format::OciArchive,
+        FormatArg::OciDirectory => Format::OciDirectory,
+    };
+    let store = open_store(ctx)?;
+    let exported = export(
+        &store,
+        &args.image,
+        &args.path,
+        format,
+        args.compression.into(),
+        ctx.reporter(),
+    )
+    .map_err(|e| CmdError::from(e).context(format!("cannot export to {}", args.path.display())))?;
+    for e in exported {
+        ctx.emit(
+            &ExportObject {
+                image: e.image,
+                path: e.path.display().to_string(),
+                digest: e.digest,
+                size: e.size,
+            },
+            &["Image", "Path", "Digest", "Size"],
+        )?;
+    }
+    Ok(())
+}
+
+fn docker_save(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: SaveArgs = parse(m)?;
+    let store = open_store(ctx)?;
+    export(
+        &store,
+        &args.image,
+        &args.output,
+        Format::OciArchive,
+        Compression::Gzip,
+        ctx.reporter(),
+    )
+    .map_err(|e| {
+        CmdError::from(e).context(format!("cannot export to {}", args.output.display()))
+    })?;
+    Ok(())
+}
 
 #[derive(clap::Args, Debug)]
 pub struct TagArgs {

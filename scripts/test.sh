@@ -15,6 +15,8 @@ declare -A package_of=(
     [setsid]=util-linux
     [script]=bsdutils
     [python3]=python3
+    [umoci]=umoci
+    [skopeo]=skopeo
 )
 missing=()
 for tool in "${!package_of[@]}"; do

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod download;
+pub mod export;
 pub mod feed;
 pub mod fsutil;
 pub mod install;
