@@ -17,6 +17,8 @@ declare -A package_of=(
     [python3]=python3
     [umoci]=umoci
     [skopeo]=skopeo
+    [containerd]=containerd
+    [ctr]=containerd
 )
 missing=()
 for tool in "${!package_of[@]}"; do

@@ -301,3 +301,90 @@ fn export_refuses_what_it_cannot_do_cleanly() {
     assert_eq!(fs::read(full.join("keep")).expect("kept"), b"x");
     assert!(!stderr(&o).contains("panicked"));
 }
+
+/// containerd, started on a private root and socket, and stopped on drop.
+struct Containerd {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &Path) -> Containerd {
+        require_tool("containerd");
+        require_tool("ctr");
+        let socket = dir.join("containerd.sock");
+        let config = dir.join("config.toml");
+        fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{}\"\n",
+                dir.join("root").display(),
+                dir.join("state").display(),
+                socket.display()
+            ),
+        )
+        .expect("write config");
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(dir.join("containerd.log")).expect("log"))
+            .spawn()
+            .expect("containerd starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !socket.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containerd did not open its socket:\n{}",
+                fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Containerd { child, socket }
+    }
+
+    fn ctr(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["--address", self.socket.to_str().expect("utf-8")];
+        all.extend(args);
+        tool("ctr", &all)
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn containerd_imports_the_default_archive() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = installed_image(tmp.path());
+    let archive = tmp.path().join("nano.tar");
+    assert_exit(
+        &run(
+            &home,
+            &[
+                "Export-ContainerImage",
+                "nano:1.0.0.0",
+                "-Path",
+                archive.to_str().expect("utf-8"),
+            ],
+        ),
+        0,
+    );
+    let state = tmp.path().join("containerd");
+    fs::create_dir_all(&state).expect("mkdir");
+    let containerd = Containerd::start(&state);
+    containerd.ctr(&[
+        "images",
+        "import",
+        "--all-platforms",
+        archive.to_str().expect("utf-8"),
+    ]);
+    let listed = containerd.ctr(&["images", "ls"]);
+    let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(text.contains("docker.io/library/nano:1.0.0.0"), "{text}");
+    assert!(text.contains("windows/amd64"), "{text}");
+}
