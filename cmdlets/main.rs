@@ -7,6 +7,7 @@ mod args;
 mod cmdlet;
 mod find;
 mod help;
+mod image_cmds;
 mod output;
 mod progress;
 mod provider_cmds;
@@ -32,6 +33,7 @@ pub fn all_cmdlets() -> impl Iterator<Item = &'static CmdletDef> {
         .chain(find::CMDLETS)
         .chain(save::CMDLETS)
         .chain(store_cmds::CMDLETS)
+        .chain(image_cmds::CMDLETS)
         .chain(wim_cmds::CMDLETS)
         .chain(help::CMDLETS)
 }
@@ -80,7 +82,11 @@ fn run(argv: &[OsString]) -> i32 {
                 return if argv.len() > 1 { 0 } else { 2 };
             }
             Some("--list-cmdlets") => {
-                all_cmdlets().for_each(|c| println!("{}", c.name));
+                // Cmdlet names (Verb-Noun) only: docker's verbs (`images`,
+                // `history`) are not linked, as a shell may shadow them.
+                all_cmdlets()
+                    .filter(|c| c.name.contains('-'))
+                    .for_each(|c| println!("{}", c.name));
                 return 0;
             }
             Some("--version" | "-Version") => {

@@ -6,7 +6,7 @@
 
 use clap::ArgMatches;
 use containerimage_provider::progress::Reporter;
-use containerimage_provider::store::{ImageFilter, ImageRecord, Store};
+use containerimage_provider::store::{ImageFilter, ImageRecord, Store, Tags};
 use serde::Serialize;
 
 use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
@@ -307,11 +307,13 @@ pub struct ImageObject {
     pub path: String,
     pub size: u64,
     pub created: String,
+    /// `repository:tag`, as `docker images` lists them.
+    pub repo_tags: Vec<String>,
 }
 
 pub const IMAGE_COLUMNS: &[&str] = &["Name", "Publisher", "Version", "IsOSImage"];
 
-pub fn image_object(store: &Store, r: &ImageRecord) -> ImageObject {
+pub fn image_object(store: &Store, r: &ImageRecord, tags: &Tags) -> ImageObject {
     ImageObject {
         name: r.name.clone(),
         publisher: r.publisher.clone(),
@@ -323,10 +325,15 @@ pub fn image_object(store: &Store, r: &ImageRecord) -> ImageObject {
         path: store.image_path(&r.full_name).display().to_string(),
         size: r.size,
         created: r.created.clone(),
+        repo_tags: tags
+            .of(&r.full_name)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     }
 }
 
-fn open_store(ctx: &Ctx) -> Result<Store, CmdError> {
+pub(crate) fn open_store(ctx: &Ctx) -> Result<Store, CmdError> {
     let home = ctx.home()?;
     Ok(Store::open(&home, ctx.reporter())?)
 }
@@ -364,8 +371,9 @@ fn get_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         version: version_param("Version", args.version.as_deref())?,
     };
     let store = open_store(ctx)?;
+    let tags = store.listing(ctx.reporter())?.tags;
     for r in select(&store, ctx, &filter)? {
-        ctx.emit(&image_object(&store, &r), IMAGE_COLUMNS)?;
+        ctx.emit(&image_object(&store, &r, &tags), IMAGE_COLUMNS)?;
     }
     Ok(())
 }
@@ -379,8 +387,9 @@ fn get_package(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         version: version_param("RequiredVersion", args.required_version.as_deref())?,
     };
     let store = open_store(ctx)?;
+    let tags = store.listing(ctx.reporter())?.tags;
     for r in select(&store, ctx, &filter)? {
-        ctx.emit(&image_object(&store, &r), IMAGE_COLUMNS)?;
+        ctx.emit(&image_object(&store, &r, &tags), IMAGE_COLUMNS)?;
     }
     Ok(())
 }

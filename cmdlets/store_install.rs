@@ -42,8 +42,9 @@ pub fn install_container_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let mut lock = store.lock(ctx.reporter())?;
     let record = install_os_image(&mut lock, &request, ctx.reporter())
         .map_err(|e| CmdError::from(e).context(context()))?;
+    let object = image_object(&store, &record, lock.tags());
     drop(lock);
-    ctx.emit(&image_object(&store, &record), IMAGE_COLUMNS)
+    ctx.emit(&object, IMAGE_COLUMNS)
 }
 
 pub fn install_package(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
@@ -162,9 +163,13 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
             ),
         }
     }
+    let objects: Vec<_> = installed
+        .iter()
+        .map(|r| image_object(&store, r, lock.tags()))
+        .collect();
     drop(lock);
-    for record in &installed {
-        ctx.emit(&image_object(&store, record), IMAGE_COLUMNS)?;
+    for object in &objects {
+        ctx.emit(object, IMAGE_COLUMNS)?;
     }
     Ok(())
 }

@@ -14,6 +14,11 @@ declare -A package_of=(
     [unshare]=util-linux
     [setsid]=util-linux
     [script]=bsdutils
+    [python3]=python3
+    [umoci]=umoci
+    [skopeo]=skopeo
+    [containerd]=containerd
+    [ctr]=containerd
 )
 missing=()
 for tool in "${!package_of[@]}"; do

@@ -6,11 +6,13 @@
 
 pub mod config;
 pub mod download;
+pub mod export;
 pub mod feed;
 pub mod fsutil;
 pub mod install;
 pub mod location;
 pub mod names;
+pub mod oci;
 pub mod progress;
 pub mod query;
 pub mod source;

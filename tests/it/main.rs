@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod export;
 mod feeds;
 mod save;
 mod store;

@@ -31,6 +31,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens the file at `path` (a path the user or a local feed named; links
+/// in it are followed) for reading, refusing anything but a regular file:
+/// a device, FIFO or socket is an error, and opening a FIFO never blocks.
+pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    #[cfg(unix)]
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(path)?;
+        if file.metadata()?.is_file() {
+            // Reads of a regular file never block; clear the flag all the same.
+            rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())?;
+        }
+        file
+    };
+    #[cfg(not(unix))]
+    let file = std::fs::File::open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file (a device, FIFO or socket)"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is {what}", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
 /// Flushes a directory entry change (a rename) to disk where the platform
 /// supports it. Failure is not an error: not every file system allows it.
 pub fn sync_dir(dir: &Path) {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::index::Index;
+use super::tags::{default_tag, Tag, Tags};
 use super::{
     full_name, io_err, links, manifest, normalize_publisher, test_pause, BoxError, ImageRecord,
     NewImage, Store, StoreError, CACHE_DIR, FILES_DIR, MANIFEST_FILE, RECORD_FILE, STAGING_DIR,
@@ -23,6 +24,7 @@ pub struct StoreLock<'a> {
     pub(super) root: Dir,
     pub(super) _file: File,
     pub(super) index: Index,
+    pub(super) tags: Tags,
 }
 
 impl StoreLock<'_> {
@@ -32,6 +34,41 @@ impl StoreLock<'_> {
 
     pub fn images(&self) -> &[ImageRecord] {
         &self.index.images
+    }
+
+    pub fn tags(&self) -> &Tags {
+        &self.tags
+    }
+
+    /// The installed image `reference` names (see [`super::resolve`]).
+    pub fn resolve(&self, reference: &str) -> Result<&ImageRecord, StoreError> {
+        super::resolve(&self.index.images, &self.tags, reference)
+    }
+
+    /// Points `tag` at the installed image `full_name`, moving it from the
+    /// image that had it.
+    pub fn add_tag(&mut self, tag: Tag, full_name: &str) -> Result<(), StoreError> {
+        if self.find(full_name).is_none() {
+            return Err(StoreError::NotInstalled {
+                full_name: full_name.to_string(),
+            });
+        }
+        let mut tags = self.tags.clone();
+        tags.set(tag, full_name);
+        tags.save(&self.root)?;
+        self.tags = tags;
+        Ok(())
+    }
+
+    /// Removes `tag`; returns the FullName of the image it named.
+    pub fn remove_tag(&mut self, tag: &Tag) -> Result<Option<String>, StoreError> {
+        let mut tags = self.tags.clone();
+        let had = tags.remove(tag);
+        if had.is_some() {
+            tags.save(&self.root)?;
+            self.tags = tags;
+        }
+        Ok(had)
     }
 
     /// `<store>/.cache`, where downloaded `.wim` files wait to be installed,
@@ -227,6 +264,17 @@ impl StoreLock<'_> {
         }
         self.index = index;
         test_pause("recorded", reporter);
+        // The image is installed; its default tag is a convenience, and a
+        // tag file that cannot be written is repaired by the next command.
+        let mut tags = self.tags.clone();
+        tags.set(default_tag(&record), &record.full_name);
+        match tags.save(root) {
+            Ok(()) => self.tags = tags,
+            Err(e) => reporter.warn(&format!(
+                "could not tag {full_name}: {}",
+                crate::error_chain(&e)
+            )),
+        }
         if let Some(old) = replaced {
             remove_quietly(root, &old, reporter);
         }
@@ -329,6 +377,16 @@ impl StoreLock<'_> {
             return Err(e);
         }
         self.index = index;
+        let mut tags = self.tags.clone();
+        tags.remove_image(&record.full_name);
+        match tags.save(&self.root) {
+            Ok(()) => self.tags = tags,
+            Err(e) => reporter.warn(&format!(
+                "could not untag {}: {}",
+                record.full_name,
+                crate::error_chain(&e)
+            )),
+        }
         if let Some(t) = trashed {
             remove_quietly(&self.root, &t, reporter);
         }

@@ -36,7 +36,9 @@ mod index;
 mod links;
 mod locked;
 pub mod manifest;
+mod reference;
 mod relocate;
+mod tags;
 mod tidy;
 
 use std::fs::{File, TryLockError};
@@ -55,7 +57,9 @@ use crate::version::Version;
 use index::{Index, Loaded};
 
 pub use locked::StoreLock;
+pub use reference::{resolve, MIN_ID_PREFIX};
 pub use relocate::MOVE_JOURNAL;
+pub use tags::{default_tag, Tag, TagError, Tags, DEFAULT_TAG};
 
 /// The publisher recorded when none is given.
 pub const DEFAULT_PUBLISHER: &str = "CN=Microsoft";
@@ -105,6 +109,15 @@ pub enum StoreError {
     },
     #[error(transparent)]
     BadName(#[from] NameError),
+    #[error(transparent)]
+    BadTag(#[from] TagError),
+    #[error("no installed image is named '{reference}' (by FullName, tag or Id); Get-ContainerImage lists the installed images")]
+    UnknownReference { reference: String },
+    #[error("'{reference}' is the start of several images' Ids ({}); give more digits", candidates.join(", "))]
+    AmbiguousReference {
+        reference: String,
+        candidates: Vec<String>,
+    },
     #[error("cannot install {full_name}")]
     Fill {
         full_name: String,
@@ -140,6 +153,20 @@ pub struct ImageRecord {
     pub utility_vm: bool,
     /// Ties the record to the folder it describes (see `image.json`).
     pub install_token: String,
+}
+
+/// The installed images and their tags.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    pub images: Vec<ImageRecord>,
+    pub tags: Tags,
+}
+
+impl Listing {
+    /// The installed image `reference` names (see [`resolve`]).
+    pub fn resolve(&self, reference: &str) -> Result<&ImageRecord, StoreError> {
+        resolve(&self.images, &self.tags, reference)
+    }
 }
 
 /// What to install: everything the record says except what the store computes.
@@ -367,6 +394,16 @@ impl Store {
         Ok(tidy::reconcile(listed, published).images)
     }
 
+    /// The installed images and their tags, as [`Store::images`] reads them.
+    pub fn listing(&self, reporter: &dyn Reporter) -> Result<Listing, StoreError> {
+        let images = self.images(reporter)?;
+        let tags = match self.open_root()? {
+            Some(root) => Tags::load_or_defaults(&root, &images),
+            None => Tags::default(),
+        };
+        Ok(Listing { images, tags })
+    }
+
     /// Takes the store's exclusive lock (waiting for other commands), cleans
     /// up after interrupted commands and reads the index.
     pub fn lock(&self, reporter: &dyn Reporter) -> Result<StoreLock<'_>, StoreError> {
@@ -390,11 +427,13 @@ impl Store {
     fn locked(&self, file: File, reporter: &dyn Reporter) -> Result<StoreLock<'_>, StoreError> {
         let root = self.create_root()?;
         let index = tidy::tidy(&root, reporter)?;
+        let tags = Tags::reconcile(&root, &index.images, reporter)?;
         Ok(StoreLock {
             store: self,
             root,
             _file: file,
             index,
+            tags,
         })
     }
 

@@ -2,7 +2,6 @@
 //! against the file; and reading blobs with their SHA-1 verified.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
 
 use sha1::{Digest, Sha1 as Sha1Hasher};
@@ -43,7 +42,8 @@ impl WimFile {
             path: path.to_path_buf(),
             reason,
         };
-        let file = File::open(path).map_err(io)?;
+        // Devices and FIFOs are refused (a FIFO would hang the reader).
+        let file = crate::fsutil::open_regular(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len < HEADER_SIZE as u64 {
             return Err(invalid(format!(

@@ -483,3 +483,71 @@ fn root_is_decided_by_the_effective_user_not_by_home_or_user() {
         stderr(&o)
     );
 }
+
+#[test]
+fn devices_and_fifos_are_refused_as_wim_files_never_waited_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let folder = tmp.path().join("feed");
+    fs::create_dir_all(&folder).expect("mkdir");
+    let fifo = folder.join("Nano-1-0.wim");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    make_wim(&folder, "Good-2-0.wim", None, false);
+    for path in [
+        fifo.as_path(),
+        Path::new("/dev/zero"),
+        Path::new("/dev/null"),
+    ] {
+        let started = std::time::Instant::now();
+        let o = run(
+            &home,
+            &[
+                "Install-ContainerOSImage",
+                path.to_str().expect("utf-8"),
+                "-Version",
+                "1.0",
+                "-Name",
+                "X",
+            ],
+        );
+        assert_fails(&o, "not a regular file");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{path:?} was waited on"
+        );
+    }
+    // A folder source holding a FIFO named like a .wim: Find answers.
+    assert_exit(
+        &run(
+            &home,
+            &[
+                "Register-PackageSource",
+                "Local",
+                folder.to_str().expect("utf-8"),
+            ],
+        ),
+        0,
+    );
+    let mut child = cmd(&home)
+        .args(["Find-ContainerImage"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("poll").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("Find-ContainerImage hangs on a FIFO in a folder source");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().expect("output");
+    assert_exit(&o, 0);
+    let names: Vec<_> = json_lines(&o).iter().map(|x| x["Name"].clone()).collect();
+    assert_eq!(names, ["Good"], "the FIFO is skipped, the real .wim listed");
+}

@@ -14,6 +14,7 @@ mod crash;
 mod feed;
 mod hostile;
 mod install;
+mod tags;
 
 /// A tree that looks like a small base OS image: nested folders, an empty
 /// file and folder, a hard link, a relative link and an absolute link into
@@ -184,7 +185,7 @@ fn assert_store_consistent(home: &Path, store: &Path) {
                 .to_string_lossy()
                 .into_owned();
             match name.as_str() {
-                "index.json" | ".cache" | ".trash" => {}
+                "index.json" | "tags.json" | ".cache" | ".trash" => {}
                 ".staging" => assert_eq!(
                     fs::read_dir(store.join(".staging"))
                         .expect("staging")

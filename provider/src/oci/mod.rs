@@ -1,0 +1,8 @@
+//! OCI images in the Windows layer format: the layer tar, and (to come)
+//! image configs, manifests, layouts and archives. Formats only: this module
+//! knows nothing of the store.
+
+pub mod compress;
+pub mod layer;
+pub mod spec;
+pub mod tar;
