@@ -155,6 +155,8 @@ struct Shown {
     security_descriptor: Option<String>,
     creation_time: String,
     reparse_tag: Option<u32>,
+    /// wimlib's UNIX data: `uid:0 gid:0 mode:0100644 rdev:0x0`.
+    unix: Option<String>,
     /// Named streams: name → (SHA-1, size).
     streams: BTreeMap<String, (String, u64)>,
 }
@@ -190,6 +192,7 @@ fn parse_wimlib(text: &str) -> BTreeMap<String, Shown> {
                         u32::from_str_radix(value.trim_start_matches("0x"), 16).expect("hex")
                 }
                 "Security Descriptor" => shown.security_descriptor = Some(value.to_string()),
+                "UNIX Data" => shown.unix = Some(value.to_string()),
                 "Creation Time" => shown.creation_time = value.to_string(),
                 "Reparse Tag" => {
                     shown.reparse_tag =
@@ -256,6 +259,18 @@ fn seven_zip_time(ft: u64) -> String {
         filetime(ft).format(&f).expect("format"),
         ft % 10_000_000
     )
+}
+
+/// The metadata file's `Unix` object as wimlib prints UNIX data.
+fn unix_shown(u: &serde_json::Value) -> Option<String> {
+    let n = |k: &str| u[k].as_u64();
+    Some(format!(
+        "uid:{} gid:{} mode:0{:o} rdev:{:#x}",
+        n("Uid")?,
+        n("Gid")?,
+        n("Mode")?,
+        n("Rdev")?
+    ))
 }
 
 fn expand_with_metadata(wim: &Path, dir: &Path) -> serde_json::Value {
@@ -348,6 +363,7 @@ fn metadata_file_matches_wimlib_and_7zip() {
                 .map(|i| descriptors[i as usize].clone()),
             creation_time: wimlib_time(ft),
             reparse_tag: e["ReparseTag"].as_u64().map(|t| t as u32),
+            unix: unix_shown(&e["Unix"]),
             streams,
         };
         assert_eq!(&ours, theirs, "'{path}' differs from wimlib's listing");
@@ -363,4 +379,41 @@ fn metadata_file_matches_wimlib_and_7zip() {
     assert_eq!(count("ShortName"), 4);
     assert_eq!(count("NamedStreams"), 1);
     assert_eq!(count("ReparseData"), 2);
+}
+
+/// A tree captured by wimlib itself with `--unix-data` (files, folders,
+/// hard links, symbolic links, times, owners and modes): every entry of the
+/// metadata file matches `wimlib-imagex dir --detailed`.
+#[test]
+fn metadata_file_of_a_wimlib_capture_matches_wimlib() {
+    let fx = crate::wim::capture(&["--unix-data", "--compress=LZX"]);
+    let meta = expand_with_metadata(&fx.wim, fx.dir.path());
+    let shown = parse_wimlib(&String::from_utf8_lossy(
+        &wimlib(&["dir", fx.wim.to_str().expect("utf-8"), "1", "--detailed"]).stdout,
+    ));
+    let entries = meta["Entries"].as_array().expect("Entries");
+    assert_eq!(
+        entries.len(),
+        shown.len(),
+        "one entry per file wimlib lists"
+    );
+    let mut with_unix = 0;
+    for e in entries {
+        let path = e["Path"].as_str().expect("Path");
+        let theirs = shown
+            .get(&format!("/{path}"))
+            .unwrap_or_else(|| panic!("wimlib lists /{path}"));
+        let ours = Shown {
+            short_name: e["ShortName"].as_str().unwrap_or("").to_string(),
+            attributes: e["Attributes"].as_u64().expect("Attributes") as u32,
+            security_descriptor: None,
+            creation_time: wimlib_time(e["CreationTime"].as_u64().expect("CreationTime")),
+            reparse_tag: e["ReparseTag"].as_u64().map(|t| t as u32),
+            unix: unix_shown(&e["Unix"]),
+            streams: BTreeMap::new(),
+        };
+        with_unix += usize::from(ours.unix.is_some());
+        assert_eq!(&ours, theirs, "'{path}' differs from wimlib's listing");
+    }
+    assert_eq!(with_unix, entries.len(), "every entry has UNIX data");
 }
