@@ -832,3 +832,44 @@ fn links_already_in_the_apply_folder_are_not_followed() {
     assert_fails(&o, "aa.txt");
     h.assert_outside_untouched();
 }
+
+#[test]
+fn chunk_sizes_beyond_what_the_codec_allows_are_refused() {
+    // An XPRESS file whose header claims 1 GiB chunks: one chunk's buffer
+    // would be sized by the file. wimlib writes at most 64 KiB for XPRESS.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("src");
+    fs::write(src.join("f"), random_bytes(3, 200_000)).expect("write");
+    for (codec, limit) in [("XPRESS", 65_536u32), ("LZX", 2_097_152)] {
+        let wim = dir.path().join(format!("{codec}.wim"));
+        wimlib(&[
+            "capture",
+            src.to_str().expect("utf-8"),
+            wim.to_str().expect("utf-8"),
+            &format!("--compress={codec}"),
+        ]);
+        let mut bytes = fs::read(&wim).expect("read");
+        put_u32(&mut bytes, 0x14, 1 << 30);
+        fs::write(&wim, &bytes).expect("write");
+        let o = run(
+            &dir.path().join("home"),
+            &[
+                "Expand-WindowsImage",
+                "-ImagePath",
+                wim.to_str().expect("utf-8"),
+                "-Index",
+                "1",
+                "-ApplyPath",
+                dir.path()
+                    .join(format!("t-{codec}"))
+                    .to_str()
+                    .expect("utf-8"),
+            ],
+        );
+        assert_fails(
+            &o,
+            &format!("bad chunk size 1073741824 (a power of two, at most {limit} for {codec})"),
+        );
+    }
+}

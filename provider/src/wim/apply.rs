@@ -627,8 +627,10 @@ impl BlobSink for Writer<'_> {
         }
         if let Some(mut first) = state.file {
             self.copy_to_others(&mut first, dests)?;
-            self.reporter
-                .on_progress(blob.size * dests.len().saturating_sub(1) as u64);
+            self.reporter.on_progress(
+                blob.size
+                    .saturating_mul(dests.len().saturating_sub(1) as u64),
+            );
         }
         if let Some(kept) = state.kept {
             self.kept
@@ -636,7 +638,7 @@ impl BlobSink for Writer<'_> {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(blob.hash, kept);
         }
-        Ok(blob.size * dests.len() as u64)
+        Ok(blob.size.saturating_mul(dests.len() as u64))
     }
 
     fn describe(&self, bi: usize) -> String {

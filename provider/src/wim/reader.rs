@@ -11,7 +11,7 @@ use super::format::{
     SOLID_RESOURCE_MAGIC_SIZE, VERSION_DEFAULT, VERSION_SOLID, WIM_MAGIC,
 };
 use super::metadata::{self, Image, Sha1, ZERO_HASH};
-use super::resource::{ChunkRef, ResourceError, ResourceSpec, Source, MAX_CHUNK_SIZE};
+use super::resource::{max_chunk_size, ChunkRef, ResourceError, ResourceSpec, Source};
 use super::{xml, Blob, BlobLocation, Compression, SolidRun, WimError, WimFile, WimHeaderInfo};
 
 /// Largest XML data accepted. Real XML data is a few kilobytes per image;
@@ -107,10 +107,16 @@ impl WimFile {
             header.chunk_size
         } else if header.chunk_size == 0 {
             32 * 1024
-        } else if header.chunk_size.is_power_of_two() && header.chunk_size <= MAX_CHUNK_SIZE {
+        } else if header.chunk_size.is_power_of_two()
+            && header.chunk_size <= max_chunk_size(compression)
+        {
             header.chunk_size
         } else {
-            return Err(invalid(format!("bad chunk size {}", header.chunk_size)));
+            return Err(invalid(format!(
+                "bad chunk size {} (a power of two, at most {} for {compression})",
+                header.chunk_size,
+                max_chunk_size(compression)
+            )));
         };
         let source = Source::new(file, compression, chunk_size).map_err(io)?;
 

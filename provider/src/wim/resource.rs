@@ -18,6 +18,17 @@ use super::format::{self, resource_flags, SolidResourceHeader};
 
 /// Largest chunk accepted in any resource (LZMS allows up to 1 GiB).
 pub const MAX_CHUNK_SIZE: u32 = 1 << 30;
+
+/// Largest chunk a codec allows, as wimlib and Microsoft's tools write
+/// them (XPRESS 64 KiB, LZX 2 MiB, LZMS 1 GiB): a larger one is damage, and
+/// refusing it keeps a chunk's buffer from being sized by a hostile file.
+pub fn max_chunk_size(codec: Compression) -> u32 {
+    match codec {
+        Compression::Xpress => 1 << 16,
+        Compression::Lzx => 1 << 21,
+        Compression::Lzms | Compression::None => MAX_CHUNK_SIZE,
+    }
+}
 /// Chunk size used to cut uncompressed resources into independent pieces.
 const PLAIN_PIECE: u64 = 1 << 20;
 
@@ -286,10 +297,11 @@ impl Source {
                 header.codec
             ))
         })?;
-        if header.chunk_size == 0 || header.chunk_size > MAX_CHUNK_SIZE {
+        if header.chunk_size == 0 || header.chunk_size > max_chunk_size(codec) {
             return Err(corrupt(format!(
-                "the solid resource at offset {at} has a bad chunk size {}",
-                header.chunk_size
+                "the solid resource at offset {at} has a bad chunk size {} (at most {} for {codec})",
+                header.chunk_size,
+                max_chunk_size(codec)
             )));
         }
         let size = header.uncompressed_size;
