@@ -873,3 +873,23 @@ fn chunk_sizes_beyond_what_the_codec_allows_are_refused() {
         );
     }
 }
+
+#[test]
+fn blob_sizes_that_add_up_past_64_bits_are_no_panic() {
+    // Two blobs each declaring 2^63 bytes (found by fuzzing: the total
+    // overflowed while Test-WindowsImage added them up).
+    let mut h = make();
+    for content in [CONTENT, b"inner\n".as_slice()] {
+        let at = find(&h.bytes, content).expect("content in the file");
+        let entry = h.blob_entry_at(at);
+        h.bytes[entry + 7] |= 0x4;
+        put_u64(&mut h.bytes, entry + 16, 1 << 63);
+    }
+    let o = h.test_image();
+    assert_exit(&o, 1);
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let o = h.expand();
+    assert_exit(&o, 1);
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    h.assert_outside_untouched();
+}

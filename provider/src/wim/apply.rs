@@ -172,7 +172,7 @@ pub(crate) fn apply(
     // file its reparse data and named streams, all read in this one pass.
     let mut keep = link_blobs(wim, &image, &plan.links)?;
     if options.metadata_path.is_some() {
-        let held: u64 = keep.values().map(|b| b.size).sum();
+        let held: u64 = keep.values().fold(0u64, |t, b| t.saturating_add(b.size));
         let already: HashMap<Sha1, usize> = keep.keys().map(|h| (*h, 0)).collect();
         let budget = sidecar::MAX_KEPT_BYTES.saturating_sub(held);
         for hash in sidecar::data_blobs(wim, &image, &already, budget).into_keys() {
@@ -188,10 +188,9 @@ pub(crate) fn apply(
         }
     }
     blobs.sort_by_key(|(b, _)| disk_order(wim, b));
-    let total: u64 = blobs
-        .iter()
-        .map(|(b, d)| b.size.saturating_mul(d.len() as u64))
-        .sum();
+    let total: u64 = blobs.iter().fold(0u64, |t, (b, d)| {
+        t.saturating_add(b.size.saturating_mul(d.len() as u64))
+    });
     reporter.on_start("Applying image", Some(total));
     let written = write_blobs(wim, &image, &out, &blobs, &keep, reporter);
     reporter.on_complete();
@@ -465,7 +464,7 @@ fn link_blobs<'w>(
                 ),
             });
         }
-        total += blob.size;
+        total = total.saturating_add(blob.size);
         if total > sidecar::MAX_KEPT_BYTES {
             return Err(WimError::Invalid {
                 path: wim.path().to_path_buf(),

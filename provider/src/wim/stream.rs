@@ -94,7 +94,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
     for (bi, lp) in last_piece.iter().enumerate() {
         if lp.is_none() {
             let state = sink.start(bi)?;
-            total += sink.finish(bi, state)?;
+            total = total.saturating_add(sink.finish(bi, state)?);
         }
     }
 
@@ -201,7 +201,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                     let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
                     let (bytes, pj) =
                         write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, false)?;
-                    total += bytes;
+                    total = total.saturating_add(bytes);
                     pi = pj;
                 }
                 Ok(total)
@@ -229,7 +229,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         );
         pending = next;
         let (bytes, pj) = written?;
-        total += bytes;
+        total = total.saturating_add(bytes);
         pi = pj;
     }
     Ok(total)
@@ -293,7 +293,7 @@ fn write_batch<S: BlobSink>(
         whole.iter().map(write_whole).collect()
     };
     for r in results {
-        total += r?;
+        total = total.saturating_add(r?);
     }
     for &(b, s, e) in partial {
         if let Entry::Vacant(slot) = open.entry(b) {
@@ -306,7 +306,7 @@ fn write_batch<S: BlobSink>(
         }
         if last_piece.get(b) == Some(&Some(e - 1)) {
             if let Some(state) = open.remove(&b) {
-                total += sink.finish(b, state)?;
+                total = total.saturating_add(sink.finish(b, state)?);
             }
         }
     }

@@ -134,7 +134,7 @@ pub(crate) fn verify(wim: &WimFile, reporter: &dyn Reporter) -> Vec<String> {
             (wim.solid_run_offset(run).unwrap_or(u64::MAX), offset)
         }
     });
-    let total: u64 = blobs.iter().map(|b| b.size).sum();
+    let total: u64 = blobs.iter().fold(0u64, |t, b| t.saturating_add(b.size));
     reporter.on_start("Verifying blobs", Some(total));
     let checker = Checker {
         wim,
