@@ -6,3 +6,4 @@ pub mod compress;
 pub mod layer;
 pub mod spec;
 pub mod tar;
+pub mod tar_read;
