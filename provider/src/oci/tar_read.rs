@@ -360,6 +360,11 @@ impl<R: Read> TarReader<R> {
         }
     }
 
+    /// What is left of the stream after the last entry read.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// The data of the current entry (exactly its size; a short stream is
     /// an error).
     pub fn data(&mut self) -> EntryData<'_, R> {
