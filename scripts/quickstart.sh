@@ -2,7 +2,7 @@
 # A first tour of containerimage, run after `cargo build --release`:
 # registers the sample feed in manifests/sample as a trusted source, then
 # Find -> Save -> Install -> Get -> Test -> Export (a docker load archive)
-# -> Uninstall -> Import -> images, printing each step.
+# -> Uninstall -> Import -> images -> rmi, printing each step.
 #
 # Uses $CONTAINERIMAGE_HOME when set, else a temporary home that is deleted
 # at the end. Set CONTAINERIMAGE_BIN to use another binary.
@@ -46,4 +46,6 @@ step Uninstall-ContainerOSImage -Name NanoServerSample
 step Import-ContainerImage -Path "$saved/nano.tar"
 printf '\n\033[1m$ containerimage images\033[0m\n'
 "$bin" images
-printf '\nDone: the sample image was found, saved, installed, listed, checked, exported\nas an archive docker load reads (%s), removed and imported again.\n' "$saved/nano.tar"
+printf '\n\033[1m$ containerimage rmi %s\033[0m\n' "$tag"
+"$bin" rmi "$tag"
+printf '\nDone: the sample image was found, saved, installed, listed, checked, exported\nas an archive docker load reads (%s), removed, imported again and removed.\n' "$saved/nano.tar"
