@@ -11,6 +11,7 @@ use std::io::Write;
 
 use clap::ArgMatches;
 use containerimage_provider::export::{export, Format};
+use containerimage_provider::import::import;
 use containerimage_provider::oci::spec::Compression;
 use containerimage_provider::store::{ImageRecord, Listing, Tag};
 use serde::Serialize;
@@ -60,6 +61,28 @@ pub static CMDLETS: &[CmdletDef] = &[
         )],
         command: command_of::<TagArgs>,
         run: add_tag,
+    },
+    CmdletDef {
+        name: "Import-ContainerImage",
+        synopsis: "Adds the Windows images of an OCI layout, an OCI archive or a docker save archive to the store.",
+        description: "Every digest, size and layer digest is checked before anything is installed. An image already in the store is not installed again; its tags are added.",
+        positional: &["Path"],
+        mandatory: &["Path"],
+        pipeline: false,
+        examples: &[("containerimage Import-ContainerImage nano.tar", "Installs the images of the archive.")],
+        command: command_of::<ImportArgs>,
+        run: import_images,
+    },
+    CmdletDef {
+        name: "load",
+        synopsis: "docker load: Import-ContainerImage with docker's arguments (-i FILE).",
+        description: "",
+        positional: &[],
+        mandatory: &["Input"],
+        pipeline: false,
+        examples: &[("containerimage load -i nano.tar", "Loads the archive.")],
+        command: command_of::<LoadArgs>,
+        run: docker_load,
     },
     CmdletDef {
         name: "tag",
@@ -230,6 +253,58 @@ fn docker_save(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         CmdError::from(e).context(format!("cannot export to {}", args.output.display()))
     })?;
     Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// An OCI layout folder, an OCI archive or a docker save archive.
+    #[arg(long)]
+    path: std::path::PathBuf,
+    /// Install again an image that is in the store already.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// The archive to read (docker's -i).
+    #[arg(long, alias = "i")]
+    input: std::path::PathBuf,
+}
+
+fn import_images(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: ImportArgs = parse(m)?;
+    let store = open_store(ctx)?;
+    let mut lock = store.lock(ctx.reporter())?;
+    let added = import(&mut lock, &args.path, args.force, ctx.reporter())
+        .map_err(|e| CmdError::from(e).context(format!("cannot import {}", args.path.display())))?;
+    let objects: Vec<_> = added
+        .iter()
+        .map(|r| image_object(&store, r, lock.tags()))
+        .collect();
+    drop(lock);
+    for o in &objects {
+        ctx.emit(o, IMAGE_COLUMNS)?;
+    }
+    Ok(())
+}
+
+fn docker_load(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
+    let args: LoadArgs = parse(m)?;
+    let store = open_store(ctx)?;
+    let mut lock = store.lock(ctx.reporter())?;
+    let added = import(&mut lock, &args.input, false, ctx.reporter())
+        .map_err(|e| CmdError::from(e).context(format!("cannot load {}", args.input.display())))?;
+    let mut lines = Vec::new();
+    for r in &added {
+        let tags = lock.tags().of(&r.full_name);
+        if tags.is_empty() {
+            lines.push(format!("Loaded image ID: sha256:{}", r.id));
+        }
+        lines.extend(tags.iter().map(|t| format!("Loaded image: {t}")));
+    }
+    drop(lock);
+    print_lines(&lines)
 }
 
 #[derive(clap::Args, Debug)]

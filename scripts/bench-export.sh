@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     *) sed -n 's/^# \{0,1\}//p' "$0" | sed -n '/^Usage/p' >&2; exit 2 ;;
   esac
 done
-for tool in wimlib-imagex:wimtools hyperfine:hyperfine python3:python3 pigz:pigz jq:jq; do
+for tool in wimlib-imagex:wimtools hyperfine:hyperfine python3:python3 pigz:pigz jq:jq bc:bc /usr/bin/time:time; do
   command -v "${tool%%:*}" >/dev/null || { echo "needs ${tool%%:*}: apt-get install -y ${tool##*:}" >&2; exit 1; }
 done
 
@@ -50,15 +50,16 @@ hyperfine --runs "$runs" --warmup 1 --export-json "$work/export.json" \
   -n containerimage "CONTAINERIMAGE_HOME='$home' '$bin' Export-ContainerImage bench:1.0.0.0 -Path '$work/out.tar' >/dev/null" \
   -n reference "cd '$image' && tar --format=pax -cf - Files | pigz -p $cores | tee '$work/ref.tar.gz' | sha256sum >/dev/null" >&2
 
-# Both outputs hold the same files: compare the layer's listing with tar's.
+# Our peak memory, from a run of its own; that run's archive is then
+# compared with the reference's: both hold the same files.
+rss=$( { /usr/bin/time -f '%M' env CONTAINERIMAGE_HOME="$home" "$bin" Export-ContainerImage bench:1.0.0.0 -Path "$work/out.tar" >/dev/null; } 2>&1 | tail -n 1)
 mkdir "$work/x"
 tar -xf "$work/out.tar" -C "$work/x"
 layer=$(jq -r '.[0].Layers[0]' "$work/x/manifest.json")
 ours=$(tar -tzf "$work/x/$layer" 2>/dev/null | grep -v ':' | sort | md5sum)
-theirs=$(tar -tzf "$work/ref.tar.gz" | sed 's,/$,,' | sort | md5sum)
+theirs=$(cd "$image" && tar --format=pax -cf - Files | tar -tf - | sed 's,/$,,' | sort | md5sum)
 [ "$ours" = "$theirs" ] && same=yes || same=NO
 
-rss=$( { /usr/bin/time -f '%M' env CONTAINERIMAGE_HOME="$home" "$bin" Export-ContainerImage bench:1.0.0.0 -Path "$work/rss.tar" >/dev/null; } 2>&1 | tail -n 1)
 median() { jq -r ".results[] | select(.command == \"$2\") | .median" "$1"; }
 cpu_s() { jq -r ".results[] | select(.command == \"$2\") | (.user + .system)" "$1"; }
 ours_t=$(median "$work/export.json" containerimage)

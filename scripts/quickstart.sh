@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A first tour of containerimage, run after `cargo build --release`:
 # registers the sample feed in manifests/sample as a trusted source, then
-# Find -> Save -> Install -> Get -> Test -> Uninstall, printing each step.
+# Find -> Save -> Install -> Get -> Test -> Export (a docker load archive)
+# -> Uninstall -> Import -> images -> rmi, printing each step.
 #
 # Uses $CONTAINERIMAGE_HOME when set, else a temporary home that is deleted
 # at the end. Set CONTAINERIMAGE_BIN to use another binary.
@@ -39,6 +40,12 @@ step Install-ContainerImage -Name NanoServerSample
 step Get-ContainerImage
 "$bin" Get-ContainerImage -Name NanoServerSample -OutputFormat List
 step Test-ContainerImage
+tag=$("$bin" Get-ContainerImage -Name NanoServerSample -OutputFormat Json | sed -n 's/.*"RepoTags":\["\([^"]*\)".*/\1/p')
+step Export-ContainerImage -Image "$tag" -Path "$saved/nano.tar"
 step Uninstall-ContainerOSImage -Name NanoServerSample
-step Get-ContainerImage
-printf '\nDone: the sample image was found, saved, installed, listed, checked and removed.\n'
+step Import-ContainerImage -Path "$saved/nano.tar"
+printf '\n\033[1m$ containerimage images\033[0m\n'
+"$bin" images
+printf '\n\033[1m$ containerimage rmi %s\033[0m\n' "$tag"
+"$bin" rmi "$tag"
+printf '\nDone: the sample image was found, saved, installed, listed, checked, exported\nas an archive docker load reads (%s), removed, imported again and removed.\n' "$saved/nano.tar"

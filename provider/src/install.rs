@@ -176,6 +176,8 @@ fn install_wim(
         id,
         is_os_image: true,
         parent_image: None,
+        tags: None,
+        created: None,
     };
     let record = lock.install(
         new,

@@ -9,6 +9,7 @@ pub mod download;
 pub mod export;
 pub mod feed;
 pub mod fsutil;
+pub mod import;
 pub mod install;
 pub mod location;
 pub mod names;

@@ -10,8 +10,6 @@
 
 use std::io::{self, Write};
 
-use rayon::prelude::*;
-
 use super::spec::Compression;
 
 /// Bytes per gzip member.
@@ -75,54 +73,104 @@ impl<W: Write> Write for Compressor<W> {
     }
 }
 
-/// Gzip on all cores: a member per 1 MiB piece (see the module documentation).
+/// Gzip on all cores: a member per 1 MiB piece (see the module
+/// documentation). Pieces are compressed by the rayon pool while the caller
+/// goes on producing the next ones; members are written in order, and at
+/// most two pieces per core are in flight.
 pub struct ParallelGzip<W: Write> {
     out: W,
-    pieces: Vec<Vec<u8>>,
     current: Vec<u8>,
-    batch: usize,
+    next_seq: u64,
+    next_to_write: u64,
+    done: std::collections::BTreeMap<u64, io::Result<Vec<u8>>>,
+    sender: std::sync::mpsc::Sender<(u64, io::Result<Vec<u8>>)>,
+    receiver: std::sync::mpsc::Receiver<(u64, io::Result<Vec<u8>>)>,
+    limit: u64,
+}
+
+fn gzip_member(piece: &[u8]) -> io::Result<Vec<u8>> {
+    let mut e = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(
+            Vec::with_capacity(piece.len() / 2 + 64),
+            flate2::Compression::new(GZIP_LEVEL),
+        );
+    e.write_all(piece)?;
+    e.finish()
 }
 
 impl<W: Write> ParallelGzip<W> {
     pub fn new(out: W) -> Self {
+        let (sender, receiver) = std::sync::mpsc::channel();
         ParallelGzip {
             out,
-            pieces: Vec::new(),
             current: Vec::with_capacity(PIECE),
-            batch: rayon::current_num_threads().clamp(1, 16) * 2,
+            next_seq: 0,
+            next_to_write: 0,
+            done: std::collections::BTreeMap::new(),
+            sender,
+            receiver,
+            limit: (rayon::current_num_threads().clamp(1, 16) * 2) as u64,
         }
     }
 
-    fn compress_pending(&mut self) -> io::Result<()> {
-        let members: Vec<io::Result<Vec<u8>>> = self
-            .pieces
-            .par_iter()
-            .map(|piece| {
-                let mut e = flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(
-                        Vec::with_capacity(piece.len() / 2 + 64),
-                        flate2::Compression::new(GZIP_LEVEL),
-                    );
-                e.write_all(piece)?;
-                e.finish()
-            })
-            .collect();
-        for m in members {
-            self.out.write_all(&m?)?;
+    fn send(&mut self, piece: Vec<u8>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let sender = self.sender.clone();
+        rayon::spawn(move || {
+            // The receiver outlives every job (finish waits for all).
+            let _ = sender.send((seq, gzip_member(&piece)));
+        });
+    }
+
+    /// Writes the members that are ready, in order; with `wait_until`,
+    /// first waits until fewer than that many pieces are in flight.
+    fn drain(&mut self, wait_until: u64) -> io::Result<()> {
+        loop {
+            while let Some(result) = self.done.remove(&self.next_to_write) {
+                self.out.write_all(&result?)?;
+                self.next_to_write += 1;
+            }
+            let in_flight = self.next_seq - self.next_to_write;
+            if in_flight < wait_until.max(1) {
+                // Pick up what finished without waiting.
+                match self.receiver.try_recv() {
+                    Ok((seq, r)) => {
+                        self.done.insert(seq, r);
+                        continue;
+                    }
+                    Err(_) => return Ok(()),
+                }
+            }
+            match self.receiver.recv() {
+                Ok((seq, r)) => {
+                    self.done.insert(seq, r);
+                }
+                Err(_) => return Err(io::Error::other("a compression job was lost")),
+            }
         }
-        self.pieces.clear();
-        Ok(())
     }
 
     pub fn finish(mut self) -> io::Result<W> {
-        if !self.current.is_empty() || self.pieces.is_empty() {
+        if !self.current.is_empty() || self.next_seq == 0 {
             // An empty input is still one (empty) member: a valid gzip file.
             let last = std::mem::take(&mut self.current);
-            self.pieces.push(last);
+            self.send(last);
         }
-        self.compress_pending()?;
+        // Wait for every piece: nothing may be in flight.
+        while self.next_to_write < self.next_seq {
+            self.drain(1)?;
+            if self.next_to_write < self.next_seq {
+                match self.receiver.recv() {
+                    Ok((seq, r)) => {
+                        self.done.insert(seq, r);
+                    }
+                    Err(_) => return Err(io::Error::other("a compression job was lost")),
+                }
+            }
+        }
         self.out.flush()?;
         Ok(self.out)
     }
@@ -135,10 +183,9 @@ impl<W: Write> Write for ParallelGzip<W> {
         self.current.extend_from_slice(&buf[..n]);
         if self.current.len() == PIECE {
             let full = std::mem::replace(&mut self.current, Vec::with_capacity(PIECE));
-            self.pieces.push(full);
-            if self.pieces.len() >= self.batch {
-                self.compress_pending()?;
-            }
+            self.send(full);
+            let limit = self.limit;
+            self.drain(limit)?;
         }
         Ok(n)
     }

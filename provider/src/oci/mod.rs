@@ -4,5 +4,7 @@
 
 pub mod compress;
 pub mod layer;
+pub mod layer_read;
 pub mod spec;
 pub mod tar;
+pub mod tar_read;

@@ -191,7 +191,7 @@ impl StoreLock<'_> {
             is_os_image: new.is_os_image,
             parent_image: new.parent_image.clone(),
             size: scan.size,
-            created: now_rfc3339(),
+            created: new.created.clone().unwrap_or_else(now_rfc3339),
             utility_vm,
             install_token: token,
         };
@@ -267,7 +267,14 @@ impl StoreLock<'_> {
         // The image is installed; its default tag is a convenience, and a
         // tag file that cannot be written is repaired by the next command.
         let mut tags = self.tags.clone();
-        tags.set(default_tag(&record), &record.full_name);
+        match &new.tags {
+            None => tags.set(default_tag(&record), &record.full_name),
+            Some(given) => {
+                for t in given {
+                    tags.set(t.clone(), &record.full_name);
+                }
+            }
+        }
         match tags.save(root) {
             Ok(()) => self.tags = tags,
             Err(e) => reporter.warn(&format!(

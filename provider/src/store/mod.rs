@@ -180,6 +180,10 @@ pub struct NewImage {
     pub id: String,
     pub is_os_image: bool,
     pub parent_image: Option<String>,
+    /// Tags to give the image; `None` gives the default `<name>:<version>`.
+    pub tags: Option<Vec<Tag>>,
+    /// When the image was made (RFC 3339); `None` is now.
+    pub created: Option<String>,
 }
 
 /// `Demo` → `CN=Demo`; `cn=Demo` → `CN=Demo`; empty → `CN=Microsoft`.

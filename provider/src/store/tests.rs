@@ -14,6 +14,8 @@ fn os_image(name: &str, version: &str) -> NewImage {
         id: "AB".repeat(32),
         is_os_image: true,
         parent_image: None,
+        tags: None,
+        created: None,
     }
 }
 

@@ -178,7 +178,10 @@ fn the_committed_sample_feed_installs_and_the_quickstart_runs() {
         "Find-ContainerImage",
         "Save-ContainerImage",
         "Install-ContainerImage",
+        "Export-ContainerImage",
         "Uninstall-ContainerOSImage",
+        "Import-ContainerImage",
+        "Untagged: nanoserversample:10.0.14300.1010",
     ] {
         assert!(
             shown.contains(step),
