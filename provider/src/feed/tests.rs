@@ -107,7 +107,7 @@ fn broken_feeds_name_the_feed_the_line_and_the_field() {
         ),
         (
             feed_xml(&image("../x", "1.0")),
-            &["line 4", "Name", "cannot be part of a file name"],
+            &["line 4", "Name", "cannot be used as an image name"],
         ),
         (
             feed_xml(&image("A", "1.0")).replace("</Version>", "</Versio>"),
