@@ -108,7 +108,11 @@ fn read_blob(blobs: &Dir, d: &Descriptor, what: &str) -> Result<Vec<u8>, ImportE
 /// named `<hex>.json`, `<id>/layer.tar`) are stored as blobs under their
 /// digest; the map from their names in the archive to those digests is
 /// returned.
-fn extract_archive(archive: &Path, into: &Dir) -> Result<BTreeMap<String, String>, ImportError> {
+fn extract_archive(
+    archive: &Path,
+    into: &Dir,
+    checked: &mut std::collections::BTreeSet<String>,
+) -> Result<BTreeMap<String, String>, ImportError> {
     let file = crate::fsutil::open_regular(archive).map_err(|source| ImportError::Read {
         path: archive.to_path_buf(),
         source,
@@ -177,7 +181,7 @@ fn extract_archive(archive: &Path, into: &Dir) -> Result<BTreeMap<String, String
                 path: dir.display_path(rel_path),
                 source,
             })?;
-        let mut hashing = Hashing::new(io::BufWriter::new(out));
+        let mut hashing = Hashing::new(io::BufWriter::with_capacity(1 << 20, out));
         io::copy(&mut tar.data(), &mut hashing)
             .map_err(|e| ImportError::Archive(TarError::Io(e)))?;
         let (writer, digest, _) = hashing.finish();
@@ -192,8 +196,12 @@ fn extract_archive(archive: &Path, into: &Dir) -> Result<BTreeMap<String, String
                     format!("its content has the digest {digest}"),
                 ));
             }
+            To::Blob(hex) => {
+                checked.insert(hex);
+            }
             To::Other(tmp) => {
                 let hex = spec::sha256_hex(&digest).unwrap_or_default().to_string();
+                checked.insert(hex.clone());
                 blobs
                     .rename(Path::new(&tmp), &blobs, Path::new(&hex))
                     .map_err(|source| ImportError::Read {
@@ -352,9 +360,31 @@ fn wanted_images(
     ))
 }
 
-/// Checks a blob's size and digest by reading it once.
-fn verify_blob(blobs: &Dir, hex: &str, d: &Descriptor) -> Result<(), ImportError> {
+/// Checks a blob's size and digest by reading it once (only its size when
+/// its digest was checked as it was copied out of an archive).
+fn verify_blob(
+    blobs: &Dir,
+    hex: &str,
+    d: &Descriptor,
+    checked: &std::collections::BTreeSet<String>,
+) -> Result<(), ImportError> {
     let path = blobs.display_path(Path::new(hex));
+    if checked.contains(hex) {
+        let size = blobs
+            .stat(Path::new(hex))
+            .map_err(|source| ImportError::Read {
+                path: path.clone(),
+                source,
+            })?
+            .st_size;
+        if u64::try_from(size).ok() != Some(d.size) {
+            return Err(invalid(
+                format!("the blob {}", d.digest),
+                format!("it has {size} bytes where the manifest says {}", d.size),
+            ));
+        }
+        return Ok(());
+    }
     let file = blobs
         .open_regular(Path::new(hex))
         .map_err(|source| ImportError::Read {
@@ -468,6 +498,7 @@ pub fn import(
     let staging_root = lock.store().root().join(".staging");
     let extracted;
     let mut others = BTreeMap::new();
+    let mut checked = std::collections::BTreeSet::new();
     let layout = if is_dir {
         Dir::open(path).map_err(|source| ImportError::Read {
             path: path.to_path_buf(),
@@ -491,7 +522,7 @@ pub fn import(
             path: extracted.path().to_path_buf(),
             source,
         })?;
-        others = extract_archive(path, &dir)?;
+        others = extract_archive(path, &dir, &mut checked)?;
         dir
     };
     let blobs = layout
@@ -585,7 +616,7 @@ pub fn import(
             tags: Some(w.tags.clone()),
             created: config.created.clone(),
         };
-        verify_blob(&blobs, &hex, layer)?;
+        verify_blob(&blobs, &hex, layer, &checked)?;
         let layer_digest = layer.digest.clone();
         let diff_id = diff_id.clone();
         let fill = |staged: &Path| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -314,8 +314,10 @@ pub fn unpack_base_layer<R: Read>(
                 dirs.insert(path.clone());
             }
             EntryKind::File => {
-                let mut file = target.create_file(rel, 0o644).map_err(write_err)?;
-                let copied = io::copy(&mut tar.data(), &mut file).map_err(TarError::from)?;
+                let file = target.create_file(rel, 0o644).map_err(write_err)?;
+                let mut out = io::BufWriter::with_capacity(256 << 10, file);
+                let copied = io::copy(&mut tar.data(), &mut out).map_err(TarError::from)?;
+                io::Write::flush(&mut out).map_err(write_err)?;
                 if copied != entry.size {
                     return Err(refused(&path, "the data is shorter than its size"));
                 }
