@@ -10,6 +10,7 @@ pub mod feed;
 pub mod fsutil;
 pub mod install;
 pub mod location;
+pub mod pipeline;
 pub mod progress;
 pub mod query;
 pub mod source;
