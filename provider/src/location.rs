@@ -2,6 +2,8 @@
 //! (`file://` URLs become paths).
 
 use std::fmt;
+use std::fs::{File, Metadata};
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub use reqwest::Url;
@@ -133,6 +135,77 @@ impl Location {
     }
 }
 
+/// Opens a local file location (a `.wim`, a feed document) for reading.
+///
+/// Only a regular file is accepted: a device, FIFO, socket or folder is
+/// refused before a byte is read. The kind is checked on the path first (so
+/// a device is not even opened) and again on the opened file, which is
+/// opened non-blocking so a FIFO swapped in between cannot hang the open.
+/// Symbolic links are followed: the check applies to the file reached.
+pub fn open_local_file(path: &Path) -> io::Result<(File, Metadata)> {
+    let before = std::fs::metadata(path)?;
+    if !before.is_file() {
+        return Err(not_a_regular_file(path, &before));
+    }
+    let file = open_nonblocking(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_a_regular_file(path, &meta));
+    }
+    Ok((file, meta))
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let file = File::from(rustix::fs::open(path, flags, Mode::empty())?);
+    // Back to blocking reads: it is a regular file (checked by the caller).
+    rustix::fs::fcntl_setfl(&file, OFlags::empty())?;
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    File::open(path)
+}
+
+/// The error for a local location that is not a regular file.
+pub fn not_a_regular_file(path: &Path, meta: &Metadata) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {}, not a regular file; only regular files are read",
+            path.display(),
+            file_kind(meta)
+        ),
+    )
+}
+
+fn file_kind(meta: &Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "a folder";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "a special file"
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -171,6 +244,29 @@ mod tests {
             Location::parse("C:\\images\\a.wim").expect("a drive path"),
             Location::Path(PathBuf::from("C:\\images\\a.wim"))
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_opened() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("a.wim");
+        std::fs::write(&file, b"abc").expect("write");
+        let (_, meta) = open_local_file(&file).expect("a regular file opens");
+        assert_eq!(meta.len(), 3);
+        let fifo = dir.path().join("fifo.wim");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .expect("mkfifo");
+        for special in [fifo.as_path(), Path::new("/dev/zero"), dir.path()] {
+            let err = open_local_file(special).expect_err("refused");
+            assert!(err.to_string().contains("not a regular file"), "{err}");
+        }
     }
 
     #[test]
