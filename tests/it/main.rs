@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod feeds;
+mod hostile_feeds;
 mod save;
 mod store;
 mod wim;
