@@ -8,17 +8,16 @@ use std::time::{Duration, Instant};
 use crate::feed::HashCache;
 use crate::progress::Reporter;
 
-use super::{SourceError, CONNECT_TIMEOUT, DEFAULT_TIMEOUT, FEED_DEADLINE, MAX_FEED_BYTES};
+use super::{SourceError, CONNECT_TIMEOUT, FEED_DEADLINE, MAX_FEED_BYTES};
 
 /// Fetches feed documents over HTTP. The HTTP client is built on first use,
 /// so local sources cost nothing; proxies come from the environment
 /// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
 ///
-/// Each read waits at most the read timeout, and a whole document at most
-/// [`FEED_DEADLINE`] (with the `test-hooks` feature,
+/// A whole document, connection and body included, must arrive within a
+/// deadline: [`FEED_DEADLINE`] by default (with the `test-hooks` feature,
 /// `CONTAINERIMAGE_FEED_DEADLINE_MS` overrides it for tests).
 pub struct FeedClient {
-    timeout: Duration,
     deadline: Duration,
     client: OnceLock<Result<reqwest::blocking::Client, String>>,
     pub(super) hash_cache: Option<HashCache>,
@@ -26,15 +25,15 @@ pub struct FeedClient {
 
 impl Default for FeedClient {
     fn default() -> Self {
-        FeedClient::new(DEFAULT_TIMEOUT)
+        FeedClient::new(feed_deadline())
     }
 }
 
 impl FeedClient {
-    pub fn new(timeout: Duration) -> Self {
+    /// A client that gives each feed document at most `deadline`.
+    pub fn new(deadline: Duration) -> Self {
         FeedClient {
-            timeout,
-            deadline: feed_deadline(),
+            deadline,
             client: OnceLock::new(),
             hash_cache: None,
         }
@@ -60,8 +59,8 @@ impl FeedClient {
     fn client(&self, url: &str) -> Result<&reqwest::blocking::Client, SourceError> {
         let built = self.client.get_or_init(|| {
             reqwest::blocking::Client::builder()
-                .timeout(self.timeout)
-                .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
+                .timeout(self.deadline)
+                .connect_timeout(CONNECT_TIMEOUT.min(self.deadline))
                 .user_agent(concat!("containerimage/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| e.to_string())

@@ -25,10 +25,9 @@ pub const PROVIDER_OLD_NAME: &str = "ContainerProvider";
 
 /// The largest feed document read, from a server or a file.
 pub(crate) const MAX_FEED_BYTES: u64 = 256 << 20;
-/// The longest wait for the next bytes of a feed document.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long fetching one feed document may take in all, connection,
-/// redirects and body included: a server that trickles a feed is cut off.
+/// redirects and body included: a server that trickles a feed, or stops
+/// sending, is cut off.
 pub const FEED_DEADLINE: Duration = Duration::from_secs(60);
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
