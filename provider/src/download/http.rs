@@ -251,16 +251,17 @@ impl RateWatch {
             return None;
         }
         let needed = (self.min_rate as f64 * elapsed.as_secs_f64()) as u64;
-        let slow = self.bytes < needed;
-        let reason = format!(
-            "the transfer stalled: {} bytes in {:.1} s, below the minimum of {} bytes per second",
-            self.bytes,
-            elapsed.as_secs_f64(),
-            self.min_rate
-        );
+        let stalled = (self.bytes < needed).then(|| {
+            format!(
+                "the transfer stalled: {} bytes in {:.1} s, below the minimum of {} bytes per second",
+                self.bytes,
+                elapsed.as_secs_f64(),
+                self.min_rate
+            )
+        });
         self.started = Instant::now();
         self.bytes = 0;
-        slow.then_some(reason)
+        stalled
     }
 }
 
@@ -449,6 +450,32 @@ fn describe_io(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_below_the_minimum_rate_is_a_stall() {
+        // A one-second window that began two seconds ago.
+        let mut slow = RateWatch::new(1000, Duration::from_secs(1));
+        slow.started = Instant::now()
+            .checked_sub(Duration::from_secs(2))
+            .expect("a clock two seconds back");
+        let two_seconds_ago = slow.started;
+        let reason = slow.add(10).expect("10 bytes in two seconds is too slow");
+        assert!(
+            reason.contains("below the minimum of 1000 bytes per second"),
+            "{reason}"
+        );
+        let mut patient = RateWatch::new(1000, Duration::from_secs(3600));
+        assert_eq!(patient.add(1), None, "the window has not ended");
+        let mut any = RateWatch::new(0, Duration::ZERO);
+        assert_eq!(any.add(1), None, "a minimum of 0 accepts anything");
+        let mut fast = RateWatch::new(1000, Duration::from_secs(1));
+        fast.started = two_seconds_ago;
+        assert_eq!(
+            fast.add(5000),
+            None,
+            "5000 bytes in two seconds is fast enough"
+        );
+    }
 
     #[test]
     fn reads_content_range() {
