@@ -427,6 +427,44 @@ mod bounded_writes {
     }
 }
 
+mod memory {
+    use super::*;
+
+    /// The defect: a feed just under the 256 MiB limit took five times its
+    /// size in memory, most of it in one entry per tiny `<Image>`. A feed
+    /// now lists at most 100,000 images; one more is an error naming the
+    /// feed and the line, and the images up to the cap are fine.
+    #[test]
+    fn a_feed_over_the_image_cap_is_refused_naming_the_line() {
+        let site = tempfile::tempdir().expect("temp dir");
+        let sha = "ab".repeat(32);
+        let feed_with = |images: usize| {
+            let mut text = String::from(
+                "<?xml version=\"1.0\"?>\n<ContainerImageFeed xmlns=\"urn:containerimage:feed:1\">\n",
+            );
+            for i in 0..images {
+                text.push_str(&format!(
+                    "<Image><Name>N{i}</Name><Version>1.0</Version><Size>1</Size>\
+                     <Sha256>{sha}</Sha256><Location>n{i}.wim</Location></Image>\n"
+                ));
+            }
+            text.push_str("</ContainerImageFeed>\n");
+            text
+        };
+        let home = tempfile::tempdir().expect("temp dir");
+        let feed = site.path().join("feed.xml");
+        std::fs::write(&feed, feed_with(100_000)).expect("write");
+        register(home.path(), &feed.display().to_string());
+        let o = run(home.path(), &["Find-ContainerImage", "N99999"]);
+        assert_exit(&o, 0);
+
+        std::fs::write(&feed, feed_with(100_001)).expect("write");
+        let o = run(home.path(), &["Find-ContainerImage", "N1"]);
+        assert_fails(&o, "lists more than 100000 images (line 100003)");
+        assert!(stderr(&o).contains("feed.xml"), "{}", stderr(&o));
+    }
+}
+
 mod slow_servers {
     use super::*;
 
