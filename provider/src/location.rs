@@ -50,6 +50,15 @@ fn scheme_of(text: &str) -> Option<&str> {
     (valid && scheme.len() > 1).then_some(scheme)
 }
 
+/// `C:\x`, `C:/x` or `\\server\share`: a path in Windows form, which a URL
+/// parser would take for a scheme or a host.
+fn is_windows_local_path(text: &str) -> bool {
+    let b = text.as_bytes();
+    let drive =
+        b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'\\' | b'/');
+    drive || text.starts_with("\\\\")
+}
+
 impl Location {
     /// Reads a location as a user wrote it: an `http(s)://` URL, a `file:`
     /// URL, or a local path. Any other scheme is refused.
@@ -87,7 +96,9 @@ impl Location {
         let r = reference.trim();
         match origin {
             Origin::Remote(base) => {
-                if scheme_of(r).is_some_and(|s| s.eq_ignore_ascii_case("file")) {
+                if scheme_of(r).is_some_and(|s| s.eq_ignore_ascii_case("file"))
+                    || is_windows_local_path(r)
+                {
                     return Err(LocationError::LocalFromRemote(r.to_string()));
                 }
                 let url = base
@@ -283,7 +294,14 @@ mod tests {
             let l = Location::resolve(remote, ok).expect(ok);
             assert!(matches!(l, Location::Http(_)), "{ok} gave {l}");
         }
-        for local in ["file:///etc/passwd", "FILE:/etc/passwd", "file:a.wim"] {
+        for local in [
+            "file:///etc/passwd",
+            "FILE:/etc/passwd",
+            "file:a.wim",
+            "C:\\images\\a.wim",
+            "c:/images/a.wim",
+            "\\\\server\\share\\a.wim",
+        ] {
             assert!(
                 matches!(
                     Location::resolve(remote, local),
