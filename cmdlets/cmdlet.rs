@@ -37,10 +37,11 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 
 use clap::{ArgMatches, Command, FromArgMatches};
 use containerimage_provider::config::Home;
+use containerimage_provider::pipeline::{self, PipelineError};
 use serde::Serialize;
 
 use crate::output::Output;
@@ -225,27 +226,18 @@ impl Ctx {
     }
 
     /// The objects piped in on standard input as JSON Lines, or none when
-    /// standard input is a terminal.
+    /// standard input is a terminal. The bounds and errors are those of
+    /// [`containerimage_provider::pipeline`].
     pub fn pipeline_input(&self) -> Result<Vec<serde_json::Value>, CmdError> {
         let stdin = std::io::stdin();
         if stdin.is_terminal() {
             return Ok(Vec::new());
         }
-        let mut objects = Vec::new();
-        for (n, line) in stdin.lock().lines().enumerate() {
-            let line = line.map_err(|e| CmdError::from(e).context("cannot read standard input"))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let value: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
-                CmdError::usage(format!(
-                    "line {} of standard input is not a JSON object from another cmdlet: {e}",
-                    n + 1
-                ))
-            })?;
-            objects.push(value);
-        }
-        Ok(objects)
+        let objects = pipeline::read_all(stdin.lock()).map_err(|e| match e {
+            PipelineError::Read { .. } => CmdError::from(e),
+            other => CmdError::usage(other.to_string()),
+        })?;
+        Ok(objects.into_iter().map(serde_json::Value::Object).collect())
     }
 
     pub(crate) fn finish(mut self, result: CmdResult) -> CmdResult {

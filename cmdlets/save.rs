@@ -1,6 +1,7 @@
 //! `Save-ContainerImage` and `Save-Package`: verified, resumable downloads
 //! into a folder (which becomes an offline feed) or to one file.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use containerimage_provider::download::{self, Downloader, Obtained, Outcome, Request};
@@ -392,12 +393,13 @@ fn find_entries(ctx: &mut Ctx, args: &SaveArgs) -> Result<Vec<FeedEntry>, CmdErr
 
 /// The Find-ContainerImage objects on standard input, as feed entries.
 fn entries_from_pipeline(ctx: &mut Ctx) -> Result<Vec<FeedEntry>, CmdError> {
-    let objects = ctx.pipeline_input()?;
-    if objects.is_empty() {
+    if std::io::stdin().is_terminal() {
         return Err(CmdError::usage(
             "give -Name, or pipe Find-ContainerImage objects into Save-ContainerImage",
         ));
     }
+    // An empty pipe (a Find that found nothing) saves nothing and succeeds.
+    let objects = ctx.pipeline_input()?;
     let mut entries = Vec::new();
     for (i, object) in objects.iter().enumerate() {
         match entry_from_object(object) {

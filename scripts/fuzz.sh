@@ -5,7 +5,10 @@
 # with RUSTC_BOOTSTRAP=1. The xpress and lzx corpora are seeded with the real
 # wimlib chunks of provider/tests/fixtures/codec, the lzms corpus with those
 # of provider/tests/fixtures/lzms (up to 256 KiB, the target's largest
-# output). Findings land in fuzz/artifacts/TARGET/.
+# output). The feed_xml and feed_json corpora are seeded with the example
+# feeds of manifests/examples, the pipeline corpus with Find and
+# Get-ContainerImage objects as the cmdlets print them. Findings land in
+# fuzz/artifacts/TARGET/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${1:?usage: fuzz.sh TARGET [SECONDS]}
@@ -14,6 +17,16 @@ command -v cargo-fuzz >/dev/null || { echo "install cargo-fuzz: cargo install ca
 corpus="$root/fuzz/corpus/$target"
 mkdir -p "$corpus"
 if [ -z "$(ls -A "$corpus")" ]; then
+  case "$target" in
+  feed_xml) cp "$root"/manifests/examples/*.xml "$corpus"/ ;;
+  feed_json) cp "$root"/manifests/examples/*.json "$corpus"/ ;;
+  pipeline)
+    printf '%s\n' \
+      '{"Name":"NanoServer","Version":"10.0.14300.1010","Source":"Local","Description":"Nano Server","Publisher":"CN=Microsoft","Architecture":"amd64","Size":42,"Sha256":"3f1c000000000000000000000000000000000000000000000000000000000a9e","Location":"http://127.0.0.1/n.wim","Locations":["http://127.0.0.1/n.wim","file:///srv/n.wim"]}' \
+      '' \
+      '{"Name":"WindowsServerCore","Version":"1.0","Source":"Web","Size":null}' >"$corpus/find"
+    printf '%s\r\n' '{"FullName":"CN=Microsoft_NanoServer_10.0.14300.1010","Id":"ab","Name":"NanoServer"}' >"$corpus/get" ;;
+  *)
     python3 - "$target" "$root/provider/tests/fixtures/codec" "$corpus" <<'PY'
 import glob, os, struct, sys
 target, fixtures, corpus = sys.argv[1:]
@@ -41,6 +54,8 @@ if target == "lzms":
             chunk = open(os.path.join(lzms, name), "rb").read()
             open(os.path.join(corpus, name), "wb").write(int(size).to_bytes(4, "little") + chunk)
 PY
+  ;;
+  esac
 fi
 cd "$root/fuzz"
 RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" -- \

@@ -14,6 +14,7 @@ pub mod install;
 pub mod location;
 pub mod names;
 pub mod oci;
+pub mod pipeline;
 pub mod progress;
 pub mod query;
 pub mod source;

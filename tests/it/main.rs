@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod export;
 mod feeds;
+mod hostile_feeds;
 mod import;
 mod save;
 mod store;

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
@@ -12,7 +12,6 @@ use sha2::Digest;
 
 use super::partial::Partial;
 use super::{DownloadError, FailureReason, Job};
-use crate::progress::Reporter;
 
 /// Size of the buffer body bytes are read into.
 const BUFFER: usize = 1 << 20;
@@ -66,7 +65,14 @@ pub(super) fn attempt(
     } else {
         reporter.verbose(&format!("GET {url}"));
     }
-    let mut response = request.send().map_err(|e| transient(describe(&e)))?;
+    let mut response = request.send().map_err(|e| {
+        if e.is_builder() {
+            // Nothing a retry could change (e.g. a URL reqwest cannot use).
+            AttemptError::Permanent(FailureReason::BadRequest(describe(&e)))
+        } else {
+            transient(describe(&e))
+        }
+    })?;
     let status = response.status();
     if status.is_success() {
         reporter.verbose(&format!("{url}: HTTP {}", status_text(status)));
@@ -131,6 +137,10 @@ pub(super) fn attempt(
             }
             if expected_size.is_none() {
                 if let Some(len) = announced {
+                    let limit = job.limit();
+                    if len > limit {
+                        return Err(AttemptError::Permanent(FailureReason::TooLarge { limit }));
+                    }
                     on_size(len).map_err(AttemptError::Local)?;
                 }
             }
@@ -161,7 +171,7 @@ pub(super) fn attempt(
         }
     }
 
-    copy_body(&mut response, partial, expected_size, reporter)
+    copy_body(&mut response, partial, job)
 }
 
 /// Streams the body into the partial file. Reads fill 1 MiB buffers; each
@@ -171,9 +181,9 @@ pub(super) fn attempt(
 fn copy_body(
     response: &mut Response,
     partial: &mut Partial,
-    expected_size: Option<u64>,
-    reporter: &dyn Reporter,
+    job: &Job<'_>,
 ) -> Result<(), AttemptError> {
+    let expected_size = job.size;
     let hasher = partial.take_hasher();
     let (result, hasher) = std::thread::scope(|scope| {
         let (to_hash, filled) = mpsc::sync_channel::<(Vec<u8>, usize)>(BUFFERS - 1);
@@ -186,14 +196,7 @@ fn copy_body(
             }
             hasher
         });
-        let result = pump(
-            response,
-            partial,
-            expected_size,
-            reporter,
-            &to_hash,
-            &returned,
-        );
+        let result = pump(response, partial, job, &to_hash, &returned);
         drop(to_hash);
         (result, worker.join())
     });
@@ -221,15 +224,57 @@ fn copy_body(
 /// Buffers in flight between reading and hashing.
 const BUFFERS: usize = 3;
 
+/// Watches the transfer rate: too few bytes over a whole window is a stall.
+struct RateWatch {
+    min_rate: u64,
+    window: Duration,
+    started: Instant,
+    bytes: u64,
+}
+
+impl RateWatch {
+    fn new(min_rate: u64, window: Duration) -> Self {
+        RateWatch {
+            min_rate,
+            window,
+            started: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// Counts `n` more bytes; `Some(reason)` when the window just ended
+    /// below the minimum rate.
+    fn add(&mut self, n: usize) -> Option<String> {
+        self.bytes += n as u64;
+        let elapsed = self.started.elapsed();
+        if elapsed < self.window {
+            return None;
+        }
+        let needed = (self.min_rate as f64 * elapsed.as_secs_f64()) as u64;
+        let stalled = (self.bytes < needed).then(|| {
+            format!(
+                "the transfer stalled: {} bytes in {:.1} s, below the minimum of {} bytes per second",
+                self.bytes,
+                elapsed.as_secs_f64(),
+                self.min_rate
+            )
+        });
+        self.started = Instant::now();
+        self.bytes = 0;
+        stalled
+    }
+}
+
 /// Reads the body into buffers, writes each and passes it to the hasher.
 fn pump(
     response: &mut Response,
     partial: &mut Partial,
-    expected_size: Option<u64>,
-    reporter: &dyn Reporter,
+    job: &Job<'_>,
     to_hash: &mpsc::SyncSender<(Vec<u8>, usize)>,
     returned: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<(), AttemptError> {
+    let reporter = job.reporter;
+    let mut rate = RateWatch::new(job.settings.min_rate, job.settings.rate_window);
     let mut allocated = 1;
     let mut buf = vec![0u8; BUFFER];
     let mut filled = 0usize;
@@ -239,19 +284,17 @@ fn pump(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             other => other,
         };
+        let mut stalled = None;
         let ended = match &read {
             Ok(0) | Err(_) => true,
             Ok(n) => {
                 filled += n;
-                false
+                stalled = rate.add(*n);
+                stalled.is_some()
             }
         };
         if (ended && filled > 0) || filled == buf.len() {
-            store(
-                partial,
-                buf.get(..filled).unwrap_or_default(),
-                expected_size,
-            )?;
+            store(partial, buf.get(..filled).unwrap_or_default(), job)?;
             reporter.on_progress(filled as u64);
             let next = match returned.try_recv() {
                 Ok(b) => b,
@@ -266,6 +309,12 @@ fn pump(
                 .send((full, filled))
                 .map_err(|_| hasher_gone(partial))?;
             filled = 0;
+        }
+        if let Some(reason) = stalled {
+            return Err(transient(format!(
+                "{reason} (after {} bytes)",
+                partial.len()
+            )));
         }
         match read {
             Ok(0) => return Ok(()),
@@ -289,17 +338,18 @@ fn hasher_gone(partial: &Partial) -> AttemptError {
 }
 
 /// Appends received bytes (unhashed: the hashing thread takes them next),
-/// refusing more than the expected size.
-fn store(
-    partial: &mut Partial,
-    data: &[u8],
-    expected_size: Option<u64>,
-) -> Result<(), AttemptError> {
+/// refusing any byte past the expected size (or, without one, the limit
+/// for files of unknown size): nothing past it is written.
+fn store(partial: &mut Partial, data: &[u8], job: &Job<'_>) -> Result<(), AttemptError> {
     let total = partial.len() + data.len() as u64;
-    if let Some(size) = expected_size.filter(|s| total > *s) {
-        return Err(AttemptError::Permanent(FailureReason::SizeMismatch {
-            expected: size,
-            actual: total,
+    let limit = job.limit();
+    if total > limit {
+        return Err(AttemptError::Permanent(match job.size {
+            Some(expected) => FailureReason::SizeMismatch {
+                expected,
+                actual: total,
+            },
+            None => FailureReason::TooLarge { limit },
         }));
     }
     partial.append_unhashed(data).map_err(|e| local(partial, e))
@@ -400,6 +450,32 @@ fn describe_io(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_below_the_minimum_rate_is_a_stall() {
+        // A one-second window that began two seconds ago.
+        let mut slow = RateWatch::new(1000, Duration::from_secs(1));
+        slow.started = Instant::now()
+            .checked_sub(Duration::from_secs(2))
+            .expect("a clock two seconds back");
+        let two_seconds_ago = slow.started;
+        let reason = slow.add(10).expect("10 bytes in two seconds is too slow");
+        assert!(
+            reason.contains("below the minimum of 1000 bytes per second"),
+            "{reason}"
+        );
+        let mut patient = RateWatch::new(1000, Duration::from_secs(3600));
+        assert_eq!(patient.add(1), None, "the window has not ended");
+        let mut any = RateWatch::new(0, Duration::ZERO);
+        assert_eq!(any.add(1), None, "a minimum of 0 accepts anything");
+        let mut fast = RateWatch::new(1000, Duration::from_secs(1));
+        fast.started = two_seconds_ago;
+        assert_eq!(
+            fast.add(5000),
+            None,
+            "5000 bytes in two seconds is fast enough"
+        );
+    }
 
     #[test]
     fn reads_content_range() {

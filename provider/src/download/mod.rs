@@ -10,13 +10,23 @@
 //!   (a leftover `.partial` is re-hashed and continued); only a `206` whose
 //!   `Content-Range` starts at `N` is appended to, anything else starts over;
 //! - connection failures, timeouts (including a stall longer than the read
-//!   timeout), `408`, `429` and `5xx` are retried with exponential backoff;
-//!   a location that fails for good hands over to the next mirror;
-//! - `file://` URLs and local paths are copied with the same verification.
+//!   timeout), a transfer slower than [`Settings::min_rate`] over a whole
+//!   [`Settings::rate_window`] (4 KiB/s over 60 s), `408`, `429` and `5xx`
+//!   are retried with exponential backoff, resuming after what arrived; a
+//!   location that fails for good hands over to the next mirror;
+//! - bounded: nothing is written past the expected size; an image of unknown
+//!   size (the JSON index gives none) stops at [`MAX_UNSIZED_BYTES`]
+//!   (64 GiB). A URL that is not http(s) is refused at once, never retried;
+//! - `file://` URLs and local paths are copied with the same verification
+//!   and bounds; only regular files are read (a device or FIFO is refused);
+//! - `<dest>.partial` is never written through a symbolic link or a hard
+//!   link planted at its name: such a name is replaced by a new file.
 //!
-//! `CONTAINERIMAGE_RETRY_BASE_MS`, `CONTAINERIMAGE_RETRIES` and
-//! `CONTAINERIMAGE_READ_TIMEOUT_MS` override the retry and timeout defaults;
-//! they exist for tests.
+//! With the `test-hooks` feature (the binary the tests run, never a release
+//! build), `CONTAINERIMAGE_RETRY_BASE_MS`, `CONTAINERIMAGE_RETRIES`,
+//! `CONTAINERIMAGE_READ_TIMEOUT_MS`, `CONTAINERIMAGE_MAX_UNSIZED_BYTES`,
+//! `CONTAINERIMAGE_MIN_RATE` (bytes per second) and
+//! `CONTAINERIMAGE_RATE_WINDOW_MS` override these defaults.
 
 mod http;
 mod partial;
@@ -32,12 +42,17 @@ use crate::feed::FeedEntry;
 use crate::location::Location;
 use crate::progress::Reporter;
 
+pub(crate) use partial::open_own_file;
 pub use partial::partial_path;
 
 use http::AttemptError;
 use partial::Partial;
 
-/// How hard to try: timeouts, retries and an optional proxy.
+/// The most bytes written for an image whose size is not known in advance
+/// (an entry of the JSON index, which gives no size or hash).
+pub const MAX_UNSIZED_BYTES: u64 = 64 << 30;
+
+/// How hard to try: timeouts, retries, bounds and an optional proxy.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Longest wait for the connection to open.
@@ -55,6 +70,13 @@ pub struct Settings {
     /// Proxy URL for every request (`-Proxy`). Without one, `HTTPS_PROXY`,
     /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` apply.
     pub proxy: Option<String>,
+    /// The most bytes written when the expected size is unknown.
+    pub max_unsized: u64,
+    /// The slowest transfer accepted, in bytes per second, averaged over
+    /// [`Settings::rate_window`]; slower is a stall (transient, resumed).
+    pub min_rate: u64,
+    /// How long a transfer may stay below [`Settings::min_rate`].
+    pub rate_window: Duration,
 }
 
 impl Default for Settings {
@@ -67,15 +89,17 @@ impl Default for Settings {
             max_backoff: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(60),
             proxy: None,
+            max_unsized: MAX_UNSIZED_BYTES,
+            min_rate: 4096,
+            rate_window: Duration::from_secs(60),
         }
     }
 }
 
 impl Settings {
-    /// The defaults, adjusted by `CONTAINERIMAGE_RETRY_BASE_MS`,
-    /// `CONTAINERIMAGE_RETRIES` and `CONTAINERIMAGE_READ_TIMEOUT_MS` (for tests).
-    /// Without the `test-hooks` feature (release builds) the variables are
-    /// not read.
+    /// The defaults, adjusted by the test switches of the module
+    /// documentation. Without the `test-hooks` feature (release builds) the
+    /// variables are not read.
     pub fn from_env() -> Settings {
         #[cfg(not(feature = "test-hooks"))]
         {
@@ -97,6 +121,15 @@ impl Settings {
         }
         if let Some(ms) = number("CONTAINERIMAGE_READ_TIMEOUT_MS") {
             s.read_timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(n) = number("CONTAINERIMAGE_MAX_UNSIZED_BYTES") {
+            s.max_unsized = n;
+        }
+        if let Some(n) = number("CONTAINERIMAGE_MIN_RATE") {
+            s.min_rate = n;
+        }
+        if let Some(ms) = number("CONTAINERIMAGE_RATE_WINDOW_MS") {
+            s.rate_window = Duration::from_millis(ms.max(1));
         }
         s
     }
@@ -199,6 +232,15 @@ pub enum FailureReason {
     RetryTooLate { seconds: u64, limit: u64 },
     #[error("cannot read the file: {0}")]
     Unreadable(String),
+    #[error(
+        "more than {limit} bytes arrived for an image whose size the feed does not give; \
+         the download stops there"
+    )]
+    TooLarge { limit: u64 },
+    #[error("'{url}' is not an http:// or https:// URL")]
+    NotHttp { url: String },
+    #[error("the request cannot be made: {0}")]
+    BadRequest(String),
 }
 
 /// A location and why it failed.
@@ -266,11 +308,20 @@ pub enum DownloadError {
     AllLocationsFailed { label: String, failures: Failures },
 }
 
-/// Progress context of one download.
+/// Progress context and bounds of one download.
 pub(crate) struct Job<'a> {
     reporter: &'a dyn Reporter,
     label: &'a str,
     size: Option<u64>,
+    settings: &'a Settings,
+}
+
+impl Job<'_> {
+    /// The most bytes the file may hold: its size, or the limit for files
+    /// of unknown size.
+    fn limit(&self) -> u64 {
+        self.size.unwrap_or(self.settings.max_unsized)
+    }
 }
 
 impl Job<'_> {
@@ -355,6 +406,7 @@ pub fn fetch(
         reporter,
         label: &request.label,
         size: request.size,
+        settings: &downloader.settings,
     };
     reporter.on_start(&request.label, request.size);
     if partial.len() > 0 {
@@ -401,10 +453,14 @@ fn already_present(
     force: bool,
     started: Instant,
 ) -> Result<Option<Outcome>, DownloadError> {
-    let meta = match std::fs::metadata(dest) {
+    let meta = match std::fs::symlink_metadata(dest) {
         Ok(m) => m,
         Err(_) => return Ok(None),
     };
+    // A link is never taken for the file: the download replaces it.
+    if meta.file_type().is_symlink() {
+        return Ok(None);
+    }
     if !meta.is_file() {
         return Err(DownloadError::NotAFile {
             path: dest.to_path_buf(),
@@ -537,6 +593,11 @@ fn fetch_http(
     dest: &Path,
 ) -> Result<[u8; 32], AttemptError> {
     let settings = &downloader.settings;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(AttemptError::Permanent(FailureReason::NotHttp {
+            url: url.to_string(),
+        }));
+    }
     let mut failures_in_a_row: u32 = 0;
     let mut attempts: u32 = 0;
     // Bytes in the partial file that this location did not send in this run
@@ -638,7 +699,9 @@ fn backoff_delay(settings: &Settings, n: u32) -> Duration {
         .min(settings.max_backoff)
 }
 
-/// Copies a local file into the partial file and verifies it.
+/// Copies a local file into the partial file and verifies it. Only a
+/// regular file is read, and never more than the expected size (or the
+/// limit for files of unknown size), even if it grows while being copied.
 fn copy_local(
     path: &Path,
     request: &Request<'_>,
@@ -654,29 +717,43 @@ fn copy_local(
         })
     };
     job.reporter.verbose(&format!("copying {}", path.display()));
-    let mut file = std::fs::File::open(path).map_err(unreadable)?;
-    let len = file.metadata().map_err(unreadable)?.len();
+    let (file, meta) = crate::location::open_local_file(path).map_err(unreadable)?;
+    let len = meta.len();
     if let Some(size) = request.size.filter(|s| *s != len) {
         return Err(AttemptError::Permanent(FailureReason::SizeMismatch {
             expected: size,
             actual: len,
         }));
     }
+    let limit = job.limit();
+    if len > limit {
+        return Err(AttemptError::Permanent(FailureReason::TooLarge { limit }));
+    }
     if partial.len() > 0 {
         partial.restart().map_err(|e| local_err(partial, e))?;
         job.restarted();
     }
+    // One byte past the limit shows a file that grew beyond it.
+    let mut reader = file.take(limit.saturating_add(1));
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = match file.read(&mut buf) {
+        let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(unreadable(e)),
         };
-        partial
-            .append(buf.get(..n).unwrap_or_default())
-            .map_err(|e| local_err(partial, e))?;
+        let chunk = buf.get(..n).unwrap_or_default();
+        if partial.len() + n as u64 > limit {
+            let actual = partial.len() + n as u64;
+            partial.restart().map_err(|e| local_err(partial, e))?;
+            job.restarted();
+            return Err(AttemptError::Permanent(match request.size {
+                Some(expected) => FailureReason::SizeMismatch { expected, actual },
+                None => FailureReason::TooLarge { limit },
+            }));
+        }
+        partial.append(chunk).map_err(|e| local_err(partial, e))?;
         job.reporter.on_progress(n as u64);
     }
     verify(request, partial, job)

@@ -1,6 +1,6 @@
 //! The `<dest>.partial` file a download grows in, hashed as it is written.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -114,12 +114,27 @@ impl Partial {
         self.hasher.clone().finalize().into()
     }
 
-    /// Flushes the content to disk and renames the file to `dest`.
+    /// Flushes the content to disk and renames the file to `dest`. The
+    /// name renamed must still be this file (not a link or another file put
+    /// in its place), and `dest` must be this file afterwards.
     pub(super) fn persist(self, dest: &Path) -> io::Result<()> {
         self.file.sync_all()?;
+        if !still_at(&self.file, &self.path) {
+            return Err(io::Error::other(format!(
+                "{} was replaced while the download ran; nothing was saved",
+                self.path.display()
+            )));
+        }
         // Renamed while still locked: a process waiting for the lock then
         // sees the path gone and starts afresh instead of using this file.
         std::fs::rename(&self.path, dest)?;
+        if !still_at(&self.file, dest) {
+            let _ = std::fs::remove_file(dest);
+            return Err(io::Error::other(format!(
+                "{} was replaced while it was being saved; it is removed",
+                dest.display()
+            )));
+        }
         drop(self.file);
         if let Some(dir) = dest.parent() {
             let dir = if dir.as_os_str().is_empty() {
@@ -145,12 +160,7 @@ impl Partial {
 /// lock is on a stale file: open the path again.
 fn open_locked(path: &Path) -> io::Result<File> {
     loop {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = open_own_file(path)?;
         file.lock()?;
         if still_at(&file, path) {
             return Ok(file);
@@ -158,11 +168,115 @@ fn open_locked(path: &Path) -> io::Result<File> {
     }
 }
 
-/// Whether `path` still names the open `file`.
+/// How often a partial path that keeps being something else than a file of
+/// its own is replaced before giving up.
+const REPLACE_ATTEMPTS: usize = 8;
+
+/// Opens the partial file for writing without ever writing through
+/// something planted at its path: the last component is opened without
+/// following a symbolic link (and without blocking on a FIFO); a link, a
+/// FIFO, a device, a socket, or a file with other hard links (which may be
+/// an outside file) is removed and a fresh file created in its place.
+pub(crate) fn open_own_file(path: &Path) -> io::Result<File> {
+    for _ in 0..REPLACE_ATTEMPTS {
+        match open_no_follow(path) {
+            Ok(file) => {
+                let meta = file.metadata()?;
+                if meta.is_dir() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::IsADirectory,
+                        format!("{} is a folder", path.display()),
+                    ));
+                }
+                if meta.is_file() && !has_other_links(&meta) {
+                    set_blocking(&file)?;
+                    return Ok(file);
+                }
+            }
+            Err(e) if is_symlink_error(&e) => {}
+            Err(e) => return Err(e),
+        }
+        // Not a file of our own: unlink the name (never touching what it
+        // points at) and create a new one.
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} keeps being replaced by something that is not a file",
+        path.display()
+    )))
+}
+
+#[cfg(unix)]
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDWR
+        | OFlags::CREATE
+        | OFlags::NOFOLLOW
+        | OFlags::NONBLOCK
+        | OFlags::NOCTTY
+        | OFlags::CLOEXEC;
+    Ok(File::from(rustix::fs::open(
+        path,
+        flags,
+        Mode::from_raw_mode(0o644),
+    )?))
+}
+
+#[cfg(not(unix))]
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(io::Error::other("a symbolic link"));
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+#[cfg(unix)]
+fn is_symlink_error(e: &io::Error) -> bool {
+    // Linux says ELOOP for O_NOFOLLOW on a link; some BSDs say EMLINK.
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+        || e.raw_os_error() == Some(rustix::io::Errno::MLINK.raw_os_error())
+}
+
+#[cfg(not(unix))]
+fn is_symlink_error(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Other
+}
+
+#[cfg(unix)]
+fn has_other_links(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.nlink() > 1
+}
+
+#[cfg(not(unix))]
+fn has_other_links(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+#[cfg(unix)]
+fn set_blocking(file: &File) -> io::Result<()> {
+    Ok(rustix::fs::fcntl_setfl(file, rustix::fs::OFlags::empty())?)
+}
+
+#[cfg(not(unix))]
+fn set_blocking(_file: &File) -> io::Result<()> {
+    Ok(())
+}
+
+/// Whether `path` itself (not what a link there points at) is the open `file`.
 #[cfg(unix)]
 fn still_at(file: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
@@ -173,9 +287,10 @@ fn still_at(_file: &File, path: &Path) -> bool {
     path.exists()
 }
 
-/// The SHA-256 and length of a whole file.
+/// The SHA-256 and length of a whole regular file (see
+/// [`crate::location::open_local_file`]).
 pub(super) fn hash_file(path: &Path) -> io::Result<([u8; 32], u64)> {
-    let mut file = File::open(path)?;
+    let (mut file, _) = crate::location::open_local_file(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
@@ -229,6 +344,30 @@ mod tests {
         assert_eq!(p.len(), 0);
         p.discard();
         assert!(!path.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_or_hard_link_is_replaced_never_written_through() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, b"precious").expect("write outside file");
+        let path = dir.path().join("a.wim.partial");
+        std::os::unix::fs::symlink(&outside, &path).expect("symlink");
+        let mut p = Partial::open(path.clone(), true, None).expect("open");
+        p.append(b"new").expect("append");
+        assert!(!std::fs::symlink_metadata(&path)
+            .expect("stat")
+            .file_type()
+            .is_symlink());
+        drop(p);
+        std::fs::remove_file(&path).expect("remove");
+        std::fs::hard_link(&outside, &path).expect("hard link");
+        let mut p = Partial::open(path.clone(), true, None).expect("open");
+        assert_eq!(p.len(), 0, "another file's bytes are not a prefix to keep");
+        p.append(b"new").expect("append");
+        drop(p);
+        assert_eq!(std::fs::read(&outside).expect("read"), b"precious");
     }
 
     #[test]

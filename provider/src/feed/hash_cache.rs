@@ -21,7 +21,11 @@ struct Cached {
     sha256: String,
 }
 
-/// A file of remembered hashes. A missing or damaged file is an empty cache.
+/// The largest cache file read; a larger one is treated as damaged.
+const MAX_CACHE_BYTES: u64 = 64 << 20;
+
+/// A file of remembered hashes. A missing, damaged or oversized file, or
+/// one that is not a regular file, is an empty cache.
 pub struct HashCache {
     path: PathBuf,
     entries: Mutex<BTreeMap<String, Cached>>,
@@ -30,8 +34,7 @@ pub struct HashCache {
 
 impl HashCache {
     pub fn open(path: PathBuf) -> HashCache {
-        let entries = std::fs::read(&path)
-            .ok()
+        let entries = read_bounded(&path)
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         HashCache {
@@ -75,10 +78,20 @@ impl HashCache {
         self.changed.store(true, Ordering::Relaxed);
     }
 
-    /// Writes the cache back (atomically) if anything was added.
+    /// Writes the cache back (atomically) if anything was added. A cache
+    /// folder that is a symbolic link is left alone (nothing is written
+    /// where it points).
     pub fn save(&self) -> std::io::Result<()> {
         if !self.changed.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        if let Some(dir) = self.path.parent() {
+            if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(std::io::Error::other(format!(
+                    "{} is a symbolic link; the cache is not written through it",
+                    dir.display()
+                )));
+            }
         }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         // Forget files that are gone, so the cache does not grow forever.
@@ -86,6 +99,18 @@ impl HashCache {
         let bytes = serde_json::to_vec(&*entries).map_err(std::io::Error::other)?;
         write_atomic(&self.path, &bytes)
     }
+}
+
+/// The cache file's bytes, if it is a regular file of a sane size.
+fn read_bounded(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let (file, meta) = crate::location::open_local_file(path).ok()?;
+    if meta.len() > MAX_CACHE_BYTES {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CACHE_BYTES).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 #[cfg(test)]

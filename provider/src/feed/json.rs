@@ -22,25 +22,75 @@ struct WireEntry {
     sas_token: Option<String>,
 }
 
-pub(super) fn parse(text: &str, feed: &str) -> Result<Vec<FeedRecord>, FeedError> {
+/// Reads the index, handing each entry to `each` as a validated record as
+/// soon as it is read: the array is walked element by element, never
+/// collected.
+pub(super) fn parse(
+    text: &str,
+    feed: &str,
+    each: &mut dyn FnMut(FeedRecord) -> Result<(), FeedError>,
+) -> Result<(), FeedError> {
     let syntax = |line, message: String| FeedError::Syntax {
         feed: feed.to_string(),
         line,
         message,
     };
-    let items: Vec<&RawValue> =
-        serde_json::from_str(text).map_err(|e| syntax(e.line(), e.to_string()))?;
-    let mut lines = LineCounter::new(text.as_bytes());
-    let mut records = Vec::with_capacity(items.len());
-    for item in items {
-        // Every item is a slice of `text`: its offset gives its line.
-        let start = (item.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
-        let line = lines.line_at(start);
-        let wire: WireEntry = serde_json::from_str(item.get())
-            .map_err(|e| syntax(line + e.line().saturating_sub(1), e.to_string()))?;
-        records.push(validate(wire, line, feed)?);
+    let mut walker = Walker {
+        text,
+        feed,
+        lines: LineCounter::new(text.as_bytes()),
+        each,
+        failure: None,
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let walked = serde::Deserializer::deserialize_seq(&mut de, &mut walker).and_then(|()| de.end());
+    // A record's own problem comes first: the JSON error is only its echo.
+    if let Some(failure) = walker.failure {
+        return Err(failure);
     }
-    Ok(records)
+    walked.map_err(|e| syntax(e.line(), e.to_string()))
+}
+
+/// Visits the top-level array one element at a time.
+struct Walker<'t, 'e> {
+    text: &'t str,
+    feed: &'t str,
+    lines: LineCounter<'t>,
+    each: &'e mut dyn FnMut(FeedRecord) -> Result<(), FeedError>,
+    /// The error that stopped the walk, when it was not a JSON syntax error.
+    failure: Option<FeedError>,
+}
+
+impl Walker<'_, '_> {
+    fn entry(&mut self, item: &RawValue) -> Result<(), FeedError> {
+        // Every item is a slice of `text`: its offset gives its line.
+        let start = (item.get().as_ptr() as usize).saturating_sub(self.text.as_ptr() as usize);
+        let line = self.lines.line_at(start);
+        let wire: WireEntry = serde_json::from_str(item.get()).map_err(|e| FeedError::Syntax {
+            feed: self.feed.to_string(),
+            line: line + e.line().saturating_sub(1),
+            message: e.to_string(),
+        })?;
+        (self.each)(validate(wire, line, self.feed)?)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut Walker<'de, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of images")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if let Err(e) = self.entry(item) {
+                self.failure = Some(e);
+                return Err(serde::de::Error::custom("stopped at an invalid entry"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn validate(w: WireEntry, line: usize, feed: &str) -> Result<FeedRecord, FeedError> {

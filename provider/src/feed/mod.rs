@@ -13,13 +13,13 @@ mod wimfile;
 mod write;
 mod xml;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use hash_cache::HashCache;
 pub use wimfile::{entry_record_for_wim, scan_wim_folder, wim_name_and_version, WimScan};
 pub use write::{render_xml, upsert_entry, write_feed_file, FEED_FILE_NAME};
 
-use crate::location::{Location, Url};
+use crate::location::{Location, Origin, Url};
 use crate::version::Version;
 
 /// The XML namespace of a feed manifest.
@@ -99,7 +99,7 @@ impl FeedRecord {
                 feed: feed.to_string(),
                 line: self.line,
                 field: "Location",
-                problem: e.to_string(),
+                problem: format!("{} {}: {e}", self.name, self.version),
             })?;
             locations.push(location);
         }
@@ -137,33 +137,15 @@ impl FeedBase {
         }
     }
 
-    /// Resolves a location as written in a feed.
+    /// Resolves a location as written in a feed: relative ones against the
+    /// feed, and only what a feed from there may name (see
+    /// [`Location::resolve`]: a remote feed names only http(s) locations).
     pub fn join(&self, reference: &str) -> Result<Location, crate::location::LocationError> {
         match self {
-            FeedBase::Http(url) => Location::Http(url.clone()).join(reference),
-            FeedBase::Folder(dir) => {
-                let r = reference.trim();
-                if has_scheme(r) {
-                    return Location::parse(r);
-                }
-                let p = Path::new(r);
-                if p.is_absolute() {
-                    Ok(Location::Path(p.to_path_buf()))
-                } else {
-                    Ok(Location::Path(dir.join(p)))
-                }
-            }
+            FeedBase::Http(url) => Location::resolve(Origin::Remote(url), reference),
+            FeedBase::Folder(dir) => Location::resolve(Origin::LocalFolder(dir), reference),
         }
     }
-}
-
-/// True for `http:`, `https:`, `file:` and other `scheme://` references.
-fn has_scheme(text: &str) -> bool {
-    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
-    lower.starts_with("http://")
-        || lower.starts_with("https://")
-        || lower.starts_with("file:")
-        || text.find("://").is_some_and(|i| i > 1)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +169,11 @@ pub enum FeedError {
         line: usize,
         field: &'static str,
     },
+    #[error(
+        "the feed {feed} lists more than {MAX_FEED_IMAGES} images (line {line}); \
+         split it into several feeds"
+    )]
+    TooManyImages { feed: String, line: usize },
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -208,14 +195,47 @@ pub enum FeedError {
     NoName { path: PathBuf },
 }
 
-/// Parses a feed document, XML or the JSON index (told apart by their first
-/// character), into records. `feed` names the document in errors.
-pub fn parse_records(bytes: &[u8], feed: &str) -> Result<Vec<FeedRecord>, FeedError> {
+/// The most images one feed document may list. Every image a search reads
+/// is held in memory, so this bounds what a feed can make a search take
+/// (with [`crate::source`]'s 256 MiB document limit); real feeds list a
+/// few dozen.
+pub const MAX_FEED_IMAGES: usize = 100_000;
+
+/// Reads a feed document, XML or the JSON index (told apart by their first
+/// character), handing each record to `each` as soon as it is read and
+/// validated, so no copy of the whole feed is built on the way.
+pub fn for_each_record(
+    bytes: &[u8],
+    feed: &str,
+    each: &mut dyn FnMut(FeedRecord) -> Result<(), FeedError>,
+) -> Result<(), FeedError> {
     let text = decode(bytes, feed)?;
+    let mut count = 0usize;
+    let mut counted = |record: FeedRecord| {
+        count += 1;
+        if count > MAX_FEED_IMAGES {
+            return Err(FeedError::TooManyImages {
+                feed: feed.to_string(),
+                line: record.line,
+            });
+        }
+        each(record)
+    };
     match text.trim_start().as_bytes().first() {
-        Some(b'[') => json::parse(text, feed),
-        _ => xml::parse(text, feed),
+        Some(b'[') => json::parse(text, feed, &mut counted),
+        _ => xml::parse(text, feed, &mut counted),
     }
+}
+
+/// Parses a feed document, XML or the JSON index, into records. `feed`
+/// names the document in errors.
+pub fn parse_records(bytes: &[u8], feed: &str) -> Result<Vec<FeedRecord>, FeedError> {
+    let mut records = Vec::new();
+    for_each_record(bytes, feed, &mut |r| {
+        records.push(r);
+        Ok(())
+    })?;
+    Ok(records)
 }
 
 /// Parses a feed document and resolves it into entries of `source`.
@@ -225,10 +245,12 @@ pub fn parse_entries(
     base: &FeedBase,
     source: &str,
 ) -> Result<Vec<FeedEntry>, FeedError> {
-    parse_records(bytes, feed)?
-        .into_iter()
-        .map(|r| r.resolve(base, feed, source))
-        .collect()
+    let mut entries = Vec::new();
+    for_each_record(bytes, feed, &mut |r| {
+        entries.push(r.resolve(base, feed, source)?);
+        Ok(())
+    })?;
+    Ok(entries)
 }
 
 /// The document as UTF-8 text without a byte-order mark.

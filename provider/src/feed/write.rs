@@ -2,7 +2,7 @@
 //! or replaced in an existing one. Files are replaced atomically.
 
 use std::fmt::Write as _;
-use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use quick_xml::escape::escape;
@@ -58,6 +58,21 @@ pub fn write_feed_file(folder: &Path, records: &[FeedRecord]) -> Result<(), Feed
         .map_err(|source| FeedError::Write { path, source })
 }
 
+/// The folder's current manifest: a regular file (never a device or FIFO)
+/// of at most the feed size limit.
+fn read_existing(path: &Path) -> std::io::Result<Vec<u8>> {
+    let (file, meta) = crate::location::open_local_file(path)?;
+    let limit = crate::source::MAX_FEED_BYTES;
+    if meta.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "it is larger than the {limit}-byte feed limit"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Adds `record` to `<folder>/feed.xml`, or replaces the entry with the same
 /// name (ignoring case) and version; creates the file when missing. Other
 /// entries keep their text, relative locations included. Concurrent callers
@@ -69,11 +84,8 @@ pub fn upsert_entry(folder: &Path, record: FeedRecord) -> Result<(), FeedError> 
         source,
     })?;
     let lock_path = folder.join(LOCK_FILE_NAME);
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
+    // Never through a link planted at the lock's name.
+    let lock = crate::download::open_own_file(&lock_path)
         .and_then(|f| f.lock().map(|()| f))
         .map_err(|source| FeedError::Write {
             path: lock_path.clone(),
@@ -81,7 +93,7 @@ pub fn upsert_entry(folder: &Path, record: FeedRecord) -> Result<(), FeedError> 
         })?;
 
     let path = folder.join(FEED_FILE_NAME);
-    let mut records = match std::fs::read(&path) {
+    let mut records = match read_existing(&path) {
         Ok(bytes) => super::parse_records(&bytes, &path.display().to_string())?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(source) => return Err(FeedError::Read { path, source }),

@@ -36,16 +36,25 @@ struct WireImage<'a> {
     locations: Vec<WireText<'a>>,
 }
 
-pub(super) fn parse(text: &str, feed: &str) -> Result<Vec<FeedRecord>, FeedError> {
+/// Reads the manifest, handing each `<Image>` to `each` as a validated
+/// record as soon as its end tag is read; nothing else of the document is
+/// copied.
+pub(super) fn parse(
+    text: &str,
+    feed: &str,
+    each: &mut dyn FnMut(FeedRecord) -> Result<(), FeedError>,
+) -> Result<(), FeedError> {
     let mut parser = Parser {
         reader: Reader::from_str(text),
         lines: LineCounter::new(text.as_bytes()),
         bytes: text.as_bytes(),
         feed,
     };
-    let wire = parser.document()?;
-    wire.into_iter().map(|w| validate(w, feed)).collect()
+    parser.document(&mut |wire| each(validate(wire, feed)?))
 }
+
+/// Receives each `<Image>` as written.
+type OnImage<'e, 'a> = dyn FnMut(WireImage<'a>) -> Result<(), FeedError> + 'e;
 
 struct Parser<'a> {
     reader: Reader<&'a [u8]>,
@@ -85,8 +94,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn document(&mut self) -> Result<Vec<WireImage<'a>>, FeedError> {
-        let mut images = Vec::new();
+    fn document(&mut self, images: &mut OnImage<'_, 'a>) -> Result<(), FeedError> {
         let mut seen_root = false;
         loop {
             let (event, start) = self.next()?;
@@ -99,7 +107,7 @@ impl<'a> Parser<'a> {
                 Event::Start(e) => {
                     self.check_root(&e, line)?;
                     seen_root = true;
-                    self.feed_body(&mut images)?;
+                    self.feed_body(images)?;
                 }
                 Event::Empty(e) => {
                     self.check_root(&e, line)?;
@@ -111,7 +119,7 @@ impl<'a> Parser<'a> {
                 Event::CData(_) => {
                     return Err(self.syntax(line, "text outside the root element"));
                 }
-                Event::Eof if seen_root => return Ok(images),
+                Event::Eof if seen_root => return Ok(()),
                 Event::Eof => {
                     return Err(self.syntax(
                         line,
@@ -153,20 +161,21 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn feed_body(&mut self, images: &mut Vec<WireImage<'a>>) -> Result<(), FeedError> {
+    fn feed_body(&mut self, images: &mut OnImage<'_, 'a>) -> Result<(), FeedError> {
         loop {
             let (event, start) = self.next()?;
             match event {
                 Event::Start(e) if e.local_name().as_ref() == IMAGE => {
                     let line = self.lines.line_at(start);
-                    images.push(self.image(line)?);
+                    let image = self.image(line)?;
+                    images(image)?;
                 }
                 Event::Start(e) => self.skip(e.name(), start)?,
                 Event::Empty(e) if e.local_name().as_ref() == IMAGE => {
-                    images.push(WireImage {
+                    images(WireImage {
                         line: self.lines.line_at(start),
                         ..WireImage::default()
-                    });
+                    })?;
                 }
                 Event::End(_) => return Ok(()),
                 Event::Eof => {

@@ -3,32 +3,37 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::feed::HashCache;
 use crate::progress::Reporter;
 
-use super::{SourceError, CONNECT_TIMEOUT, DEFAULT_TIMEOUT, MAX_FEED_BYTES};
+use super::{SourceError, CONNECT_TIMEOUT, FEED_DEADLINE, MAX_FEED_BYTES};
 
 /// Fetches feed documents over HTTP. The HTTP client is built on first use,
 /// so local sources cost nothing; proxies come from the environment
 /// (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
+///
+/// A whole document, connection and body included, must arrive within a
+/// deadline: [`FEED_DEADLINE`] by default (with the `test-hooks` feature,
+/// `CONTAINERIMAGE_FEED_DEADLINE_MS` overrides it for tests).
 pub struct FeedClient {
-    timeout: Duration,
+    deadline: Duration,
     client: OnceLock<Result<reqwest::blocking::Client, String>>,
     pub(super) hash_cache: Option<HashCache>,
 }
 
 impl Default for FeedClient {
     fn default() -> Self {
-        FeedClient::new(DEFAULT_TIMEOUT)
+        FeedClient::new(feed_deadline())
     }
 }
 
 impl FeedClient {
-    pub fn new(timeout: Duration) -> Self {
+    /// A client that gives each feed document at most `deadline`.
+    pub fn new(deadline: Duration) -> Self {
         FeedClient {
-            timeout,
+            deadline,
             client: OnceLock::new(),
             hash_cache: None,
         }
@@ -54,8 +59,8 @@ impl FeedClient {
     fn client(&self, url: &str) -> Result<&reqwest::blocking::Client, SourceError> {
         let built = self.client.get_or_init(|| {
             reqwest::blocking::Client::builder()
-                .timeout(self.timeout)
-                .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
+                .timeout(self.deadline)
+                .connect_timeout(CONNECT_TIMEOUT.min(self.deadline))
                 .user_agent(concat!("containerimage/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| e.to_string())
@@ -68,16 +73,33 @@ impl FeedClient {
 
     /// The document at `url` and the URL it was finally served from
     /// (after redirects), which relative locations are resolved against.
+    /// The whole fetch must finish within the deadline.
     pub fn get(
         &self,
         url: &crate::location::Url,
     ) -> Result<(Vec<u8>, crate::location::Url), SourceError> {
+        let started = Instant::now();
         let text = url.to_string();
-        let fetch = |source| SourceError::Fetch {
+        let late = || SourceError::Deadline {
             url: text.clone(),
-            source,
+            deadline: self.deadline,
         };
-        let response = self.client(&text)?.get(url.clone()).send().map_err(fetch)?;
+        let response = self
+            .client(&text)?
+            .get(url.clone())
+            // reqwest applies this to the whole exchange, body included.
+            .timeout(self.deadline)
+            .send()
+            .map_err(|source| {
+                if source.is_timeout() && started.elapsed() >= self.deadline {
+                    late()
+                } else {
+                    SourceError::Fetch {
+                        url: text.clone(),
+                        source,
+                    }
+                }
+            })?;
         let status = response.status();
         if !status.is_success() {
             return Err(SourceError::Status {
@@ -87,16 +109,41 @@ impl FeedClient {
         }
         let final_url = response.url().clone();
         let mut body = Vec::new();
-        response
-            .take(MAX_FEED_BYTES + 1)
-            .read_to_end(&mut body)
-            .map_err(|source| SourceError::Read {
-                path: PathBuf::from(&text),
-                source,
-            })?;
+        let mut limited = response.take(MAX_FEED_BYTES + 1);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if started.elapsed() >= self.deadline {
+                return Err(late());
+            }
+            let n = match limited.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) if started.elapsed() >= self.deadline => return Err(late()),
+                Err(source) => {
+                    return Err(SourceError::Read {
+                        path: PathBuf::from(&text),
+                        source,
+                    })
+                }
+            };
+            body.extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
         if body.len() as u64 > MAX_FEED_BYTES {
             return Err(SourceError::TooLarge { location: text });
         }
         Ok((body, final_url))
     }
+}
+
+/// [`FEED_DEADLINE`], or in test builds `CONTAINERIMAGE_FEED_DEADLINE_MS`.
+fn feed_deadline() -> Duration {
+    #[cfg(feature = "test-hooks")]
+    if let Some(ms) = std::env::var("CONTAINERIMAGE_FEED_DEADLINE_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return Duration::from_millis(ms.max(1));
+    }
+    FEED_DEADLINE
 }

@@ -96,14 +96,20 @@ fn load_path(
     }
 }
 
-/// A local feed document, refusing one too large to be a feed.
-fn read_feed_file(path: &Path) -> Result<Vec<u8>, SourceError> {
+/// A local feed document: a regular file (never a device or FIFO, see
+/// [`crate::location::open_local_file`]), refusing one too large to be a feed.
+pub(crate) fn read_feed_file(path: &Path) -> Result<Vec<u8>, SourceError> {
     let read_err = |source| SourceError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
+    let (file, meta) = crate::location::open_local_file(path).map_err(read_err)?;
+    if meta.len() > MAX_FEED_BYTES {
+        return Err(SourceError::TooLarge {
+            location: path.display().to_string(),
+        });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(MAX_FEED_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(read_err)?;

@@ -25,8 +25,10 @@ pub const PROVIDER_OLD_NAME: &str = "ContainerProvider";
 
 /// The largest feed document read, from a server or a file.
 pub(crate) const MAX_FEED_BYTES: u64 = 256 << 20;
-/// How long fetching one feed document may take, connection included.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long fetching one feed document may take in all, connection,
+/// redirects and body included: a server that trickles a feed, or stops
+/// sending, is cut off.
+pub const FEED_DEADLINE: Duration = Duration::from_secs(60);
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,11 @@ pub enum SourceError {
         #[source]
         source: reqwest::Error,
     },
+    #[error(
+        "cannot fetch the feed {url}: it did not arrive within {} seconds",
+        deadline.as_secs_f64()
+    )]
+    Deadline { url: String, deadline: Duration },
     #[error("cannot fetch the feed {url}: the server answered {status}")]
     Status { url: String, status: String },
     #[error("cannot fetch the feed {url}: no HTTP client ({reason})")]

@@ -57,6 +57,12 @@ struct FaultState {
     not_found_prefixes: Vec<String>,
     /// Flip one byte in the middle of every file served.
     wrong_bytes: bool,
+    /// After the file, this many more bytes (`u64::MAX`: without end), and
+    /// no `Content-Length`.
+    extra_bytes: Option<u64>,
+    /// Send the body this many bytes at a time, pausing this long before
+    /// each piece, for this many responses.
+    trickle: Option<(usize, Duration, u32)>,
 }
 
 struct Shared {
@@ -203,6 +209,24 @@ impl Faults<'_> {
         self.with(|f| f.wrong_bytes = true)
     }
 
+    /// Every body goes on after the file with zero bytes, without end and
+    /// without a `Content-Length`.
+    pub fn endless_body(self) -> Self {
+        self.with(|f| f.extra_bytes = Some(u64::MAX))
+    }
+
+    /// Every body carries `extra` zero bytes after the file, and no
+    /// `Content-Length` (so only the client can stop it).
+    pub fn extra_bytes(self, extra: u64) -> Self {
+        self.with(|f| f.extra_bytes = Some(extra))
+    }
+
+    /// The first `times` responses send their body `bytes` at a time,
+    /// pausing `every` before each piece (a slow but never silent server).
+    pub fn trickle(self, bytes: usize, every: Duration, times: u32) -> Self {
+        self.with(|f| f.trickle = Some((bytes.max(1), every, times)))
+    }
+
     /// Turns every fault off.
     pub fn clear(self) -> Self {
         self.with(|f| *f = FaultState::default())
@@ -215,6 +239,8 @@ struct BodyFaults {
     drop_after: Option<u64>,
     stall: Option<(u64, Duration)>,
     flip_at: Option<u64>,
+    extra_bytes: Option<u64>,
+    trickle: Option<(usize, Duration)>,
 }
 
 fn take_count(n: &mut u32) -> bool {
@@ -317,6 +343,12 @@ fn answer(shared: &Shared, path: &str, range: Option<&str>) -> Response {
     if faults.wrong_bytes {
         body_faults.flip_at = Some(len / 2);
     }
+    body_faults.extra_bytes = faults.extra_bytes;
+    if let Some((bytes, every, times)) = faults.trickle.as_mut() {
+        if take_count(times) {
+            body_faults.trickle = Some((*bytes, *every));
+        }
+    }
     drop(faults);
 
     let body = match file_body(file_path, start, len, body_faults) {
@@ -327,8 +359,10 @@ fn answer(shared: &Shared, path: &str, range: Option<&str>) -> Response {
     *r.status_mut() = status;
     let headers = r.headers_mut();
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(v) = HeaderValue::from_str(&(len - start).to_string()) {
-        headers.insert(header::CONTENT_LENGTH, v);
+    if body_faults.extra_bytes.is_none() {
+        if let Ok(v) = HeaderValue::from_str(&(len - start).to_string()) {
+            headers.insert(header::CONTENT_LENGTH, v);
+        }
     }
     if let Some(cr) = content_range.and_then(|c| HeaderValue::from_str(&c).ok()) {
         headers.insert(header::CONTENT_RANGE, cr);
@@ -389,8 +423,22 @@ fn file_body(path: PathBuf, start: u64, len: u64, faults: BodyFaults) -> std::io
         faults,
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
+        if let Some((_, every)) = st.faults.trickle {
+            tokio::time::sleep(every).await;
+        }
         if st.pos >= st.len {
-            return None;
+            let extra = st.faults.extra_bytes.filter(|n| *n > 0)?;
+            let mut want = extra.min(CHUNK as u64);
+            if let Some((bytes, _)) = st.faults.trickle {
+                want = want.min(bytes as u64);
+            }
+            st.faults.extra_bytes = Some(if extra == u64::MAX {
+                extra
+            } else {
+                extra - want
+            });
+            st.sent += want;
+            return Some((Ok(Bytes::from(vec![0u8; want as usize])), st));
         }
         if let Some(limit) = st.faults.drop_after {
             if st.sent >= limit {
@@ -409,6 +457,9 @@ fn file_body(path: PathBuf, start: u64, len: u64, faults: BodyFaults) -> std::io
         }
         // Never cross a fault threshold inside one chunk.
         let mut want = (st.len - st.pos).min(CHUNK as u64);
+        if let Some((bytes, _)) = st.faults.trickle {
+            want = want.min(bytes as u64);
+        }
         for limit in [st.faults.drop_after, st.faults.stall.map(|s| s.0)]
             .into_iter()
             .flatten()
