@@ -42,6 +42,7 @@ use std::io::IsTerminal;
 use clap::{ArgMatches, Command, FromArgMatches};
 use containerimage_provider::config::Home;
 use containerimage_provider::pipeline::{self, PipelineError};
+use containerimage_provider::progress::Reporter;
 use serde::Serialize;
 
 use crate::output::Output;
@@ -218,6 +219,18 @@ impl Ctx {
     pub fn report(&mut self, err: CmdError) {
         self.failures += 1;
         crate::print_error(self.cmdlet, &err);
+    }
+
+    /// Whether an empty pipeline is what came in: standard input is not a
+    /// terminal, so nothing piped in means nothing to do (as in PowerShell),
+    /// not a missing parameter. Says so with -Verbose.
+    pub fn empty_pipe(&self) -> bool {
+        let piped = !std::io::stdin().is_terminal();
+        if piped {
+            self.reporter
+                .verbose("no objects on standard input and no names given: nothing to do");
+        }
+        piped
     }
 
     /// Whether [`Ctx::report`] was called.

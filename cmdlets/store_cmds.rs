@@ -485,6 +485,9 @@ fn uninstall_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         (None, None) => {
             let names = piped_full_names(ctx)?;
             if names.is_empty() {
+                if ctx.empty_pipe() {
+                    return Ok(());
+                }
                 return Err(CmdError::usage(
                     "give -FullName or -Name, or pipe Get-ContainerImage objects in",
                 ));
@@ -527,6 +530,9 @@ fn uninstall_package(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         None => {
             let names = piped_full_names(ctx)?;
             if names.is_empty() {
+                if ctx.empty_pipe() {
+                    return Ok(());
+                }
                 return Err(CmdError::usage(
                     "give -Name, or pipe Get-Package objects in",
                 ));
@@ -555,6 +561,9 @@ fn remove_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     } else {
         let names = piped_full_names(ctx)?;
         if names.is_empty() {
+            if ctx.empty_pipe() {
+                return Ok(());
+            }
             return Err(CmdError::usage(
                 "give -Name, -Publisher or -Version, or pipe Get-ContainerImage objects in",
             ));

@@ -85,6 +85,9 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
             searches.push((source::select(&config, &sources)?, query));
         }
         if searches.is_empty() {
+            if ctx.empty_pipe() {
+                return Ok(());
+            }
             return Err(CmdError::usage(
                 "give -Name, or pipe Find-ContainerImage objects into this cmdlet",
             ));

@@ -239,3 +239,25 @@ fn file_names_that_are_not_utf8_can_be_named() {
         stdout(&o)
     );
 }
+
+#[test]
+fn an_empty_pipe_does_nothing_and_succeeds() {
+    // `Find-ContainerImage 'zz*' | Install-ContainerImage`: nothing found,
+    // nothing to do, as in PowerShell.
+    let home = tempfile::tempdir().expect("tempdir");
+    for cmdlet in [
+        "Install-ContainerImage",
+        "Save-ContainerImage",
+        "Uninstall-ContainerOSImage",
+        "Remove-ContainerImage",
+        "Uninstall-Package",
+    ] {
+        let mut args = vec![cmdlet];
+        if cmdlet == "Save-ContainerImage" {
+            args.extend(["-Path", "."]);
+        }
+        let o = run(home.path(), &args);
+        assert_exit(&o, 0);
+        assert!(stdout(&o).is_empty(), "{cmdlet}: nothing on stdout");
+    }
+}

@@ -227,7 +227,8 @@ fn hash_file(
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(read)?;
+    // A FIFO or device put in the folder after it was listed is refused, never waited on.
+    let mut file = crate::fsutil::open_regular(path).map_err(read)?;
     let meta = file.metadata().map_err(read)?;
     if let Some(sha) = cache.and_then(|c| c.get(path, &meta)) {
         return Ok((meta.len(), sha));
