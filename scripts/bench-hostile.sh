@@ -23,6 +23,11 @@
 #   small-entries   a WIM of 420,000 files with names of at most 3 characters
 #                   (about the most entries a metadata resource under the limit
 #                   can hold): Expand-WindowsImage -MetadataPath
+#   big-feed        an XML feed just under the 256 MiB limit, 96,000 images
+#                   with 2.5 KB descriptions: Find-ContainerImage on it
+#   tiny-feed       an XML feed just under the limit made of 1.15 million
+#                   tiny images (over the 100,000-image cap): Find-ContainerImage
+#   long-line       a 700 MB line on standard input: Save-ContainerImage
 #
 # Usage: scripts/bench-hostile.sh [--cases LIST] [--binary PATH] [--timeout S]
 #                                 [--workdir DIR]
@@ -37,7 +42,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-all_cases=deep-xml,huge-metadata,named-streams,big-metadata,small-entries
+all_cases=deep-xml,huge-metadata,named-streams,big-metadata,small-entries,big-feed,tiny-feed,long-line
 cases=$all_cases
 binary=
 limit=300
@@ -117,7 +122,7 @@ measure() {
   local shown=("$@")
   shown[0]=containerimage
   local why
-  why=$(grep -v '^WARNING' "$work/stderr.log" | tail -n 1 | sed 's/^ *caused by: //' | cut -c1-110 || true)
+  why=$(grep -v -e '^WARNING' -e "^Run 'containerimage Get-Help" "$work/stderr.log" | tail -n 1 | sed 's/^ *caused by: //' | cut -c1-110 || true)
   rows+=("| $name | $input | \`${shown[*]//$work/…}\` | $status | $wall | $rss | ${why//|/\\|} |")
   echo "bench-hostile: $name: exit $status, $wall, $rss" >&2
 }
@@ -334,6 +339,48 @@ case_small_entries() {
   measure small-entries "420,000 files with names of 1-3 characters (metadata $(metadata_mib "$wim") MiB)" \
     "$binary" Expand-WindowsImage -ImagePath "$wim" -Index 1 -ApplyPath "$work/out" \
     -MetadataPath "$work/meta.json"
+}
+
+# write_feed FILE IMAGES DESCRIPTION_BYTES — an XML feed of IMAGES entries.
+write_feed() {
+  [ -f "$1" ] && return 0
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys
+path, n, desc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sha = "ab" * 32
+with open(path, "w") as f:
+    f.write('<?xml version="1.0" encoding="utf-8"?>\n<ContainerImageFeed xmlns="urn:containerimage:feed:1">\n')
+    text = "d" * desc
+    for i in range(n):
+        f.write(f"<Image><Name>Image{i}</Name><Version>1.0.{i}</Version><Description>{text}</Description>"
+                f"<Size>1</Size><Sha256>{sha}</Sha256><Location>Image{i}.wim</Location></Image>\n")
+    f.write("</ContainerImageFeed>\n")
+PY
+}
+
+case_big_feed() {
+  local feed=$work/big-feed.xml
+  write_feed "$feed" 96000 2500
+  fresh_home
+  measure big-feed "XML feed of $(du -m "$feed" | cut -f1) MB, 96,000 images" \
+    "$binary" Find-ContainerImage 'zz*' -Source "$feed"
+}
+
+case_tiny_feed() {
+  local feed=$work/tiny-feed.xml
+  write_feed "$feed" 1150000 0
+  fresh_home
+  measure tiny-feed "XML feed of $(du -m "$feed" | cut -f1) MB, 1.15 million images" \
+    "$binary" Find-ContainerImage 'zz*' -Source "$feed"
+}
+
+case_long_line() {
+  local line=$work/long-line.txt
+  [ -f "$line" ] || { head -c 700000000 /dev/zero | tr '\0' 'x' >"$line"; echo >>"$line"; }
+  fresh_home
+  mkdir -p "$work/out"
+  measure long-line "a 700 MB line on standard input" \
+    sh -c 'exec "$0" Save-ContainerImage -Path "$1" <"$2"' "$binary" "$work/out" "$line"
 }
 
 IFS=, read -r -a case_list <<<"$cases"
