@@ -229,14 +229,7 @@ fn write_json_blob<T: serde::Serialize>(
         path: blobs.path().to_path_buf(),
         source: io::Error::other(e),
     })?;
-    let digest = format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
-    );
-    let hex = spec::sha256_hex(&digest).unwrap_or_default().to_string();
-    blobs
-        .write_atomic(Path::new(&hex), &bytes)
-        .map_err(write_err(&blobs.display_path(Path::new(&hex))))?;
+    let digest = crate::oci::put_blob(blobs, &bytes).map_err(write_err(blobs.path()))?;
     Ok(Descriptor {
         media_type: media_type.to_string(),
         digest,

@@ -89,10 +89,7 @@ fn read_blob(blobs: &Dir, d: &Descriptor, what: &str) -> Result<Vec<u8>, ImportE
             format!("{} bytes where the descriptor says {}", bytes.len(), d.size),
         ));
     }
-    let actual = format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
-    );
+    let actual = crate::oci::digest_of(&bytes);
     if actual != d.digest {
         return Err(invalid(
             what,
@@ -325,15 +322,9 @@ fn wanted_images(
                 annotations: BTreeMap::new(),
             };
             let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
-            let digest = format!(
-                "sha256:{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
-            );
-            let hex = spec::sha256_hex(&digest).unwrap_or_default().to_string();
-            blobs
-                .write_atomic(Path::new(&hex), &bytes)
-                .map_err(|source| ImportError::Read {
-                    path: blobs.display_path(Path::new(&hex)),
+            let digest =
+                crate::oci::put_blob(blobs, &bytes).map_err(|source| ImportError::Read {
+                    path: blobs.path().to_path_buf(),
                     source,
                 })?;
             out.push(Wanted {

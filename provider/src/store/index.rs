@@ -91,19 +91,7 @@ impl Index {
 
     /// Replaces `<store>/index.json` atomically.
     pub fn save(&self, root: &Dir) -> Result<(), StoreError> {
-        let path = Path::new(INDEX_FILE);
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| StoreError::Io {
-            what: "encode the store index",
-            path: root.display_path(path),
-            source: io::Error::other(e),
-        })?;
-        bytes.push(b'\n');
-        root.write_atomic(path, &bytes)
-            .map_err(|source| StoreError::Io {
-                what: "write the store index",
-                path: root.display_path(path),
-                source,
-            })
+        super::save_json(root, INDEX_FILE, "write the store index", self)
     }
 
     pub fn position(&self, full_name: &str) -> Option<usize> {

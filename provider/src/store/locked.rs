@@ -5,8 +5,6 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use super::index::Index;
 use super::tags::{default_tag, Tag, Tags};
 use super::{
@@ -195,8 +193,8 @@ impl StoreLock<'_> {
             utility_vm,
             install_token: token,
         };
-        write_json(&staged_dir, MANIFEST_FILE, &scan.manifest)?;
-        write_json(&staged_dir, RECORD_FILE, &record)?;
+        super::save_json(&staged_dir, MANIFEST_FILE, "write", &scan.manifest)?;
+        super::save_json(&staged_dir, RECORD_FILE, "write", &record)?;
         staged_dir.sync();
         test_pause("staged", reporter);
 
@@ -456,18 +454,6 @@ fn remove_quietly(root: &Dir, rel: &Path, reporter: &dyn Reporter) {
             root.display_path(rel).display()
         ));
     }
-}
-
-fn write_json<T: Serialize>(dir: &Dir, name: &str, value: &T) -> Result<(), StoreError> {
-    let rel = Path::new(name);
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Io {
-        what: "encode",
-        path: dir.display_path(rel),
-        source: io::Error::other(e),
-    })?;
-    bytes.push(b'\n');
-    dir.write_atomic(rel, &bytes)
-        .map_err(io_err("write", &dir.display_path(rel)))
 }
 
 fn now_rfc3339() -> String {

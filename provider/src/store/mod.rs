@@ -264,6 +264,29 @@ pub(crate) fn check_record(r: &ImageRecord) -> Result<(), String> {
     Ok(())
 }
 
+/// Replaces `<dir>/<name>` atomically with `value` as pretty JSON; `what`
+/// names the file in errors ("the store index").
+pub(crate) fn save_json<T: Serialize>(
+    dir: &Dir,
+    name: &str,
+    what: &'static str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let rel = Path::new(name);
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Io {
+        what: "encode",
+        path: dir.display_path(rel),
+        source: io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    dir.write_atomic(rel, &bytes)
+        .map_err(|source| StoreError::Io {
+            what,
+            path: dir.display_path(rel),
+            source,
+        })
+}
+
 /// Test-only hook: when `CONTAINERIMAGE_TEST_PAUSE_AT` names `stage`, report
 /// "test pause at <stage>" as a warning and wait, so a test can kill the
 /// process at that exact point (or change the store and let it go on). Compiled only with the `test-hooks` feature.

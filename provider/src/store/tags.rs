@@ -287,19 +287,7 @@ impl Tags {
                 .map(|(t, f)| (t.to_string(), f.clone()))
                 .collect(),
         };
-        let path = Path::new(TAGS_FILE);
-        let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::Io {
-            what: "encode",
-            path: root.display_path(path),
-            source: io::Error::other(e),
-        })?;
-        bytes.push(b'\n');
-        root.write_atomic(path, &bytes)
-            .map_err(|source| StoreError::Io {
-                what: "write the tag file",
-                path: root.display_path(path),
-                source,
-            })
+        super::save_json(root, TAGS_FILE, "write the tag file", &file)
     }
 
     /// Points `tag` at `full_name` (moving it from another image).

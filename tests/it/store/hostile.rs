@@ -277,6 +277,30 @@ fn unblock_index(home: &Path, aside: &Path) {
     fs::rename(aside, &index).expect("put the index back");
 }
 
+/// Runs `args` paused at `stage`, makes the index unwritable, lets it go on
+/// and checks that it fails; then makes the index writable again.
+fn fail_when_recording(
+    home: &Path,
+    args: &[&str],
+    stage: &str,
+    resume: &Path,
+    envs: &[(&str, &str)],
+    label: &str,
+) {
+    let _ = fs::remove_file(resume);
+    let (child, rest) = spawn_resumable(home, args, stage, resume, envs);
+    let aside = block_index(home);
+    fs::write(resume, b"").expect("resume");
+    let status = child.wait_with_output().expect("wait").status;
+    let err = rest.join().expect("stderr");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "{label}: {args:?} must fail:\n{err}"
+    );
+    unblock_index(home, &aside);
+}
+
 #[test]
 fn a_failed_reinstall_or_removal_rolls_back_to_the_old_image() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -309,27 +333,9 @@ fn a_failed_reinstall_or_removal_rolls_back_to_the_old_image() {
         let _ = fs::remove_file(&resume);
 
         // The index cannot be written once the new image is published.
-        let (child, rest) = spawn_resumable(
-            &home,
-            &[
-                "Install-ContainerOSImage",
-                new_wim.to_str().expect("utf-8"),
-                "-Force",
-            ],
-            "published",
-            &resume,
-            envs,
-        );
-        let aside = block_index(&home);
-        fs::write(&resume, b"").expect("resume");
-        let status = child.wait_with_output().expect("wait").status;
-        let err = rest.join().expect("stderr");
-        assert_eq!(
-            status.code(),
-            Some(1),
-            "{label}: the reinstall must fail:\n{err}"
-        );
-        unblock_index(&home, &aside);
+        let new = new_wim.to_str().expect("utf-8");
+        let args = ["Install-ContainerOSImage", new, "-Force"];
+        fail_when_recording(&home, &args, "published", &resume, envs, label);
         assert_eq!(
             installed_ids(&home),
             old_ids,
@@ -343,24 +349,8 @@ fn a_failed_reinstall_or_removal_rolls_back_to_the_old_image() {
         assert_store_consistent(&home, &store_dir(&home));
 
         // The same for a removal.
-        let _ = fs::remove_file(&resume);
-        let (child, rest) = spawn_resumable(
-            &home,
-            &["Uninstall-ContainerOSImage", "-Name", "Base"],
-            "removing",
-            &resume,
-            envs,
-        );
-        let aside = block_index(&home);
-        fs::write(&resume, b"").expect("resume");
-        let status = child.wait_with_output().expect("wait").status;
-        let err = rest.join().expect("stderr");
-        assert_eq!(
-            status.code(),
-            Some(1),
-            "{label}: the removal must fail:\n{err}"
-        );
-        unblock_index(&home, &aside);
+        let args = ["Uninstall-ContainerOSImage", "-Name", "Base"];
+        fail_when_recording(&home, &args, "removing", &resume, envs, label);
         assert_eq!(
             installed_ids(&home),
             old_ids,
