@@ -417,6 +417,9 @@ fn entries_from_pipeline(ctx: &mut Ctx) -> Result<Vec<FeedEntry>, CmdError> {
 /// Sha256, Size and the descriptive fields of a Find object.
 fn entry_from_object(o: &serde_json::Value) -> Result<FeedEntry, String> {
     let name = property(o, "Name").ok_or("it has no Name")?.to_string();
+    // The one name rule: the name becomes a file name and a feed entry that
+    // must read back as it was written.
+    containerimage_provider::names::check_name(&name).map_err(|e| e.to_string())?;
     let version: Version = property(o, "Version")
         .ok_or("it has no Version")?
         .parse()

@@ -595,4 +595,44 @@ mod pipeline_input {
             "{err}"
         );
     }
+
+    /// The one name rule applies to piped objects: a name that could not be
+    /// read back (`we*ird"`, leading or trailing spaces, `.hidden`) is
+    /// refused before anything is downloaded or written into the folder.
+    #[test]
+    fn piped_names_follow_the_one_name_rule() {
+        let home = tempfile::tempdir().expect("temp dir");
+        let out = tempfile::tempdir().expect("temp dir");
+        for name in ["we*ird\"", " spaced ", ".hidden", "dot.", "a/b"] {
+            let object = serde_json::json!({
+                "Name": name, "Version": "1.0", "Location": "http://127.0.0.1:9/a.wim",
+                "Size": 1, "Sha256": "ab".repeat(32),
+            });
+            let o = run_with(
+                home.path(),
+                &[],
+                format!("{object}\n").as_bytes(),
+                &[
+                    "Save-ContainerImage",
+                    "-Path",
+                    &out.path().display().to_string(),
+                ],
+            );
+            assert_exit(&o, 1);
+            let err = stderr(&o);
+            assert!(
+                err.contains("cannot be used as an image name"),
+                "{name:?}: {err}"
+            );
+            assert!(
+                !err.contains("attempts"),
+                "{name:?}: nothing is downloaded: {err}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(out.path()).expect("read").count(),
+            0,
+            "nothing is written into the folder"
+        );
+    }
 }
