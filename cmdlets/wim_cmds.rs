@@ -30,7 +30,7 @@ pub struct ImageSelector {
 pub struct GetWindowsImageArgs {
     /// The .wim file.
     #[arg(long)]
-    pub image_path: String,
+    pub image_path: std::path::PathBuf,
     #[command(flatten)]
     pub image: ImageSelector,
 }
@@ -39,12 +39,12 @@ pub struct GetWindowsImageArgs {
 pub struct ExpandArgs {
     /// The .wim file.
     #[arg(long)]
-    pub image_path: String,
+    pub image_path: std::path::PathBuf,
     #[command(flatten)]
     pub image: ImageSelector,
     /// The folder to write the image's tree to; created when missing.
     #[arg(long)]
-    pub apply_path: String,
+    pub apply_path: std::path::PathBuf,
     /// Check the file's integrity table first.
     #[arg(long)]
     pub check_integrity: bool,
@@ -53,14 +53,14 @@ pub struct ExpandArgs {
     pub verify: bool,
     /// Where to write the Windows-only metadata (security, attributes, streams, short names).
     #[arg(long)]
-    pub metadata_path: Option<String>,
+    pub metadata_path: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct TestWindowsImageArgs {
     /// The .wim file.
     #[arg(long)]
-    pub image_path: String,
+    pub image_path: std::path::PathBuf,
 }
 
 pub static CMDLETS: &[CmdletDef] = &[
@@ -180,8 +180,8 @@ fn filetime_rfc3339(ft: u64) -> Option<String> {
         .and_then(|t| t.format(&Rfc3339).ok())
 }
 
-fn open(path: &str) -> Result<WimFile, CmdError> {
-    WimFile::open(Path::new(path)).map_err(|e| {
+fn open(path: &Path) -> Result<WimFile, CmdError> {
+    WimFile::open(path).map_err(|e| {
         CmdError::from(e)
             .hint("check the path; Test-WindowsImage explains what is wrong with a damaged file")
     })
@@ -226,7 +226,7 @@ fn get_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let w = image.windows.clone().unwrap_or_default();
     let header = wim.header();
     let detail = ImageDetail {
-        image_path: args.image_path.clone(),
+        image_path: args.image_path.display().to_string(),
         image_index: image.index,
         image_name: image.name.clone().unwrap_or_default(),
         image_description: image.description.clone().unwrap_or_default(),
@@ -284,12 +284,16 @@ fn expand_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     };
     ctx.reporter().verbose(&format!(
         "Applying image {index} of {} to {}",
-        args.image_path, args.apply_path
+        args.image_path.display(),
+        args.apply_path.display()
     ));
     let summary = wim
         .apply(index, Path::new(&args.apply_path), &options, ctx.reporter())
         .map_err(|e| {
-            CmdError::from(e).context(format!("cannot apply image {index} of {}", args.image_path))
+            CmdError::from(e).context(format!(
+                "cannot apply image {index} of {}",
+                args.image_path.display()
+            ))
         })?;
     let seconds = started.elapsed().as_secs_f64();
     ctx.reporter().verbose(&format!(
@@ -297,9 +301,9 @@ fn expand_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         summary.bytes
     ));
     let out = ExpandSummary {
-        image_path: args.image_path.clone(),
+        image_path: args.image_path.display().to_string(),
         image_index: index,
-        apply_path: args.apply_path.clone(),
+        apply_path: args.apply_path.display().to_string(),
         files: summary.files,
         directories: summary.directories,
         hard_links: summary.hard_links,
@@ -307,7 +311,7 @@ fn expand_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         bytes: summary.bytes,
         skipped: summary.skipped,
         not_represented: summary.not_represented,
-        metadata_path: args.metadata_path.clone(),
+        metadata_path: args.metadata_path.as_ref().map(|p| p.display().to_string()),
         seconds: (seconds * 1000.0).round() / 1000.0,
     };
     ctx.emit(
@@ -323,7 +327,7 @@ fn test_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         Err(e) => vec![containerimage_provider::error_chain(&e)],
     };
     let result = TestResult {
-        image_path: args.image_path.clone(),
+        image_path: args.image_path.display().to_string(),
         is_valid: problems.is_empty(),
         problems,
     };
@@ -333,7 +337,7 @@ fn test_windows_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     } else {
         Err(CmdError::failed(format!(
             "{} is not valid: {} problem(s) found",
-            args.image_path,
+            args.image_path.display(),
             result.problems.len()
         )))
     }
