@@ -403,37 +403,18 @@ const HISTORY_COLUMNS: &[&str] = &["Id", "Created", "CreatedBy", "Size", "Commen
 
 /// The image `reference` names and its parents, newest first.
 fn chain(listing: &Listing, reference: &str) -> Result<Vec<HistoryObject>, CmdError> {
-    let mut out = Vec::new();
-    let mut next = Some(listing.resolve(reference)?.clone());
-    while let Some(r) = next {
-        if out.len() > listing.images.len() {
-            return Err(CmdError::failed(format!(
-                "the ParentImage records of {reference} form a loop"
-            )));
-        }
-        next = r
-            .parent_image
-            .as_deref()
-            .and_then(|p| {
-                listing
-                    .images
-                    .iter()
-                    .find(|i| i.full_name.eq_ignore_ascii_case(p))
-            })
-            .cloned();
-        out.push(HistoryObject {
+    let record = listing.resolve(reference)?;
+    Ok(listing
+        .chain(record)?
+        .into_iter()
+        .map(|r| HistoryObject {
             id: r.id.clone(),
             created: r.created.clone(),
-            created_by: if r.is_os_image {
-                format!("Apply image {}", r.version)
-            } else {
-                format!("New-ContainerImage {}", r.full_name)
-            },
+            created_by: r.created_by(),
             size: r.size,
             comment: r.full_name.clone(),
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 fn get_history(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {

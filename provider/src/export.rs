@@ -22,7 +22,7 @@ use crate::oci::spec::{
 use crate::oci::tar::{Header, Kind, TarWriter, Time};
 use crate::progress::Reporter;
 use crate::store::{
-    ImageRecord, Listing, Store, StoreError, Tag, FILES_DIR, METADATA_FILE, UTILITY_VM_FILES_DIR,
+    ImageRecord, Store, StoreError, Tag, FILES_DIR, METADATA_FILE, UTILITY_VM_FILES_DIR,
     UTILITY_VM_METADATA_FILE, WIM_XML_FILE,
 };
 use crate::wim::Sidecar;
@@ -240,34 +240,6 @@ fn write_json_blob<T: serde::Serialize>(
     })
 }
 
-/// The chain of `record`: its parents first, then itself.
-fn chain<'a>(
-    listing: &'a Listing,
-    record: &'a ImageRecord,
-) -> Result<Vec<&'a ImageRecord>, ExportError> {
-    let mut out = vec![record];
-    let mut current = record;
-    while let Some(parent) = &current.parent_image {
-        let p = listing
-            .images
-            .iter()
-            .find(|r| r.full_name.eq_ignore_ascii_case(parent))
-            .ok_or_else(|| StoreError::NotInstalled {
-                full_name: parent.clone(),
-            })?;
-        if out.len() > listing.images.len() {
-            return Err(ExportError::Metadata {
-                image: record.full_name.clone(),
-                reason: "its ParentImage records form a loop".into(),
-            });
-        }
-        out.push(p);
-        current = p;
-    }
-    out.reverse();
-    Ok(out)
-}
-
 /// Exports the images `references` name into `path`.
 pub fn export(
     store: &Store,
@@ -327,7 +299,8 @@ pub fn export(
         let mut docker = Vec::new();
         let mut exported = Vec::new();
         for (reference, record, tag) in &wanted {
-            let chain = chain(&listing, record)?;
+            let mut chain = listing.chain(record)?;
+            chain.reverse();
             let mut descriptors = Vec::new();
             let mut diff_ids = Vec::new();
             let mut history = Vec::new();
@@ -343,11 +316,7 @@ pub fn export(
                 }
                 history.push(History {
                     created: Some(image.created.clone()),
-                    created_by: Some(if image.is_os_image {
-                        format!("Apply image {}", image.version)
-                    } else {
-                        format!("New-ContainerImage {}", image.full_name)
-                    }),
+                    created_by: Some(image.created_by()),
                     comment: None,
                     empty_layer: false,
                 });

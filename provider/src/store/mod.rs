@@ -111,6 +111,8 @@ pub enum StoreError {
     BadName(#[from] NameError),
     #[error(transparent)]
     BadTag(#[from] TagError),
+    #[error("the ParentImage records of {full_name} form a loop")]
+    ParentLoop { full_name: String },
     #[error("no installed image is named '{reference}' (by FullName, tag or Id); Get-ContainerImage lists the installed images")]
     UnknownReference { reference: String },
     #[error("'{reference}' is the start of several images' Ids ({}); give more digits", candidates.join(", "))]
@@ -166,6 +168,44 @@ impl Listing {
     /// The installed image `reference` names (see [`resolve`]).
     pub fn resolve(&self, reference: &str) -> Result<&ImageRecord, StoreError> {
         resolve(&self.images, &self.tags, reference)
+    }
+
+    /// `record` and its parents, newest first. A missing parent is an
+    /// error, and so are ParentImage records that form a loop.
+    pub fn chain<'a>(
+        &'a self,
+        record: &'a ImageRecord,
+    ) -> Result<Vec<&'a ImageRecord>, StoreError> {
+        let mut out = vec![record];
+        let mut current = record;
+        while let Some(parent) = &current.parent_image {
+            if out.len() > self.images.len() {
+                return Err(StoreError::ParentLoop {
+                    full_name: record.full_name.clone(),
+                });
+            }
+            current = self
+                .images
+                .iter()
+                .find(|r| r.full_name.eq_ignore_ascii_case(parent))
+                .ok_or_else(|| StoreError::NotInstalled {
+                    full_name: parent.clone(),
+                })?;
+            out.push(current);
+        }
+        Ok(out)
+    }
+}
+
+impl ImageRecord {
+    /// What made the image, as an image config's history says it
+    /// (`Apply image <version>` for an OS image, as Microsoft writes).
+    pub fn created_by(&self) -> String {
+        if self.is_os_image {
+            format!("Apply image {}", self.version)
+        } else {
+            format!("New-ContainerImage {}", self.full_name)
+        }
     }
 }
 
@@ -557,8 +597,29 @@ fn lock_file(home: &Home, reporter: &dyn Reporter) -> Result<File, StoreError> {
 /// The record `<root>/<folder>/image.json`, when it is there, readable and
 /// passes the checks (a damaged one is `Err` with the reason).
 fn read_record(root: &Dir, folder: &std::ffi::OsStr) -> Option<Result<ImageRecord, String>> {
+    let record = match read_record_anywhere(root, folder)? {
+        Ok(r) => r,
+        Err(why) => return Some(Err(why)),
+    };
+    if std::ffi::OsStr::new(&record.full_name) != folder {
+        return Some(Err(format!(
+            "{}/{RECORD_FILE} records the image {}, not {}",
+            folder.to_string_lossy(),
+            record.full_name.escape_debug(),
+            folder.to_string_lossy()
+        )));
+    }
+    Some(Ok(record))
+}
+
+/// The checked record `<dir>/<folder>/image.json`, whatever the folder is
+/// called (an image moved into `.trash`); `None` when there is none.
+fn read_record_anywhere(
+    dir: &Dir,
+    folder: &std::ffi::OsStr,
+) -> Option<Result<ImageRecord, String>> {
     let rel = Path::new(folder).join(RECORD_FILE);
-    let bytes = match root.read_limited(&rel, 1 << 20) {
+    let bytes = match dir.read_limited(&rel, 1 << 20) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         Err(e) => return Some(Err(format!("cannot read {}: {e}", rel.display()))),
@@ -567,18 +628,7 @@ fn read_record(root: &Dir, folder: &std::ffi::OsStr) -> Option<Result<ImageRecor
         Ok(r) => r,
         Err(e) => return Some(Err(format!("{} is damaged: {e}", rel.display()))),
     };
-    if let Err(why) = check_record(&record) {
-        return Some(Err(why));
-    }
-    if std::ffi::OsStr::new(&record.full_name) != folder {
-        return Some(Err(format!(
-            "{} records the image {}, not {}",
-            rel.display(),
-            record.full_name.escape_debug(),
-            folder.to_string_lossy()
-        )));
-    }
-    Some(Ok(record))
+    Some(check_record(&record).map(|()| record))
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 //! orders and summarises them, so nothing here deletes an image because the
 //! index lacks it.
 
-use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 
@@ -199,7 +198,7 @@ fn restore_from_trash(
         source,
     })?;
     for entry in entries {
-        let Some(Ok(record)) = read_trashed_record(&trash, &entry.name) else {
+        let Some(Ok(record)) = super::read_record_anywhere(&trash, &entry.name) else {
             continue;
         };
         let still_listed = listed
@@ -222,16 +221,6 @@ fn restore_from_trash(
         }
     }
     Ok(())
-}
-
-/// The record of a folder in `.trash`, read like a published one but without
-/// requiring the folder's name to be the FullName.
-fn read_trashed_record(trash: &Dir, name: &OsStr) -> Option<Result<ImageRecord, String>> {
-    let bytes = trash
-        .read_limited(&Path::new(name).join(super::RECORD_FILE), 1 << 20)
-        .ok()?;
-    let record: ImageRecord = serde_json::from_slice(&bytes).ok()?;
-    Some(super::check_record(&record).map(|()| record))
 }
 
 fn empty_leftovers(root: &Dir, name: &str, reporter: &dyn Reporter) -> Result<(), StoreError> {
