@@ -412,21 +412,6 @@ fn verify_blob(
     Ok(())
 }
 
-/// Hashes what is read through it (the diff_id of a decompressed layer).
-struct HashingReader<R: Read> {
-    inner: R,
-    hasher: sha2::Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use sha2::Digest;
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// Detects the compression of a layer blob from its first bytes (Docker's
 /// archives do not say).
 fn sniff(blobs: &Dir, hex: &str) -> Compression {
@@ -617,10 +602,8 @@ pub fn import(
                 Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
                 Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
             };
-            let mut hashing = HashingReader {
-                inner: decompressed,
-                hasher: <sha2::Sha256 as sha2::Digest>::new(),
-            };
+            // The diff_id: the digest of the decompressed stream as read.
+            let mut hashing = Hashing::new(decompressed);
             let target = Dir::open(staged)?;
             let unpacked = {
                 let mut tar = TarReader::new(&mut hashing);
@@ -633,10 +616,7 @@ pub fn import(
                 io::copy(&mut tar.into_inner(), &mut io::sink())?;
                 u
             };
-            let actual = format!(
-                "sha256:{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::finalize(hashing.hasher))
-            );
+            let (_, actual, _) = hashing.finish();
             if actual != diff_id {
                 return Err(Box::new(invalid(
                     format!("the layer {layer_digest}"),

@@ -195,14 +195,15 @@ impl<W: Write> Write for ParallelGzip<W> {
     }
 }
 
-/// Passes bytes on while computing their SHA-256 and counting them.
-pub struct Hashing<W: Write> {
+/// Passes bytes on (written to it, or read through it) while computing
+/// their SHA-256 and counting them.
+pub struct Hashing<W> {
     inner: W,
     hasher: sha2::Sha256,
     count: u64,
 }
 
-impl<W: Write> Hashing<W> {
+impl<W> Hashing<W> {
     pub fn new(inner: W) -> Self {
         use sha2::Digest;
         Hashing {
@@ -220,6 +221,16 @@ impl<W: Write> Hashing<W> {
             format!("sha256:{}", hex::encode(self.hasher.finalize())),
             self.count,
         )
+    }
+}
+
+impl<R: io::Read> io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
     }
 }
 
