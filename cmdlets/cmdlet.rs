@@ -201,6 +201,11 @@ impl Ctx {
         self.reporter.is_verbose()
     }
 
+    /// The format objects are written in.
+    pub fn output_format(&self) -> crate::output::OutputFormat {
+        self.out.format()
+    }
+
     /// Writes one object to standard output (see [`Output::emit`]).
     pub fn emit<T: Serialize>(&mut self, object: &T, columns: &[&'static str]) -> CmdResult {
         self.out

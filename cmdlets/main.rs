@@ -5,6 +5,7 @@
 
 mod args;
 mod cmdlet;
+mod container_cmds;
 mod find;
 mod help;
 mod image_cmds;
@@ -34,6 +35,7 @@ pub fn all_cmdlets() -> impl Iterator<Item = &'static CmdletDef> {
         .chain(save::CMDLETS)
         .chain(store_cmds::CMDLETS)
         .chain(image_cmds::CMDLETS)
+        .chain(container_cmds::CMDLETS)
         .chain(wim_cmds::CMDLETS)
         .chain(help::CMDLETS)
 }

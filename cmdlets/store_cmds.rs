@@ -6,7 +6,7 @@
 
 use clap::ArgMatches;
 use containerimage_provider::progress::Reporter;
-use containerimage_provider::store::{ImageFilter, ImageRecord, Store, Tags};
+use containerimage_provider::store::{ImageFilter, ImageRecord, Listing, Store, Tags};
 use serde::Serialize;
 
 use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
@@ -371,11 +371,40 @@ fn get_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         version: version_param("Version", args.version.as_deref())?,
     };
     let store = open_store(ctx)?;
-    let tags = store.listing(ctx.reporter())?.tags;
+    let listing = store.listing(ctx.reporter())?;
     for r in select(&store, ctx, &filter)? {
-        ctx.emit(&image_object(&store, &r, &tags), IMAGE_COLUMNS)?;
+        emit_image(ctx, &store, &r, &listing)?;
     }
     Ok(())
+}
+
+/// The seeds' view of a ParentImage in tables and lists:
+/// `ContainerImage (Name = 'NanoServer') [Publisher = 'CN=Microsoft', Version = '10.0.10586.0']`.
+pub fn parent_display(parent: &ImageRecord) -> String {
+    format!(
+        "ContainerImage (Name = '{}') [Publisher = '{}', Version = '{}']",
+        parent.name, parent.publisher, parent.version
+    )
+}
+
+/// Writes an image as Get-ContainerImage does: JSON gives the ParentImage's
+/// FullName, tables and lists show it as the seeds did.
+pub fn emit_image(ctx: &mut Ctx, store: &Store, r: &ImageRecord, listing: &Listing) -> CmdResult {
+    let object = image_object(store, r, &listing.tags);
+    if ctx.output_format() == crate::output::OutputFormat::Json {
+        return ctx.emit(&object, IMAGE_COLUMNS);
+    }
+    let mut value = serde_json::to_value(&object)
+        .map_err(|e| CmdError::from(e).context("cannot write to standard output"))?;
+    if let Some(parent) = r.parent_image.as_deref().and_then(|p| {
+        listing
+            .images
+            .iter()
+            .find(|i| i.full_name.eq_ignore_ascii_case(p))
+    }) {
+        value["ParentImage"] = serde_json::Value::String(parent_display(parent));
+    }
+    ctx.emit(&value, IMAGE_COLUMNS)
 }
 
 fn get_package(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::dir::Dir;
 use crate::oci::compress::{Compressor, Hashing};
-use crate::oci::layer::{write_base_layer, LayerError, Tree};
+use crate::oci::layer::{write_base_layer, write_child_layer, LayerError, Tree};
 use crate::oci::spec::{
     self, Compression, Descriptor, DockerArchiveImage, History, ImageConfig, Index, LayoutFile,
     Manifest, Platform, RootFs,
@@ -22,8 +22,8 @@ use crate::oci::spec::{
 use crate::oci::tar::{Header, Kind, TarWriter, Time};
 use crate::progress::Reporter;
 use crate::store::{
-    ImageRecord, Store, StoreError, Tag, FILES_DIR, METADATA_FILE, UTILITY_VM_FILES_DIR,
-    UTILITY_VM_METADATA_FILE, WIM_XML_FILE,
+    DeletedPaths, ImageRecord, Store, StoreError, Tag, FILES_DIR, HIVES_DIR, METADATA_FILE,
+    UTILITY_VM_FILES_DIR, UTILITY_VM_METADATA_FILE, WIM_XML_FILE,
 };
 use crate::wim::Sidecar;
 
@@ -171,6 +171,26 @@ fn write_layer(
         });
     }
 
+    // A child image: its deleted paths and delta hives.
+    let child = if record.parent_image.is_some() {
+        let deleted = DeletedPaths::read(&image_dir).map_err(|e| ExportError::Metadata {
+            image: record.full_name.clone(),
+            reason: e.to_string(),
+        })?;
+        let hives = match image_dir.open_dir(Path::new(HIVES_DIR)) {
+            Ok(d) => Some(d),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(ExportError::Write {
+                    path: image_dir.display_path(Path::new(HIVES_DIR)),
+                    source,
+                })
+            }
+        };
+        Some((deleted, hives))
+    } else {
+        None
+    };
     let tmp_name = format!(".tmp-layer-{}", std::process::id());
     let tmp = Path::new(&tmp_name);
     let file = blobs
@@ -180,7 +200,13 @@ fn write_layer(
         let stored = Hashing::new(BufWriter::with_capacity(1 << 20, file));
         let compressor = Compressor::new(compression, stored).map_err(write_err(blobs.path()))?;
         let mut tar = TarWriter::new(Hashing::new(compressor));
-        write_base_layer(&mut tar, &trees).map_err(|source| ExportError::Layer {
+        let written = match &child {
+            None => write_base_layer(&mut tar, &trees),
+            Some((deleted, hives)) => {
+                write_child_layer(&mut tar, &trees[0], &deleted.paths, hives.as_ref())
+            }
+        };
+        written.map_err(|source| ExportError::Layer {
             image: record.full_name.clone(),
             source,
         })?;
@@ -321,14 +347,18 @@ pub fn export(
                     empty_layer: false,
                 });
             }
-            let image_dir = root
-                .open_dir(Path::new(&record.full_name))
-                .map_err(write_err(&root.display_path(Path::new(&record.full_name))))?;
+            // The platform is the base image's: a child image's own
+            // version is not a Windows build.
+            let base = chain.first().copied().unwrap_or(*record);
+            let base_dir = root
+                .open_dir(Path::new(&base.full_name))
+                .map_err(write_err(&root.display_path(Path::new(&base.full_name))))?;
+            let os_version = base.version.clone();
             let config = ImageConfig {
                 created: Some(record.created.clone()),
-                architecture: architecture(&image_dir),
+                architecture: architecture(&base_dir),
                 os: "windows".into(),
-                os_version: Some(record.version.clone()),
+                os_version: Some(os_version.clone()),
                 config: None,
                 rootfs: RootFs {
                     kind: "layers".into(),
@@ -349,7 +379,7 @@ pub fn export(
             manifest_descriptor.platform = Some(Platform {
                 architecture: config.architecture.clone(),
                 os: "windows".into(),
-                os_version: Some(record.version.clone()),
+                os_version: Some(os_version.clone()),
                 ..Platform::default()
             });
             manifest_descriptor

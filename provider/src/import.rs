@@ -10,8 +10,14 @@
 //! already in the store (the same config digest) is not installed again;
 //! its tags are added.
 //!
-//! What is not done yet: images of more than one layer (child layers with
-//! `Hives/` and whiteouts) are refused with a message.
+//! Images of several layers become one store image per layer, each the
+//! parent of the next (the base an OS image, the others child images with
+//! their `Hives/` and deleted paths); a layer the store already has on the
+//! same parent (the same diff_id) is reused. An image's layers are imported
+//! together: when one fails, those installed before it are removed again.
+//! Lower layers are named `layer-<chain id, 12 hex digits>` and have the
+//! chain id (as Docker computes it) as their Id; the top one carries the
+//! image's name, tags and config digest.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read};
@@ -19,15 +25,15 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::dir::Dir;
 use crate::oci::compress::Hashing;
-use crate::oci::layer_read::{unpack_base_layer, LayerReadError};
+use crate::oci::layer_read::{unpack_layer, LayerKind, LayerReadError};
 use crate::oci::spec::{
     self, Compression, Descriptor, DockerArchiveImage, ImageConfig, Index, LayoutFile, Manifest,
 };
 use crate::oci::tar_read::{EntryKind, TarError, TarReader};
 use crate::progress::Reporter;
 use crate::store::{
-    ImageRecord, NewImage, Store, StoreError, StoreLock, Tag, FILES_DIR, METADATA_FILE,
-    UTILITY_VM_METADATA_FILE,
+    DeletedPaths, ImageRecord, NewImage, Store, StoreError, StoreLock, Tag, DELETED_FILE,
+    METADATA_FILE, UTILITY_VM_METADATA_FILE,
 };
 use crate::version::Version;
 
@@ -456,6 +462,72 @@ fn image_publisher(tags: &[Tag]) -> String {
     format!("CN={registry}")
 }
 
+/// Decompresses and unpacks the layer blob `hex` into `target`, checking
+/// its uncompressed digest against `diff_id`; writes the metadata files.
+fn unpack_blob(
+    blobs: &Dir,
+    hex: &str,
+    compression: Compression,
+    layer_digest: &str,
+    diff_id: &str,
+    kind: LayerKind,
+    target: &Dir,
+) -> Result<(), ImportError> {
+    let read_err = |source: io::Error| ImportError::Read {
+        path: blobs.display_path(Path::new(hex)),
+        source,
+    };
+    let file = BufReader::with_capacity(
+        1 << 20,
+        blobs.open_regular(Path::new(hex)).map_err(read_err)?,
+    );
+    let decompressed: Box<dyn Read> = match compression {
+        Compression::None => Box::new(file),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(read_err)?)
+        }
+    };
+    // The diff_id: the digest of the decompressed stream as read.
+    let mut hashing = Hashing::new(decompressed);
+    let unpacked = {
+        let mut tar = TarReader::new(&mut hashing);
+        let u = unpack_layer(&mut tar, target, kind).map_err(|source| ImportError::Layer {
+            digest: layer_digest.to_string(),
+            source,
+        })?;
+        // The end of the stream counts in the diff_id too.
+        io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(read_err)?;
+        u
+    };
+    let (_, actual, _) = hashing.finish();
+    if actual != diff_id {
+        return Err(invalid(
+            format!("the layer {layer_digest}"),
+            format!("its uncompressed digest is {actual}, but the config says {diff_id}"),
+        ));
+    }
+    let write = |rel: &str, bytes: Vec<u8>| -> Result<(), ImportError> {
+        target
+            .write_atomic(Path::new(rel), &bytes)
+            .map_err(|source| ImportError::Read {
+                path: target.display_path(Path::new(rel)),
+                source,
+            })
+    };
+    fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        serde_json::to_vec(value).unwrap_or_default()
+    }
+    write(METADATA_FILE, json(&unpacked.files))?;
+    if let Some(u) = &unpacked.utility_vm {
+        write(UTILITY_VM_METADATA_FILE, json(u))?;
+    }
+    if kind == LayerKind::Child {
+        write(DELETED_FILE, json(&DeletedPaths::new(unpacked.deleted)))?;
+    }
+    Ok(())
+}
+
 /// Imports the images of the layout folder or archive at `path`.
 pub fn import(
     lock: &mut StoreLock<'_>,
@@ -535,10 +607,10 @@ pub fn import(
                 "its manifest and config count different layers",
             ));
         }
-        if manifest.layers.len() != 1 {
+        if manifest.layers.is_empty() {
             return Err(invalid(
                 format!("the image {}", manifest.config.digest),
-                format!("it has {} layers; images of more than one layer (child layers) are not supported yet", manifest.layers.len()),
+                "it has no layers",
             ));
         }
         let config_hex = spec::sha256_hex(&manifest.config.digest)
@@ -554,87 +626,146 @@ pub fn import(
                 continue;
             }
         }
-        let layer = &manifest.layers[0];
-        let diff_id = &config.rootfs.diff_ids[0];
-        let hex = spec::sha256_hex(&layer.digest)
-            .ok_or_else(|| {
-                invalid(
-                    "a layer",
-                    format!("'{}' is not a sha256 digest", layer.digest),
-                )
-            })?
-            .to_string();
-        let compression = match Compression::of_layer_media_type(&layer.media_type) {
-            Some(c) => c,
-            None if layer.media_type.is_empty() => sniff(&blobs, &hex),
-            None => {
-                return Err(invalid(
-                    format!("the layer {}", layer.digest),
-                    format!(
-                        "the media type '{}' is not a layer this tool reads",
-                        layer.media_type
-                    ),
-                ))
-            }
-        };
+        // Every blob is checked before the store changes.
+        let mut plan = Vec::new();
+        for layer in &manifest.layers {
+            let hex = spec::sha256_hex(&layer.digest)
+                .ok_or_else(|| {
+                    invalid(
+                        "a layer",
+                        format!("'{}' is not a sha256 digest", layer.digest),
+                    )
+                })?
+                .to_string();
+            let compression = match Compression::of_layer_media_type(&layer.media_type) {
+                Some(c) => c,
+                None if layer.media_type.is_empty() => sniff(&blobs, &hex),
+                None => {
+                    return Err(invalid(
+                        format!("the layer {}", layer.digest),
+                        format!(
+                            "the media type '{}' is not a layer this tool reads",
+                            layer.media_type
+                        ),
+                    ))
+                }
+            };
+            plan.push((hex, compression));
+        }
         let version: Version = config
             .os_version
             .as_deref()
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| Version::from_parts([0, 0, 0, 0]));
-        let new = NewImage {
-            name: image_name(&w.tags, &config_hex),
-            publisher: Some(image_publisher(&w.tags)),
-            version,
-            id: config_hex.clone(),
-            is_os_image: true,
-            parent_image: None,
-            tags: Some(w.tags.clone()),
-            created: config.created.clone(),
-        };
-        verify_blob(&blobs, &hex, layer, &checked)?;
-        let layer_digest = layer.digest.clone();
-        let diff_id = diff_id.clone();
-        let fill = |staged: &Path| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            let file = BufReader::with_capacity(1 << 20, blobs.open_regular(Path::new(&hex))?);
-            let decompressed: Box<dyn Read> = match compression {
-                Compression::None => Box::new(file),
-                Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-                Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
+        let layer_history: Vec<&spec::History> =
+            config.history.iter().filter(|h| !h.empty_layer).collect();
+        let top = manifest.layers.len() - 1;
+        let mut parent: Option<String> = None;
+        let mut chain_id = String::new();
+        let mut installed_here: Vec<String> = Vec::new();
+        let mut outcome = Ok(());
+        for (i, (layer, (hex, compression))) in manifest.layers.iter().zip(&plan).enumerate() {
+            let diff_id = config.rootfs.diff_ids[i].clone();
+            chain_id = if i == 0 {
+                diff_id.clone()
+            } else {
+                crate::oci::digest_of(format!("{chain_id} {diff_id}").as_bytes())
             };
-            // The diff_id: the digest of the decompressed stream as read.
-            let mut hashing = Hashing::new(decompressed);
-            let target = Dir::open(staged)?;
-            let unpacked = {
-                let mut tar = TarReader::new(&mut hashing);
-                let u =
-                    unpack_base_layer(&mut tar, &target).map_err(|source| ImportError::Layer {
-                        digest: layer_digest.clone(),
-                        source,
-                    })?;
-                // The end of the stream counts in the diff_id too.
-                io::copy(&mut tar.into_inner(), &mut io::sink())?;
-                u
-            };
-            let (_, actual, _) = hashing.finish();
-            if actual != diff_id {
-                return Err(Box::new(invalid(
-                    format!("the layer {layer_digest}"),
-                    format!("its uncompressed digest is {actual}, but the config says {diff_id}"),
-                )));
+            if let Some(existing) = lock.find_layer(&diff_id, parent.as_deref()).cloned() {
+                if i < top || !force {
+                    reporter.verbose(&format!(
+                        "the layer {diff_id} is already in the store as {}",
+                        existing.full_name
+                    ));
+                    if i == top {
+                        for t in &w.tags {
+                            lock.add_tag(t.clone(), &existing.full_name)?;
+                        }
+                        added.push(existing.clone());
+                    }
+                    parent = Some(existing.full_name);
+                    continue;
+                }
             }
-            let write = |rel: &str, s: &crate::wim::Sidecar| -> io::Result<()> {
-                target.write_atomic(Path::new(rel), &serde_json::to_vec(s).unwrap_or_default())
-            };
-            write(METADATA_FILE, &unpacked.files)?;
-            if let Some(u) = &unpacked.utility_vm {
-                write(UTILITY_VM_METADATA_FILE, u)?;
+            if let Err(e) = verify_blob(&blobs, hex, layer, &checked) {
+                outcome = Err(e);
+                break;
             }
-            let _ = FILES_DIR;
-            Ok(())
-        };
-        let record = lock.install(new, force, fill, reporter)?;
-        added.push(record);
+            let kind = if i == 0 {
+                LayerKind::Base
+            } else {
+                LayerKind::Child
+            };
+            let new = if i == top {
+                NewImage {
+                    name: image_name(&w.tags, &config_hex),
+                    publisher: Some(image_publisher(&w.tags)),
+                    version: version.clone(),
+                    id: config_hex.clone(),
+                    is_os_image: kind == LayerKind::Base,
+                    parent_image: parent.clone(),
+                    tags: Some(w.tags.clone()),
+                    created: config.created.clone(),
+                    diff_id: Some(diff_id.clone()),
+                }
+            } else {
+                let chain_hex = spec::sha256_hex(&chain_id).unwrap_or_default().to_string();
+                NewImage {
+                    name: format!("layer-{}", &chain_hex[..12.min(chain_hex.len())]),
+                    publisher: Some(image_publisher(&w.tags)),
+                    version: version.clone(),
+                    id: chain_hex,
+                    is_os_image: kind == LayerKind::Base,
+                    parent_image: parent.clone(),
+                    tags: Some(Vec::new()),
+                    created: layer_history
+                        .get(i)
+                        .and_then(|h| h.created.clone())
+                        .or_else(|| config.created.clone()),
+                    diff_id: Some(diff_id.clone()),
+                }
+            };
+            let layer_digest = layer.digest.clone();
+            let fill = |staged: &Path| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+                let target = Dir::open(staged)?;
+                unpack_blob(
+                    &blobs,
+                    hex,
+                    *compression,
+                    &layer_digest,
+                    &diff_id,
+                    kind,
+                    &target,
+                )
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            };
+            match lock.install(new, force && i == top, fill, reporter) {
+                Ok(record) => {
+                    installed_here.push(record.full_name.clone());
+                    parent = Some(record.full_name.clone());
+                    if i == top {
+                        added.push(record);
+                    }
+                }
+                Err(e) => {
+                    outcome = Err(e.into());
+                    break;
+                }
+            }
+        }
+        if let Err(e) = outcome {
+            // The layers installed for this image go again, newest first:
+            // an image is imported whole or not at all.
+            for full_name in installed_here.iter().rev() {
+                if let Err(undo) = lock.remove(full_name, reporter) {
+                    reporter.warn(&format!(
+                        "could not remove the partly imported layer {full_name}: {}",
+                        crate::error_chain(&undo)
+                    ));
+                }
+            }
+            return Err(e);
+        }
     }
     drop(blobs);
     Ok(added)

@@ -178,6 +178,7 @@ fn install_wim(
         parent_image: None,
         tags: None,
         created: None,
+        diff_id: None,
     };
     let record = lock.install(
         new,

@@ -5,6 +5,7 @@
 //! [`progress::Reporter`], which the command line implements.
 
 pub mod config;
+pub mod container;
 pub mod download;
 pub mod export;
 pub mod feed;

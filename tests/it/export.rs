@@ -10,7 +10,7 @@ use crate::common::{assert_exit, assert_fails, json_lines, require_tool, run, st
 
 /// A tree with folders, an empty file, a hard link and links, captured with
 /// a utility VM image and installed.
-fn installed_image(tmp: &Path) -> std::path::PathBuf {
+pub(crate) fn installed_image(tmp: &Path) -> std::path::PathBuf {
     let os = tmp.join("os");
     fs::create_dir_all(os.join("Windows/System32/config")).expect("mkdir");
     fs::create_dir_all(os.join("Program Files/Empty")).expect("mkdir");
@@ -40,7 +40,7 @@ fn installed_image(tmp: &Path) -> std::path::PathBuf {
 }
 
 /// Regular files (with contents) and folders under `root`, links left out.
-fn files_of(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+pub(crate) fn files_of(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
         for e in fs::read_dir(dir).expect("read_dir") {
             let p = e.expect("entry").path();
@@ -63,7 +63,7 @@ fn files_of(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
     out
 }
 
-fn tool(name: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn tool(name: &str, args: &[&str]) -> std::process::Output {
     require_tool(name);
     let o = Command::new(name).args(args).output().expect("tool runs");
     assert!(

@@ -17,8 +17,12 @@ fn sha(bytes: &[u8]) -> String {
 /// Python's tarfile writes from `script_entries` (Python code adding
 /// members to `t`), gzip-compressed by Python. Returns the layout.
 fn handmade_layout(dir: &Path, entries: &str) -> PathBuf {
+    handmade_layers(dir, &[entries])
+}
+
+/// The tar Python's tarfile writes from `entries` (see [`handmade_layout`]).
+fn python_tar(path: &Path, entries: &str) -> Vec<u8> {
     require_tool("python3");
-    let tar = dir.join("layer.tar");
     let script = format!(
         r#"
 import io, sys, tarfile
@@ -35,16 +39,15 @@ t.close()
     );
     let o = Command::new("python3")
         .args(["-c", &script])
-        .arg(&tar)
+        .arg(path)
         .output()
         .expect("python3 runs");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let raw = fs::read(&tar).expect("layer");
-    let diff_id = sha(&raw);
-    let mut gz = flate2_gzip(&raw);
-    if gz.is_empty() {
-        gz = raw.clone();
-    }
+    fs::read(path).expect("layer")
+}
+
+/// An OCI layout of one image with a layer per `layers` item, base first.
+fn handmade_layers(dir: &Path, layers: &[&str]) -> PathBuf {
     let layout = dir.join("layout");
     let blobs = layout.join("blobs/sha256");
     fs::create_dir_all(&blobs).expect("mkdir");
@@ -53,10 +56,23 @@ t.close()
         fs::write(blobs.join(d.trim_start_matches("sha256:")), bytes).expect("blob");
         d
     };
-    let layer_digest = put(&gz);
+    let mut diff_ids = Vec::new();
+    let mut descriptors = Vec::new();
+    for (i, entries) in layers.iter().enumerate() {
+        let raw = python_tar(&dir.join(format!("layer{i}.tar")), entries);
+        diff_ids.push(sha(&raw));
+        let mut gz = flate2_gzip(&raw);
+        if gz.is_empty() {
+            gz = raw.clone();
+        }
+        let digest = put(&gz);
+        descriptors.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": gz.len()
+        }));
+    }
     let config = serde_json::json!({
         "architecture": "amd64", "os": "windows", "os.version": "10.0.20348.1",
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [{"created_by": "handmade"}]
     })
     .to_string();
@@ -65,7 +81,7 @@ t.close()
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": gz.len()}]
+        "layers": descriptors
     })
     .to_string();
     let manifest_digest = put(manifest.as_bytes());
@@ -497,5 +513,100 @@ fn hostile_layers_are_refused_rule_by_rule() {
             "{entries}: nothing installed"
         );
         assert!(!tmp.path().join("escape").exists() && !home.join("escape").exists());
+    }
+}
+
+const BASE_LAYER: &str =
+    "d('Files'); d('Files/Windows'); f('Files/Windows/a', b'a'); f('Files/Windows/b', b'b')";
+
+#[test]
+fn a_child_layer_from_another_tool_imports_with_its_whiteouts_and_hives() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = handmade_layers(
+        tmp.path(),
+        &[
+            BASE_LAYER,
+            "d('Files'); d('Files/Windows'); f('Files/Windows/.wh.a'); f('Files/Windows/c', b'c'); \
+             d('Hives'); f('Hives/Software_Delta', b'regf')",
+        ],
+    );
+    let home = tmp.path().join("home");
+    let o = run(
+        &home,
+        &["Import-ContainerImage", layout.to_str().expect("utf-8")],
+    );
+    assert_exit(&o, 0);
+    let top = &json_lines(&o)[0];
+    assert_eq!(top["IsOSImage"], false);
+    let top_dir = PathBuf::from(top["Path"].as_str().expect("Path"));
+    assert_eq!(
+        fs::read(top_dir.join("Hives/Software_Delta")).expect("hive"),
+        b"regf"
+    );
+    let deleted: serde_json::Value =
+        serde_json::from_slice(&fs::read(top_dir.join("deleted.json")).expect("deleted"))
+            .expect("json");
+    assert_eq!(deleted["Deleted"], serde_json::json!(["Windows/a"]));
+    // A container of it: the base with the child's changes.
+    let o = run(
+        &home,
+        &["New-Container", "example.test/app/handmade:handmade", "c"],
+    );
+    assert_exit(&o, 0);
+    let files = home.join("containers/c/Files/Windows");
+    let mut names: Vec<String> = fs::read_dir(&files)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["b", "c"]);
+}
+
+#[test]
+fn hostile_child_layers_are_refused_rule_by_rule() {
+    let cases: &[(&str, &str)] = &[
+        ("d('Files'); f('Files/.wh..wh..opq')", "opaque whiteouts"),
+        ("d('Files'); d('UtilityVM')", "cannot change the utility VM"),
+        (
+            "d('Files'); d('Hives'); d('Hives/sub')",
+            "Hives holds only files",
+        ),
+        ("d('Files'); f('Hives/x', b'x')", "Hives holds only files"),
+        (
+            "d('Files'); f('Files/Windows/.wh.a')",
+            "its folder does not come before it",
+        ),
+        (
+            "d('Files'); d('Hives'); f('Hives/.wh.x')",
+            "a whiteout must name one entry below Files",
+        ),
+        (
+            "d('Files'); f('Files/.wh.x'); f('Files/.wh.x')",
+            "the same name twice",
+        ),
+        (
+            "d('Files'); d('Files/.wh.d')",
+            "a whiteout must be an empty file entry",
+        ),
+        (
+            "d('Files'); l('Files/.wh.x', 'C:\\\\x')",
+            "a whiteout must be an empty file entry",
+        ),
+        ("d('Files'); f('Files/.wh.x/y', b'y')", "below a whiteout"),
+        ("d('Hives')", "a layer must hold Files"),
+    ];
+    for (entries, message) in cases {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let layout = handmade_layers(tmp.path(), &[BASE_LAYER, entries]);
+        let home = tmp.path().join("home");
+        let o = run(
+            &home,
+            &["Import-ContainerImage", layout.to_str().expect("utf-8")],
+        );
+        assert_fails(&o, message);
+        assert!(
+            json_lines(&run(&home, &["Get-ContainerImage"])).is_empty(),
+            "{entries}: nothing installed, the base layer removed again"
+        );
     }
 }

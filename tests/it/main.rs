@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod containers;
 mod export;
 mod feeds;
 mod hostile_feeds;

@@ -13,7 +13,7 @@
 //! on when files were last read) and from the metadata (creation time).
 //! The tree is read through folder handles without following links.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -109,7 +109,106 @@ pub fn write_base_layer<W: Write>(
             &meta,
         )?;
         tar.append(&header, None).map_err(LayerError::Write)?;
-        walk(tar, tree.dir, tree.name, "", &meta, &mut links)?;
+        walk(
+            tar,
+            tree.dir,
+            tree.name,
+            "",
+            &meta,
+            &mut links,
+            &mut Whiteouts::new(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes a child layer: `files` (what the layer adds or changes, with
+/// every folder leading to a change), a whiteout for each of `deleted`
+/// (paths below `Files/`) right after its folder's entry, then `Hives` and
+/// the delta hives in `hives`.
+pub fn write_child_layer<W: Write>(
+    tar: &mut TarWriter<W>,
+    files: &Tree<'_>,
+    deleted: &[String],
+    hives: Option<&Dir>,
+) -> Result<(), LayerError> {
+    let meta = Metadata::new(files.metadata);
+    let mut whiteouts = Whiteouts::new();
+    for path in deleted {
+        let (folder, name) = path.rsplit_once('/').unwrap_or(("", path));
+        whiteouts
+            .entry(folder.to_string())
+            .or_default()
+            .push(name.to_string());
+    }
+    let root_stat = files
+        .dir
+        .stat(Path::new(""))
+        .map_err(read_err(files.dir.path()))?;
+    let header = header_for(
+        files.name,
+        Kind::Directory,
+        "",
+        0,
+        &root_stat,
+        meta.entry(""),
+        &meta,
+    )?;
+    tar.append(&header, None).map_err(LayerError::Write)?;
+    walk(
+        tar,
+        files.dir,
+        files.name,
+        "",
+        &meta,
+        &mut HashMap::new(),
+        &mut whiteouts,
+    )?;
+    if let Some((folder, names)) = whiteouts.into_iter().next() {
+        return Err(LayerError::Metadata {
+            path: format!("{folder}/{}", names.join(", ")),
+            reason: "a deleted path whose folder the layer does not hold".into(),
+        });
+    }
+    let Some(hives) = hives else {
+        return Ok(());
+    };
+    let empty = Metadata::new(None);
+    let stat = hives.stat(Path::new("")).map_err(read_err(hives.path()))?;
+    let header = header_for("Hives", Kind::Directory, "", 0, &stat, None, &empty)?;
+    tar.append(&header, None).map_err(LayerError::Write)?;
+    let mut entries = hives.entries().map_err(read_err(hives.path()))?;
+    entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    for e in entries {
+        let name_rel = Path::new(&e.name);
+        let name = e.name.to_str().ok_or_else(|| LayerError::Metadata {
+            path: format!("Hives/{}", e.name.to_string_lossy()),
+            reason: "the name is not UTF-8".into(),
+        })?;
+        let stat = hives
+            .stat(name_rel)
+            .map_err(read_err(&hives.display_path(name_rel)))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(LayerError::Metadata {
+                path: format!("Hives/{name}"),
+                reason: "Hives may hold only files".into(),
+            });
+        }
+        let size = u64::try_from(stat.st_size).unwrap_or(0);
+        let header = header_for(
+            &format!("Hives/{name}"),
+            Kind::File,
+            "",
+            size,
+            &stat,
+            None,
+            &empty,
+        )?;
+        let mut file = hives
+            .open_regular(name_rel)
+            .map_err(read_err(&hives.display_path(name_rel)))?;
+        tar.append(&header, Some(&mut file as &mut dyn Read))
+            .map_err(LayerError::Write)?;
     }
     Ok(())
 }
@@ -205,9 +304,16 @@ fn header_for(
         "MSWINDOWS.rawsd".to_string(),
         base64::engine::general_purpose::STANDARD.encode(sd),
     ));
-    let created = entry
-        .filter(|e| e.creation_time != 0)
-        .map_or(mtime, |e| filetime(e.creation_time));
+    // Without a recorded one, the modification time at FILETIME's 100 ns
+    // precision, so an imported layer (which keeps FILETIMEs) exports back
+    // to the same bytes.
+    let created = entry.filter(|e| e.creation_time != 0).map_or(
+        Time {
+            secs: mtime.secs,
+            nanos: mtime.nanos - mtime.nanos % 100,
+        },
+        |e| filetime(e.creation_time),
+    );
     records.push(("LIBARCHIVE.creationtime".to_string(), created.pax()));
     if entry.and_then(|e| e.reparse_tag) == Some(IO_REPARSE_TAG_MOUNT_POINT) {
         records.push(("MSWINDOWS.mountpoint".to_string(), "1".to_string()));
@@ -277,6 +383,10 @@ fn windows_target(link_dir: &str, target: &Path) -> String {
     format!("C:\\{}", parts.join("\\"))
 }
 
+/// A child layer's whiteouts: deleted names by their folder ("" for the
+/// tree's root).
+type Whiteouts = BTreeMap<String, Vec<String>>;
+
 fn walk<W: Write>(
     tar: &mut TarWriter<W>,
     dir: &Dir,
@@ -284,7 +394,31 @@ fn walk<W: Write>(
     rel: &str,
     meta: &Metadata<'_>,
     links: &mut HashMap<(u64, u64), String>,
+    whiteouts: &mut Whiteouts,
 ) -> Result<(), LayerError> {
+    // Deletions first, so a name deleted and made anew keeps the new entry.
+    if let Some(names) = whiteouts.remove(rel) {
+        let stat = dir.stat(Path::new("")).map_err(read_err(dir.path()))?;
+        let folder = if rel.is_empty() {
+            tree_name.to_string()
+        } else {
+            format!("{tree_name}/{rel}")
+        };
+        for name in names {
+            let header = Header {
+                path: format!("{folder}/.wh.{name}"),
+                kind: Kind::File,
+                link: String::new(),
+                size: 0,
+                mtime: mtime_of(&stat),
+                atime: mtime_of(&stat),
+                ctime: mtime_of(&stat),
+                records: Vec::new(),
+            };
+            tar.append(&header, Some(&mut io::empty() as &mut dyn Read))
+                .map_err(LayerError::Write)?;
+        }
+    }
     let mut entries = dir.entries().map_err(read_err(dir.path()))?;
     entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     for e in entries {
@@ -310,7 +444,7 @@ fn walk<W: Write>(
                 let sub = dir
                     .open_dir(name_rel)
                     .map_err(read_err(&dir.display_path(name_rel)))?;
-                walk(tar, &sub, tree_name, &image_path, meta, links)?;
+                walk(tar, &sub, tree_name, &image_path, meta, links, whiteouts)?;
             }
             FileType::Symlink => {
                 let target =

@@ -1,4 +1,4 @@
-//! Unpacking a Windows base layer tar, read as hostile input, into a folder,
+//! Unpacking a Windows layer tar, read as hostile input, into a folder,
 //! with the Windows metadata its PAX records carry collected into a
 //! metadata file (the same form `Expand-WindowsImage -MetadataPath` writes,
 //! so an imported image exports back to the same layer).
@@ -6,8 +6,11 @@
 //! Rules: only `Files`, `UtilityVM` and `UtilityVM/Files` and what is below
 //! them; no `..`, `.`, empty or absolute names; every folder before what it
 //! holds; no name twice; a hard link names a file earlier in the layer; no
-//! entry below a link; no whiteouts or `Hives` (those belong to child
-//! layers); named streams (`file:stream`) only right after their file.
+//! entry below a link; named streams (`file:stream`) only right after their
+//! file. A base layer has no whiteouts and no `Hives`. A child layer has no
+//! `UtilityVM`; its whiteouts (`.wh.<name>`, one per deleted entry, no opaque
+//! ones) are only below `Files/`, in a folder the layer names first, and are
+//! returned as deleted paths, not written; `Hives/` holds plain files only.
 //! Everything is written through folder handles that never follow links.
 
 use std::collections::{HashMap, HashSet};
@@ -46,7 +49,21 @@ pub struct Unpacked {
     pub files: Sidecar,
     /// The utility VM's metadata, when the layer has `UtilityVM/Files`.
     pub utility_vm: Option<Sidecar>,
+    /// A child layer's deleted paths (below `Files/`, `/`-separated), sorted.
+    pub deleted: Vec<String>,
 }
+
+/// The two kinds of Windows layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    /// A whole tree: `Files/`, maybe `UtilityVM/Files/`.
+    Base,
+    /// Changes to a parent: `Files/`, whiteouts, `Hives/`.
+    Child,
+}
+
+/// Whiteouts in all, per layer: each is a path kept in memory.
+pub const MAX_WHITEOUTS: usize = 1 << 20;
 
 fn refused(path: &str, reason: impl Into<String>) -> LayerReadError {
     LayerReadError::Refused {
@@ -155,6 +172,15 @@ pub fn unpack_base_layer<R: Read>(
     tar: &mut TarReader<R>,
     target: &Dir,
 ) -> Result<Unpacked, LayerReadError> {
+    unpack_layer(tar, target, LayerKind::Base)
+}
+
+/// Unpacks a layer of either kind from `tar` into `target`.
+pub fn unpack_layer<R: Read>(
+    tar: &mut TarReader<R>,
+    target: &Dir,
+    layer: LayerKind,
+) -> Result<Unpacked, LayerReadError> {
     let mut trees = [TreeState::new(), TreeState::new()];
     let mut seen: HashSet<String> = HashSet::new();
     let mut dirs: HashSet<String> = HashSet::new();
@@ -164,6 +190,8 @@ pub fn unpack_base_layer<R: Read>(
     let mut stream_bytes = 0u64;
     let mut times: Vec<(String, Time)> = Vec::new();
     let mut has_uvm = false;
+    let mut deleted: Vec<String> = Vec::new();
+    let mut hives = false;
     while let Some(entry) = tar.next_entry()? {
         let path = entry.path.trim_end_matches('/').to_string();
         let kind = entry.kind.ok_or_else(|| refused(&path, "no entry type"))?;
@@ -179,11 +207,52 @@ pub fn unpack_base_layer<R: Read>(
                 "a name may not hold '.', '..' or an empty part",
             ));
         }
-        if path.split('/').any(|p| p.starts_with(".wh.")) {
-            return Err(refused(
-                &path,
-                "whiteouts belong to child layers, not a base layer",
-            ));
+        let (folder, last) = path.rsplit_once('/').unwrap_or(("", &path));
+        if folder.split('/').any(|p| p.starts_with(".wh.")) {
+            return Err(refused(&path, "an entry below a whiteout"));
+        }
+        if let Some(gone) = last.strip_prefix(".wh.") {
+            if layer == LayerKind::Base {
+                return Err(refused(
+                    &path,
+                    "whiteouts belong to child layers, not a base layer",
+                ));
+            }
+            if gone == ".wh..opq" {
+                return Err(refused(
+                    &path,
+                    "opaque whiteouts cannot be carried by a Windows layer; write one whiteout per deleted entry",
+                ));
+            }
+            let in_files = folder == "Files" || folder.starts_with("Files/");
+            if !in_files || gone.is_empty() || gone.starts_with(".wh.") || gone.contains(':') {
+                return Err(refused(&path, "a whiteout must name one entry below Files"));
+            }
+            if kind != EntryKind::File {
+                return Err(refused(&path, "a whiteout must be an empty file entry"));
+            }
+            if !dirs.contains(folder) {
+                return Err(refused(&path, "its folder does not come before it"));
+            }
+            let gone_path = match folder.strip_prefix("Files/") {
+                Some(f) => format!("{f}/{gone}"),
+                None => gone.to_string(),
+            };
+            if !seen.insert(path.clone()) {
+                return Err(refused(&path, "the same name twice"));
+            }
+            if deleted.len() >= MAX_WHITEOUTS {
+                return Err(refused(
+                    &path,
+                    format!("more than {MAX_WHITEOUTS} whiteouts"),
+                ));
+            }
+            deleted.push(gone_path);
+            last_file = None;
+            continue;
+        }
+        if path == "UtilityVM" && layer == LayerKind::Child {
+            return Err(refused(&path, "a child layer cannot change the utility VM"));
         }
         if path == "UtilityVM" {
             if kind != EntryKind::Directory || !seen.insert(path.clone()) {
@@ -193,10 +262,49 @@ pub fn unpack_base_layer<R: Read>(
             continue;
         }
         if path == "Hives" || path.starts_with("Hives/") {
-            return Err(refused(
-                &path,
-                "Hives belong to child layers, not a base layer",
-            ));
+            if layer == LayerKind::Base {
+                return Err(refused(
+                    &path,
+                    "Hives belong to child layers, not a base layer",
+                ));
+            }
+            last_file = None;
+            if !seen.insert(path.clone()) {
+                return Err(refused(&path, "the same name twice"));
+            }
+            let write_err = |source: io::Error| LayerReadError::Write {
+                path: path.clone(),
+                source,
+            };
+            if path == "Hives" {
+                if kind != EntryKind::Directory {
+                    return Err(refused(&path, "Hives must be a folder"));
+                }
+                target
+                    .create_dir(Path::new("Hives"), 0o755)
+                    .map_err(write_err)?;
+                hives = true;
+                times.push((path.clone(), entry.mtime));
+                continue;
+            }
+            let name = &path["Hives/".len()..];
+            if !hives || kind != EntryKind::File || name.contains('/') || name.contains(':') {
+                return Err(refused(
+                    &path,
+                    "Hives holds only files, after the Hives folder",
+                ));
+            }
+            let file = target
+                .create_file(Path::new(&path), 0o644)
+                .map_err(write_err)?;
+            let mut out = io::BufWriter::with_capacity(256 << 10, file);
+            let copied = io::copy(&mut tar.data(), &mut out).map_err(TarError::from)?;
+            io::Write::flush(&mut out).map_err(write_err)?;
+            if copied != entry.size {
+                return Err(refused(&path, "the data is shorter than its size"));
+            }
+            times.push((path.clone(), entry.mtime));
+            continue;
         }
         // A named stream: `<file>:<stream>` right after its file.
         let last_part = path.rsplit('/').next().unwrap_or_default();
@@ -364,8 +472,19 @@ pub fn unpack_base_layer<R: Read>(
         }
     }
     if !seen.contains("Files") {
-        return Err(refused("Files", "a base layer must hold Files"));
+        return Err(refused("Files", "a layer must hold Files"));
     }
+    if layer == LayerKind::Child && !hives {
+        // Windows loaders expect the folder in every child layer.
+        target
+            .create_dir(Path::new("Hives"), 0o755)
+            .map_err(|source| LayerReadError::Write {
+                path: "Hives".into(),
+                source,
+            })?;
+    }
+    deleted.sort();
+    deleted.dedup();
     // Times last, deepest first, so making entries does not change them.
     for (path, t) in times.iter().rev() {
         let ts = rustix::fs::Timespec {
@@ -387,6 +506,7 @@ pub fn unpack_base_layer<R: Read>(
     Ok(Unpacked {
         files: files_tree.sidecar,
         utility_vm: has_uvm.then_some(uvm_tree.sidecar),
+        deleted,
     })
 }
 

@@ -9,8 +9,8 @@ use super::index::Index;
 use super::tags::{default_tag, Tag, Tags};
 use super::{
     full_name, io_err, links, manifest, normalize_publisher, test_pause, BoxError, ImageRecord,
-    NewImage, Store, StoreError, CACHE_DIR, FILES_DIR, MANIFEST_FILE, RECORD_FILE, STAGING_DIR,
-    TRASH_DIR, UTILITY_VM_FILES_DIR,
+    NewImage, Store, StoreError, CACHE_DIR, FILES_DIR, HIVES_DIR, MANIFEST_FILE, RECORD_FILE,
+    STAGING_DIR, TRASH_DIR, UTILITY_VM_FILES_DIR,
 };
 use crate::fsutil::dir::Dir;
 use crate::progress::Reporter;
@@ -84,6 +84,19 @@ impl StoreLock<'_> {
         self.index
             .position(full_name)
             .and_then(|i| self.index.images.get(i))
+    }
+
+    /// The image holding the layer `diff_id` on top of `parent` (`None`:
+    /// a base layer), when the store has it.
+    pub fn find_layer(&self, diff_id: &str, parent: Option<&str>) -> Option<&ImageRecord> {
+        self.index.images.iter().find(|r| {
+            r.diff_id.as_deref() == Some(diff_id)
+                && match (&r.parent_image, parent) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    _ => false,
+                }
+        })
     }
 
     /// The FullNames of images whose ParentImage is `full_name`.
@@ -174,7 +187,7 @@ impl StoreLock<'_> {
                 }
             }
         }
-        let scan = manifest::scan(&staged, &[FILES_DIR, UTILITY_VM_FILES_DIR])
+        let scan = manifest::scan(&staged, &[FILES_DIR, UTILITY_VM_FILES_DIR, HIVES_DIR])
             .map_err(io_err("record the installed files of", &staged))?;
         let utility_vm = matches!(
             staged_dir.file_type(Path::new(UTILITY_VM_FILES_DIR)),
@@ -192,6 +205,7 @@ impl StoreLock<'_> {
             created: new.created.clone().unwrap_or_else(now_rfc3339),
             utility_vm,
             install_token: token,
+            diff_id: new.diff_id.clone(),
         };
         super::save_json(&staged_dir, MANIFEST_FILE, "write", &scan.manifest)?;
         super::save_json(&staged_dir, RECORD_FILE, "write", &record)?;
@@ -355,7 +369,12 @@ impl StoreLock<'_> {
             .ok_or_else(|| StoreError::NotInstalled {
                 full_name: full_name.to_string(),
             })?;
-        let dependants = self.dependants(&record.full_name);
+        let mut dependants = self.dependants(&record.full_name);
+        dependants.extend(
+            crate::container::users_of(self.store.home(), &record.full_name)
+                .into_iter()
+                .map(|c| format!("the container {c}")),
+        );
         if !dependants.is_empty() {
             return Err(StoreError::HasDependants {
                 full_name: record.full_name,

@@ -10,6 +10,8 @@
 //! <store>/<FullName>/metadata.json   Windows-only metadata of Files/ (and UtilityVM/metadata.json)
 //! <store>/<FullName>/manifest.json   every installed file with its SHA-256
 //! <store>/<FullName>/image.json      the image's record, as in the index
+//! <store>/<FullName>/Hives/...       a child image's registry delta hives
+//! <store>/<FullName>/deleted.json    the paths a child image deletes
 //! <store>/.staging/<random>/         images being installed
 //! <store>/.trash/<random>/           images being replaced or removed
 //! <store>/.cache/                    downloaded .wim files
@@ -73,6 +75,11 @@ pub const WIM_XML_FILE: &str = "wim.xml";
 pub const METADATA_FILE: &str = "metadata.json";
 /// Windows-only metadata of `UtilityVM/Files/`, inside an image folder.
 pub const UTILITY_VM_METADATA_FILE: &str = "UtilityVM/metadata.json";
+/// A child image's registry delta hives, inside its image folder.
+pub const HIVES_DIR: &str = "Hives";
+/// The paths a child image deletes from its parents (below `Files/`),
+/// inside its image folder.
+pub const DELETED_FILE: &str = "deleted.json";
 const MANIFEST_FILE: &str = "manifest.json";
 const RECORD_FILE: &str = "image.json";
 const LOCK_FILE: &str = "store.lock";
@@ -155,6 +162,11 @@ pub struct ImageRecord {
     pub utility_vm: bool,
     /// Ties the record to the folder it describes (see `image.json`).
     pub install_token: String,
+    /// The digest of the image's layer tar, uncompressed (`sha256:…`),
+    /// when the image came from one: a layer already in the store is
+    /// found by it and never stored twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<String>,
 }
 
 /// The installed images and their tags.
@@ -209,6 +221,50 @@ impl ImageRecord {
     }
 }
 
+/// A child image's deleted paths (`deleted.json`): below `Files/`,
+/// `/`-separated, sorted.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeletedPaths {
+    #[serde(rename = "Deleted")]
+    pub paths: Vec<String>,
+}
+
+impl DeletedPaths {
+    pub fn new(mut paths: Vec<String>) -> DeletedPaths {
+        paths.sort();
+        paths.dedup();
+        DeletedPaths { paths }
+    }
+
+    /// The deleted paths of the image folder `image_dir` (none when it has
+    /// no record); a path with an empty, `.` or `..` part is refused.
+    pub fn read(image_dir: &Dir) -> io::Result<DeletedPaths> {
+        let bytes = match image_dir.read_limited(Path::new(DELETED_FILE), 256 << 20) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DeletedPaths::default()),
+            Err(e) => return Err(e),
+        };
+        let d: DeletedPaths = serde_json::from_slice(&bytes).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{DELETED_FILE}: {e}"))
+        })?;
+        for p in &d.paths {
+            if p.split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
+                || p.contains(['\\', '\0'])
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{DELETED_FILE}: the path '{}' is not below Files",
+                        p.escape_debug()
+                    ),
+                ));
+            }
+        }
+        Ok(DeletedPaths::new(d.paths))
+    }
+}
+
 /// What to install: everything the record says except what the store computes.
 #[derive(Clone, Debug)]
 pub struct NewImage {
@@ -224,6 +280,8 @@ pub struct NewImage {
     pub tags: Option<Vec<Tag>>,
     /// When the image was made (RFC 3339); `None` is now.
     pub created: Option<String>,
+    /// The uncompressed layer digest, when the image came from a layer.
+    pub diff_id: Option<String>,
 }
 
 /// `Demo` → `CN=Demo`; `cn=Demo` → `CN=Demo`; empty → `CN=Microsoft`.
@@ -534,7 +592,7 @@ impl Store {
                 }
             };
         let dir = self.image_path(&record.full_name);
-        let actual = manifest::scan(&dir, &[FILES_DIR, UTILITY_VM_FILES_DIR])
+        let actual = manifest::scan(&dir, &[FILES_DIR, UTILITY_VM_FILES_DIR, HIVES_DIR])
             .map_err(io_err("read the installed files of", &dir))?;
         Ok(manifest::compare(&recorded, &actual.manifest))
     }

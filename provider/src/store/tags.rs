@@ -369,6 +369,7 @@ mod tests {
             created: String::new(),
             utility_vm: false,
             install_token: String::new(),
+            diff_id: None,
         };
         assert_eq!(
             default_tag(&record("NanoServer")).to_string(),

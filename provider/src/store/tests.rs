@@ -16,6 +16,7 @@ fn os_image(name: &str, version: &str) -> NewImage {
         parent_image: None,
         tags: None,
         created: None,
+        diff_id: None,
     }
 }
 
