@@ -287,6 +287,11 @@ pub fn create(
         chain.reverse();
         let mut sources: HashMap<String, String> = HashMap::new();
         let mut copied = 0u64;
+        let total: u64 = chain.iter().map(|r| r.size).sum();
+        reporter.on_start(
+            &format!("Copying the files of {}", record.full_name),
+            Some(total),
+        );
         for image in &chain {
             reporter.verbose(&format!("copying the files of {}", image.full_name));
             let image_dir = root.open_dir(Path::new(&image.full_name)).map_err(io_err(
@@ -325,9 +330,21 @@ pub fn create(
                 &mut links,
                 &mut sources,
                 &mut copied,
+                reporter,
             )?;
         }
+        reporter.on_complete();
         reporter.verbose(&format!("{copied} files copied"));
+        // The root's times: the top layer's.
+        if let Some(top) = chain.last() {
+            let rel = Path::new(&top.full_name).join(FILES_DIR);
+            let stat = root
+                .stat(&rel)
+                .map_err(io_err("read", &root.display_path(&rel)))?;
+            staging
+                .set_times(Path::new(FILES_DIR), &times_of(&stat))
+                .map_err(io_err("set the times of", staging.path()))?;
+        }
         let mut baseline = Baseline::new();
         scan(&files, "", &mut |path, stat, target| {
             let kind = kind_of(stat).unwrap_or('?');
@@ -396,6 +413,7 @@ fn overlay(
     links: &mut HashMap<(u64, u64), String>,
     sources: &mut HashMap<String, String>,
     copied: &mut u64,
+    reporter: &dyn Reporter,
 ) -> Result<(), ContainerError> {
     let mut entries = src.entries().map_err(io_err("read", src.path()))?;
     entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
@@ -432,7 +450,7 @@ fn overlay(
                     .open_dir(name)
                     .map_err(io_err("open", &dst.display_path(name)))?;
                 overlay(
-                    &sub_src, &sub_dst, top, &path, layer, links, sources, copied,
+                    &sub_src, &sub_dst, top, &path, layer, links, sources, copied, reporter,
                 )?;
                 dst.set_times(name, &times_of(&stat))
                     .map_err(io_err("set the times of", &dst.display_path(name)))?;
@@ -461,6 +479,7 @@ fn overlay(
                     .map_err(io_err("set the times of", &dst.display_path(name)))?;
                 sources.insert(path, layer.to_string());
                 *copied += 1;
+                reporter.on_progress(u64::try_from(stat.st_size).unwrap_or(0));
             }
             FileType::Symlink => {
                 replace(dst)?;
@@ -469,6 +488,8 @@ fn overlay(
                     .map_err(io_err("read", &src.display_path(name)))?;
                 dst.symlink(&target, name)
                     .map_err(io_err("link", &dst.display_path(name)))?;
+                dst.set_times(name, &times_of(&stat))
+                    .map_err(io_err("set the times of", &dst.display_path(name)))?;
             }
             _ => {}
         }
@@ -1011,6 +1032,9 @@ fn build_child(
                 files
                     .symlink(&target, rel)
                     .map_err(io_err("link", &files.display_path(rel)))?;
+                files
+                    .set_times(rel, &times_of(&stat))
+                    .map_err(io_err("set the times of", &files.display_path(rel)))?;
             }
             _ => {
                 return Err(ContainerError::Refused {
