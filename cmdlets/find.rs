@@ -195,6 +195,25 @@ pub fn chosen_sources(
     })
 }
 
+/// Reports each source refused because its feed's signature does not
+/// verify with its pinned key, with what to do about it.
+pub fn report_unverified(ctx: &mut Ctx, refused: Vec<SourceError>) {
+    for e in refused {
+        let name = match &e {
+            SourceError::Unverified { name, .. } | SourceError::BadPinnedKey { name, .. } => {
+                name.clone()
+            }
+            _ => String::from("<name>"),
+        };
+        let hint = format!(
+            "the feed's publisher signs it with `containerimage New-ContainerImageFeed -Path <folder> -SigningKey <secret key file>` \
+             or `minisign -S -s <secret key file> -m <feed file>`, and publishes <feed>.minisig beside the feed; \
+             if the publisher changed keys, pin the new one with `containerimage Set-PackageSource -Name '{name}' -PublicKey <key or .pub file>`"
+        );
+        ctx.report(CmdError::from(e).hint(hint));
+    }
+}
+
 fn find_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: FindArgs = parse(m)?;
     run_find(ctx, &args)
@@ -225,7 +244,8 @@ fn run_find(ctx: &mut Ctx, args: &FindArgs) -> CmdResult {
     let sources = chosen_sources(&config, &args.source)?;
     let client =
         FeedClient::default().with_hash_cache(home.root().join("cache").join("wim-hashes.json"));
-    let result = query::find(&sources, &query, &client, ctx.reporter());
+    let mut result = query::find(&sources, &query, &client, ctx.reporter());
+    report_unverified(ctx, std::mem::take(&mut result.unverified_sources));
     for entry in &result.entries {
         ctx.emit(&FoundImage::of(entry), FIND_COLUMNS)?;
     }

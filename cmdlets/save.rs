@@ -15,7 +15,9 @@ use containerimage_provider::wildcard;
 use serde::Serialize;
 
 use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
-use crate::find::{build_query, check_provider_name, chosen_sources, VersionArgs};
+use crate::find::{
+    build_query, check_provider_name, chosen_sources, report_unverified, VersionArgs,
+};
 
 /// Where to save: exactly one of these.
 #[derive(clap::Args, Debug, Clone)]
@@ -384,7 +386,8 @@ fn find_entries(ctx: &mut Ctx, args: &SaveArgs) -> Result<Vec<FeedEntry>, CmdErr
     let home = ctx.home()?;
     let config = home.load()?;
     let sources = chosen_sources(&config, &args.source)?;
-    let result = query::find(&sources, &query, &FeedClient::default(), ctx.reporter());
+    let mut result = query::find(&sources, &query, &FeedClient::default(), ctx.reporter());
+    report_unverified(ctx, std::mem::take(&mut result.unverified_sources));
     for message in result.no_match_messages() {
         ctx.report(CmdError::failed(message));
     }
