@@ -30,6 +30,8 @@ const ALG_PREHASHED: &[u8; 2] = b"ED";
 /// The key derivation tag of a secret key stored without a password
 /// (`minisign -G -W`); `Sc` (scrypt) means the key is encrypted.
 const KDF_NONE: [u8; 2] = [0, 0];
+/// The key checksum that ends a secret key.
+const CHECKSUM_BYTES: usize = 32;
 
 /// Why a public key is refused.
 #[derive(Debug, thiserror::Error)]
@@ -345,6 +347,12 @@ impl SigningKey {
             })?;
             // Given a password, the crate never prompts on its own.
             minisign::SecretKey::from_box(boxed, Some(pw)).map_err(open_err)?
+        } else if raw.iter().rev().take(CHECKSUM_BYTES).all(|&b| b == 0) {
+            // `minisign -G -W` leaves the checksum of a key without a
+            // password empty; the crate's own loader calls that corrupt.
+            // Damage is still caught: every signature is checked against
+            // the key's public half before it is written (see `sign`).
+            minisign::SecretKey::from_bytes(&raw).map_err(open_err)?
         } else {
             minisign::SecretKey::from_unencrypted_box(boxed).map_err(open_err)?
         };
@@ -378,13 +386,21 @@ impl SigningKey {
             .collect();
         let trusted = format!("timestamp:{now}\tfile:{file_name}\thashed");
         let untrusted = format!("signature from containerimage, key ID {}", self.id);
-        let signature =
-            minisign::sign(None, &self.secret, bytes, Some(&trusted), Some(&untrusted)).map_err(
-                |e| SigningError::Sign {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                },
-            )?;
+        let sign_err = |e: minisign::PError| SigningError::Sign {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        // Given the public half, the crate checks the signature it made
+        // with it, so a damaged key never writes a signature that fails.
+        let public = minisign::PublicKey::from_secret_key(&self.secret).map_err(sign_err)?;
+        let signature = minisign::sign(
+            Some(&public),
+            &self.secret,
+            bytes,
+            Some(&trusted),
+            Some(&untrusted),
+        )
+        .map_err(sign_err)?;
         Ok(signature.into_string())
     }
 

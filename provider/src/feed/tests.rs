@@ -194,11 +194,11 @@ fn written_feeds_read_back_and_upsert_replaces_or_appends() {
         locations: vec![location.into()],
         line: 0,
     };
-    upsert_entry(dir.path(), rec("A", "1.0", "A-1-0.wim")).expect("create");
-    upsert_entry(dir.path(), rec("B", "2.0", "sub/B.wim")).expect("append");
+    upsert_entry(dir.path(), rec("A", "1.0", "A-1-0.wim"), None).expect("create");
+    upsert_entry(dir.path(), rec("B", "2.0", "sub/B.wim"), None).expect("append");
     let mut replaced = rec("a", "1.0.0.0", "A-new.wim");
     replaced.size = Some(8);
-    upsert_entry(dir.path(), replaced).expect("replace");
+    upsert_entry(dir.path(), replaced, None).expect("replace");
 
     let bytes = std::fs::read(dir.path().join(FEED_FILE_NAME)).expect("feed written");
     let records = parse_records(&bytes, "written").expect("the written feed is valid");
@@ -219,14 +219,14 @@ fn written_feeds_read_back_and_upsert_replaces_or_appends() {
         "<ContainerImageFeed><Image>",
     )
     .expect("w");
-    assert!(upsert_entry(dir.path(), rec("C", "1", "c.wim")).is_err());
+    assert!(upsert_entry(dir.path(), rec("C", "1", "c.wim"), None).is_err());
     let kept = std::fs::read_to_string(dir.path().join(FEED_FILE_NAME)).expect("read");
     assert_eq!(kept, "<ContainerImageFeed><Image>");
 
     // So is a JSON index: it has no sizes or hashes to write back.
     let index = r#"[{"Name": "A", "Version": "1", "SasToken": "a.wim"}]"#;
     std::fs::write(dir.path().join(FEED_FILE_NAME), index).expect("w");
-    let err = upsert_entry(dir.path(), rec("C", "1", "c.wim")).expect_err("refused");
+    let err = upsert_entry(dir.path(), rec("C", "1", "c.wim"), None).expect_err("refused");
     assert!(err.to_string().contains("JSON index"), "{err}");
     let kept = std::fs::read_to_string(dir.path().join(FEED_FILE_NAME)).expect("read");
     assert_eq!(kept, index);
