@@ -192,7 +192,15 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
             );
             continue;
         }
-        match save_one(ctx, &downloader, entry, &dest, &target, args.force, key.as_ref()) {
+        match save_one(
+            ctx,
+            &downloader,
+            entry,
+            &dest,
+            &target,
+            args.force,
+            key.as_ref(),
+        ) {
             Ok((saved, signature)) => {
                 if let (Target::Folder(folder), Some(sig)) = (&target, signature) {
                     let feed_file = folder.join(FEED_FILE_NAME);

@@ -23,16 +23,13 @@ pub fn open_signing_key(ctx: &Ctx, path: &str) -> Result<SigningKey, CmdError> {
                 .into_string()
                 .map_err(|_| format!("{PASSWORD_VAR} is not valid UTF-8"));
         }
-        rpassword::prompt_password(format!(
-            "Password for the secret key {}: ",
-            file.display()
-        ))
-        .map_err(|e| {
-            format!(
+        rpassword::prompt_password(format!("Password for the secret key {}: ", file.display()))
+            .map_err(|e| {
+                format!(
                 "the key is encrypted and there is no terminal to ask for its password on ({e}); \
                  set {PASSWORD_VAR}"
             )
-        })
+            })
     };
     let key = SigningKey::open(file, &mut password).map_err(|e| {
         CmdError::from(e).hint(format!(

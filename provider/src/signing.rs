@@ -185,7 +185,7 @@ impl PinnedKey {
         &self.base64
     }
 
-    /// The key ID as minisign shows it: 16 upper-case hex digits.
+    /// The key ID as minisign shows it: upper-case hex digits, no leading zeros.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -212,13 +212,21 @@ impl PinnedKey {
         let signed_by = text
             .lines()
             .nth(1)
-            .and_then(|l| base64::engine::general_purpose::STANDARD.decode(l.trim()).ok())
+            .and_then(|l| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(l.trim())
+                    .ok()
+            })
             .and_then(|b| key_id_of(&b))
             .unwrap_or_default();
         let prehashed = text
             .lines()
             .nth(1)
-            .and_then(|l| base64::engine::general_purpose::STANDARD.decode(l.trim()).ok())
+            .and_then(|l| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(l.trim())
+                    .ok()
+            })
             .is_some_and(|b| b.get(..2) == Some(ALG_PREHASHED.as_slice()));
         // Legacy signatures are accepted, as `minisign -V` accepts them.
         match self.key.verify(feed, &parsed, true) {
@@ -256,7 +264,7 @@ fn key_id_of(bytes: &[u8]) -> Option<String> {
         return None;
     }
     let id: [u8; 8] = bytes.get(2..10)?.try_into().ok()?;
-    Some(format!("{:016X}", u64::from_le_bytes(id)))
+    Some(format!("{:X}", u64::from_le_bytes(id)))
 }
 
 /// The signature file of the feed document at `feed`.
@@ -312,10 +320,11 @@ impl SigningKey {
         path: &Path,
         password: &mut dyn FnMut() -> Result<String, String>,
     ) -> Result<SigningKey, SigningError> {
-        let bytes = read_small_file(path, MAX_KEY_FILE_BYTES).map_err(|source| SigningError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes =
+            read_small_file(path, MAX_KEY_FILE_BYTES).map_err(|source| SigningError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let bad = |reason: &str| SigningError::BadKeyFile {
             path: path.to_path_buf(),
             reason: reason.to_string(),
@@ -363,7 +372,7 @@ impl SigningKey {
         Ok(SigningKey {
             secret,
             path: path.to_path_buf(),
-            id: format!("{:016X}", u64::from_le_bytes(id_bytes)),
+            id: format!("{:X}", u64::from_le_bytes(id_bytes)),
         })
     }
 
@@ -464,7 +473,11 @@ mod tests {
         let sig = sk.sign(feed, "feed.xml").expect("sign");
         let ok = pk.verify(feed, sig.as_bytes(), "sig").expect("verifies");
         assert!(ok.prehashed);
-        assert!(ok.trusted_comment.contains("file:feed.xml"), "{}", ok.trusted_comment);
+        assert!(
+            ok.trusted_comment.contains("file:feed.xml"),
+            "{}",
+            ok.trusted_comment
+        );
 
         assert!(matches!(
             pk.verify(b"<other/>", sig.as_bytes(), "sig"),
@@ -478,7 +491,9 @@ mod tests {
         let (other_sk, _) = unencrypted_key(other_dir.path());
         let foreign = other_sk.sign(feed, "feed.xml").expect("sign");
         match pk.verify(feed, foreign.as_bytes(), "sig") {
-            Err(SignatureError::ForeignKey { signed_by, pinned, .. }) => {
+            Err(SignatureError::ForeignKey {
+                signed_by, pinned, ..
+            }) => {
                 assert_eq!(signed_by, other_sk.id());
                 assert_eq!(pinned, pk.id());
             }

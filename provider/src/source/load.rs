@@ -28,12 +28,14 @@ pub fn load(
     })?;
     let pinned = match &source.public_key {
         None => None,
-        Some(text) => Some(PinnedKey::from_base64(text).ok_or_else(|| {
-            SourceError::BadPinnedKey {
-                name: name.to_string(),
-                key: text.clone(),
-            }
-        })?),
+        Some(text) => {
+            Some(
+                PinnedKey::from_base64(text).ok_or_else(|| SourceError::BadPinnedKey {
+                    name: name.to_string(),
+                    key: text.clone(),
+                })?,
+            )
+        }
     };
     let check = pinned.as_ref().map(|key| Check {
         name,

@@ -248,14 +248,23 @@ mod tests {
             register(&mut c, "local", "https://x.test/f.xml", false, None, false),
             Err(SourceError::AlreadyRegistered(_))
         ));
-        register(&mut c, "local", "https://x.test/f.xml", true, None, true).expect("force replaces");
+        register(&mut c, "local", "https://x.test/f.xml", true, None, true)
+            .expect("force replaces");
         assert_eq!(c.sources.len(), 1);
         assert_eq!(c.sources[0].location, "https://x.test/f.xml");
         assert!(matches!(
             register(&mut c, "a*", "https://x.test", false, None, false),
             Err(SourceError::WildcardName(_))
         ));
-        let s = set(&mut c, "LOCAL", Some("Renamed"), None, Some(false), KeyChange::Keep).expect("set");
+        let s = set(
+            &mut c,
+            "LOCAL",
+            Some("Renamed"),
+            None,
+            Some(false),
+            KeyChange::Keep,
+        )
+        .expect("set");
         assert_eq!((s.name.as_str(), s.trusted), ("Renamed", false));
         assert!(matches!(
             set(&mut c, "nope", None, None, None, KeyChange::Keep),
