@@ -62,6 +62,6 @@ pub fn report_feed_signature(ctx: &Ctx, feed_file: &Path, signature: &FeedSignat
             sig.display(),
             feed_file.display()
         )),
-        FeedSignature::Unsigned => {}
+        FeedSignature::Untouched => {}
     }
 }

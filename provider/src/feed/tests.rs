@@ -290,3 +290,58 @@ fn truncated_or_mangled_feeds_are_errors_never_panics() {
         }
     }
 }
+
+#[test]
+fn upserts_sign_with_a_key_and_report_a_signature_they_made_stale() {
+    use crate::signing::{PinnedKey, SigningKey};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let pair = minisign::KeyPair::generate_unencrypted_keypair().expect("keypair");
+    let sk_path = keys.path().join("k.key");
+    std::fs::write(&sk_path, pair.sk.to_box(None).expect("box").into_string()).expect("key");
+    let key = SigningKey::open(&sk_path, &mut || Err("no password".into())).expect("open");
+    let pinned = PinnedKey::from_base64(&pair.pk.to_base64()).expect("public key");
+    let rec = |name: &str| FeedRecord {
+        name: name.into(),
+        version: "1.0".parse().expect("version"),
+        publisher: None,
+        description: None,
+        architecture: None,
+        size: Some(7),
+        sha256: Some([0xab; 32]),
+        locations: vec![format!("{name}.wim")],
+        line: 0,
+    };
+    let feed = dir.path().join(FEED_FILE_NAME);
+    let sig = dir.path().join("feed.xml.minisig");
+    let verify = || {
+        pinned.verify(
+            &std::fs::read(&feed).expect("feed"),
+            &std::fs::read(&sig).expect("signature"),
+            "test",
+        )
+    };
+
+    assert_eq!(
+        upsert_entry(dir.path(), rec("A"), None).expect("unsigned"),
+        FeedSignature::Untouched
+    );
+    assert!(!sig.exists());
+    assert_eq!(
+        upsert_entry(dir.path(), rec("B"), Some(&key)).expect("signed"),
+        FeedSignature::Signed(sig.clone())
+    );
+    verify().expect("the signature is of the bytes written");
+    // The same entry again changes no byte: the signature still holds.
+    assert_eq!(
+        upsert_entry(dir.path(), rec("B"), None).expect("unchanged"),
+        FeedSignature::Untouched
+    );
+    verify().expect("still valid");
+    assert_eq!(
+        upsert_entry(dir.path(), rec("C"), None).expect("changed"),
+        FeedSignature::Stale(sig.clone())
+    );
+    assert!(verify().is_err(), "a changed feed no longer verifies");
+}

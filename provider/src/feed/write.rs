@@ -61,8 +61,9 @@ pub enum FeedSignature {
     /// No key was given, and the signature file already there no longer
     /// matches the feed: it must be signed again.
     Stale(PathBuf),
-    /// No key was given and there is no signature file.
-    Unsigned,
+    /// No key was given, and the signature is as good as it was: there is
+    /// none, or the feed's bytes did not change.
+    Untouched,
 }
 
 /// Writes `<folder>/feed.xml` for `records`, replacing any previous one,
@@ -74,6 +75,8 @@ pub fn write_feed_file(
 ) -> Result<FeedSignature, FeedError> {
     let path = folder.join(FEED_FILE_NAME);
     let bytes = render_xml(records);
+    let unchanged =
+        key.is_none() && read_existing(&path).is_ok_and(|old| old.as_slice() == bytes.as_bytes());
     write_atomic(&path, bytes.as_bytes()).map_err(|source| FeedError::Write {
         path: path.clone(),
         source,
@@ -86,8 +89,10 @@ pub fn write_feed_file(
             .map_err(|source| FeedError::Sign { path, source }),
         // A link or anything else at the signature's name counts as a
         // signature left behind: the feed no longer matches it.
-        None if std::fs::symlink_metadata(&sig).is_ok() => Ok(FeedSignature::Stale(sig)),
-        None => Ok(FeedSignature::Unsigned),
+        None if !unchanged && std::fs::symlink_metadata(&sig).is_ok() => {
+            Ok(FeedSignature::Stale(sig))
+        }
+        None => Ok(FeedSignature::Untouched),
     }
 }
 
