@@ -366,6 +366,28 @@ fn feeds_signed_by_the_minisign_tool_verify_over_http_and_from_a_file() {
     server.faults().not_found("feed.xml.minisig");
     assert_refused(h, "Web", "there is no signature at");
     server.faults().clear();
+    // A signature that trickles past the deadline (the feed arrives in time).
+    let good_sig = std::fs::read(&sig).expect("signature");
+    let mut padded = good_sig.clone();
+    padded.resize(15_000, b'\n');
+    std::fs::write(&sig, &padded).expect("write");
+    server
+        .faults()
+        .trickle(1024, std::time::Duration::from_millis(200), 2);
+    let o = cmd(h)
+        .args(["Find-ContainerImage"])
+        .env("CONTAINERIMAGE_FEED_DEADLINE_MS", "1500")
+        .output()
+        .expect("runs");
+    assert_fails(&o, "cannot fetch the signature");
+    assert!(
+        stderr(&o).contains("did not arrive within 1.5 seconds"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(listed(&o), ["Plain/Other"]);
+    server.faults().clear();
+    std::fs::write(&sig, &good_sig).expect("restore");
     // One too large to be a signature is not read to the end.
     std::fs::write(&sig, vec![b'A'; 1 << 20]).expect("write");
     assert_refused(h, "Web", "too large to be a minisign signature");

@@ -121,10 +121,16 @@ impl Check<'_> {
                 return Err(self.refused(SignatureError::TooLarge { location }))
             }
             Err(e) => {
-                return Err(self.refused(SignatureError::Fetch {
-                    location,
-                    reason: error_chain(&e),
-                }))
+                let reason = match &e {
+                    SourceError::Deadline { deadline, .. } => format!(
+                        "it did not arrive within {} seconds",
+                        deadline.as_secs_f64()
+                    ),
+                    SourceError::Status { status, .. } => format!("the server answered {status}"),
+                    SourceError::Fetch { source, .. } => error_chain(source),
+                    other => error_chain(other),
+                };
+                return Err(self.refused(SignatureError::Fetch { location, reason }));
             }
         };
         self.verify(feed, &signature, &location)
