@@ -61,6 +61,9 @@ pub struct NewFeedArgs {
     /// The URL the folder will be served at; locations are written relative without it.
     #[arg(long)]
     pub base_uri: Option<String>,
+    /// A minisign secret key file: feed.xml.minisig is written beside feed.xml. An encrypted key's password is asked on the terminal, or read from CONTAINERIMAGE_SIGNING_KEY_PASSWORD.
+    #[arg(long)]
+    pub signing_key: Option<String>,
 }
 
 pub static CMDLETS: &[CmdletDef] = &[
@@ -98,7 +101,12 @@ pub static CMDLETS: &[CmdletDef] = &[
         name: "New-ContainerImageFeed",
         synopsis: "Writes feed.xml for a folder of .wim files.",
         description: "Reads name, version and description from every .wim file in the folder (and one level below), \
-                      computes size and SHA-256, and writes the folder's feed.xml.",
+                      computes size and SHA-256, and writes the folder's feed.xml. \
+                      With -SigningKey <minisign secret key file> it also writes feed.xml.minisig, a minisign signature \
+                      that sources pinned to the matching public key require (Register-PackageSource -PublicKey). \
+                      The password of an encrypted key is asked on the terminal; scripts set it in the \
+                      environment variable CONTAINERIMAGE_SIGNING_KEY_PASSWORD instead. Keys made with \
+                      `minisign -G -W` have no password.",
         positional: &["Path"],
         mandatory: &["Path"],
         pipeline: false,
@@ -107,6 +115,10 @@ pub static CMDLETS: &[CmdletDef] = &[
             (
                 "containerimage New-ContainerImageFeed /srv/images -BaseUri https://images.example.com/",
                 "Writes absolute locations under that URL.",
+            ),
+            (
+                "containerimage New-ContainerImageFeed /srv/images -SigningKey ~/.minisign/minisign.key",
+                "Writes feed.xml and signs it (feed.xml.minisig).",
             ),
         ],
         command: command_of::<NewFeedArgs>,
@@ -195,6 +207,25 @@ pub fn chosen_sources(
     })
 }
 
+/// Reports each source refused because its feed's signature does not
+/// verify with its pinned key, with what to do about it.
+pub fn report_unverified(ctx: &mut Ctx, refused: Vec<SourceError>) {
+    for e in refused {
+        let name = match &e {
+            SourceError::Unverified { name, .. } | SourceError::BadPinnedKey { name, .. } => {
+                name.clone()
+            }
+            _ => String::from("<name>"),
+        };
+        let hint = format!(
+            "the feed's publisher signs it with `containerimage New-ContainerImageFeed -Path <folder> -SigningKey <secret key file>` \
+             or `minisign -S -s <secret key file> -m <feed file>`, and publishes <feed>.minisig beside the feed; \
+             if the publisher changed keys, pin the new one with `containerimage Set-PackageSource -Name '{name}' -PublicKey <key or .pub file>`"
+        );
+        ctx.report(CmdError::from(e).hint(hint));
+    }
+}
+
 fn find_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: FindArgs = parse(m)?;
     run_find(ctx, &args)
@@ -225,7 +256,8 @@ fn run_find(ctx: &mut Ctx, args: &FindArgs) -> CmdResult {
     let sources = chosen_sources(&config, &args.source)?;
     let client =
         FeedClient::default().with_hash_cache(home.root().join("cache").join("wim-hashes.json"));
-    let result = query::find(&sources, &query, &client, ctx.reporter());
+    let mut result = query::find(&sources, &query, &client, ctx.reporter());
+    report_unverified(ctx, std::mem::take(&mut result.unverified_sources));
     for entry in &result.entries {
         ctx.emit(&FoundImage::of(entry), FIND_COLUMNS)?;
     }
@@ -251,6 +283,12 @@ fn new_container_image_feed(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         .hint("give -Path the folder that holds the .wim files"));
     }
     let base = args.base_uri.as_deref().map(base_uri).transpose()?;
+    // Opened first, so a wrong password costs no hashing.
+    let key = args
+        .signing_key
+        .as_deref()
+        .map(|k| crate::signing::open_signing_key(ctx, k))
+        .transpose()?;
     let scan = feed::scan_wim_folder(folder, None, ctx.reporter())?;
     let mut records: Vec<FeedRecord> = scan.records;
     if let Some(base) = &base {
@@ -271,7 +309,16 @@ fn new_container_image_feed(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
             folder.display()
         ));
     }
-    feed::write_feed_file(folder, &records)?;
+    let signature = feed::write_feed_file(folder, &records, key.as_ref())?;
+    crate::signing::report_feed_signature(
+        ctx,
+        &folder.join(feed::FEED_FILE_NAME),
+        &signature,
+        &format!(
+            "`containerimage New-ContainerImageFeed -Path {} -SigningKey <secret key file>`",
+            folder.display()
+        ),
+    );
     let source = folder.display().to_string();
     let feed_base = feed::FeedBase::Folder(folder.to_path_buf());
     for record in records {

@@ -13,6 +13,7 @@ mod output;
 mod progress;
 mod provider_cmds;
 mod save;
+mod signing;
 mod store_cmds;
 mod store_install;
 mod wim_cmds;

@@ -3,9 +3,12 @@
 
 use clap::ArgMatches;
 use containerimage_provider::config::SourceConfig;
-use containerimage_provider::source::{self, PROVIDER_NAME, PROVIDER_OLD_NAME};
+use containerimage_provider::signing::PinnedKey;
+use containerimage_provider::source::{self, KeyChange, PROVIDER_NAME, PROVIDER_OLD_NAME};
 use containerimage_provider::wildcard;
 use serde::Serialize;
+
+use containerimage_provider::progress::Reporter;
 
 use crate::cmdlet::{command_of, parse, CmdError, CmdResult, CmdletDef, Ctx};
 use crate::find::check_provider_name;
@@ -38,6 +41,9 @@ pub struct RegisterSourceArgs {
     /// Install from this source without asking.
     #[arg(long)]
     pub trusted: bool,
+    /// Pin a minisign public key (the RW… line, or a minisign .pub file): the source's feed is then used only when <feed>.minisig verifies with it.
+    #[arg(long)]
+    pub public_key: Option<String>,
     /// Replace a source of the same name.
     #[arg(long)]
     pub force: bool,
@@ -60,6 +66,12 @@ pub struct SetSourceArgs {
     /// -Trusted or -Trusted:$false.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub trusted: Option<bool>,
+    /// Pin this minisign public key (the RW… line, or a minisign .pub file), replacing any pinned before.
+    #[arg(long, conflicts_with = "no_public_key")]
+    pub public_key: Option<String>,
+    /// Unpin the source's key: its feed is used again without checking a signature.
+    #[arg(long)]
+    pub no_public_key: bool,
     /// Must be ContainerImage.
     #[arg(long)]
     pub provider_name: Option<String>,
@@ -111,7 +123,10 @@ pub static CMDLETS: &[CmdletDef] = &[
     CmdletDef {
         name: "Register-PackageSource",
         synopsis: "Registers a feed (URL, file or folder) as a source of images.",
-        description: "New sources are untrusted: installing from them asks first, unless -Trusted.",
+        description: "New sources are untrusted: installing from them asks first, unless -Trusted. \
+                      -PublicKey pins a minisign public key (the key itself, RW…, or a minisign .pub file): \
+                      from then on the source's feed is used only when its signature <feed>.minisig \
+                      (feed.xml.minisig for a folder) verifies with that key.",
         positional: &["Name", "Location"],
         mandatory: &["Name", "Location"],
         pipeline: false,
@@ -121,20 +136,27 @@ pub static CMDLETS: &[CmdletDef] = &[
                 "Registers an HTTP feed.",
             ),
             ("containerimage Register-PackageSource Local /srv/images -Trusted", "Registers a trusted folder."),
+            (
+                "containerimage Register-PackageSource Official https://images.example.com/feed.xml -PublicKey ./official.pub",
+                "Registers an HTTP feed whose signature must verify with the key in official.pub.",
+            ),
         ],
         command: command_of::<RegisterSourceArgs>,
         run: register_package_source,
     },
     CmdletDef {
         name: "Set-PackageSource",
-        synopsis: "Renames, relocates or (un)trusts a registered source.",
-        description: "Changes a registered source in place: -NewName renames it, -NewLocation points it elsewhere (local paths are stored absolute), -Trusted or -Trusted:$false sets whether installing from it asks first.",
+        synopsis: "Renames, relocates, (un)trusts a registered source, or pins its signing key.",
+        description: "Changes a registered source in place: -NewName renames it, -NewLocation points it elsewhere (local paths are stored absolute), -Trusted or -Trusted:$false sets whether installing from it asks first. \
+                      -PublicKey pins a minisign public key (or replaces the one pinned, when the publisher rotates keys); -NoPublicKey unpins it.",
         positional: &["Name"],
         mandatory: &["Name"],
         pipeline: false,
         examples: &[
             ("containerimage Set-PackageSource Local -Trusted", "Trusts the source Local."),
             ("containerimage Set-PackageSource Local -Trusted:false", "Stops trusting it."),
+            ("containerimage Set-PackageSource Official -PublicKey ./official-2.pub", "Pins the publisher's new key."),
+            ("containerimage Set-PackageSource Official -NoPublicKey", "Unpins it: the feed is used unsigned."),
         ],
         command: command_of::<SetSourceArgs>,
         run: set_package_source,
@@ -153,7 +175,7 @@ pub static CMDLETS: &[CmdletDef] = &[
     CmdletDef {
         name: "Get-PackageSource",
         synopsis: "Lists the registered sources.",
-        description: "Lists the registered sources with their location and whether they are trusted. -Name takes a pattern with * and ? wildcards; a plain name that is not registered is an error.",
+        description: "Lists the registered sources with their location, whether they are trusted, and whether a signing key is pinned (IsPinned, and its PublicKeyId as minisign shows it). -Name takes a pattern with * and ? wildcards; a plain name that is not registered is an error.",
         positional: &["Name"],
         mandatory: &[],
         pipeline: false,
@@ -185,7 +207,7 @@ struct ProviderInfo {
     dynamic_options: &'static [&'static str],
 }
 
-/// A source as OneGet shows it.
+/// A source as OneGet shows it, and whether a signing key is pinned.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct PackageSource {
@@ -193,20 +215,47 @@ struct PackageSource {
     location: String,
     is_trusted: bool,
     provider_name: &'static str,
+    is_pinned: bool,
+    /// The pinned key's ID as minisign shows it (`minisign public key <ID>`).
+    public_key_id: Option<String>,
+    /// The pinned key itself, as in a minisign `.pub` file.
+    public_key: Option<String>,
 }
 
 impl PackageSource {
     fn of(s: &SourceConfig) -> PackageSource {
+        let key_id = s.public_key.as_deref().map(|k| {
+            PinnedKey::from_base64(k)
+                .map(|p| p.id().to_string())
+                .unwrap_or_else(|| "(damaged)".to_string())
+        });
         PackageSource {
             name: s.name.clone(),
             location: s.location.clone(),
             is_trusted: s.trusted,
             provider_name: PROVIDER_NAME,
+            is_pinned: s.public_key.is_some(),
+            public_key_id: key_id,
+            public_key: s.public_key.clone(),
         }
     }
 }
 
-const SOURCE_COLUMNS: &[&str] = &["Name", "ProviderName", "IsTrusted", "Location"];
+const SOURCE_COLUMNS: &[&str] = &["Name", "ProviderName", "IsTrusted", "IsPinned", "Location"];
+
+/// A `-PublicKey` value as a key, or a failure that says what is expected.
+fn public_key_param(value: Option<&str>) -> Result<Option<PinnedKey>, CmdError> {
+    value
+        .map(|v| {
+            PinnedKey::from_argument(v.trim()).map_err(|e| {
+                CmdError::from(e).context("cannot pin the -PublicKey").hint(
+                    "give the minisign public key (the line that starts with RW) or the .pub file \
+                     `minisign -G` wrote; the publisher's key, not the secret key",
+                )
+            })
+        })
+        .transpose()
+}
 
 fn is_this_provider(name: &str) -> bool {
     let n = name.trim();
@@ -276,6 +325,7 @@ fn get_package_provider(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
 fn register_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: RegisterSourceArgs = parse(m)?;
     check_provider_name(args.provider_name.as_deref())?;
+    let key = public_key_param(args.public_key.as_deref())?;
     let home = ctx.home()?;
     let mut config = home.load()?;
     let added = source::register(
@@ -283,8 +333,16 @@ fn register_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         &args.name,
         &args.location,
         args.trusted,
+        key.as_ref(),
         args.force,
     )?;
+    if let Some(k) = &key {
+        ctx.reporter().verbose(&format!(
+            "Source '{}' is pinned to the minisign key ID {}",
+            added.name,
+            k.id()
+        ));
+    }
     home.save(&config)?;
     ctx.emit(&PackageSource::of(&added), SOURCE_COLUMNS)
 }
@@ -292,6 +350,11 @@ fn register_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
 fn set_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: SetSourceArgs = parse(m)?;
     check_provider_name(args.provider_name.as_deref())?;
+    let key = match public_key_param(args.public_key.as_deref())? {
+        Some(k) => KeyChange::Pin(k),
+        None if args.no_public_key => KeyChange::Unpin,
+        None => KeyChange::Keep,
+    };
     let home = ctx.home()?;
     let mut config = home.load()?;
     let changed = source::set(
@@ -300,6 +363,7 @@ fn set_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         args.new_name.as_deref(),
         args.new_location.as_deref(),
         args.trusted,
+        key,
     )?;
     home.save(&config)?;
     ctx.emit(&PackageSource::of(&changed), SOURCE_COLUMNS)

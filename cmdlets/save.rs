@@ -5,17 +5,20 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use containerimage_provider::download::{self, Downloader, Obtained, Outcome, Request};
-use containerimage_provider::feed::{self, FeedEntry, FeedRecord, FEED_FILE_NAME};
+use containerimage_provider::feed::{self, FeedEntry, FeedRecord, FeedSignature, FEED_FILE_NAME};
 use containerimage_provider::location::Location;
 use containerimage_provider::progress::Reporter;
 use containerimage_provider::query;
+use containerimage_provider::signing::SigningKey;
 use containerimage_provider::source::FeedClient;
 use containerimage_provider::version::Version;
 use containerimage_provider::wildcard;
 use serde::Serialize;
 
 use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
-use crate::find::{build_query, check_provider_name, chosen_sources, VersionArgs};
+use crate::find::{
+    build_query, check_provider_name, chosen_sources, report_unverified, VersionArgs,
+};
 
 /// Where to save: exactly one of these.
 #[derive(clap::Args, Debug, Clone)]
@@ -53,6 +56,9 @@ pub struct SaveArgs {
     /// An HTTP proxy URL (overrides HTTPS_PROXY/HTTP_PROXY).
     #[arg(long)]
     pub proxy: Option<String>,
+    /// With -Path: a minisign secret key file to sign the folder's updated feed.xml with (feed.xml.minisig). An encrypted key's password is asked on the terminal, or read from CONTAINERIMAGE_SIGNING_KEY_PASSWORD.
+    #[arg(long)]
+    pub signing_key: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,7 +75,11 @@ pub static CMDLETS: &[CmdletDef] = &[
         name: "Save-ContainerImage",
         synopsis: "Downloads images to a folder (an offline feed) or a file, verifying size and SHA-256.",
         description: "Downloads resume after interruptions, are retried, and fall back to the next mirror. \
-                      With -Path the folder's feed.xml is written or updated so the folder can be registered as a source.",
+                      With -Path the folder's feed.xml is written or updated so the folder can be registered as a source. \
+                      -SigningKey <minisign secret key file> signs the updated feed.xml (feed.xml.minisig); without it, \
+                      a folder whose feed was signed is warned about, since its signature no longer matches. \
+                      The password of an encrypted key is asked on the terminal; scripts set it in the \
+                      environment variable CONTAINERIMAGE_SIGNING_KEY_PASSWORD instead.",
         positional: &["Name"],
         mandatory: &["Name"],
         pipeline: true,
@@ -82,6 +92,10 @@ pub static CMDLETS: &[CmdletDef] = &[
             (
                 "containerimage Find-ContainerImage '*nano*' | containerimage Save-ContainerImage -Path /srv/images",
                 "Saves what Find found.",
+            ),
+            (
+                "containerimage Save-ContainerImage NanoServer -Path /srv/images -SigningKey ~/.minisign/minisign.key",
+                "Saves Nano Server and signs the folder's updated feed.xml.",
             ),
         ],
         command: command_of::<SaveArgs>,
@@ -129,6 +143,11 @@ fn save_package(ctx: &mut Ctx, args: SavePackageArgs) -> CmdResult {
 }
 
 fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
+    if args.signing_key.is_some() && args.target.destination.is_some() {
+        return Err(CmdError::usage(
+            "-SigningKey signs the feed.xml of the folder that -Path or -LiteralPath names; -Destination writes one file and no feed",
+        ));
+    }
     let entries = if args.name.is_empty() {
         entries_from_pipeline(ctx)?
     } else {
@@ -152,7 +171,12 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
             )));
         }
     }
+    let key = match &args.signing_key {
+        Some(k) if !args.what_if => Some(crate::signing::open_signing_key(ctx, k)?),
+        _ => None,
+    };
     let downloader = Downloader::from_env(args.proxy.as_deref())?;
+    let mut stale: Option<(PathBuf, FeedSignature)> = None;
     for entry in &entries {
         let dest = match destination(&target, entry) {
             Ok(d) => d,
@@ -168,10 +192,36 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
             );
             continue;
         }
-        match save_one(ctx, &downloader, entry, &dest, &target, args.force) {
-            Ok(saved) => ctx.emit(&saved, COLUMNS)?,
+        match save_one(
+            ctx,
+            &downloader,
+            entry,
+            &dest,
+            &target,
+            args.force,
+            key.as_ref(),
+        ) {
+            Ok((saved, signature)) => {
+                if let (Target::Folder(folder), Some(sig)) = (&target, signature) {
+                    let feed_file = folder.join(FEED_FILE_NAME);
+                    match sig {
+                        FeedSignature::Stale(_) => stale = Some((feed_file, sig)),
+                        other => crate::signing::report_feed_signature(ctx, &feed_file, &other, ""),
+                    }
+                }
+                ctx.emit(&saved, COLUMNS)?
+            }
             Err(e) => ctx.report(e),
         }
+    }
+    // Once, after every update of the folder's feed.
+    if let Some((feed_file, sig)) = stale {
+        crate::signing::report_feed_signature(
+            ctx,
+            &feed_file,
+            &sig,
+            "the same Save-ContainerImage command and -SigningKey <secret key file> (what is already saved is not downloaded again)",
+        );
     }
     Ok(())
 }
@@ -183,7 +233,8 @@ fn save_one(
     dest: &Path,
     target: &Target,
     force: bool,
-) -> Result<SavedImage, CmdError> {
+    key: Option<&SigningKey>,
+) -> Result<(SavedImage, Option<FeedSignature>), CmdError> {
     let what = format!("cannot save {} {}", entry.name, entry.version);
     let reporter = ctx.reporter();
     reporter.verbose(&format!(
@@ -209,15 +260,19 @@ fn save_one(
         )),
         Obtained::Downloaded(_) => reporter.line(&elapsed_line(&outcome)),
     }
-    if let Target::Folder(folder) = target {
-        record_in_feed(folder, entry, dest, &outcome).map_err(|e| e.context(what))?;
-    }
-    Ok(SavedImage {
+    let signature = match target {
+        Target::Folder(folder) => {
+            Some(record_in_feed(folder, entry, dest, &outcome, key).map_err(|e| e.context(what))?)
+        }
+        Target::File(_) => None,
+    };
+    let saved = SavedImage {
         name: entry.name.clone(),
         version: entry.version.to_string(),
         source: entry.source.clone(),
         full_path: dest.display().to_string(),
-    })
+    };
+    Ok((saved, signature))
 }
 
 /// The line the original cmdlet printed after a download.
@@ -238,13 +293,14 @@ fn record_in_feed(
     entry: &FeedEntry,
     dest: &Path,
     outcome: &Outcome,
-) -> Result<(), CmdError> {
+    key: Option<&SigningKey>,
+) -> Result<FeedSignature, CmdError> {
     let file_name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let record = FeedRecord::for_saved_file(entry, &file_name, outcome.size, outcome.sha256);
-    feed::upsert_entry(folder, record).map_err(|e| {
+    feed::upsert_entry(folder, record, key).map_err(|e| {
         CmdError::from(e).context(format!(
             "saved {}, but cannot update {}",
             dest.display(),
@@ -384,7 +440,8 @@ fn find_entries(ctx: &mut Ctx, args: &SaveArgs) -> Result<Vec<FeedEntry>, CmdErr
     let home = ctx.home()?;
     let config = home.load()?;
     let sources = chosen_sources(&config, &args.source)?;
-    let result = query::find(&sources, &query, &FeedClient::default(), ctx.reporter());
+    let mut result = query::find(&sources, &query, &FeedClient::default(), ctx.reporter());
+    report_unverified(ctx, std::mem::take(&mut result.unverified_sources));
     for message in result.no_match_messages() {
         ctx.report(CmdError::failed(message));
     }

@@ -99,7 +99,8 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
 
     let mut entries: Vec<FeedEntry> = Vec::new();
     for (sources, query) in &searches {
-        let found = query::find(sources, query, &client, ctx.reporter());
+        let mut found = query::find(sources, query, &client, ctx.reporter());
+        crate::find::report_unverified(ctx, std::mem::take(&mut found.unverified_sources));
         for message in found.no_match_messages() {
             ctx.report(CmdError::failed(message));
         }

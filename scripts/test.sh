@@ -19,6 +19,7 @@ declare -A package_of=(
     [skopeo]=skopeo
     [containerd]=containerd
     [ctr]=containerd
+    [minisign]=minisign
 )
 missing=()
 for tool in "${!package_of[@]}"; do

@@ -138,6 +138,11 @@ pub struct SourceConfig {
     pub location: String,
     #[serde(default)]
     pub trusted: bool,
+    /// The minisign public key pinned to this source (base64, as in a
+    /// minisign `.pub` file): its feed is used only when its signature
+    /// verifies with this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 #[cfg(test)]
@@ -154,6 +159,7 @@ mod tests {
                 name: "s".into(),
                 location: "/x".into(),
                 trusted: true,
+                public_key: Some("RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3".into()),
             }],
             store: None,
         };

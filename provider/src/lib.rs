@@ -18,6 +18,7 @@ pub mod oci;
 pub mod pipeline;
 pub mod progress;
 pub mod query;
+pub mod signing;
 pub mod source;
 pub mod store;
 pub mod version;

@@ -200,6 +200,10 @@ pub struct FindResult {
     pub nothing_found: bool,
     /// Sources that could not be read; already reported as warnings.
     pub failed_sources: Vec<(String, SourceError)>,
+    /// Sources refused because their feed's signature does not verify with
+    /// the key pinned to them (see [`SourceError::is_unverified`]): errors
+    /// the caller reports, not yet reported.
+    pub unverified_sources: Vec<SourceError>,
 }
 
 impl FindResult {
@@ -214,7 +218,9 @@ impl FindResult {
 }
 
 /// Searches `sources` (read in parallel). A source that cannot be read is
-/// a warning through `reporter`; the others still answer.
+/// a warning through `reporter`, a pinned source whose signature does not
+/// verify is returned in [`FindResult::unverified_sources`]; the others
+/// still answer.
 pub fn find(
     sources: &[SourceConfig],
     query: &Query,
@@ -223,12 +229,14 @@ pub fn find(
 ) -> FindResult {
     let mut all = Vec::new();
     let mut failed_sources = Vec::new();
+    let mut unverified_sources = Vec::new();
     for (src, result) in sources
         .iter()
         .zip(source::load_all(sources, client, reporter))
     {
         match result {
             Ok(mut entries) => all.append(&mut entries),
+            Err(e) if e.is_unverified() => unverified_sources.push(e),
             Err(e) => {
                 reporter.warn(&format!(
                     "Unable to read package source '{}' ({}): {}",
@@ -253,6 +261,7 @@ pub fn find(
         missing_wildcards,
         nothing_found,
         failed_sources,
+        unverified_sources,
     }
 }
 

@@ -8,6 +8,7 @@ mod feeds;
 mod hostile_feeds;
 mod import;
 mod save;
+mod signing;
 mod store;
 mod wim;
 mod wim_craft;

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 pub use hash_cache::HashCache;
 pub use wimfile::{entry_record_for_wim, scan_wim_folder, wim_name_and_version, WimScan};
-pub use write::{render_xml, upsert_entry, write_feed_file, FEED_FILE_NAME};
+pub use write::{render_xml, upsert_entry, write_feed_file, FeedSignature, FEED_FILE_NAME};
 
 use crate::location::{Location, Origin, Url};
 use crate::version::Version;
@@ -185,6 +185,12 @@ pub enum FeedError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("wrote the feed {path}, but cannot sign it")]
+    Sign {
+        path: PathBuf,
+        #[source]
+        source: crate::signing::SigningError,
     },
     #[error(
         "cannot tell the version of {path}: its XML has no WINDOWS/VERSION and its file name has \

@@ -194,11 +194,11 @@ fn written_feeds_read_back_and_upsert_replaces_or_appends() {
         locations: vec![location.into()],
         line: 0,
     };
-    upsert_entry(dir.path(), rec("A", "1.0", "A-1-0.wim")).expect("create");
-    upsert_entry(dir.path(), rec("B", "2.0", "sub/B.wim")).expect("append");
+    upsert_entry(dir.path(), rec("A", "1.0", "A-1-0.wim"), None).expect("create");
+    upsert_entry(dir.path(), rec("B", "2.0", "sub/B.wim"), None).expect("append");
     let mut replaced = rec("a", "1.0.0.0", "A-new.wim");
     replaced.size = Some(8);
-    upsert_entry(dir.path(), replaced).expect("replace");
+    upsert_entry(dir.path(), replaced, None).expect("replace");
 
     let bytes = std::fs::read(dir.path().join(FEED_FILE_NAME)).expect("feed written");
     let records = parse_records(&bytes, "written").expect("the written feed is valid");
@@ -219,14 +219,14 @@ fn written_feeds_read_back_and_upsert_replaces_or_appends() {
         "<ContainerImageFeed><Image>",
     )
     .expect("w");
-    assert!(upsert_entry(dir.path(), rec("C", "1", "c.wim")).is_err());
+    assert!(upsert_entry(dir.path(), rec("C", "1", "c.wim"), None).is_err());
     let kept = std::fs::read_to_string(dir.path().join(FEED_FILE_NAME)).expect("read");
     assert_eq!(kept, "<ContainerImageFeed><Image>");
 
     // So is a JSON index: it has no sizes or hashes to write back.
     let index = r#"[{"Name": "A", "Version": "1", "SasToken": "a.wim"}]"#;
     std::fs::write(dir.path().join(FEED_FILE_NAME), index).expect("w");
-    let err = upsert_entry(dir.path(), rec("C", "1", "c.wim")).expect_err("refused");
+    let err = upsert_entry(dir.path(), rec("C", "1", "c.wim"), None).expect_err("refused");
     assert!(err.to_string().contains("JSON index"), "{err}");
     let kept = std::fs::read_to_string(dir.path().join(FEED_FILE_NAME)).expect("read");
     assert_eq!(kept, index);
@@ -289,4 +289,59 @@ fn truncated_or_mangled_feeds_are_errors_never_panics() {
             }
         }
     }
+}
+
+#[test]
+fn upserts_sign_with_a_key_and_report_a_signature_they_made_stale() {
+    use crate::signing::{PinnedKey, SigningKey};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let pair = minisign::KeyPair::generate_unencrypted_keypair().expect("keypair");
+    let sk_path = keys.path().join("k.key");
+    std::fs::write(&sk_path, pair.sk.to_box(None).expect("box").into_string()).expect("key");
+    let key = SigningKey::open(&sk_path, &mut || Err("no password".into())).expect("open");
+    let pinned = PinnedKey::from_base64(&pair.pk.to_base64()).expect("public key");
+    let rec = |name: &str| FeedRecord {
+        name: name.into(),
+        version: "1.0".parse().expect("version"),
+        publisher: None,
+        description: None,
+        architecture: None,
+        size: Some(7),
+        sha256: Some([0xab; 32]),
+        locations: vec![format!("{name}.wim")],
+        line: 0,
+    };
+    let feed = dir.path().join(FEED_FILE_NAME);
+    let sig = dir.path().join("feed.xml.minisig");
+    let verify = || {
+        pinned.verify(
+            &std::fs::read(&feed).expect("feed"),
+            &std::fs::read(&sig).expect("signature"),
+            "test",
+        )
+    };
+
+    assert_eq!(
+        upsert_entry(dir.path(), rec("A"), None).expect("unsigned"),
+        FeedSignature::Untouched
+    );
+    assert!(!sig.exists());
+    assert_eq!(
+        upsert_entry(dir.path(), rec("B"), Some(&key)).expect("signed"),
+        FeedSignature::Signed(sig.clone())
+    );
+    verify().expect("the signature is of the bytes written");
+    // The same entry again changes no byte: the signature still holds.
+    assert_eq!(
+        upsert_entry(dir.path(), rec("B"), None).expect("unchanged"),
+        FeedSignature::Untouched
+    );
+    verify().expect("still valid");
+    assert_eq!(
+        upsert_entry(dir.path(), rec("C"), None).expect("changed"),
+        FeedSignature::Stale(sig.clone())
+    );
+    assert!(verify().is_err(), "a changed feed no longer verifies");
 }

@@ -1,14 +1,16 @@
 //! Writing `feed.xml`: a whole manifest for a folder, or one entry added to
-//! or replaced in an existing one. Files are replaced atomically.
+//! or replaced in an existing one. Files are replaced atomically; with a
+//! signing key, `feed.xml.minisig` is written for exactly the bytes written.
 
 use std::fmt::Write as _;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use quick_xml::escape::escape;
 
 use super::{FeedError, FeedRecord, FEED_NAMESPACE};
 use crate::fsutil::write_atomic;
+use crate::signing::{signature_path, SigningKey};
 
 /// The manifest file a feed folder holds.
 pub const FEED_FILE_NAME: &str = "feed.xml";
@@ -51,11 +53,47 @@ fn element(out: &mut String, tag: &str, text: &str) {
     let _ = writeln!(out, "    <{tag}>{}</{tag}>", escape(text));
 }
 
-/// Writes `<folder>/feed.xml` for `records`, replacing any previous one.
-pub fn write_feed_file(folder: &Path, records: &[FeedRecord]) -> Result<(), FeedError> {
+/// What became of the feed's signature when the feed was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FeedSignature {
+    /// Signed with the key given; the signature file written.
+    Signed(PathBuf),
+    /// No key was given, and the signature file already there no longer
+    /// matches the feed: it must be signed again.
+    Stale(PathBuf),
+    /// No key was given, and the signature is as good as it was: there is
+    /// none, or the feed's bytes did not change.
+    Untouched,
+}
+
+/// Writes `<folder>/feed.xml` for `records`, replacing any previous one,
+/// and signs it when given `key`.
+pub fn write_feed_file(
+    folder: &Path,
+    records: &[FeedRecord],
+    key: Option<&SigningKey>,
+) -> Result<FeedSignature, FeedError> {
     let path = folder.join(FEED_FILE_NAME);
-    write_atomic(&path, render_xml(records).as_bytes())
-        .map_err(|source| FeedError::Write { path, source })
+    let bytes = render_xml(records);
+    let unchanged =
+        key.is_none() && read_existing(&path).is_ok_and(|old| old.as_slice() == bytes.as_bytes());
+    write_atomic(&path, bytes.as_bytes()).map_err(|source| FeedError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    let sig = signature_path(&path);
+    match key {
+        Some(key) => key
+            .sign_file(&path, bytes.as_bytes())
+            .map(FeedSignature::Signed)
+            .map_err(|source| FeedError::Sign { path, source }),
+        // A link or anything else at the signature's name counts as a
+        // signature left behind: the feed no longer matches it.
+        None if !unchanged && std::fs::symlink_metadata(&sig).is_ok() => {
+            Ok(FeedSignature::Stale(sig))
+        }
+        None => Ok(FeedSignature::Untouched),
+    }
 }
 
 /// The folder's current manifest: a regular file (never a device or FIFO)
@@ -77,8 +115,13 @@ fn read_existing(path: &Path) -> std::io::Result<Vec<u8>> {
 /// name (ignoring case) and version; creates the file when missing. Other
 /// entries keep their text, relative locations included. Concurrent callers
 /// on one folder are serialised; a damaged existing manifest is an error and
-/// is left as it is.
-pub fn upsert_entry(folder: &Path, record: FeedRecord) -> Result<(), FeedError> {
+/// is left as it is. With `key` the new manifest is signed (under the same
+/// lock, so the signature is of the bytes written).
+pub fn upsert_entry(
+    folder: &Path,
+    record: FeedRecord,
+    key: Option<&SigningKey>,
+) -> Result<FeedSignature, FeedError> {
     std::fs::create_dir_all(folder).map_err(|source| FeedError::Write {
         path: folder.to_path_buf(),
         source,
@@ -117,7 +160,7 @@ pub fn upsert_entry(folder: &Path, record: FeedRecord) -> Result<(), FeedError> 
         Some(existing) => *existing = record,
         None => records.push(record),
     }
-    let result = write_feed_file(folder, &records);
+    let result = write_feed_file(folder, &records, key);
     drop(lock);
     result
 }

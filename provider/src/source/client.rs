@@ -78,6 +78,32 @@ impl FeedClient {
         &self,
         url: &crate::location::Url,
     ) -> Result<(Vec<u8>, crate::location::Url), SourceError> {
+        match self.fetch(url, MAX_FEED_BYTES, false)? {
+            Some(found) => Ok(found),
+            // Not reached: only a fetch that may be absent answers None.
+            None => Err(SourceError::Stopped {
+                location: url.to_string(),
+            }),
+        }
+    }
+
+    /// A small document that may be absent (a feed's signature): `None`
+    /// when the server answers 404 or 410, else the body, at most `limit`
+    /// bytes ([`SourceError::TooLarge`] beyond), within the same deadline.
+    pub fn get_optional(
+        &self,
+        url: &crate::location::Url,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, SourceError> {
+        Ok(self.fetch(url, limit, true)?.map(|(body, _)| body))
+    }
+
+    fn fetch(
+        &self,
+        url: &crate::location::Url,
+        limit: u64,
+        may_be_absent: bool,
+    ) -> Result<Option<(Vec<u8>, crate::location::Url)>, SourceError> {
         let started = Instant::now();
         let text = url.to_string();
         let late = || SourceError::Deadline {
@@ -101,6 +127,14 @@ impl FeedClient {
                 }
             })?;
         let status = response.status();
+        if may_be_absent
+            && matches!(
+                status,
+                reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE
+            )
+        {
+            return Ok(None);
+        }
         if !status.is_success() {
             return Err(SourceError::Status {
                 url: text,
@@ -109,7 +143,7 @@ impl FeedClient {
         }
         let final_url = response.url().clone();
         let mut body = Vec::new();
-        let mut limited = response.take(MAX_FEED_BYTES + 1);
+        let mut limited = response.take(limit + 1);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             if started.elapsed() >= self.deadline {
@@ -128,11 +162,11 @@ impl FeedClient {
                 }
             };
             body.extend_from_slice(buf.get(..n).unwrap_or_default());
+            if body.len() as u64 > limit {
+                return Err(SourceError::TooLarge { location: text });
+            }
         }
-        if body.len() as u64 > MAX_FEED_BYTES {
-            return Err(SourceError::TooLarge { location: text });
-        }
-        Ok((body, final_url))
+        Ok(Some((body, final_url)))
     }
 }
 

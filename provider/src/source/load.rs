@@ -5,13 +5,16 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::config::SourceConfig;
+use crate::error_chain;
 use crate::feed::{self, FeedBase, FeedEntry, HashCache, FEED_FILE_NAME};
-use crate::location::Location;
+use crate::location::{Location, Url};
 use crate::progress::Reporter;
+use crate::signing::{self, PinnedKey, SignatureError, MAX_SIGNATURE_BYTES, SIGNATURE_SUFFIX};
 
 use super::{FeedClient, SourceError, MAX_FEED_BYTES};
 
-/// Everything `source` offers.
+/// Everything `source` offers. A source with a pinned key offers nothing
+/// unless its feed's signature verifies with that key.
 pub fn load(
     source: &SourceConfig,
     client: &FeedClient,
@@ -23,6 +26,22 @@ pub fn load(
         location: source.location.clone(),
         source: e,
     })?;
+    let pinned = match &source.public_key {
+        None => None,
+        Some(text) => {
+            Some(
+                PinnedKey::from_base64(text).ok_or_else(|| SourceError::BadPinnedKey {
+                    name: name.to_string(),
+                    key: text.clone(),
+                })?,
+            )
+        }
+    };
+    let check = pinned.as_ref().map(|key| Check {
+        name,
+        key,
+        reporter,
+    });
     let entries = match location {
         Location::Http(url) => {
             reporter.verbose(&format!("Fetching the feed of source '{name}' from {url}"));
@@ -30,10 +49,19 @@ pub fn load(
             if final_url != url {
                 reporter.verbose(&format!("The feed of source '{name}' is at {final_url}"));
             }
+            if let Some(check) = &check {
+                check.remote(&url, &body, client)?;
+            }
             feed::parse_entries(&body, url.as_str(), &FeedBase::Http(final_url), name)
                 .map_err(SourceError::feed(name))?
         }
-        Location::Path(path) => load_path(name, &path, client.hash_cache.as_ref(), reporter)?,
+        Location::Path(path) => load_path(
+            name,
+            &path,
+            check.as_ref(),
+            client.hash_cache.as_ref(),
+            reporter,
+        )?,
     };
     reporter.verbose(&format!(
         "Source '{name}' lists {} image(s), read in {} ms",
@@ -43,9 +71,83 @@ pub fn load(
     Ok(entries)
 }
 
+/// Checking a feed against the key pinned to its source.
+struct Check<'a> {
+    name: &'a str,
+    key: &'a PinnedKey,
+    reporter: &'a dyn Reporter,
+}
+
+impl Check<'_> {
+    fn refused(&self, source: SignatureError) -> SourceError {
+        SourceError::Unverified {
+            name: self.name.to_string(),
+            key_id: self.key.id().to_string(),
+            source,
+        }
+    }
+
+    /// Verifies `feed` against the signature text read from `location`.
+    fn verify(&self, feed: &[u8], signature: &[u8], location: &str) -> Result<(), SourceError> {
+        let verified = self
+            .key
+            .verify(feed, signature, location)
+            .map_err(|e| self.refused(e))?;
+        self.reporter.verbose(&format!(
+            "Source '{}': the feed's signature {location} verifies with the pinned key ID {} ({}); trusted comment: {}",
+            self.name,
+            self.key.id(),
+            if verified.prehashed { "prehashed" } else { "legacy" },
+            signing::printable(&verified.trusted_comment)
+        ));
+        Ok(())
+    }
+
+    /// A feed read over HTTP(S): its signature is `<feed URL>.minisig`,
+    /// fetched with the same client, deadline and URL rules, and a small
+    /// size limit.
+    fn remote(&self, feed_url: &Url, feed: &[u8], client: &FeedClient) -> Result<(), SourceError> {
+        let mut sig_url = feed_url.clone();
+        sig_url.set_path(&format!("{}{SIGNATURE_SUFFIX}", feed_url.path()));
+        let location = sig_url.to_string();
+        self.reporter.verbose(&format!(
+            "Fetching the signature of source '{}' from {location}",
+            self.name
+        ));
+        let signature = match client.get_optional(&sig_url, MAX_SIGNATURE_BYTES) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err(self.refused(SignatureError::Missing { location })),
+            Err(SourceError::TooLarge { .. }) => {
+                return Err(self.refused(SignatureError::TooLarge { location }))
+            }
+            Err(e) => {
+                let reason = match &e {
+                    SourceError::Deadline { deadline, .. } => format!(
+                        "it did not arrive within {} seconds",
+                        deadline.as_secs_f64()
+                    ),
+                    SourceError::Status { status, .. } => format!("the server answered {status}"),
+                    SourceError::Fetch { source, .. } => error_chain(source),
+                    other => error_chain(other),
+                };
+                return Err(self.refused(SignatureError::Fetch { location, reason }));
+            }
+        };
+        self.verify(feed, &signature, &location)
+    }
+
+    /// A local feed file: its signature is the file beside it.
+    fn local(&self, feed_file: &Path, feed: &[u8]) -> Result<(), SourceError> {
+        let sig_path = signing::signature_path(feed_file);
+        let signature = signing::read_signature_file(&sig_path).map_err(|e| self.refused(e))?;
+        self.verify(feed, &signature, &sig_path.display().to_string())
+    }
+}
+
 fn load_path(
     name: &str,
     path: &Path,
+    check: Option<&Check<'_>>,
     cache: Option<&HashCache>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<FeedEntry>, SourceError> {
@@ -60,6 +162,9 @@ fn load_path(
             path.display()
         ));
         let bytes = read_feed_file(path)?;
+        if let Some(check) = check {
+            check.local(path, &bytes)?;
+        }
         let base = FeedBase::Folder(path.parent().map(Path::to_path_buf).unwrap_or_default());
         return feed::parse_entries(&bytes, &path.display().to_string(), &base, name)
             .map_err(SourceError::feed(name));
@@ -71,11 +176,19 @@ fn load_path(
                 "Reading the feed of source '{name}' from {}",
                 manifest.display()
             ));
+            if let Some(check) = check {
+                check.local(&manifest, &bytes)?;
+            }
             let base = FeedBase::Folder(path.to_path_buf());
             feed::parse_entries(&bytes, &manifest.display().to_string(), &base, name)
                 .map_err(SourceError::feed(name))
         }
         Err(SourceError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(check) = check {
+                return Err(check.refused(SignatureError::NoFeedFile {
+                    folder: path.display().to_string(),
+                }));
+            }
             reporter.verbose(&format!(
                 "Source '{name}': {} has no {FEED_FILE_NAME}; reading the .wim files in it",
                 path.display()

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use crate::feed::FeedError;
 use crate::location::LocationError;
+use crate::signing::SignatureError;
 
 pub use client::FeedClient;
 pub use load::{load, load_all};
-pub use registry::{matching, normalize_location, register, select, set, unregister};
+pub use registry::{matching, normalize_location, register, select, set, unregister, KeyChange};
 
 /// The provider's name, as OneGet shows it.
 pub const PROVIDER_NAME: &str = "ContainerImage";
@@ -87,6 +88,21 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the source '{name}' is pinned to the key ID {key_id}, but its feed's signature does not \
+         verify; nothing from it is used"
+    )]
+    Unverified {
+        name: String,
+        key_id: String,
+        #[source]
+        source: SignatureError,
+    },
+    #[error(
+        "the key pinned to the source '{name}' in the configuration is damaged ('{key}' is not a \
+         minisign public key); nothing from the source is used"
+    )]
+    BadPinnedKey { name: String, key: String },
     #[error("the source '{name}' cannot be used")]
     Feed {
         name: String,
@@ -96,6 +112,15 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// Whether the source was refused because its feed is not signed by
+    /// the key pinned to it: an error for the command, not a warning.
+    pub fn is_unverified(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Unverified { .. } | SourceError::BadPinnedKey { .. }
+        )
+    }
+
     pub(crate) fn feed(name: &str) -> impl FnOnce(FeedError) -> SourceError + '_ {
         move |source| SourceError::Feed {
             name: name.to_string(),

@@ -3,6 +3,7 @@
 
 use crate::config::{Config, SourceConfig};
 use crate::location::{Location, LocationError};
+use crate::signing::PinnedKey;
 use crate::wildcard;
 
 use super::SourceError;
@@ -52,13 +53,26 @@ fn position(config: &Config, name: &str) -> Option<usize> {
         .position(|s| s.name.eq_ignore_ascii_case(name))
 }
 
+/// What `Set-PackageSource` does to a source's pinned key.
+#[derive(Clone, Debug, Default)]
+pub enum KeyChange {
+    /// Leave it as it is.
+    #[default]
+    Keep,
+    /// Pin this key (replacing any other).
+    Pin(PinnedKey),
+    /// Unpin: the feed is used without checking a signature.
+    Unpin,
+}
+
 /// `Register-PackageSource`: adds a source; an existing name is an error
-/// unless `force`, which replaces it.
+/// unless `force`, which replaces it. `public_key` pins a key to it.
 pub fn register(
     config: &mut Config,
     name: &str,
     location: &str,
     trusted: bool,
+    public_key: Option<&PinnedKey>,
     force: bool,
 ) -> Result<SourceConfig, SourceError> {
     let name = check_name(name)?;
@@ -66,6 +80,7 @@ pub fn register(
         name: name.to_string(),
         location: normalize_location(location)?,
         trusted,
+        public_key: public_key.map(|k| k.as_base64().to_string()),
     };
     match position(config, name) {
         Some(_) if !force => return Err(SourceError::AlreadyRegistered(name.to_string())),
@@ -79,13 +94,15 @@ pub fn register(
     Ok(source)
 }
 
-/// `Set-PackageSource`: renames, moves or (un)trusts a registered source.
+/// `Set-PackageSource`: renames, moves, (un)trusts a registered source, or
+/// pins, replaces or removes its key.
 pub fn set(
     config: &mut Config,
     name: &str,
     new_name: Option<&str>,
     new_location: Option<&str>,
     trusted: Option<bool>,
+    key: KeyChange,
 ) -> Result<SourceConfig, SourceError> {
     let i = position(config, name.trim()).ok_or_else(|| SourceError::NotFound(name.to_string()))?;
     let new_name = new_name.map(check_name).transpose()?;
@@ -107,6 +124,11 @@ pub fn set(
     }
     if let Some(t) = trusted {
         slot.trusted = t;
+    }
+    match key {
+        KeyChange::Keep => {}
+        KeyChange::Pin(k) => slot.public_key = Some(k.as_base64().to_string()),
+        KeyChange::Unpin => slot.public_key = None,
     }
     Ok(slot.clone())
 }
@@ -192,6 +214,7 @@ fn adhoc_source(text: &str) -> Option<SourceConfig> {
         name: text.to_string(),
         location: normalize_location(text).ok()?,
         trusted: false,
+        public_key: None,
     })
 }
 
@@ -209,6 +232,7 @@ mod tests {
                     name: n.to_string(),
                     location: format!("https://{n}.test/feed.xml"),
                     trusted: false,
+                    public_key: None,
                 })
                 .collect(),
             store: None,
@@ -218,23 +242,32 @@ mod tests {
     #[test]
     fn register_set_unregister() {
         let mut c = Config::default();
-        let s = register(&mut c, "Local", "some/dir", false, false).expect("register");
+        let s = register(&mut c, "Local", "some/dir", false, None, false).expect("register");
         assert!(Path::new(&s.location).is_absolute(), "{}", s.location);
         assert!(matches!(
-            register(&mut c, "local", "https://x.test/f.xml", false, false),
+            register(&mut c, "local", "https://x.test/f.xml", false, None, false),
             Err(SourceError::AlreadyRegistered(_))
         ));
-        register(&mut c, "local", "https://x.test/f.xml", true, true).expect("force replaces");
+        register(&mut c, "local", "https://x.test/f.xml", true, None, true)
+            .expect("force replaces");
         assert_eq!(c.sources.len(), 1);
         assert_eq!(c.sources[0].location, "https://x.test/f.xml");
         assert!(matches!(
-            register(&mut c, "a*", "https://x.test", false, false),
+            register(&mut c, "a*", "https://x.test", false, None, false),
             Err(SourceError::WildcardName(_))
         ));
-        let s = set(&mut c, "LOCAL", Some("Renamed"), None, Some(false)).expect("set");
+        let s = set(
+            &mut c,
+            "LOCAL",
+            Some("Renamed"),
+            None,
+            Some(false),
+            KeyChange::Keep,
+        )
+        .expect("set");
         assert_eq!((s.name.as_str(), s.trusted), ("Renamed", false));
         assert!(matches!(
-            set(&mut c, "nope", None, None, None),
+            set(&mut c, "nope", None, None, None, KeyChange::Keep),
             Err(SourceError::NotFound(_))
         ));
         unregister(&mut c, "renamed").expect("unregister");
