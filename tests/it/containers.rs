@@ -538,3 +538,51 @@ json.dump(index, open(os.path.join(root, "index.json"), "w"))
         stdout(&o)
     );
 }
+
+#[test]
+fn a_child_image_is_tested_and_removed_on_its_own() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = installed_image(tmp.path());
+    let files = container(&home, "demo");
+    fs::write(files.join("new.txt"), b"new").expect("write");
+    assert_exit(
+        &run(
+            &home,
+            &[
+                "New-ContainerImage",
+                "-Container",
+                "demo",
+                "-Publisher",
+                "Demo",
+                "-Name",
+                "DemoImage",
+                "-Version",
+                "1.0",
+            ],
+        ),
+        0,
+    );
+    let o = run(&home, &["Test-ContainerImage", "DemoImage"]);
+    assert_exit(&o, 0);
+    assert_eq!(json_lines(&o)[0]["IsValid"], true);
+    // A changed file of the child is found; the parent's files are not its.
+    fs::write(home.join("images").join(CHILD).join("Files/new.txt"), b"bad").expect("write");
+    let o = run(&home, &["Test-ContainerImage", "DemoImage"]);
+    let result = &json_lines(&o)[0];
+    assert_eq!(result["IsValid"], false);
+    assert!(
+        result["Problems"].to_string().contains("new.txt"),
+        "{result}"
+    );
+    let o = run(&home, &["Test-ContainerImage", "Nano"]);
+    assert_eq!(json_lines(&o)[0]["IsValid"], true);
+
+    // Remove-ContainerImage removes the child; the OS image stays.
+    assert_exit(&run(&home, &["Remove-Container", "demo"]), 0);
+    assert_exit(&run(&home, &["Remove-ContainerImage", "DemoImage"]), 0);
+    let o = run(&home, &["Get-ContainerImage"]);
+    let left = json_lines(&o);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["FullName"], BASE);
+    assert!(!home.join("images").join(CHILD).exists());
+}
