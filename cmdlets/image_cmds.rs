@@ -543,6 +543,27 @@ fn docker_rmi(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
             Ok(_) => {
                 said.extend(tags.iter().map(|t| format!("Untagged: {t}")));
                 said.push(format!("Deleted: sha256:{}", record.id));
+                // As docker does: parents left without a tag, a child or a
+                // container go too (the lower layers of an imported image).
+                let mut parent = record.parent_image.clone();
+                while let Some(p) = parent.take() {
+                    let Some(up) = lock.find(&p).cloned() else {
+                        break;
+                    };
+                    if !lock.tags().of(&up.full_name).is_empty()
+                        || !lock.dependants(&up.full_name).is_empty()
+                    {
+                        break;
+                    }
+                    match lock.remove(&up.full_name, ctx.reporter()) {
+                        Ok(_) => {
+                            said.push(format!("Deleted: sha256:{}", up.id));
+                            parent = up.parent_image.clone();
+                        }
+                        // A container still uses it: it stays.
+                        Err(_) => break,
+                    }
+                }
             }
             Err(e) => ctx.report(CmdError::from(e)),
         }

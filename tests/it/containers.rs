@@ -459,6 +459,31 @@ fn a_two_layer_archive_imports_as_a_child_and_exports_back_the_same() {
         files_of(&files)
     );
 
+    // rmi of the top image takes the untagged layer below it too, as
+    // docker does, once no container uses it.
+    assert_exit(&run(&other, &["Remove-Container", "again"]), 0);
+    let o = run(&other, &["rmi", "demoimage:1.0.0.0"]);
+    assert_exit(&o, 0);
+    let deleted = stdout(&o)
+        .lines()
+        .filter(|l| l.starts_with("Deleted: "))
+        .count();
+    // The base came from its own archive and keeps its tag.
+    assert_eq!(deleted, 1, "{}", stdout(&o));
+    assert_eq!(json_lines(&run(&other, &["Get-ContainerImage"])).len(), 1);
+    assert_exit(&run(&other, &["Import-ContainerImage", s(&archive)]), 0);
+    let third = tmp.path().join("third");
+    assert_exit(&run(&third, &["load", "-i", s(&archive)]), 0);
+    assert_eq!(json_lines(&run(&third, &["Get-ContainerImage"])).len(), 2);
+    let o = run(&third, &["rmi", "demoimage:1.0.0.0"]);
+    assert_exit(&o, 0);
+    let deleted = stdout(&o)
+        .lines()
+        .filter(|l| l.starts_with("Deleted: "))
+        .count();
+    assert_eq!(deleted, 2, "{}", stdout(&o));
+    assert!(json_lines(&run(&third, &["Get-ContainerImage"])).is_empty());
+
     // Exported from the new host: the same layers.
     let layouts: Vec<PathBuf> = [("a", &home), ("b", &other)]
         .iter()
@@ -566,7 +591,11 @@ fn a_child_image_is_tested_and_removed_on_its_own() {
     assert_exit(&o, 0);
     assert_eq!(json_lines(&o)[0]["IsValid"], true);
     // A changed file of the child is found; the parent's files are not its.
-    fs::write(home.join("images").join(CHILD).join("Files/new.txt"), b"bad").expect("write");
+    fs::write(
+        home.join("images").join(CHILD).join("Files/new.txt"),
+        b"bad",
+    )
+    .expect("write");
     let o = run(&home, &["Test-ContainerImage", "DemoImage"]);
     let result = &json_lines(&o)[0];
     assert_eq!(result["IsValid"], false);
