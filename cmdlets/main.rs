@@ -171,6 +171,8 @@ pub fn full_command(def: &CmdletDef) -> Command {
 }
 
 fn run_cmdlet(def: &'static CmdletDef, rest: &[OsString]) -> i32 {
+    containerimage_provider::store::set_lock_holder(def.name);
+    progress::handle_interrupt();
     let cmd = full_command(def);
     let params = args::params_of(&cmd);
     let bound = match args::bind(&params, def.positional, rest) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use containerimage_provider::download::{self, Downloader, Obtained, Outcome, Request};
 use containerimage_provider::feed::{self, FeedEntry, FeedRecord, FEED_FILE_NAME};
 use containerimage_provider::location::Location;
-use containerimage_provider::progress::Reporter;
+use containerimage_provider::progress::{downloaded_line, Reporter};
 use containerimage_provider::query;
 use containerimage_provider::source::FeedClient;
 use containerimage_provider::version::Version;
@@ -207,7 +207,7 @@ fn save_one(
             entry.version,
             dest.display()
         )),
-        Obtained::Downloaded(_) => reporter.line(&elapsed_line(&outcome)),
+        Obtained::Downloaded(_) => reporter.line(&downloaded_line(outcome.elapsed)),
     }
     if let Target::Folder(folder) = target {
         record_in_feed(folder, entry, dest, &outcome).map_err(|e| e.context(what))?;
@@ -218,17 +218,6 @@ fn save_one(
         source: entry.source.clone(),
         full_path: dest.display().to_string(),
     })
-}
-
-/// The line the original cmdlet printed after a download.
-fn elapsed_line(outcome: &Outcome) -> String {
-    let s = outcome.elapsed.as_secs();
-    format!(
-        "Downloaded in {} hours, {} minutes, {} seconds.",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    )
 }
 
 /// Adds or updates the saved image in the folder's `feed.xml`, with the

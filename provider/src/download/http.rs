@@ -288,6 +288,7 @@ fn pump(
         let ended = match &read {
             Ok(0) | Err(_) => true,
             Ok(n) => {
+                job.watch.alive();
                 filled += n;
                 stalled = rate.add(*n);
                 stalled.is_some()
