@@ -282,7 +282,11 @@ pub fn bind(params: &[Param], positional: &[&str], args: &[OsString]) -> Result<
         if !only_positional && is_param_token(tok) {
             let gnu = tok.starts_with("--");
             let body = tok.trim_start_matches('-');
-            if body == "?" {
+            let help = body == "?"
+                || tok == "-h"
+                || tok.eq_ignore_ascii_case("--help")
+                || tok.eq_ignore_ascii_case("-help");
+            if help {
                 out.help = true;
                 continue;
             }
@@ -495,8 +499,10 @@ mod tests {
 
     #[test]
     fn question_mark_asks_for_help() {
-        let b = bind(&find_like(), &["Name"], &[OsString::from("-?")]).expect("binds");
-        assert!(b.help);
+        for asks in ["-?", "-h", "--help", "-Help"] {
+            let b = bind(&find_like(), &["Name"], &[OsString::from(asks)]).expect("binds");
+            assert!(b.help, "{asks}");
+        }
     }
 
     #[test]

@@ -259,7 +259,7 @@ fn get_package_provider(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
                 return Ok(());
             }
             return Err(CmdError::failed(format!(
-                "Unable to find package provider '{pattern}'. It may not be imported yet. Try 'Get-PackageProvider -ListAvailable'."
+                "Unable to find package provider '{pattern}'. Run 'Get-PackageProvider' to see the providers."
             )));
         }
     }
