@@ -142,7 +142,7 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
         if entries.len() > 1 {
             let names: Vec<String> = entries
                 .iter()
-                .map(|e| format!("{} {}", e.name, e.version))
+                .map(|e| format!("{} {} from '{}'", e.name, e.version, e.source))
                 .collect();
             return Err(CmdError::usage(format!(
                 "-Destination names one file ({}), but {} images were selected: {}. Use -Path to save several images into a folder",
@@ -152,6 +152,10 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
             )));
         }
     }
+    let entries = match &target {
+        Target::Folder(_) => once_per_file(ctx, entries),
+        Target::File(_) => entries,
+    };
     let downloader = Downloader::from_env(args.proxy.as_deref())?;
     for entry in &entries {
         let dest = match destination(&target, entry) {
@@ -174,6 +178,25 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// The same image (name and version) offered by several sources is saved
+/// once, from the first source that lists it: both would go to one file.
+fn once_per_file(ctx: &Ctx, entries: Vec<FeedEntry>) -> Vec<FeedEntry> {
+    let mut kept: Vec<FeedEntry> = Vec::new();
+    for entry in entries {
+        let first = kept
+            .iter()
+            .find(|k| k.name.eq_ignore_ascii_case(&entry.name) && k.version == entry.version);
+        match first {
+            Some(k) => ctx.reporter().verbose(&format!(
+                "{} {} is offered by the sources '{}' and '{}'; saving it once, from '{}'",
+                entry.name, entry.version, k.source, entry.source, k.source
+            )),
+            None => kept.push(entry),
+        }
+    }
+    kept
 }
 
 fn save_one(
