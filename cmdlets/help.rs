@@ -340,30 +340,6 @@ pub fn render_view(def: &CmdletDef, view: &View) -> Result<String, CmdError> {
     Ok(s)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn syntax_wraps_between_parameters_only() {
-        let parts: Vec<String> = [
-            "Save-ContainerImage",
-            "[-Name] <String[]>",
-            "-Path <String>",
-            "[-MinimumVersion <String>]",
-            "[-Force]",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let text = wrap_parts(&parts, 50);
-        assert_eq!(
-            text,
-            "    Save-ContainerImage [-Name] <String[]>\n        -Path <String> [-MinimumVersion <String>]\n        [-Force]\n"
-        );
-    }
-}
-
 /// A clap error in PowerShell's words, naming parameters the PowerShell way.
 pub fn clap_error_text(e: &clap::Error) -> String {
     let arg_name = || -> String {
@@ -433,5 +409,29 @@ fn ps_name(clap_text: &str) -> String {
         clap_text.to_string()
     } else {
         names.join(" | ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_wraps_between_parameters_only() {
+        let parts: Vec<String> = [
+            "Save-ContainerImage",
+            "[-Name] <String[]>",
+            "-Path <String>",
+            "[-MinimumVersion <String>]",
+            "[-Force]",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let text = wrap_parts(&parts, 50);
+        assert_eq!(
+            text,
+            "    Save-ContainerImage [-Name] <String[]>\n        -Path <String> [-MinimumVersion <String>]\n        [-Force]\n"
+        );
     }
 }

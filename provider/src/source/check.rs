@@ -60,10 +60,12 @@ pub fn check_location(location: &str) -> Option<String> {
 fn check_path(path: &Path) -> Option<String> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) => return Some(format!(
+        Err(e) => {
+            return Some(format!(
             "{} cannot be read now: {e}; create it (or copy a saved folder there) before searching",
             path.display()
-        )),
+        ))
+        }
     };
     if !meta.is_dir() {
         return None;
