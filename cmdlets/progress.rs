@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use containerimage_provider::progress::{human_bytes, Reporter};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// The partial file of the download in progress, for the Ctrl-C message.
 static PARTIAL: Mutex<Option<PathBuf>> = Mutex::new(None);
@@ -108,7 +108,7 @@ impl CliReporter {
             .with_key(
                 "run_rate",
                 move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = write!(w, "{}/s", human_bytes(rate_of(state) as u64));
+                    let _ = write!(w, "{}/s", HumanBytes(rate_of(state) as u64));
                 },
             )
             .with_key(
@@ -178,8 +178,11 @@ impl Reporter for CliReporter {
         if let Some(b) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let complete = b.bar.length().is_some_and(|len| b.bar.position() >= len);
             if b.download && complete {
-                // Drawn once more at 100%, and left on the screen.
+                // Drawn once more at 100%, and left on the screen; what
+                // follows starts on the next line.
                 b.bar.finish();
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err);
             } else {
                 b.bar.finish_and_clear();
             }

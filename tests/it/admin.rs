@@ -510,6 +510,10 @@ fn a_resumed_download_says_so_and_its_rate_counts_this_run_only() {
         .filter_map(|(at, _)| text[..at].rsplit(' ').next()?.parse().ok())
         .collect();
     assert!(!text.contains("GiB/s"), "{text}");
+    assert!(
+        text.contains("KiB/s") || !rates.is_empty(),
+        "the bar shows a rate:\n{text}"
+    );
     for r in &rates {
         assert!(
             *r < 4.0,
@@ -543,10 +547,16 @@ fn a_small_download_shows_100_percent() {
     );
     assert_exit(&o, 0);
     let text = stdout(&o);
-    assert!(text.contains("100%"), "{text}");
+    let lines = screen_lines(&text);
     assert!(
-        text.contains("Downloaded in 0 hours, 0 minutes, 0 seconds."),
-        "{text}"
+        lines.iter().any(|l| l.contains("] 100% ")),
+        "the bar is left at 100%:\n{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "Downloaded in 0 hours, 0 minutes, 0 seconds."),
+        "on a line of its own:\n{text}"
     );
 }
 
