@@ -198,6 +198,49 @@ fn null_or_empty(name: &str) -> UsageError {
     ))
 }
 
+/// Parameters whose values are paths on this system (`Location` and
+/// `NewLocation` when they are not URLs).
+const PATH_PARAMETERS: &[&str] = &[
+    "Path",
+    "LiteralPath",
+    "Destination",
+    "WimPath",
+    "ImagePath",
+    "ApplyPath",
+    "MetadataPath",
+    "Output",
+    "Input",
+    "Location",
+    "NewLocation",
+];
+
+/// A path in Windows form: a drive letter (`C:`, `C:\…`, `c:/…`), a UNC
+/// path (`\\server\share`) or any backslash.
+pub fn is_windows_path(value: &OsStr) -> bool {
+    let bytes = value.as_encoded_bytes();
+    let drive = matches!(bytes, [letter, b':', ..] if letter.is_ascii_alphabetic());
+    drive || bytes.contains(&b'\\')
+}
+
+/// On Linux and macOS a Windows-form path is refused before anything is
+/// created: `C:\images` would otherwise become a file of that name.
+fn check_path_value(p: &Param, value: &OsStr) -> Result<(), UsageError> {
+    if cfg!(windows) || !PATH_PARAMETERS.contains(&p.name.as_str()) {
+        return Ok(());
+    }
+    let is_url = value.to_str().is_some_and(|t| t.contains("://"));
+    if is_url || !is_windows_path(value) {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "Cannot use '{}' for -{}: it is a Windows path (a drive letter, \\\\server\\share or a backslash), \
+         and this system's paths are written with '/'. Use a path of this system, e.g. /srv/images{}.",
+        value.to_string_lossy(),
+        p.name,
+        if p.name == "Destination" || p.name == "WimPath" { "/NanoServer.wim" } else { "" }
+    )))
+}
+
 /// Binds `args` to `params`; `positional` lists PowerShell names in position order.
 pub fn bind(params: &[Param], positional: &[&str], args: &[OsString]) -> Result<Bound, UsageError> {
     let mut out = Bound::default();
@@ -207,6 +250,7 @@ pub fn bind(params: &[Param], positional: &[&str], args: &[OsString]) -> Result<
     // An empty value never means "everything": `-Name:` or `-Name ''` is an
     // error, as in PowerShell, not an unfiltered listing.
     let push_value = |out: &mut Bound, p: &Param, v: &OsStr| -> Result<(), UsageError> {
+        check_path_value(p, v)?;
         if p.kind == ParamKind::Array {
             let pieces = array_pieces(v);
             if pieces.is_empty() {
@@ -238,7 +282,11 @@ pub fn bind(params: &[Param], positional: &[&str], args: &[OsString]) -> Result<
         if !only_positional && is_param_token(tok) {
             let gnu = tok.starts_with("--");
             let body = tok.trim_start_matches('-');
-            if body == "?" {
+            let help = body == "?"
+                || tok == "-h"
+                || tok.eq_ignore_ascii_case("--help")
+                || tok.eq_ignore_ascii_case("-help");
+            if help {
                 out.help = true;
                 continue;
             }
@@ -434,9 +482,27 @@ mod tests {
     }
 
     #[test]
+    fn windows_paths_are_recognised() {
+        for windows in [
+            "C:\\images",
+            "c:/images",
+            "D:",
+            "\\\\server\\share",
+            "images\\nano.wim",
+        ] {
+            assert!(is_windows_path(OsStr::new(windows)), "{windows}");
+        }
+        for unix in ["/srv/images", "images/nano.wim", "nano:1.0.wim", "./c:x"] {
+            assert!(!is_windows_path(OsStr::new(unix)), "{unix}");
+        }
+    }
+
+    #[test]
     fn question_mark_asks_for_help() {
-        let b = bind(&find_like(), &["Name"], &[OsString::from("-?")]).expect("binds");
-        assert!(b.help);
+        for asks in ["-?", "-h", "--help", "-Help"] {
+            let b = bind(&find_like(), &["Name"], &[OsString::from(asks)]).expect("binds");
+            assert!(b.help, "{asks}");
+        }
     }
 
     #[test]

@@ -243,7 +243,7 @@ pub fn check_provider_name(name: Option<&str>) -> CmdResult {
         None => Ok(()),
         Some(n) if n.eq_ignore_ascii_case(PROVIDER_NAME) || n.eq_ignore_ascii_case(PROVIDER_OLD_NAME) => Ok(()),
         Some(n) => Err(CmdError::failed(format!(
-            "Unable to find package provider '{n}'. It may not be imported yet. Try 'Get-PackageProvider -ListAvailable'."
+            "Unable to find package provider '{n}'. It may not be imported yet. Run 'Get-PackageProvider' to see the providers."
         ))
         .hint(format!("this program is the '{PROVIDER_NAME}' provider; use -ProviderName {PROVIDER_NAME}"))),
     }

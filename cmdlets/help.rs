@@ -10,13 +10,17 @@ use crate::cmdlet::{command_of, parse, CmdError, CmdResult, CmdletDef, Ctx};
 pub static CMDLETS: &[CmdletDef] = &[CmdletDef {
     name: "Get-Help",
     synopsis: "Shows the help of a cmdlet.",
-    description: "Prints the synopsis, the syntax of every parameter set, the parameters and examples of a cmdlet.",
+    description: "Prints the synopsis, the syntax of every parameter set, the parameters and examples of a cmdlet. \
+                  -Examples shows only the examples, -Full every detail of every parameter, \
+                  -Parameter the details of one parameter. <Cmdlet> -?, -h and --help show the same as Get-Help <Cmdlet>.",
     positional: &["Name"],
     mandatory: &[],
     pipeline: false,
     examples: &[
         ("containerimage Get-Help Find-ContainerImage", "Shows how to use Find-ContainerImage."),
-        ("containerimage Find-ContainerImage -?", "The same."),
+        ("containerimage Find-ContainerImage -?", "The same (also -h and --help)."),
+        ("containerimage Get-Help Save-ContainerImage -Examples", "Shows only the examples."),
+        ("containerimage Get-Help Save-ContainerImage -Parameter Destination", "Describes one parameter."),
     ],
     command: command_of::<GetHelpArgs>,
     run: get_help,
@@ -27,12 +31,52 @@ pub struct GetHelpArgs {
     /// The cmdlet to describe.
     #[arg(long)]
     name: Option<String>,
+    /// Only the examples.
+    #[arg(long)]
+    examples: bool,
+    /// Everything, with every detail of every parameter.
+    #[arg(long)]
+    full: bool,
+    /// Only this parameter (wildcards allowed: -Parameter *Version).
+    #[arg(long)]
+    parameter: Option<String>,
+}
+
+/// What part of the help to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum View {
+    /// Synopsis, syntax, description, parameters in short, examples.
+    Default,
+    Examples,
+    Full,
+    /// The parameters whose names match this pattern.
+    Parameter(String),
 }
 
 fn get_help(_ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let a: GetHelpArgs = parse(m)?;
+    let chosen = [a.examples, a.full, a.parameter.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if chosen > 1 {
+        return Err(CmdError::usage(
+            "Parameter set cannot be resolved using the specified named parameters: use one of -Examples, -Full or -Parameter.",
+        ));
+    }
+    let view = match (a.examples, a.full, a.parameter) {
+        (true, _, _) => View::Examples,
+        (_, true, _) => View::Full,
+        (_, _, Some(p)) => View::Parameter(p),
+        _ => View::Default,
+    };
     match a.name {
         None => {
+            if view != View::Default {
+                return Err(CmdError::usage(
+                    "name the cmdlet: Get-Help <Cmdlet-Name> -Examples|-Full|-Parameter <name>",
+                ));
+            }
             let mut s = String::from("Cmdlets (run Get-Help <Cmdlet-Name> for one):\n");
             for c in crate::all_cmdlets() {
                 s.push_str(&format!("  {:<32} {}\n", c.name, c.synopsis));
@@ -42,12 +86,18 @@ fn get_help(_ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         }
         Some(name) => match crate::lookup(&name) {
             Some(def) => {
-                print!("{}", render(def));
+                print!("{}", render_view(def, &view)?);
                 Ok(())
             }
-            None => Err(CmdError::usage(format!(
-                "Get-Help could not find '{name}'. Run 'containerimage Get-Help' to list the cmdlets."
-            ))),
+            None => {
+                let close = crate::closest_cmdlets(&name);
+                let mut message = format!("Get-Help could not find '{name}'.");
+                if !close.is_empty() {
+                    message.push_str(&format!(" Did you mean: {}?", close.join(", ")));
+                }
+                message.push_str(" Run 'containerimage Get-Help' to list the cmdlets.");
+                Err(CmdError::usage(message))
+            }
         },
     }
 }
@@ -84,7 +134,9 @@ fn parameter_sets(cmd: &Command) -> Vec<(Vec<String>, bool)> {
         .collect()
 }
 
-fn syntax_lines(def: &CmdletDef) -> Vec<String> {
+/// One syntax line per parameter set, as its parts (the cmdlet name, then
+/// one part per parameter, e.g. `[-Name] <String[]>`).
+fn syntax_lines(def: &CmdletDef) -> Vec<Vec<String>> {
     let cmd = crate::full_command(def);
     let params = args::params_of(&cmd);
     let sets = parameter_sets(&cmd);
@@ -101,7 +153,7 @@ fn syntax_lines(def: &CmdletDef) -> Vec<String> {
     choices
         .into_iter()
         .map(|chosen| {
-            let mut line = def.name.to_string();
+            let mut line = vec![def.name.to_string()];
             let mut shown: Vec<&args::Param> = params
                 .iter()
                 .filter(|p| !common.contains(&p.name.as_str()))
@@ -134,63 +186,86 @@ fn syntax_lines(def: &CmdletDef) -> Vec<String> {
                         }
                     }
                 };
-                line.push(' ');
-                line.push_str(&part);
+                line.push(part);
             }
-            line.push_str(" [-Verbose] [-OutputFormat <Table|List|Json>]");
+            line.push("[-Verbose]".to_string());
+            line.push("[-OutputFormat <Table|List|Json>]".to_string());
             line
         })
         .collect()
 }
 
-/// The full help text of a cmdlet.
-pub fn render(def: &CmdletDef) -> String {
-    let cmd = crate::full_command(def);
-    let params = args::params_of(&cmd);
-    let mut s = format!(
-        "\nNAME\n    {}\n\nSYNOPSIS\n    {}\n\nSYNTAX\n",
-        def.name, def.synopsis
-    );
-    for line in syntax_lines(def) {
-        s.push_str(&format!("    {line}\n\n"));
-    }
-    if !def.description.is_empty() {
-        s.push_str(&format!("DESCRIPTION\n    {}\n\n", def.description));
-    }
-    s.push_str("PARAMETERS\n");
-    for p in &params {
-        let arg = cmd
-            .get_arguments()
-            .find(|a| a.get_long() == Some(p.long.as_str()));
-        let about = arg
-            .and_then(|a| a.get_help())
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        let ty = type_name(&cmd, &p.long, p.kind);
-        s.push_str(&format!("    -{} <{ty}>\n", p.name));
-        if !about.is_empty() {
-            s.push_str(&format!("        {about}\n"));
+/// Joins `parts` into lines no wider than `width`, breaking only between
+/// parts: the first line indented by four spaces, the next ones by eight.
+pub fn wrap_parts(parts: &[String], width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::from("    ");
+    let mut empty = true;
+    for part in parts {
+        let fits = line.chars().count() + 1 + part.chars().count() <= width;
+        if !empty && !fits {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = String::from("        ");
+            empty = true;
         }
-        let position = def
-            .positional
-            .iter()
-            .position(|n| *n == p.name)
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "named".into());
-        let aliases = if p.aliases.is_empty() {
-            String::new()
-        } else {
-            format!("; Aliases: {}", p.aliases.join(", "))
-        };
-        let pipeline = def.pipeline && matches!(p.name.as_str(), "Name" | "FullName");
-        s.push_str(&format!(
-            "        Required? {}; Position? {position}; Accept pipeline input? {}{aliases}; GNU spelling: --{}\n\n",
-            def.mandatory.contains(&p.name.as_str()),
-            if pipeline { "true (ByPropertyName)" } else { "false" },
-            p.long
-        ));
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(part);
+        empty = false;
     }
-    s.push_str("EXAMPLES\n");
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
+}
+
+/// The help text of a cmdlet as `Get-Help <Cmdlet>` shows it.
+pub fn render(def: &CmdletDef) -> String {
+    render_view(def, &View::Default).unwrap_or_default()
+}
+
+/// One parameter's detailed block.
+fn parameter_block(def: &CmdletDef, cmd: &Command, p: &args::Param) -> String {
+    let about = parameter_about(cmd, p);
+    let ty = type_name(cmd, &p.long, p.kind);
+    let mut s = format!("    -{} <{ty}>\n", p.name);
+    if !about.is_empty() {
+        s.push_str(&format!("        {about}\n"));
+    }
+    let position = def
+        .positional
+        .iter()
+        .position(|n| *n == p.name)
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "named".into());
+    let aliases = if p.aliases.is_empty() {
+        "None".to_string()
+    } else {
+        p.aliases.join(", ")
+    };
+    let pipeline = def.pipeline && matches!(p.name.as_str(), "Name" | "FullName");
+    s.push_str(&format!(
+        "\n        Required?                    {}\n        Position?                    {position}\n        \
+         Accept pipeline input?       {}\n        Aliases                      {aliases}\n        \
+         GNU spelling                 --{}\n\n",
+        def.mandatory.contains(&p.name.as_str()),
+        if pipeline { "true (ByPropertyName)" } else { "false" },
+        p.long
+    ));
+    s
+}
+
+fn parameter_about(cmd: &Command, p: &args::Param) -> String {
+    cmd.get_arguments()
+        .find(|a| a.get_long() == Some(p.long.as_str()))
+        .and_then(|a| a.get_help())
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
+fn examples_text(def: &CmdletDef) -> String {
+    let mut s = String::from("EXAMPLES\n");
     for (i, (line, what)) in def.examples.iter().enumerate() {
         s.push_str(&format!(
             "    -------------------------- EXAMPLE {} --------------------------\n    $ {line}\n\n    {what}\n\n",
@@ -198,6 +273,71 @@ pub fn render(def: &CmdletDef) -> String {
         ));
     }
     s
+}
+
+/// The part of a cmdlet's help that `view` asks for; syntax lines are
+/// wrapped to the terminal's width (80 columns when it is not a terminal).
+pub fn render_view(def: &CmdletDef, view: &View) -> Result<String, CmdError> {
+    let cmd = crate::full_command(def);
+    let params = args::params_of(&cmd);
+    let head = format!(
+        "\nNAME\n    {}\n\nSYNOPSIS\n    {}\n\n",
+        def.name, def.synopsis
+    );
+    match view {
+        View::Examples => return Ok(head + &examples_text(def)),
+        View::Parameter(pattern) => {
+            let chosen: Vec<&args::Param> = params
+                .iter()
+                .filter(|p| containerimage_provider::wildcard::matches(pattern, &p.name))
+                .collect();
+            if chosen.is_empty() {
+                let names: Vec<String> = params.iter().map(|p| format!("-{}", p.name)).collect();
+                return Err(CmdError::usage(format!(
+                    "{} has no parameter '{pattern}'. Its parameters: {}.",
+                    def.name,
+                    names.join(" ")
+                )));
+            }
+            let mut s = String::new();
+            for p in chosen {
+                s.push_str(&parameter_block(def, &cmd, p));
+            }
+            return Ok(s);
+        }
+        View::Default | View::Full => {}
+    }
+    let width = crate::output::table_width().unwrap_or(80).max(40);
+    let mut s = head + "SYNTAX\n";
+    for parts in syntax_lines(def) {
+        s.push_str(&wrap_parts(&parts, width));
+        s.push('\n');
+    }
+    if !def.description.is_empty() {
+        s.push_str(&format!("DESCRIPTION\n    {}\n\n", def.description));
+    }
+    s.push_str("PARAMETERS\n");
+    for p in &params {
+        if *view == View::Full {
+            s.push_str(&parameter_block(def, &cmd, p));
+        } else {
+            let ty = type_name(&cmd, &p.long, p.kind);
+            s.push_str(&format!("    -{} <{ty}>\n", p.name));
+            let about = parameter_about(&cmd, p);
+            if !about.is_empty() {
+                s.push_str(&format!("        {about}\n"));
+            }
+        }
+    }
+    if *view != View::Full {
+        s.push_str(&format!(
+            "\n    For every detail: containerimage Get-Help {} -Full\n",
+            def.name
+        ));
+    }
+    s.push('\n');
+    s.push_str(&examples_text(def));
+    Ok(s)
 }
 
 /// A clap error in PowerShell's words, naming parameters the PowerShell way.
@@ -269,5 +409,29 @@ fn ps_name(clap_text: &str) -> String {
         clap_text.to_string()
     } else {
         names.join(" | ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_wraps_between_parameters_only() {
+        let parts: Vec<String> = [
+            "Save-ContainerImage",
+            "[-Name] <String[]>",
+            "-Path <String>",
+            "[-MinimumVersion <String>]",
+            "[-Force]",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let text = wrap_parts(&parts, 50);
+        assert_eq!(
+            text,
+            "    Save-ContainerImage [-Name] <String[]>\n        -Path <String> [-MinimumVersion <String>]\n        [-Force]\n"
+        );
     }
 }

@@ -3,6 +3,8 @@
 //! `containerimage <Cmdlet-Name> [parameters]`, or the binary called through
 //! a link named like a cmdlet (`Find-ContainerImage -Name x`).
 
+#[cfg(test)]
+mod advice_tests;
 mod args;
 mod cmdlet;
 mod container_cmds;
@@ -108,23 +110,55 @@ fn run(argv: &[OsString]) -> i32 {
     run_cmdlet(def, rest)
 }
 
-fn unknown_cmdlet(name: &str) -> String {
+/// Verbs people type for another one: `Remove-ContainerOSImage` means
+/// `Uninstall-ContainerOSImage`.
+const VERB_SYNONYMS: &[(&str, &str)] = &[
+    ("remove", "uninstall"),
+    ("delete", "uninstall"),
+    ("delete", "remove"),
+    ("uninstall", "remove"),
+    ("add", "install"),
+    ("list", "get"),
+    ("show", "get"),
+    ("download", "save"),
+    ("search", "find"),
+    ("import", "install"),
+];
+
+/// The cmdlets closest to a mistyped name, best first: the same noun with
+/// a verb meaning the same, then the same noun, then by spelling.
+pub fn closest_cmdlets(name: &str) -> Vec<&'static str> {
     let lower = name.to_ascii_lowercase();
+    let (verb, noun) = lower.split_once('-').unwrap_or(("", lower.as_str()));
     let mut scored: Vec<(f64, &str)> = all_cmdlets()
         .map(|c| {
-            (
-                strsim::jaro_winkler(&c.name.to_ascii_lowercase(), &lower),
-                c.name,
-            )
+            let candidate = c.name.to_ascii_lowercase();
+            let (c_verb, c_noun) = candidate
+                .split_once('-')
+                .unwrap_or(("", candidate.as_str()));
+            let score = if !noun.is_empty() && c_noun == noun {
+                if VERB_SYNONYMS.contains(&(verb, c_verb)) {
+                    3.0
+                } else {
+                    2.0
+                }
+            } else {
+                strsim::jaro_winkler(&candidate, &lower)
+            };
+            (score, c.name)
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let close: Vec<&str> = scored
+    scored
         .iter()
         .filter(|(s, _)| *s > 0.75)
         .take(3)
         .map(|(_, n)| *n)
-        .collect();
+        .collect()
+}
+
+fn unknown_cmdlet(name: &str) -> String {
+    let close = closest_cmdlets(name);
     let mut msg = format!(
         "containerimage: The term '{name}' is not recognized as the name of a cmdlet of containerimage."
     );
@@ -174,6 +208,8 @@ pub fn full_command(def: &CmdletDef) -> Command {
 }
 
 fn run_cmdlet(def: &'static CmdletDef, rest: &[OsString]) -> i32 {
+    containerimage_provider::store::set_lock_holder(def.name);
+    progress::handle_interrupt();
     let cmd = full_command(def);
     let params = args::params_of(&cmd);
     let bound = match args::bind(&params, def.positional, rest) {

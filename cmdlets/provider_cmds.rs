@@ -308,7 +308,7 @@ fn get_package_provider(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
                 return Ok(());
             }
             return Err(CmdError::failed(format!(
-                "Unable to find package provider '{pattern}'. It may not be imported yet. Try 'Get-PackageProvider -ListAvailable'."
+                "Unable to find package provider '{pattern}'. Run 'Get-PackageProvider' to see the providers."
             )));
         }
     }
@@ -344,6 +344,7 @@ fn register_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         ));
     }
     home.save(&config)?;
+    warn_if_unreadable(ctx, &added);
     ctx.emit(&PackageSource::of(&added), SOURCE_COLUMNS)
 }
 
@@ -366,7 +367,21 @@ fn set_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         key,
     )?;
     home.save(&config)?;
+    if args.new_location.is_some() {
+        warn_if_unreadable(ctx, &changed);
+    }
     ctx.emit(&PackageSource::of(&changed), SOURCE_COLUMNS)
+}
+
+/// Registered as PowerShell does, whatever the location; a warning when it
+/// cannot be read as a feed now.
+fn warn_if_unreadable(ctx: &Ctx, source: &containerimage_provider::config::SourceConfig) {
+    if let Some(problem) = source::check_location(&source.location) {
+        containerimage_provider::progress::Reporter::warn(
+            ctx.reporter(),
+            &format!("the source '{}' is registered, but {problem}", source.name),
+        );
+    }
 }
 
 fn unregister_package_source(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use containerimage_provider::download::{self, Downloader, Obtained, Outcome, Request};
 use containerimage_provider::feed::{self, FeedEntry, FeedRecord, FeedSignature, FEED_FILE_NAME};
 use containerimage_provider::location::Location;
-use containerimage_provider::progress::Reporter;
+use containerimage_provider::progress::{downloaded_line, Reporter};
 use containerimage_provider::query;
 use containerimage_provider::signing::SigningKey;
 use containerimage_provider::source::FeedClient;
@@ -161,7 +161,7 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
         if entries.len() > 1 {
             let names: Vec<String> = entries
                 .iter()
-                .map(|e| format!("{} {}", e.name, e.version))
+                .map(|e| format!("{} {} from '{}'", e.name, e.version, e.source))
                 .collect();
             return Err(CmdError::usage(format!(
                 "-Destination names one file ({}), but {} images were selected: {}. Use -Path to save several images into a folder",
@@ -174,6 +174,10 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
     let key = match &args.signing_key {
         Some(k) if !args.what_if => Some(crate::signing::open_signing_key(ctx, k)?),
         _ => None,
+    };
+    let entries = match &target {
+        Target::Folder(_) => once_per_file(ctx, entries),
+        Target::File(_) => entries,
     };
     let downloader = Downloader::from_env(args.proxy.as_deref())?;
     let mut stale: Option<(PathBuf, FeedSignature)> = None;
@@ -226,6 +230,25 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
     Ok(())
 }
 
+/// The same image (name and version) offered by several sources is saved
+/// once, from the first source that lists it: both would go to one file.
+fn once_per_file(ctx: &Ctx, entries: Vec<FeedEntry>) -> Vec<FeedEntry> {
+    let mut kept: Vec<FeedEntry> = Vec::new();
+    for entry in entries {
+        let first = kept
+            .iter()
+            .find(|k| k.name.eq_ignore_ascii_case(&entry.name) && k.version == entry.version);
+        match first {
+            Some(k) => ctx.reporter().verbose(&format!(
+                "{} {} is offered by the sources '{}' and '{}'; saving it once, from '{}'",
+                entry.name, entry.version, k.source, entry.source, k.source
+            )),
+            None => kept.push(entry),
+        }
+    }
+    kept
+}
+
 fn save_one(
     ctx: &mut Ctx,
     downloader: &Downloader,
@@ -258,7 +281,7 @@ fn save_one(
             entry.version,
             dest.display()
         )),
-        Obtained::Downloaded(_) => reporter.line(&elapsed_line(&outcome)),
+        Obtained::Downloaded(_) => reporter.line(&downloaded_line(outcome.elapsed)),
     }
     let signature = match target {
         Target::Folder(folder) => {
@@ -273,17 +296,6 @@ fn save_one(
         full_path: dest.display().to_string(),
     };
     Ok((saved, signature))
-}
-
-/// The line the original cmdlet printed after a download.
-fn elapsed_line(outcome: &Outcome) -> String {
-    let s = outcome.elapsed.as_secs();
-    format!(
-        "Downloaded in {} hours, {} minutes, {} seconds.",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    )
 }
 
 /// Adds or updates the saved image in the folder's `feed.xml`, with the

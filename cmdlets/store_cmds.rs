@@ -98,7 +98,7 @@ pub struct UninstallArgs {
     /// The image's name; must match exactly one installed image.
     #[arg(long)]
     pub name: Option<String>,
-    /// Do not ask.
+    /// Accepted as in the Containers module; nothing asks before removing, so it changes nothing.
     #[arg(long)]
     pub force: bool,
     /// Show what would be removed, change nothing.
@@ -114,7 +114,7 @@ pub struct UninstallPackageArgs {
     /// Exactly this version.
     #[arg(long, alias = "version")]
     pub required_version: Option<String>,
-    /// Do not ask.
+    /// Accepted as in the Containers module; nothing asks before removing, so it changes nothing.
     #[arg(long)]
     pub force: bool,
     /// Must be ContainerImage.
@@ -133,7 +133,7 @@ pub struct RemoveArgs {
     /// Exactly this version.
     #[arg(long)]
     pub version: Option<String>,
-    /// Do not ask.
+    /// Accepted as in the Containers module; nothing asks before removing, so it changes nothing.
     #[arg(long)]
     pub force: bool,
     /// Show what would be removed, change nothing.

@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use clap::ArgMatches;
 use containerimage_provider::config::SourceConfig;
 use containerimage_provider::download::Downloader;
+use containerimage_provider::download::Obtained;
 use containerimage_provider::feed::FeedEntry;
 use containerimage_provider::install::{
-    install_from_feed, install_os_image, plan_os_image, OsImageRequest,
+    fetch_for_install, install_fetched, install_os_image, plan_os_image, OsImageRequest,
 };
+use containerimage_provider::progress::downloaded_line;
 use containerimage_provider::query::{self, Query};
 use containerimage_provider::source::{self, FeedClient};
 use containerimage_provider::store::{full_name, normalize_publisher, Store, StoreError};
@@ -156,22 +158,33 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
     };
 
     let downloader = Downloader::from_env(args.proxy.as_deref())?;
-    let mut lock = store.lock(ctx.reporter())?;
-    let mut installed = Vec::new();
+    let mut objects = Vec::new();
     for entry in &entries {
-        match install_from_feed(&mut lock, entry, &downloader, args.force, ctx.reporter()) {
-            Ok(record) => installed.push(record),
-            Err(e) => ctx.report(
-                CmdError::from(e)
-                    .context(format!("cannot install {} {}", entry.name, entry.version)),
-            ),
+        let what = || format!("cannot install {} {}", entry.name, entry.version);
+        // Downloaded without the store's lock; locked only to publish.
+        let fetched = match fetch_for_install(&store, entry, &downloader, ctx.reporter()) {
+            Ok(f) => f,
+            Err(e) => {
+                ctx.report(CmdError::from(e).context(what()));
+                continue;
+            }
+        };
+        if fetched.outcome.obtained != Obtained::AlreadyPresent {
+            ctx.reporter()
+                .line(&downloaded_line(fetched.outcome.elapsed));
+        }
+        let mut lock = match store.lock(ctx.reporter()) {
+            Ok(l) => l,
+            Err(e) => {
+                ctx.report(CmdError::from(e).context(what()));
+                continue;
+            }
+        };
+        match install_fetched(&mut lock, fetched, args.force, ctx.reporter()) {
+            Ok(record) => objects.push(image_object(&store, &record, lock.tags())),
+            Err(e) => ctx.report(CmdError::from(e).context(what())),
         }
     }
-    let objects: Vec<_> = installed
-        .iter()
-        .map(|r| image_object(&store, r, lock.tags()))
-        .collect();
-    drop(lock);
     for object in &objects {
         ctx.emit(object, IMAGE_COLUMNS)?;
     }

@@ -15,8 +15,9 @@ use sha2::{Digest, Sha256};
 use crate::feed::FeedEntry;
 use crate::progress::Reporter;
 use crate::store::{
-    full_name, normalize_publisher, test_pause, ImageRecord, NewImage, StoreError, StoreLock,
-    FILES_DIR, METADATA_FILE, UTILITY_VM_FILES_DIR, UTILITY_VM_METADATA_FILE, WIM_XML_FILE,
+    full_name, normalize_publisher, test_pause, ImageRecord, NewImage, Store, StoreError,
+    StoreLock, FILES_DIR, METADATA_FILE, UTILITY_VM_FILES_DIR, UTILITY_VM_METADATA_FILE,
+    WIM_XML_FILE,
 };
 use crate::version::Version;
 use crate::wim::{
@@ -210,9 +211,113 @@ fn write_wim_xml(wim: &WimFile, path: &Path) -> io::Result<()> {
     std::fs::write(path, wim.xml_bytes())
 }
 
-/// Install-ContainerImage for one feed entry: downloads the `.wim` into the
-/// store's cache (verified by size and SHA-256), installs it, then deletes
-/// the cached file. A failed download stays in the cache to be resumed.
+/// A feed entry's `.wim`, downloaded and verified in the store's cache,
+/// opened, and ready to be installed with [`install_fetched`].
+pub struct Fetched {
+    /// How the download went (for the `Downloaded in …` line).
+    pub outcome: crate::download::Outcome,
+    pub planned: Planned,
+    wim: WimFile,
+    id: String,
+}
+
+/// What installing `entry` records: its name, version, publisher and FullName.
+pub fn plan_feed_image(entry: &FeedEntry) -> Planned {
+    let publisher = normalize_publisher(entry.publisher.as_deref());
+    Planned {
+        full_name: full_name(&publisher, &entry.name, &entry.version),
+        name: entry.name.clone(),
+        version: entry.version.clone(),
+        publisher,
+    }
+}
+
+/// Install-ContainerImage, first half: downloads the entry's `.wim` into
+/// the store's cache (verified by size and SHA-256) without holding the
+/// store's lock, so other commands can change the store meanwhile. Two
+/// commands fetching the same image share the one cached file (its partial
+/// file is locked while it grows). A failed download stays in the cache to
+/// be resumed.
+pub fn fetch_for_install(
+    store: &Store,
+    entry: &FeedEntry,
+    downloader: &crate::download::Downloader,
+    reporter: &dyn Reporter,
+) -> Result<Fetched, InstallError> {
+    let planned = plan_feed_image(entry);
+    let dest = store.create_cache_dir()?.join(cache_file_name(entry));
+    let request = crate::download::Request::from(entry);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let outcome = crate::download::fetch(downloader, &request, &dest, false, reporter)
+            .map_err(|source| InstallError::Download {
+                name: entry.name.clone(),
+                version: entry.version.to_string(),
+                source,
+            })?;
+        test_pause("downloaded", reporter);
+        // Opened before the store is locked: once open, the file stays
+        // readable even when another install of the same image removes it.
+        let wim = match WimFile::open(&dest) {
+            Ok(wim) => wim,
+            // Another command installed this very file and removed it from
+            // the cache between our download and our opening it.
+            Err(_) if tries < 3 && !dest.exists() => continue,
+            Err(source) => {
+                return Err(InstallError::Open {
+                    path: dest.clone(),
+                    source,
+                })
+            }
+        };
+        let id = match entry.sha256 {
+            Some(h) => hex::encode(h),
+            None => sha256_file(&dest, reporter)?,
+        };
+        return Ok(Fetched {
+            outcome,
+            planned,
+            wim,
+            id,
+        });
+    }
+}
+
+/// Install-ContainerImage, second half, under the store's lock: installs a
+/// fetched `.wim`, then deletes the cached file.
+pub fn install_fetched(
+    lock: &mut StoreLock<'_>,
+    fetched: Fetched,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<ImageRecord, InstallError> {
+    let Fetched {
+        outcome,
+        planned,
+        wim,
+        id,
+    } = fetched;
+    // Checked again under the lock: another command may have installed it
+    // while this one was downloading.
+    if !force && lock.find(&planned.full_name).is_some() {
+        return Err(StoreError::AlreadyInstalled {
+            full_name: planned.full_name,
+        }
+        .into());
+    }
+    let record = install_wim(lock, &wim, planned, id, force, reporter)?;
+    drop(wim);
+    if let Err(e) = std::fs::remove_file(&outcome.path) {
+        if e.kind() != io::ErrorKind::NotFound {
+            reporter.verbose(&format!("could not delete {}: {e}", outcome.path.display()));
+        }
+    }
+    Ok(record)
+}
+
+/// Install-ContainerImage for one feed entry while holding the lock
+/// throughout: [`fetch_for_install`] then [`install_fetched`].
 pub fn install_from_feed(
     lock: &mut StoreLock<'_>,
     entry: &FeedEntry,
@@ -220,44 +325,15 @@ pub fn install_from_feed(
     force: bool,
     reporter: &dyn Reporter,
 ) -> Result<ImageRecord, InstallError> {
-    let publisher = normalize_publisher(entry.publisher.as_deref());
-    let planned = Planned {
-        full_name: full_name(&publisher, &entry.name, &entry.version),
-        name: entry.name.clone(),
-        version: entry.version.clone(),
-        publisher,
-    };
+    let planned = plan_feed_image(entry);
     if !force && lock.find(&planned.full_name).is_some() {
         return Err(StoreError::AlreadyInstalled {
             full_name: planned.full_name,
         }
         .into());
     }
-    let cache = lock.cache_dir()?;
-    let dest = cache.join(cache_file_name(entry));
-    let request = crate::download::Request::from(entry);
-    crate::download::fetch(downloader, &request, &dest, false, reporter).map_err(|source| {
-        InstallError::Download {
-            name: entry.name.clone(),
-            version: entry.version.to_string(),
-            source,
-        }
-    })?;
-    test_pause("downloaded", reporter);
-    let id = match entry.sha256 {
-        Some(h) => hex::encode(h),
-        None => sha256_file(&dest, reporter)?,
-    };
-    let wim = WimFile::open(&dest).map_err(|source| InstallError::Open {
-        path: dest.clone(),
-        source,
-    })?;
-    let record = install_wim(lock, &wim, planned, id, force, reporter)?;
-    drop(wim);
-    if let Err(e) = std::fs::remove_file(&dest) {
-        reporter.verbose(&format!("could not delete {}: {e}", dest.display()));
-    }
-    Ok(record)
+    let fetched = fetch_for_install(lock.store(), entry, downloader, reporter)?;
+    install_fetched(lock, fetched, force, reporter)
 }
 
 /// `<Name>-<version dashed>.wim` with anything but letters, digits, `-` and

@@ -204,16 +204,95 @@ pub struct FindResult {
     /// the key pinned to them (see [`SourceError::is_unverified`]): errors
     /// the caller reports, not yet reported.
     pub unverified_sources: Vec<SourceError>,
+    /// How many sources were refused for their signature (kept when the
+    /// errors are taken out of `unverified_sources` to be reported).
+    pub refused_sources: usize,
+    /// How many sources were searched.
+    pub sources: usize,
+    /// Every image the readable sources offer (name, version), to say what
+    /// exists when nothing matched.
+    pub available: Vec<(String, Version)>,
 }
 
 impl FindResult {
-    /// The "No match was found" messages this result calls for.
+    /// No source could be read: nothing was searched.
+    pub fn no_source_readable(&self) -> bool {
+        self.sources > 0 && self.failed_sources.len() + self.refused_sources == self.sources
+    }
+
+    /// The "No match was found" messages this result calls for, each with
+    /// what exists: the versions of a name when a version was asked for,
+    /// close names for a typo. When no source could be read, one message
+    /// says so (with each source's error) instead.
     pub fn no_match_messages(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.missing.iter().map(|n| no_match_message(n)).collect();
+        if self.no_source_readable() {
+            let mut errors: Vec<String> = self
+                .failed_sources
+                .iter()
+                .map(|(name, e)| format!("'{name}': {}", crate::error_chain(e)))
+                .collect();
+            if self.refused_sources > 0 {
+                errors.push(format!(
+                    "{} source(s) refused for their signature, as reported above",
+                    self.refused_sources
+                ));
+            }
+            return vec![format!(
+                "no source could be read, so nothing was searched ({}). \
+                 Check the locations with Get-PackageSource.",
+                errors.join("; ")
+            )];
+        }
+        let mut out: Vec<String> = self
+            .missing
+            .iter()
+            .map(|n| format!("{}{}", no_match_message(n), self.what_exists(n)))
+            .collect();
         if self.nothing_found {
             out.push(NO_MATCH_ANY.to_string());
         }
         out
+    }
+
+    /// ` Versions available: 1.0, 2.0.` or ` Did you mean: NanoServer?`, or nothing.
+    fn what_exists(&self, name: &str) -> String {
+        let mut versions: Vec<&Version> = self
+            .available
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect();
+        if !versions.is_empty() {
+            versions.sort_by(|a, b| b.cmp(a));
+            versions.dedup();
+            let shown: Vec<String> = versions.iter().take(20).map(|v| v.to_string()).collect();
+            let more = if versions.len() > shown.len() {
+                format!(
+                    " (and {} more; Find-ContainerImage -AllVersions lists them)",
+                    versions.len() - shown.len()
+                )
+            } else {
+                String::new()
+            };
+            return format!(
+                " Versions of '{name}' available: {}{more}.",
+                shown.join(", ")
+            );
+        }
+        let lower = name.to_lowercase();
+        let mut close: Vec<(f64, &str)> = Vec::new();
+        for (n, _) in &self.available {
+            let score = strsim::jaro_winkler(&n.to_lowercase(), &lower);
+            if score > 0.8 && !close.iter().any(|(_, c)| c.eq_ignore_ascii_case(n)) {
+                close.push((score, n));
+            }
+        }
+        close.sort_by(|a, b| b.0.total_cmp(&a.0));
+        if close.is_empty() {
+            return String::new();
+        }
+        let names: Vec<&str> = close.iter().take(3).map(|(_, n)| *n).collect();
+        format!(" Did you mean: {}?", names.join(", "))
     }
 }
 
@@ -255,13 +334,20 @@ pub fn find(
         .partition(|n| wildcard::has_wildcards(n));
     let nothing_found = query.names().is_empty() && selection.entries.is_empty();
     let entries = selection.entries.into_iter().cloned().collect();
+    let available = all
+        .iter()
+        .map(|e| (e.name.clone(), e.version.clone()))
+        .collect();
     FindResult {
         entries,
         missing,
         missing_wildcards,
         nothing_found,
         failed_sources,
+        refused_sources: unverified_sources.len(),
         unverified_sources,
+        sources: sources.len(),
+        available,
     }
 }
 

@@ -230,7 +230,7 @@ fn file_names_that_are_not_utf8_can_be_named() {
     };
     // No name can be read from such a file name: asked for, never mangled.
     let o = install(&[]);
-    crate::common::assert_fails(&o, "give the name with -Name");
+    crate::common::assert_fails(&o, "(Install-ContainerOSImage also takes -Name)");
     let o = install(&["-Name", "Base"]);
     assert_exit(&o, 0);
     assert!(

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `containerimage` binary.
 
+mod admin;
 mod cli;
 mod common;
 mod containers;

@@ -288,6 +288,9 @@ fn pump(
         let ended = match &read {
             Ok(0) | Err(_) => true,
             Ok(n) => {
+                job.watch.alive();
+                // Counted as it arrives, so a slow server's bar still moves.
+                reporter.on_progress(*n as u64);
                 filled += n;
                 stalled = rate.add(*n);
                 stalled.is_some()
@@ -295,7 +298,6 @@ fn pump(
         };
         if (ended && filled > 0) || filled == buf.len() {
             store(partial, buf.get(..filled).unwrap_or_default(), job)?;
-            reporter.on_progress(filled as u64);
             let next = match returned.try_recv() {
                 Ok(b) => b,
                 Err(_) if allocated < BUFFERS => {

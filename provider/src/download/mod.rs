@@ -30,6 +30,7 @@
 
 mod http;
 mod partial;
+mod watch;
 
 use std::fmt;
 use std::io::Read;
@@ -40,13 +41,14 @@ use reqwest::blocking::Client;
 
 use crate::feed::FeedEntry;
 use crate::location::Location;
-use crate::progress::Reporter;
+use crate::progress::{human_bytes, Reporter};
 
 pub(crate) use partial::open_own_file;
 pub use partial::partial_path;
 
 use http::AttemptError;
 use partial::Partial;
+use watch::Watch;
 
 /// The most bytes written for an image whose size is not known in advance
 /// (an entry of the JSON index, which gives no size or hash).
@@ -314,6 +316,8 @@ pub(crate) struct Job<'a> {
     label: &'a str,
     size: Option<u64>,
     settings: &'a Settings,
+    /// When the server last sent something, to report a silent one.
+    watch: &'a Watch,
 }
 
 impl Job<'_> {
@@ -397,23 +401,36 @@ pub fn fetch(
             partial_file.display(),
             partial.len()
         ));
+        reporter.note(&format!(
+            "{}: resuming at {}",
+            request.label,
+            human_bytes(partial.len())
+        ));
     }
     if let Some(size) = request.size {
         check_space(dest, size.saturating_sub(partial.len()))?;
     }
 
+    let watch = Watch::new();
     let job = Job {
         reporter,
         label: &request.label,
         size: request.size,
         settings: &downloader.settings,
+        watch: &watch,
     };
     reporter.on_start(&request.label, request.size);
     if partial.len() > 0 {
-        reporter.on_progress(partial.len());
+        reporter.on_resume(partial.len());
     }
-    let result = fetch_from_mirrors(downloader, request, &mut partial, &job, dest);
+    reporter.on_partial_file(Some(partial.path()));
+    let read_timeout = downloader.settings.read_timeout;
+    let notice = (read_timeout / 3).min(Duration::from_secs(10));
+    let result = watch.around(&request.label, notice, read_timeout, reporter, || {
+        fetch_from_mirrors(downloader, request, &mut partial, &job, dest)
+    });
     reporter.on_complete();
+    reporter.on_partial_file(None);
     match result {
         Ok((location, sha256)) => {
             let size = partial.len();
@@ -441,6 +458,13 @@ pub fn fetch(
             // Keep a prefix worth resuming; anything unverifiable goes.
             if partial.len() == 0 || request.sha256.is_none() {
                 partial.discard();
+            } else {
+                reporter.note(&format!(
+                    "{}: the partial download ({}) is kept in {}; running the same command again resumes it",
+                    request.label,
+                    human_bytes(partial.len()),
+                    partial_file.display()
+                ));
             }
             Err(e)
         }
@@ -619,8 +643,10 @@ fn fetch_http(
         let result = if complete {
             verify(request, partial, job)
         } else {
-            http::attempt(&downloader.client, url, partial, job, &mut on_size)
-                .and_then(|()| verify(request, partial, job))
+            job.watch.begin(&host_of(url));
+            let fetched = http::attempt(&downloader.client, url, partial, job, &mut on_size);
+            job.watch.end();
+            fetched.and_then(|()| verify(request, partial, job))
         };
         match result {
             Ok(sha256) => return Ok(sha256),
@@ -683,9 +709,33 @@ fn fetch_http(
                     settings.retries,
                     pause.as_millis()
                 ));
+                job.reporter.note(&format!(
+                    "{}: {reason}; retrying in {} (retry {failures_in_a_row} of {})",
+                    job.label,
+                    pause_words(pause),
+                    settings.retries
+                ));
                 std::thread::sleep(pause);
             }
         }
+    }
+}
+
+/// `host:port` of a URL, for messages.
+fn host_of(url: &reqwest::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => url.to_string(),
+    }
+}
+
+/// `2 s`, `250 ms`: a pause for people.
+fn pause_words(pause: Duration) -> String {
+    if pause >= Duration::from_secs(1) {
+        format!("{} s", pause.as_secs_f64().round() as u64)
+    } else {
+        format!("{} ms", pause.as_millis())
     }
 }
 

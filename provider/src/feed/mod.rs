@@ -194,10 +194,14 @@ pub enum FeedError {
     },
     #[error(
         "cannot tell the version of {path}: its XML has no WINDOWS/VERSION and its file name has \
-         no version suffix (like NanoServer-10-0-14300-1010.wim); give the version with -Version"
+         no version suffix; name the file like NanoServer-10-0-14300-1010.wim \
+         (Install-ContainerOSImage also takes -Version)"
     )]
     NoVersion { path: PathBuf },
-    #[error("cannot tell an image name from the file name {path}; give the name with -Name")]
+    #[error(
+        "cannot tell an image name from the file name {path}; name the file like \
+         NanoServer-10-0-14300-1010.wim (Install-ContainerOSImage also takes -Name)"
+    )]
     NoName { path: PathBuf },
 }
 

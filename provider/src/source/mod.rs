@@ -4,6 +4,7 @@
 //! local path of one, or a local folder: its `feed.xml`, else the `*.wim`
 //! files in it and one level below.
 
+mod check;
 mod client;
 mod load;
 mod registry;
@@ -15,6 +16,7 @@ use crate::feed::FeedError;
 use crate::location::LocationError;
 use crate::signing::SignatureError;
 
+pub use check::check_location;
 pub use client::FeedClient;
 pub use load::{load, load_all};
 pub use registry::{matching, normalize_location, register, select, set, unregister, KeyChange};

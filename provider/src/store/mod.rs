@@ -467,6 +467,16 @@ impl Store {
         self.root.join(CACHE_DIR)
     }
 
+    /// `<store>/.cache`, created when missing (without the lock: downloads
+    /// wait there until installed; a link planted there is refused).
+    pub fn create_cache_dir(&self) -> Result<PathBuf, StoreError> {
+        let root = self.create_root()?;
+        let rel = Path::new(CACHE_DIR);
+        root.create_dir_all(rel)
+            .map_err(io_err("create", &root.display_path(rel)))?;
+        Ok(self.cache_dir())
+    }
+
     /// The store folder, opened, or `None` before anything was installed.
     pub(crate) fn open_root(&self) -> Result<Option<Dir>, StoreError> {
         match Dir::open(&self.root) {
@@ -539,7 +549,10 @@ impl Store {
     fn try_lock(&self, reporter: &dyn Reporter) -> Result<Option<StoreLock<'_>>, StoreError> {
         let file = open_lock_file(&self.home)?;
         match file.try_lock() {
-            Ok(()) => self.locked(file, reporter).map(Some),
+            Ok(()) => {
+                record_holder(&file);
+                self.locked(file, reporter).map(Some)
+            }
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(source)) => Err(StoreError::Io {
                 what: "lock",
@@ -603,13 +616,7 @@ impl Store {
 fn open_lock_file(home: &Home) -> Result<File, StoreError> {
     let home_dir = Dir::create_all(home.root()).map_err(io_err("create", home.root()))?;
     let rel = Path::new(LOCK_FILE);
-    let open = || {
-        home_dir.open_with(
-            rel,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::NONBLOCK,
-            0o644,
-        )
-    };
+    let open = || home_dir.open_with(rel, OFlags::RDWR | OFlags::CREATE | OFlags::NONBLOCK, 0o644);
     let file = match open() {
         Ok(f) => f,
         Err(_) if matches!(home_dir.file_type(rel), Ok(Some(t)) if t != FileType::RegularFile) => {
@@ -629,16 +636,57 @@ fn open_lock_file(home: &Home) -> Result<File, StoreError> {
     Ok(file)
 }
 
-/// Takes `<home>/store.lock` exclusively, saying so when it has to wait.
+/// What the command holding the lock is called (`Install-ContainerImage`),
+/// written into the lock file for whoever has to wait for it.
+static LOCK_HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the command this process runs, for the lock file (see [`lock_holder`]).
+pub fn set_lock_holder(command: &str) {
+    let _ = LOCK_HOLDER.set(command.to_string());
+}
+
+/// Records this process as the holder: `<pid> <command>` in the lock file.
+fn record_holder(file: &File) {
+    use std::os::unix::fs::FileExt;
+    let command = LOCK_HOLDER.get().map_or("containerimage", String::as_str);
+    let line = format!("{} {command}\n", std::process::id());
+    // Only a courtesy to waiting commands: a failure changes nothing else.
+    let _ = file.set_len(0);
+    let _ = file.write_all_at(line.as_bytes(), 0);
+}
+
+/// Who holds the lock, as its file says: `process 4242 (Install-ContainerImage)`.
+pub fn lock_holder(file: &File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 256];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    let text = std::str::from_utf8(buf.get(..n)?).ok()?.trim();
+    let (pid, command) = text.split_once(' ')?;
+    let pid: u32 = pid.parse().ok()?;
+    let command: String = command
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect();
+    Some(format!("process {pid} ({command})"))
+}
+
+/// Takes `<home>/store.lock` exclusively, saying so (and who holds it) when
+/// it has to wait.
 fn lock_file(home: &Home, reporter: &dyn Reporter) -> Result<File, StoreError> {
     let path = home.root().join(LOCK_FILE);
     let file = open_lock_file(home)?;
     match file.try_lock() {
-        Ok(()) => return Ok(file),
+        Ok(()) => {
+            record_holder(&file);
+            return Ok(file);
+        }
         Err(TryLockError::WouldBlock) => {
-            reporter.warn(
-                "another containerimage command is using the image store; waiting for it to finish",
-            );
+            let holder =
+                lock_holder(&file).unwrap_or_else(|| "another containerimage command".to_string());
+            reporter.warn(&format!(
+                "{holder} is changing the image store; waiting for it to finish"
+            ));
         }
         Err(TryLockError::Error(source)) => {
             return Err(StoreError::Io {
@@ -649,6 +697,7 @@ fn lock_file(home: &Home, reporter: &dyn Reporter) -> Result<File, StoreError> {
         }
     }
     file.lock().map_err(io_err("lock", &path))?;
+    record_holder(&file);
     Ok(file)
 }
 
