@@ -17,6 +17,7 @@ pub mod oci;
 pub mod pipeline;
 pub mod progress;
 pub mod query;
+pub mod registry;
 pub mod source;
 pub mod store;
 pub mod version;
