@@ -11,6 +11,7 @@ mod image_cmds;
 mod output;
 mod progress;
 mod provider_cmds;
+mod registry_cmds;
 mod save;
 mod store_cmds;
 mod store_install;
@@ -34,6 +35,7 @@ pub fn all_cmdlets() -> impl Iterator<Item = &'static CmdletDef> {
         .chain(save::CMDLETS)
         .chain(store_cmds::CMDLETS)
         .chain(image_cmds::CMDLETS)
+        .chain(registry_cmds::CMDLETS)
         .chain(wim_cmds::CMDLETS)
         .chain(help::CMDLETS)
 }

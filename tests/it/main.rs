@@ -6,6 +6,7 @@ mod export;
 mod feeds;
 mod hostile_feeds;
 mod import;
+mod registry;
 mod save;
 mod store;
 mod wim;

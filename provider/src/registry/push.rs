@@ -50,6 +50,23 @@ impl Default for PushOptions {
     }
 }
 
+impl PushOptions {
+    /// The defaults; with the `test-hooks` feature (never in a release
+    /// build) `CONTAINERIMAGE_UPLOAD_CHUNK` sets the chunk size.
+    pub fn from_env() -> PushOptions {
+        #[allow(unused_mut)]
+        let mut options = PushOptions::default();
+        #[cfg(feature = "test-hooks")]
+        if let Some(n) = std::env::var("CONTAINERIMAGE_UPLOAD_CHUNK")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            options.chunk = n.max(1);
+        }
+        options
+    }
+}
+
 /// What a push did.
 #[derive(Clone, Debug)]
 pub struct Pushed {

@@ -1,0 +1,1 @@
+//! Registry answers that lie, redirects, dropped connections.
