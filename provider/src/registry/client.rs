@@ -391,8 +391,10 @@ impl Client {
         timeout: Option<Duration>,
         reporter: &dyn Reporter,
     ) -> Result<Response, RegistryError> {
-        let mut tried_auth = false;
-        loop {
+        // A token refused once is replaced once (it expired); a refused
+        // fresh token or Basic credentials are an error.
+        let mut refreshed = false;
+        for _ in 0..4 {
             let auth = self.authorization(scopes, reporter)?;
             let sent_auth = auth.is_some();
             let mut request: RequestBuilder = self.http.request(method.clone(), url.clone());
@@ -445,19 +447,27 @@ impl Client {
                     hint: self.login_hint(),
                 });
             }
-            if tried_auth && sent_auth {
+            let basic = challenge == Challenge::Basic;
+            if sent_auth && (refreshed || basic) {
                 return Err(RegistryError::Unauthorized {
                     registry: self.registry.clone(),
                     reason: format!("{method} {url} was refused (401){detail}"),
                     hint: self.login_hint(),
                 });
             }
-            tried_auth = true;
+            if sent_auth {
+                refreshed = true;
+                reporter.verbose("the registry refused the token; asking for a new one");
+            }
             let mut state = self.state();
-            // A held token was refused: it expired. Ask for a new one.
             state.tokens.clear();
             state.challenge = Some(challenge);
         }
+        Err(RegistryError::Unauthorized {
+            registry: self.registry.clone(),
+            reason: format!("{method} {url} kept answering 401"),
+            hint: self.login_hint(),
+        })
     }
 
     /// `GET /v2/`: is this a registry, and do the credentials work?

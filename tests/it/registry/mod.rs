@@ -21,7 +21,7 @@ pub struct Registry {
     child: Child,
     /// `127.0.0.1:<port>`.
     pub addr: String,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Registry {
@@ -73,7 +73,11 @@ impl Registry {
                 panic!("docker-registry did not say where it listens within 20 s");
             }
         };
-        Registry { child, addr, dir }
+        Registry {
+            child,
+            addr,
+            _dir: dir,
+        }
     }
 }
 
