@@ -283,7 +283,8 @@ fn pull_reference(text: &str, tag: Option<&str>) -> Result<Reference, CmdError> 
                 "'{text}' names a tag or digest already; leave out -Tag"
             )));
         }
-        reference = Reference::parse(&format!("{text}:{t}")).map_err(|e| CmdError::usage(e.to_string()))?;
+        reference =
+            Reference::parse(&format!("{text}:{t}")).map_err(|e| CmdError::usage(e.to_string()))?;
     }
     Ok(reference)
 }
@@ -376,8 +377,15 @@ fn do_push(
     let store = open_store(ctx)?;
     // Held so that no other command empties the staging area meanwhile.
     let lock = store.lock(ctx.reporter())?;
-    let pushed = push(lock.store(), &client, image, &reference, options, ctx.reporter())
-        .map_err(|e| CmdError::from(e).context(format!("cannot push {image} to {reference}")))?;
+    let pushed = push(
+        lock.store(),
+        &client,
+        image,
+        &reference,
+        options,
+        ctx.reporter(),
+    )
+    .map_err(|e| CmdError::from(e).context(format!("cannot push {image} to {reference}")))?;
     drop(lock);
     ctx.reporter().verbose(&format!(
         "{} blobs uploaded, {} mounted, {} already there",
@@ -441,7 +449,9 @@ fn read_password(args: &LoginArgs) -> Result<String, CmdError> {
         std::io::stdin()
             .take(64 << 10)
             .read_to_string(&mut text)
-            .map_err(|e| CmdError::from(e).context("cannot read the password from standard input"))?;
+            .map_err(|e| {
+                CmdError::from(e).context("cannot read the password from standard input")
+            })?;
     } else {
         if !std::io::stdin().is_terminal() {
             return Err(CmdError::usage(
@@ -474,7 +484,10 @@ fn read_password(args: &LoginArgs) -> Result<String, CmdError> {
 }
 
 fn login(ctx: &mut Ctx, args: &LoginArgs) -> CmdResult {
-    let registry = args.registry.trim_start_matches("https://").trim_end_matches('/');
+    let registry = args
+        .registry
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
     let user = args
         .user_name
         .clone()
@@ -494,10 +507,13 @@ fn login(ctx: &mut Ctx, args: &LoginArgs) -> CmdResult {
     client
         .check_login(ctx.reporter())
         .map_err(|e| CmdError::from(e).context(format!("cannot log in to {registry}")))?;
-    let path = credentials::store(registry, &credentials)
-        .map_err(|e| CmdError::from(e).context(format!("cannot store the credentials for {registry}")))?;
-    ctx.reporter()
-        .verbose(&format!("credentials stored for {registry} ({})", path.display()));
+    let path = credentials::store(registry, &credentials).map_err(|e| {
+        CmdError::from(e).context(format!("cannot store the credentials for {registry}"))
+    })?;
+    ctx.reporter().verbose(&format!(
+        "credentials stored for {registry} ({})",
+        path.display()
+    ));
     Ok(())
 }
 
@@ -513,7 +529,10 @@ fn docker_login(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
 }
 
 fn logout(ctx: &mut Ctx, args: &LogoutArgs) -> Result<bool, CmdError> {
-    let registry = args.registry.trim_start_matches("https://").trim_end_matches('/');
+    let registry = args
+        .registry
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
     let removed = credentials::erase(registry)
         .map_err(|e| CmdError::from(e).context(format!("cannot log out of {registry}")))?;
     if !removed {
@@ -592,7 +611,12 @@ fn docker_search(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let found = run_search(ctx, &args)?;
     let mut lines = vec!["NAME\tTAGS".to_string()];
     for f in found {
-        lines.push(format!("{}/{}\t{}", f.registry, f.repository, f.tags.join(",")));
+        lines.push(format!(
+            "{}/{}\t{}",
+            f.registry,
+            f.repository,
+            f.tags.join(",")
+        ));
     }
     print_lines(&lines)
 }

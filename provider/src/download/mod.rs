@@ -633,7 +633,7 @@ fn fetch_http(
                 job,
                 &mut on_size,
             )
-                .and_then(|()| verify(request, partial, job))
+            .and_then(|()| verify(request, partial, job))
         };
         match result {
             Ok(sha256) => return Ok(sha256),

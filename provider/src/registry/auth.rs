@@ -186,7 +186,10 @@ mod tests {
                 scope: Some("repository:a/b:pull,push".into()),
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="r""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="r""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate"), None);
         assert_eq!(parse_challenge("Bearer service=x"), None);
     }
@@ -199,9 +202,6 @@ mod tests {
         };
         let text = format!("{c:?} {:?}", c.secret);
         assert!(!text.contains("hunter2"), "{text}");
-        assert_eq!(
-            c.basic_header().as_deref(),
-            Some("Basic dXNlcjpodW50ZXIy")
-        );
+        assert_eq!(c.basic_header().as_deref(), Some("Basic dXNlcjpodW50ZXIy"));
     }
 }

@@ -104,12 +104,11 @@ impl Client {
         } else {
             "https"
         };
-        let base = Url::parse(&format!("{scheme}://{registry}/")).map_err(|e| {
-            RegistryError::Invalid {
+        let base =
+            Url::parse(&format!("{scheme}://{registry}/")).map_err(|e| RegistryError::Invalid {
                 what: format!("the registry '{registry}'"),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         // Redirects: at most 10, never from HTTPS down to plain HTTP;
         // reqwest drops Authorization when the host or port changes.
         let policy = reqwest::redirect::Policy::custom(|attempt| {
@@ -473,22 +472,18 @@ impl Client {
     /// `GET /v2/`: is this a registry, and do the credentials work?
     pub fn ping(&self, reporter: &dyn Reporter) -> Result<(), RegistryError> {
         let url = self.url("")?;
-        let response = self.send(
-            Method::GET,
-            &url,
-            &[],
-            &Body::Empty,
-            &[],
-            None,
-            reporter,
-        )?;
+        let response = self.send(Method::GET, &url, &[], &Body::Empty, &[], None, reporter)?;
         let status = response.status();
         if status.is_success() {
             // With a Bearer challenge, a token proves the credentials only
             // when the token service was asked with them.
             Ok(())
         } else {
-            Err(status_error(&format!("the registry {}", self.registry), &url, response))
+            Err(status_error(
+                &format!("the registry {}", self.registry),
+                &url,
+                response,
+            ))
         }
     }
 
@@ -538,12 +533,11 @@ impl Client {
         })?;
         let url = self.url(&format!("{repository}/blobs/{digest}"))?;
         let scopes = [format!("repository:{repository}:pull")];
-        let location = crate::location::Location::parse(url.as_str()).map_err(|e| {
-            RegistryError::Invalid {
+        let location =
+            crate::location::Location::parse(url.as_str()).map_err(|e| RegistryError::Invalid {
                 what: format!("the URL {url}"),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let locations = [location];
         let mut renewed = false;
         loop {
@@ -563,9 +557,8 @@ impl Client {
                 Err(e) => {
                     let text = crate::error_chain(&e);
                     if !renewed && text.contains("401") {
-                        reporter.verbose(&format!(
-                            "{url}: 401; asking for a new token and resuming"
-                        ));
+                        reporter
+                            .verbose(&format!("{url}: 401; asking for a new token and resuming"));
                         renewed = true;
                         self.forget_tokens();
                         continue;
@@ -671,10 +664,21 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["127.0.0.1:5000", "localhost", "localhost:1", "[::1]:5000", "127.1.2.3"] {
+        for h in [
+            "127.0.0.1:5000",
+            "localhost",
+            "localhost:1",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["registry.example", "10.0.0.1:5000", "localhost.example", "[::2]:1"] {
+        for h in [
+            "registry.example",
+            "10.0.0.1:5000",
+            "localhost.example",
+            "[::2]:1",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }

@@ -207,10 +207,11 @@ fn lookup_in(
             #[serde(rename = "Secret", default)]
             secret: String,
         }
-        let a: HelperAnswer = serde_json::from_slice(&out).map_err(|e| CredentialError::Helper {
-            helper: helper.clone(),
-            reason: format!("its answer is not the helper protocol's JSON: {e}"),
-        })?;
+        let a: HelperAnswer =
+            serde_json::from_slice(&out).map_err(|e| CredentialError::Helper {
+                helper: helper.clone(),
+                reason: format!("its answer is not the helper protocol's JSON: {e}"),
+            })?;
         if a.secret.is_empty() {
             return Ok(None);
         }
@@ -240,7 +241,11 @@ fn lookup_in(
         path: path.to_path_buf(),
         reason: format!("auths.{registry}: {reason}"),
     };
-    let user_from_auth = match entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+    let user_from_auth = match entry
+        .get("auth")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
         Some(auth) => {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(auth.trim())
@@ -362,7 +367,10 @@ mod tests {
     #[test]
     fn auths_keys_match_hosts_and_urls() {
         assert!(key_matches("127.0.0.1:5000", "127.0.0.1:5000"));
-        assert!(key_matches("https://registry.example/v2/", "registry.example"));
+        assert!(key_matches(
+            "https://registry.example/v2/",
+            "registry.example"
+        ));
         assert!(key_matches("https://index.docker.io/v1/", "docker.io"));
         assert!(!key_matches("registry.example:5000", "registry.example"));
         assert!(!key_matches("other.example", "registry.example"));
@@ -375,10 +383,14 @@ mod tests {
         )
         .expect("json");
         let p = Path::new("config.json");
-        let a = lookup_in(&config, p, "a.example").expect("ok").expect("some");
+        let a = lookup_in(&config, p, "a.example")
+            .expect("ok")
+            .expect("some");
         assert_eq!(a.username, "user");
         assert_eq!(a.secret, Secret::Password("pa:ss".into()));
-        let b = lookup_in(&config, p, "b.example").expect("ok").expect("some");
+        let b = lookup_in(&config, p, "b.example")
+            .expect("ok")
+            .expect("some");
         assert_eq!(b.secret, Secret::IdentityToken("tok".into()));
         assert!(lookup_in(&config, p, "d.example").expect("ok").is_none());
         let e = lookup_in(&config, p, "c.example").expect_err("damaged");

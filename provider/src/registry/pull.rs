@@ -223,9 +223,21 @@ fn fetch_small_blob(
     }
     let url = client.url(&format!("{repository}/blobs/{}", d.digest))?;
     let scopes = [format!("repository:{repository}:pull")];
-    let response = client.send(Method::GET, &url, &[], &Body::Empty, &scopes, None, reporter)?;
+    let response = client.send(
+        Method::GET,
+        &url,
+        &[],
+        &Body::Empty,
+        &scopes,
+        None,
+        reporter,
+    )?;
     if !response.status().is_success() {
-        return Err(status_error(&format!("the blob {}", d.digest), &url, response));
+        return Err(status_error(
+            &format!("the blob {}", d.digest),
+            &url,
+            response,
+        ));
     }
     let bytes = read_limited(response, d.size, &url)?;
     let digest = crate::oci::digest_of(&bytes);
@@ -321,7 +333,12 @@ pub fn pull(
         }
     }
     let config_hex = spec::sha256_hex(&manifest.config.digest)
-        .ok_or_else(|| invalid("the config", format!("'{}' is not a sha256 digest", manifest.config.digest)))?
+        .ok_or_else(|| {
+            invalid(
+                "the config",
+                format!("'{}' is not a sha256 digest", manifest.config.digest),
+            )
+        })?
         .to_string();
     let present = lock.images().iter().any(|r| r.id == config_hex);
 
@@ -355,13 +372,15 @@ pub fn pull(
             let hex = spec::sha256_hex(&layer.digest).unwrap_or_default();
             let dest = cache.join(hex);
             let short = hex.get(..12).unwrap_or(hex);
-            let label = format!(
-                "layer {}/{} {short}",
-                i + 1,
-                manifest.layers.len()
-            );
-            let outcome =
-                client.download_blob(repository, &layer.digest, layer.size, &label, &dest, reporter)?;
+            let label = format!("layer {}/{} {short}", i + 1, manifest.layers.len());
+            let outcome = client.download_blob(
+                repository,
+                &layer.digest,
+                layer.size,
+                &label,
+                &dest,
+                reporter,
+            )?;
             downloaded += outcome.size;
             let target = staged.path().join("blobs/sha256").join(hex);
             std::fs::rename(&dest, &target).map_err(io_err(&target))?;

@@ -95,7 +95,11 @@ fn invalid(what: impl Into<String>, reason: impl Into<String>) -> RegistryError 
     }
 }
 
-fn location(client: &Client, base: &Url, response: &reqwest::blocking::Response) -> Result<Url, RegistryError> {
+fn location(
+    client: &Client,
+    base: &Url,
+    response: &reqwest::blocking::Response,
+) -> Result<Url, RegistryError> {
     let text = response
         .headers()
         .get(LOCATION)
@@ -128,14 +132,62 @@ fn start_session(
     reporter: &dyn Reporter,
 ) -> Result<Url, RegistryError> {
     let url = client.url(&format!("{repository}/blobs/uploads/"))?;
-    let response = client.send(Method::POST, &url, &[], &Body::Empty, scopes, None, reporter)?;
+    let response = client.send(
+        Method::POST,
+        &url,
+        &[],
+        &Body::Empty,
+        scopes,
+        None,
+        reporter,
+    )?;
     if response.status() != StatusCode::ACCEPTED {
         return Err(status_error("starting an upload", &url, response));
     }
     location(client, &url, &response)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Asks the registry how much of an upload it holds (`GET` on the session):
+/// the bytes held and the session's new Location. `None` when it has
+/// forgotten the upload (404, 416) or cannot say after a few tries.
+fn upload_status(
+    client: &Client,
+    location_url: &Url,
+    scopes: &[String],
+    options: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Option<(u64, Option<Url>)> {
+    for attempt in 0..=options.retries {
+        match client.send(
+            Method::GET,
+            location_url,
+            &[],
+            &Body::Empty,
+            scopes,
+            None,
+            reporter,
+        ) {
+            Ok(r) if r.status().is_success() => {
+                let held = range_end(&r).map_or(0, |e| e + 1);
+                let next = location(client, location_url, &r).ok();
+                return Some((held, next));
+            }
+            Ok(r) => {
+                reporter.verbose(&format!("the upload's status: {}", r.status()));
+                return None;
+            }
+            Err(e) => {
+                reporter.verbose(&format!(
+                    "asking for the upload's status: {}",
+                    crate::error_chain(&e)
+                ));
+                std::thread::sleep(client.downloader().settings().retry_base * (attempt + 1));
+            }
+        }
+    }
+    None
+}
+
 fn upload_blob(
     client: &Client,
     repository: &str,
@@ -167,7 +219,15 @@ fn upload_blob(
         url.query_pairs_mut()
             .append_pair("mount", &d.digest)
             .append_pair("from", from);
-        let response = client.send(Method::POST, &url, &[], &Body::Empty, &scopes, None, reporter)?;
+        let response = client.send(
+            Method::POST,
+            &url,
+            &[],
+            &Body::Empty,
+            &scopes,
+            None,
+            reporter,
+        )?;
         match response.status() {
             StatusCode::CREATED => {
                 reporter.verbose(&format!("{} mounted from {from}", d.digest));
@@ -256,23 +316,16 @@ fn upload_blob(
         }
         std::thread::sleep(client.downloader().settings().retry_base * failures);
         // Where is the upload? Resume from there, or start again.
-        let status = client.send(Method::GET, &location_url, &[], &Body::Empty, &scopes, None, reporter);
-        match status {
-            Ok(r) if r.status() == StatusCode::NO_CONTENT || r.status().is_success() => {
-                let held = range_end(&r).map_or(0, |e| e + 1);
+        match upload_status(client, &location_url, &scopes, options, reporter) {
+            Some((held, next)) if held <= d.size => {
                 reporter.warn(&format!(
                     "{problem}; resuming the upload of {} at byte {held}",
                     d.digest
                 ));
-                if let Ok(next) = location(client, &location_url, &r) {
+                if let Some(next) = next {
                     location_url = next;
                 }
-                if held > d.size {
-                    offset = 0;
-                    location_url = start_session(client, repository, &scopes, reporter)?;
-                } else {
-                    offset = held;
-                }
+                offset = held;
             }
             _ => {
                 reporter.warn(&format!(
@@ -290,7 +343,15 @@ fn upload_blob(
     result?;
     let mut put_url = location_url.clone();
     put_url.query_pairs_mut().append_pair("digest", &d.digest);
-    let response = client.send(Method::PUT, &put_url, &[("Content-Length", "0".into())], &Body::Empty, &scopes, None, reporter)?;
+    let response = client.send(
+        Method::PUT,
+        &put_url,
+        &[("Content-Length", "0".into())],
+        &Body::Empty,
+        &scopes,
+        None,
+        reporter,
+    )?;
     if response.status() != StatusCode::CREATED {
         return Err(status_error(
             &format!("finishing the upload of {}", d.digest),
@@ -376,8 +437,11 @@ pub fn push(
     let index_path = layout.join("index.json");
     let index_file = crate::fsutil::open_regular(&index_path).map_err(io_err(&index_path))?;
     let mut index_bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(index_file, MAX_DOCUMENT), &mut index_bytes)
-        .map_err(io_err(&index_path))?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(index_file, MAX_DOCUMENT),
+        &mut index_bytes,
+    )
+    .map_err(io_err(&index_path))?;
     let index: Index = serde_json::from_slice(&index_bytes)
         .map_err(|e| invalid(index_path.display().to_string(), e.to_string()))?;
     let entry = index
@@ -405,7 +469,15 @@ pub fn push(
     {
         let hex = spec::sha256_hex(&d.digest).unwrap_or_default();
         pushed.size += d.size;
-        match upload_blob(client, repository, &blobs.join(hex), d, sources, options, reporter)? {
+        match upload_blob(
+            client,
+            repository,
+            &blobs.join(hex),
+            d,
+            sources,
+            options,
+            reporter,
+        )? {
             BlobResult::Uploaded => pushed.uploaded += 1,
             BlobResult::Mounted => pushed.mounted += 1,
             BlobResult::Skipped => pushed.skipped += 1,

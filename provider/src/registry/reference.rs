@@ -123,7 +123,10 @@ impl Reference {
         check_registry(host).map_err(bad)?;
         // The repository and tag follow the store's tag rules.
         let with_host = format!("{host}/{rest}");
-        let has_tag = rest.rsplit('/').next().is_some_and(|last| last.contains(':'));
+        let has_tag = rest
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
         let tag = Tag::parse(&with_host).map_err(|e| bad(e.reason))?;
         let repository = tag
             .repository

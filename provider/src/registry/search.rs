@@ -12,6 +12,19 @@ use crate::progress::Reporter;
 
 /// Page size asked for.
 const PAGE: u32 = 100;
+
+/// The page size; with the `test-hooks` feature (never in a release build)
+/// `CONTAINERIMAGE_REGISTRY_PAGE` sets it.
+fn page_size() -> u32 {
+    #[cfg(feature = "test-hooks")]
+    if let Some(n) = std::env::var("CONTAINERIMAGE_REGISTRY_PAGE")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        return n.max(1);
+    }
+    PAGE
+}
 /// The most pages followed for one list.
 const MAX_PAGES: usize = 10_000;
 
@@ -24,7 +37,11 @@ pub struct Found {
 }
 
 /// The next page's URL from a `Link` header.
-fn next_link(client: &Client, current: &Url, response: &reqwest::blocking::Response) -> Option<Url> {
+fn next_link(
+    client: &Client,
+    current: &Url,
+    response: &reqwest::blocking::Response,
+) -> Option<Url> {
     let link = response.headers().get("Link")?.to_str().ok()?;
     for part in link.split(',') {
         let (target, params) = part.split_once(';')?;
@@ -100,7 +117,9 @@ pub fn search(
     reporter: &dyn Reporter,
 ) -> Result<Vec<Found>, RegistryError> {
     let mut first = client.url("_catalog")?;
-    first.query_pairs_mut().append_pair("n", &PAGE.to_string());
+    first
+        .query_pairs_mut()
+        .append_pair("n", &page_size().to_string());
     let repositories = list_all(
         client,
         first,
@@ -110,12 +129,17 @@ pub fn search(
     )?;
     let mut found = Vec::new();
     for repository in repositories.into_iter().filter(|r| matches(pattern, r)) {
-        if super::reference::Reference::parse(&format!("{}/{repository}", client.registry())).is_err() {
-            reporter.warn(&format!("the catalog names '{repository}', which is not a repository name; skipped"));
+        if super::reference::Reference::parse(&format!("{}/{repository}", client.registry()))
+            .is_err()
+        {
+            reporter.warn(&format!(
+                "the catalog names '{repository}', which is not a repository name; skipped"
+            ));
             continue;
         }
         let mut url = client.url(&format!("{repository}/tags/list"))?;
-        url.query_pairs_mut().append_pair("n", &PAGE.to_string());
+        url.query_pairs_mut()
+            .append_pair("n", &page_size().to_string());
         let mut tags = list_all(
             client,
             url,

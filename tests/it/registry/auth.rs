@@ -68,13 +68,25 @@ fn basic_auth_login_push_pull_logout_and_the_password_never_shows() {
     .expect("write");
     let dest = format!("{}/team/nano:1", registry.addr);
 
-    let o = run_with(&home, &docker, &["Submit-ContainerImage", "nano:1.0.0.0", &dest], None);
+    let o = run_with(
+        &home,
+        &docker,
+        &["Submit-ContainerImage", "nano:1.0.0.0", &dest],
+        None,
+    );
     assert_fails(&o, "log in first with Connect-ContainerRegistry");
 
     let o = run_with(
         &home,
         &docker,
-        &["Connect-ContainerRegistry", &registry.addr, "-UserName", USER, "-PasswordStdin", "-Verbose"],
+        &[
+            "Connect-ContainerRegistry",
+            &registry.addr,
+            "-UserName",
+            USER,
+            "-PasswordStdin",
+            "-Verbose",
+        ],
         Some("wrong-password\n"),
     );
     assert_fails(&o, "refused the credentials");
@@ -84,47 +96,90 @@ fn basic_auth_login_push_pull_logout_and_the_password_never_shows() {
     let o = run_with(
         &home,
         &docker,
-        &["login", "-u", USER, "--password-stdin", &registry.addr, "-Verbose"],
+        &[
+            "login",
+            "-u",
+            USER,
+            "--password-stdin",
+            &registry.addr,
+            "-Verbose",
+        ],
         Some(&format!("{PASSWORD}\n")),
     );
     assert_exit(&o, 0);
     assert_eq!(stdout(&o).trim(), "Login Succeeded");
     assert_never_shows(&o, PASSWORD);
     assert_never_shows(&o, &basic_of(USER, PASSWORD));
-    let mode = fs::metadata(docker.join("config.json")).expect("stat").permissions().mode();
+    let mode = fs::metadata(docker.join("config.json"))
+        .expect("stat")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "config.json must be 0600");
     let config = config_of(&docker);
-    assert_eq!(config["auths"][&registry.addr]["auth"], basic_of(USER, PASSWORD).as_str());
+    assert_eq!(
+        config["auths"][&registry.addr]["auth"],
+        basic_of(USER, PASSWORD).as_str()
+    );
     assert_eq!(config["auths"]["other.example"]["auth"], "b3RoZXI6b3RoZXI=");
     assert_eq!(config["psFormat"], "table {{.ID}}");
 
-    let o = run_with(&home, &docker, &["Submit-ContainerImage", "nano:1.0.0.0", &dest, "-Verbose"], None);
+    let o = run_with(
+        &home,
+        &docker,
+        &["Submit-ContainerImage", "nano:1.0.0.0", &dest, "-Verbose"],
+        None,
+    );
     assert_exit(&o, 0);
     assert_never_shows(&o, PASSWORD);
     assert_never_shows(&o, &basic_of(USER, PASSWORD));
     // skopeo reads it with the same credentials.
     tool(
         "skopeo",
-        &["inspect", "--override-os", "windows", "--tls-verify=false", "--creds", &format!("{USER}:{PASSWORD}"), &format!("docker://{dest}")],
+        &[
+            "inspect",
+            "--override-os",
+            "windows",
+            "--tls-verify=false",
+            "--creds",
+            &format!("{USER}:{PASSWORD}"),
+            &format!("docker://{dest}"),
+        ],
     );
 
     let home2 = tmp.path().join("home2");
-    let o = run_with(&home2, &docker, &["Request-ContainerImage", &dest, "-Verbose"], None);
+    let o = run_with(
+        &home2,
+        &docker,
+        &["Request-ContainerImage", &dest, "-Verbose"],
+        None,
+    );
     assert_exit(&o, 0);
     assert_never_shows(&o, PASSWORD);
     assert_never_shows(&o, &basic_of(USER, PASSWORD));
     assert_eq!(files_of_image(&home2), original);
 
-    let o = run_with(&home2, &docker, &["search", &format!("{}/nano", registry.addr)], None);
+    let o = run_with(
+        &home2,
+        &docker,
+        &["search", &format!("{}/nano", registry.addr)],
+        None,
+    );
     assert_exit(&o, 0);
-    assert!(stdout(&o).contains(&format!("{}/team/nano\t1", registry.addr)), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("{}/team/nano\t1", registry.addr)),
+        "{}",
+        stdout(&o)
+    );
 
     let o = run_with(&home2, &docker, &["logout", &registry.addr], None);
     assert_exit(&o, 0);
     assert!(config_of(&docker)["auths"].get(&registry.addr).is_none());
     assert_eq!(config_of(&docker)["psFormat"], "table {{.ID}}");
     let o = run_with(&home2, &docker, &["pull", &dest, "--force"], None);
-    assert!(o.status.code() != Some(0), "a pull without credentials must fail");
+    assert!(
+        o.status.code() != Some(0),
+        "a pull without credentials must fail"
+    );
 }
 
 /// A credential helper script: `get` answers from a file, `store` and
@@ -162,30 +217,62 @@ fn a_credential_helper_stores_and_gives_the_credentials() {
     )
     .expect("write");
     let bin = credential_helper(tmp.path());
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let with_path = |args: &[&str], stdin: Option<&str>| {
         let mut c = cmd(&home);
-        c.env("DOCKER_CONFIG", &docker).env("PATH", &path).args(args);
-        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        c.env("DOCKER_CONFIG", &docker)
+            .env("PATH", &path)
+            .args(args);
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().expect("runs");
         if let Some(t) = stdin {
-            child.stdin.take().expect("stdin").write_all(t.as_bytes()).expect("write");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(t.as_bytes())
+                .expect("write");
         }
         child.wait_with_output().expect("ends")
     };
     let o = with_path(
-        &["Connect-ContainerRegistry", &registry.addr, "-UserName", USER, "-PasswordStdin"],
+        &[
+            "Connect-ContainerRegistry",
+            &registry.addr,
+            "-UserName",
+            USER,
+            "-PasswordStdin",
+        ],
         Some(PASSWORD),
     );
     assert_exit(&o, 0);
-    let stored: serde_json::Value =
-        serde_json::from_slice(&fs::read(tmp.path().join("helper-store.json")).expect("helper stored"))
-            .expect("json");
+    let stored: serde_json::Value = serde_json::from_slice(
+        &fs::read(tmp.path().join("helper-store.json")).expect("helper stored"),
+    )
+    .expect("json");
     assert_eq!(stored["Username"], USER);
     assert_eq!(stored["Secret"], PASSWORD);
-    assert!(config_of(&docker).get("auths").is_none(), "the file holds no password");
-    let o = with_path(&["Submit-ContainerImage", "nano:1.0.0.0", &format!("{}/h/nano:1", registry.addr)], None);
+    assert!(
+        config_of(&docker).get("auths").is_none(),
+        "the file holds no password"
+    );
+    let o = with_path(
+        &[
+            "Submit-ContainerImage",
+            "nano:1.0.0.0",
+            &format!("{}/h/nano:1", registry.addr),
+        ],
+        None,
+    );
     assert_exit(&o, 0);
     let o = with_path(&["Disconnect-ContainerRegistry", &registry.addr], None);
     assert_exit(&o, 0);
@@ -213,7 +300,10 @@ struct TokenState {
 }
 
 fn token_for(state: &TokenState, scopes: &[String], full_access: bool) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("time").as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
     let access: Vec<serde_json::Value> = scopes
         .iter()
         .filter_map(|s| {
@@ -242,7 +332,9 @@ fn token_for(state: &TokenState, scopes: &[String], full_access: bool) -> String
         "access": access,
     });
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    header.x5c = Some(vec![base64::engine::general_purpose::STANDARD.encode(&state.cert_der)]);
+    header.x5c = Some(vec![
+        base64::engine::general_purpose::STANDARD.encode(&state.cert_der)
+    ]);
     let key = jsonwebtoken::EncodingKey::from_ec_pem(state.key_pem.as_bytes()).expect("key");
     jsonwebtoken::encode(&header, &claims, &key).expect("sign")
 }
@@ -252,9 +344,16 @@ async fn token_get(
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    let scopes: Vec<String> = query.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
+    let scopes: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect();
     state.requests.lock().expect("lock").push(scopes.clone());
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let full = match auth.strip_prefix("Basic ") {
         Some(b) if b == basic_of(USER, PASSWORD) => true,
         Some(_) => return (StatusCode::UNAUTHORIZED, "bad credentials").into_response(),
@@ -269,10 +368,18 @@ async fn token_post(
     State(state): State<Arc<TokenState>>,
     axum::Form(form): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-    let scopes: Vec<String> = get("scope").map(|s| s.split(' ').map(str::to_string).collect()).unwrap_or_default();
+    let get = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let scopes: Vec<String> = get("scope")
+        .map(|s| s.split(' ').map(str::to_string).collect())
+        .unwrap_or_default();
     state.requests.lock().expect("lock").push(scopes.clone());
-    if get("grant_type").as_deref() != Some("refresh_token") || get("refresh_token").as_deref() != Some("refresh-abc") {
+    if get("grant_type").as_deref() != Some("refresh_token")
+        || get("refresh_token").as_deref() != Some("refresh-abc")
+    {
         return (StatusCode::UNAUTHORIZED, "bad refresh token").into_response();
     }
     let token = token_for(&state, &scopes, true);
@@ -282,8 +389,11 @@ async fn token_post(
 impl TokenServer {
     fn start(dir: &Path) -> (TokenServer, String) {
         let key = rcgen::KeyPair::generate().expect("key");
-        let mut params = rcgen::CertificateParams::new(vec!["token-signer".to_string()]).expect("params");
-        params.distinguished_name.push(rcgen::DnType::CommonName, "token-signer");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["token-signer".to_string()]).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "token-signer");
         let cert = params.self_signed(&key).expect("cert");
         let cert_path = dir.join("token-cert.pem");
         fs::write(&cert_path, cert.pem()).expect("write cert");
@@ -315,7 +425,13 @@ impl TokenServer {
             "  token:\n    realm: http://{addr}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
             cert_path.display()
         );
-        (TokenServer { state, _runtime: runtime }, auth)
+        (
+            TokenServer {
+                state,
+                _runtime: runtime,
+            },
+            auth,
+        )
     }
 
     fn requests(&self) -> Vec<Vec<String>> {
@@ -335,29 +451,58 @@ fn token_auth_scopes_a_mount_in_one_token_and_refreshes_with_an_identity_token()
 
     // Anonymous: the token gives pull only, so a push is refused.
     let dest = format!("{}/base/nano:1", registry.addr);
-    let o = run_with(&home, &docker, &["Submit-ContainerImage", "nano:1.0.0.0", &dest], None);
+    let o = run_with(
+        &home,
+        &docker,
+        &["Submit-ContainerImage", "nano:1.0.0.0", &dest],
+        None,
+    );
     assert_exit(&o, 1);
-    assert!(stderr(&o).contains("Connect-ContainerRegistry"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Connect-ContainerRegistry"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = run_with(
         &home,
         &docker,
-        &["Connect-ContainerRegistry", &registry.addr, "-UserName", USER, "-PasswordStdin"],
+        &[
+            "Connect-ContainerRegistry",
+            &registry.addr,
+            "-UserName",
+            USER,
+            "-PasswordStdin",
+        ],
         Some("nope"),
     );
     assert_fails(&o, "the token service answered 401");
     let o = run_with(
         &home,
         &docker,
-        &["Connect-ContainerRegistry", &registry.addr, "-UserName", USER, "-PasswordStdin"],
+        &[
+            "Connect-ContainerRegistry",
+            &registry.addr,
+            "-UserName",
+            USER,
+            "-PasswordStdin",
+        ],
         Some(PASSWORD),
     );
     assert_exit(&o, 0);
-    let o = run_with(&home, &docker, &["Submit-ContainerImage", "nano:1.0.0.0", &dest, "-Verbose"], None);
+    let o = run_with(
+        &home,
+        &docker,
+        &["Submit-ContainerImage", "nano:1.0.0.0", &dest, "-Verbose"],
+        None,
+    );
     assert_exit(&o, 0);
     assert_never_shows(&o, PASSWORD);
     assert!(
-        tokens.requests().iter().any(|r| r == &vec![format!("repository:base/nano:pull,push")]),
+        tokens
+            .requests()
+            .iter()
+            .any(|r| r == &vec![format!("repository:base/nano:pull,push")]),
         "{:?}",
         tokens.requests()
     );
@@ -370,22 +515,46 @@ fn token_auth_scopes_a_mount_in_one_token_and_refreshes_with_an_identity_token()
     let o = run_with(
         &home2,
         &docker,
-        &["Submit-ContainerImage", &dest, &format!("{}/app/nano:1", registry.addr), "-Verbose"],
+        &[
+            "Submit-ContainerImage",
+            &dest,
+            &format!("{}/app/nano:1", registry.addr),
+            "-Verbose",
+        ],
         None,
     );
     assert_exit(&o, 0);
-    assert!(stderr(&o).contains("mounted from base/nano"), "{}", stderr(&o));
-    let both = vec!["repository:app/nano:pull,push".to_string(), "repository:base/nano:pull".to_string()];
+    assert!(
+        stderr(&o).contains("mounted from base/nano"),
+        "{}",
+        stderr(&o)
+    );
+    let both = vec![
+        "repository:app/nano:pull,push".to_string(),
+        "repository:base/nano:pull".to_string(),
+    ];
     assert!(tokens.requests().contains(&both), "{:?}", tokens.requests());
 
     // An identity token (refresh token) in the file instead of a password.
     fs::write(
         docker.join("config.json"),
-        format!(r#"{{"auths":{{"{}":{{"identitytoken":"refresh-abc"}}}}}}"#, registry.addr),
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"refresh-abc"}}}}}}"#,
+            registry.addr
+        ),
     )
     .expect("write");
     let home3 = tmp.path().join("home3");
-    let o = run_with(&home3, &docker, &["Request-ContainerImage", &format!("{}/app/nano:1", registry.addr), "-Verbose"], None);
+    let o = run_with(
+        &home3,
+        &docker,
+        &[
+            "Request-ContainerImage",
+            &format!("{}/app/nano:1", registry.addr),
+            "-Verbose",
+        ],
+        None,
+    );
     assert_exit(&o, 0);
     assert_never_shows(&o, "refresh-abc");
     assert_eq!(files_of_image(&home3), original);
@@ -394,9 +563,22 @@ fn token_auth_scopes_a_mount_in_one_token_and_refreshes_with_an_identity_token()
     *tokens.state.expired.lock().expect("lock") = 1;
     let before = tokens.requests().len();
     let home4 = tmp.path().join("home4");
-    let o = run_with(&home4, &docker, &["Request-ContainerImage", &dest, "-Verbose"], None);
+    let o = run_with(
+        &home4,
+        &docker,
+        &["Request-ContainerImage", &dest, "-Verbose"],
+        None,
+    );
     assert_exit(&o, 0);
-    assert!(stderr(&o).contains("refused the token; asking for a new one"), "{}", stderr(&o));
-    assert!(tokens.requests().len() >= before + 2, "{:?}", tokens.requests());
+    assert!(
+        stderr(&o).contains("refused the token; asking for a new one"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        tokens.requests().len() >= before + 2,
+        "{:?}",
+        tokens.requests()
+    );
     assert_eq!(files_of_image(&home4), original);
 }

@@ -161,5 +161,8 @@ pub fn files_of_image(home: &Path) -> Vec<(String, Vec<u8>)> {
 #[track_caller]
 pub fn assert_never_shows(o: &std::process::Output, secret: &str) {
     let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(o));
-    assert!(!all.contains(secret), "the secret appears in the output:\n{all}");
+    assert!(
+        !all.contains(secret),
+        "the secret appears in the output:\n{all}"
+    );
 }

@@ -17,7 +17,13 @@ fn a_pushed_image_is_read_by_skopeo_and_umoci_and_pulls_back_identical() {
 
     let o = run(
         &home,
-        &["Submit-ContainerImage", "nano:1.0.0.0", &dest, "-OutputFormat", "Json"],
+        &[
+            "Submit-ContainerImage",
+            "nano:1.0.0.0",
+            &dest,
+            "-OutputFormat",
+            "Json",
+        ],
     );
     assert_exit(&o, 0);
     let pushed = json_lines(&o);
@@ -30,7 +36,13 @@ fn a_pushed_image_is_read_by_skopeo_and_umoci_and_pulls_back_identical() {
     // skopeo reads what we pushed, and umoci unpacks its copy.
     let inspect = tool(
         "skopeo",
-        &["inspect", "--override-os", "windows", "--tls-verify=false", &format!("docker://{dest}")],
+        &[
+            "inspect",
+            "--override-os",
+            "windows",
+            "--tls-verify=false",
+            &format!("docker://{dest}"),
+        ],
     );
     let info: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("skopeo json");
     assert_eq!(info["Digest"], digest.as_str(), "{info}");
@@ -80,9 +92,9 @@ fn a_pushed_image_is_read_by_skopeo_and_umoci_and_pulls_back_identical() {
     assert_exit(&o, 0);
     let listing = stdout(&o);
     assert!(
-        listing
-            .lines()
-            .any(|l| l.starts_with(&format!("{}/windows/nano ", registry.addr)) && l.contains(" 1 ")),
+        listing.lines().any(
+            |l| l.starts_with(&format!("{}/windows/nano ", registry.addr)) && l.contains(" 1 ")
+        ),
         "images should list the pulled reference:\n{listing}"
     );
     let image = &images(&home2)[0];
@@ -95,7 +107,11 @@ fn a_pushed_image_is_read_by_skopeo_and_umoci_and_pulls_back_identical() {
     // Again: nothing is downloaded.
     let o = run(&home2, &["pull", &dest, "-Verbose"]);
     assert_exit(&o, 0);
-    assert!(stdout(&o).contains("Status: Image is up to date"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("Status: Image is up to date"),
+        "{}",
+        stdout(&o)
+    );
     let err = stderr(&o);
     assert!(err.contains("no layer is downloaded"), "{err}");
     assert_eq!(
@@ -105,17 +121,38 @@ fn a_pushed_image_is_read_by_skopeo_and_umoci_and_pulls_back_identical() {
     );
 
     // Pushing again skips every blob; to another repository, the layer is mounted.
-    let o = run(&home, &["Submit-ContainerImage", "nano:1.0.0.0", &dest, "-Verbose"]);
+    let o = run(
+        &home,
+        &["Submit-ContainerImage", "nano:1.0.0.0", &dest, "-Verbose"],
+    );
     assert_exit(&o, 0);
-    assert!(stderr(&o).contains("0 blobs uploaded, 0 mounted, 2 already there"), "{}", stderr(&o));
-    let o = run(&home2, &["Submit-ContainerImage", &dest, &format!("{}/other/nano:2", registry.addr), "-Verbose"]);
+    assert!(
+        stderr(&o).contains("0 blobs uploaded, 0 mounted, 2 already there"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &home2,
+        &[
+            "Submit-ContainerImage",
+            &dest,
+            &format!("{}/other/nano:2", registry.addr),
+            "-Verbose",
+        ],
+    );
     assert_exit(&o, 0);
     let err = stderr(&o);
     assert!(err.contains("mounted from windows/nano"), "{err}");
     assert!(err.contains("1 blobs uploaded, 1 mounted"), "{err}");
     tool(
         "skopeo",
-        &["inspect", "--override-os", "windows", "--tls-verify=false", &format!("docker://{}/other/nano:2", registry.addr)],
+        &[
+            "inspect",
+            "--override-os",
+            "windows",
+            "--tls-verify=false",
+            &format!("docker://{}/other/nano:2", registry.addr),
+        ],
     );
 }
 
@@ -132,18 +169,38 @@ fn an_image_skopeo_pushed_is_pulled_and_an_index_entry_is_chosen_by_os_version()
         assert_exit(
             &run(
                 &home,
-                &["Export-ContainerImage", "nano:1.0.0.0", "-Path", layout.to_str().expect("utf-8"), "-Format", "OciDirectory", "-Compression", compression],
+                &[
+                    "Export-ContainerImage",
+                    "nano:1.0.0.0",
+                    "-Path",
+                    layout.to_str().expect("utf-8"),
+                    "-Format",
+                    "OciDirectory",
+                    "-Compression",
+                    compression,
+                ],
             ),
             0,
         );
         let target = format!("docker://{}/win/nano:{name}", registry.addr);
         tool(
             "skopeo",
-            &["copy", "--dest-tls-verify=false", &format!("oci:{}:1.0.0.0", layout.display()), &target],
+            &[
+                "copy",
+                "--dest-tls-verify=false",
+                &format!("oci:{}:1.0.0.0", layout.display()),
+                &target,
+            ],
         );
-        let inspect = tool("skopeo", &["inspect", "--raw", "--tls-verify=false", &target]);
+        let inspect = tool(
+            "skopeo",
+            &["inspect", "--raw", "--tls-verify=false", &target],
+        );
         digests.push((
-            format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&inspect.stdout))),
+            format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&inspect.stdout))
+            ),
             inspect.stdout.len(),
         ));
     }
@@ -164,25 +221,71 @@ fn an_image_skopeo_pushed_is_pulled_and_an_index_entry_is_chosen_by_os_version()
     fs::write(&index_file, index.to_string()).expect("write");
     tool(
         "curl",
-        &["-sSf", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json",
-          "--data-binary", &format!("@{}", index_file.display()),
-          &format!("http://{}/v2/win/nano/manifests/multi", registry.addr)],
+        &[
+            "-sSf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.index.v1+json",
+            "--data-binary",
+            &format!("@{}", index_file.display()),
+            &format!("http://{}/v2/win/nano/manifests/multi", registry.addr),
+        ],
     );
 
     let home2 = tmp.path().join("home2");
     let multi = format!("{}/win/nano:multi", registry.addr);
-    let o = run(&home2, &["Request-ContainerImage", &multi, "-Verbose", "-OutputFormat", "Json"]);
+    let o = run(
+        &home2,
+        &[
+            "Request-ContainerImage",
+            &multi,
+            "-Verbose",
+            "-OutputFormat",
+            "Json",
+        ],
+    );
     assert_exit(&o, 0);
-    assert!(stderr(&o).contains(&format!("chose {} (os.version 10.0.20348.2655)", digests[1].0)), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "chose {} (os.version 10.0.20348.2655)",
+            digests[1].0
+        )),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(files_of_image(&home2), original);
     assert_eq!(json_lines(&o).len(), 1);
 
     let home3 = tmp.path().join("home3");
-    let o = run(&home3, &["Request-ContainerImage", &format!("{}/win/nano", registry.addr), "multi", "-OsVersion", "10.0.17763", "-Verbose"]);
+    let o = run(
+        &home3,
+        &[
+            "Request-ContainerImage",
+            &format!("{}/win/nano", registry.addr),
+            "multi",
+            "-OsVersion",
+            "10.0.17763",
+            "-Verbose",
+        ],
+    );
     assert_exit(&o, 0);
-    assert!(stderr(&o).contains(&format!("chose {}", digests[0].0)), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("chose {}", digests[0].0)),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = run(&home3, &["Request-ContainerImage", &multi, "-OsVersion", "10.0.14393", "-Force"]);
+    let o = run(
+        &home3,
+        &[
+            "Request-ContainerImage",
+            &multi,
+            "-OsVersion",
+            "10.0.14393",
+            "-Force",
+        ],
+    );
     assert_fails(&o, "no entry for windows/amd64 with os.version 10.0.14393");
 
     // By digest: no tag is added.
@@ -199,14 +302,91 @@ fn references_without_a_registry_and_unknown_images_fail_clearly() {
     let o = run(&home, &["pull", "nanoserver"]);
     assert_exit(&o, 2);
     assert!(stderr(&o).contains("no default registry"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("docker.io/library/nanoserver"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("docker.io/library/nanoserver"),
+        "{}",
+        stderr(&o)
+    );
 
     let registry = Registry::start("");
-    let o = run(&home, &["Request-ContainerImage", &format!("{}/no/such:1", registry.addr)]);
+    let o = run(
+        &home,
+        &[
+            "Request-ContainerImage",
+            &format!("{}/no/such:1", registry.addr),
+        ],
+    );
     assert_fails(&o, "404");
     assert!(stderr(&o).contains("MANIFEST_UNKNOWN"), "{}", stderr(&o));
 
     // Plain HTTP only for loopback or with -Insecure: a remote name is https.
     let o = run(&home, &["pull", "registry.invalid/a:1"]);
     assert_fails(&o, "https://registry.invalid/v2/a/manifests/1");
+}
+
+#[test]
+fn search_follows_the_pages_of_the_catalog_and_of_the_tags() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = installed_image(tmp.path());
+    let registry = Registry::start("");
+    for target in [
+        "apps/nanoserver:1",
+        "apps/nanoserver:2",
+        "apps/nanoserver:3",
+        "base/servercore:1",
+        "tools/nano-extra:1",
+    ] {
+        assert_exit(
+            &run(
+                &home,
+                &[
+                    "Submit-ContainerImage",
+                    "nano:1.0.0.0",
+                    &format!("{}/{target}", registry.addr),
+                ],
+            ),
+            0,
+        );
+    }
+    let search = |args: &[&str]| {
+        crate::common::cmd(&home)
+            .env("CONTAINERIMAGE_REGISTRY_PAGE", "1")
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let o = search(&[
+        "Find-ContainerRegistryImage",
+        &registry.addr,
+        "nano",
+        "-OutputFormat",
+        "Json",
+        "-Verbose",
+    ]);
+    assert_exit(&o, 0);
+    let found = json_lines(&o);
+    let names: Vec<&str> = found
+        .iter()
+        .filter_map(|f| f["Repository"].as_str())
+        .collect();
+    assert_eq!(names, ["apps/nanoserver", "tools/nano-extra"], "{found:?}");
+    assert_eq!(found[0]["Tags"], serde_json::json!(["1", "2", "3"]));
+    assert_eq!(found[0]["Registry"], registry.addr.as_str());
+    assert!(
+        stderr(&o).matches("_catalog").count() >= 3,
+        "one request per page:\n{}",
+        stderr(&o)
+    );
+
+    let o = search(&[
+        "Find-ContainerRegistryImage",
+        &registry.addr,
+        "*/servercore",
+        "-OutputFormat",
+        "Json",
+    ]);
+    assert_exit(&o, 0);
+    assert_eq!(json_lines(&o).len(), 1);
+    let o = search(&["Find-ContainerRegistryImage", &registry.addr, "absent"]);
+    assert_fails(&o, "No repository of");
 }
