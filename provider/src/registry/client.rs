@@ -380,6 +380,7 @@ impl Client {
     /// challenge is read, a token fetched (or Basic credentials used) and
     /// the request sent again; a second 401 is an error that says how to
     /// log in. Other statuses are returned to the caller.
+    #[allow(clippy::too_many_arguments)] // one request's parts, all needed again after a 401
     pub fn send(
         &self,
         method: Method,
