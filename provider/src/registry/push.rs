@@ -297,6 +297,9 @@ fn upload_blob(
             {
                 format!("the registry forgot the upload ({})", response.status())
             }
+            Ok(response) if response.status().is_server_error() => {
+                format!("the registry answered {}", response.status())
+            }
             Ok(response) => {
                 break Err(status_error(
                     &format!("uploading {}", d.digest),

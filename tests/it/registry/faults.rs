@@ -497,3 +497,173 @@ fn uploads_and_downloads_cut_in_the_middle_resume_with_identical_results() {
     assert_eq!(files_of_image(&home2), original);
     let _ = files_of;
 }
+
+/// An upload endpoint that keeps half of one PATCH, answers 503, and then
+/// says how much it holds: the client resumes from there.
+#[derive(Default)]
+struct Uploads {
+    data: Vec<u8>,
+    patches: u32,
+    blobs: HashMap<String, Vec<u8>>,
+    manifest: Option<(String, Vec<u8>)>,
+}
+
+async fn upload_route(
+    State(state): State<Arc<Mutex<Uploads>>>,
+    method: axum::http::Method,
+    UrlPath(rest): UrlPath<String>,
+    query: axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut s = state.lock().expect("lock");
+    let range = |n: usize| format!("0-{}", n.saturating_sub(1));
+    match (method.as_str(), rest.as_str()) {
+        ("GET", "") => StatusCode::OK.into_response(),
+        ("HEAD", r) if r.starts_with("up/nano/blobs/") => StatusCode::NOT_FOUND.into_response(),
+        ("POST", "up/nano/blobs/uploads/") => {
+            s.data.clear();
+            (
+                StatusCode::ACCEPTED,
+                [(
+                    "Location",
+                    "/v2/up/nano/blobs/uploads/session?x=1".to_string(),
+                )],
+            )
+                .into_response()
+        }
+        ("PATCH", "up/nano/blobs/uploads/session") => {
+            s.patches += 1;
+            if s.patches == 2 {
+                // Half of this chunk arrives, then the registry fails.
+                let half = body.len() / 2;
+                s.data.extend_from_slice(&body[..half]);
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            s.data.extend_from_slice(&body);
+            let n = s.data.len();
+            (
+                StatusCode::ACCEPTED,
+                [
+                    (
+                        "Location",
+                        "/v2/up/nano/blobs/uploads/session?x=2".to_string(),
+                    ),
+                    ("Range", range(n)),
+                ],
+            )
+                .into_response()
+        }
+        ("GET", "up/nano/blobs/uploads/session") => {
+            let n = s.data.len();
+            (
+                StatusCode::NO_CONTENT,
+                [
+                    (
+                        "Location",
+                        "/v2/up/nano/blobs/uploads/session?x=3".to_string(),
+                    ),
+                    ("Range", range(n)),
+                ],
+            )
+                .into_response()
+        }
+        ("PUT", "up/nano/blobs/uploads/session") => {
+            let digest = query.get("digest").cloned().unwrap_or_default();
+            let actual = format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&s.data))
+            );
+            if actual != digest {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "{\"errors\":[{\"code\":\"DIGEST_INVALID\",\"message\":\"digest mismatch\"}]}",
+                )
+                    .into_response();
+            }
+            let data = std::mem::take(&mut s.data);
+            s.blobs.insert(digest.clone(), data);
+            (StatusCode::CREATED, [("Docker-Content-Digest", digest)]).into_response()
+        }
+        ("PUT", "up/nano/manifests/1") => {
+            let digest = format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body))
+            );
+            let media = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            s.manifest = Some((media, body.to_vec()));
+            (StatusCode::CREATED, [("Docker-Content-Digest", digest)]).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[test]
+fn an_upload_resumes_from_the_offset_the_registry_reports() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = installed_big_image(tmp.path());
+    let state = Arc::new(Mutex::new(Uploads::default()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let app = axum::Router::new()
+        .route("/v2/", axum::routing::any(|| async { StatusCode::OK }))
+        .route("/v2/{*rest}", axum::routing::any(upload_route))
+        .with_state(state.clone());
+    runtime.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let o = cmd(&home)
+        .env("CONTAINERIMAGE_UPLOAD_CHUNK", (1 << 20).to_string())
+        .env("CONTAINERIMAGE_RETRY_BASE_MS", "1")
+        .args([
+            "Submit-ContainerImage",
+            "nano:1.0.0.0",
+            &format!("{addr}/up/nano:1"),
+            "-OutputFormat",
+            "Json",
+        ])
+        .output()
+        .expect("runs");
+    assert_exit(&o, 0);
+    let err = stderr(&o);
+    assert!(err.contains("the registry answered 503"), "{err}");
+    assert!(
+        err.contains(&format!("at byte {}", (1 << 20) + (1 << 19))),
+        "resumed after what the registry held:\n{err}"
+    );
+    // What arrived is the image: the manifest names blobs whose bytes match.
+    let s = state.lock().expect("lock");
+    let (media, manifest) = s.manifest.clone().expect("a manifest was put");
+    assert_eq!(media, "application/vnd.oci.image.manifest.v1+json");
+    let m: serde_json::Value = serde_json::from_slice(&manifest).expect("json");
+    for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().expect("layers")) {
+        let digest = d["digest"].as_str().expect("digest");
+        let blob = s
+            .blobs
+            .get(digest)
+            .unwrap_or_else(|| panic!("{digest} was uploaded"));
+        assert_eq!(blob.len() as u64, d["size"].as_u64().expect("size"));
+    }
+    let pushed = crate::common::json_lines(&o);
+    assert_eq!(
+        pushed[0]["Digest"].as_str(),
+        Some(
+            format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest))
+            )
+            .as_str()
+        )
+    );
+}
