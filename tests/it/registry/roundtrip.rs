@@ -120,6 +120,15 @@ fn a_pushed_image_is_read_by_skopeo_and_umoci_and_pulls_back_identical() {
         "only the config is fetched again:\n{err}"
     );
 
+    // docker's push of the pulled reference: the same digest, nothing uploaded.
+    let o = run(&home2, &["push", &dest]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).starts_with(&format!("1: digest: {digest} size: ")),
+        "{}",
+        stdout(&o)
+    );
+
     // Pushing again skips every blob; to another repository, the layer is mounted.
     let o = run(
         &home,
