@@ -56,7 +56,7 @@ CONTAINERIMAGE_HOME=$home "$bin" Export-ContainerImage bench:1.0.0.0 -Path "$wor
 cat > "$work/registry.yml" <<YAML
 version: 0.1
 log:
-  level: error
+  level: info
 storage:
   filesystem:
     rootdirectory: $work/data
@@ -66,7 +66,7 @@ http:
   addr: 127.0.0.1:0
   secret: bench
 YAML
-docker-registry serve "$work/registry.yml" 2> "$work/registry.log" &
+docker-registry serve "$work/registry.yml" >/dev/null 2> "$work/registry.log" &
 registry_pid=$!
 for _ in $(seq 100); do
   addr=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$work/registry.log" | head -n 1)
