@@ -14,6 +14,7 @@ mod image_cmds;
 mod output;
 mod progress;
 mod provider_cmds;
+mod registry_cmds;
 mod save;
 mod signing;
 mod store_cmds;
@@ -39,6 +40,7 @@ pub fn all_cmdlets() -> impl Iterator<Item = &'static CmdletDef> {
         .chain(store_cmds::CMDLETS)
         .chain(image_cmds::CMDLETS)
         .chain(container_cmds::CMDLETS)
+        .chain(registry_cmds::CMDLETS)
         .chain(wim_cmds::CMDLETS)
         .chain(help::CMDLETS)
 }

@@ -18,6 +18,9 @@ declare -A package_of=(
     [umoci]=umoci
     [skopeo]=skopeo
     [containerd]=containerd
+    [docker-registry]=docker-registry
+    [htpasswd]=apache2-utils
+    [curl]=curl
     [ctr]=containerd
     [minisign]=minisign
 )

@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod query;
 pub mod signing;
+pub mod registry;
 pub mod source;
 pub mod store;
 pub mod version;

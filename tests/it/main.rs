@@ -8,6 +8,7 @@ mod export;
 mod feeds;
 mod hostile_feeds;
 mod import;
+mod registry;
 mod save;
 mod signing;
 mod store;

@@ -156,6 +156,7 @@ mod engine {
                 locations: &self.locations,
                 size: Some(self.data.len() as u64),
                 sha256: Some(self.sha256),
+                authorization: None,
             }
         }
         fn dest(&self) -> PathBuf {
@@ -517,6 +518,7 @@ mod engine {
         let s = setup();
         let req = Request {
             sha256: None,
+            authorization: None,
             size: None,
             ..s.request()
         };
@@ -1180,6 +1182,7 @@ mod concurrency {
             locations: &locations,
             size: Some(data.len() as u64),
             sha256: Some(Sha256::digest(&data).into()),
+            authorization: None,
         };
         let dest = out.path().join("A-1-0.wim");
         let downloader = Downloader::new(Settings {

@@ -51,6 +51,7 @@ fn local(partial: &Partial, source: std::io::Error) -> AttemptError {
 pub(super) fn attempt(
     client: &Client,
     url: &Url,
+    authorization: Option<&reqwest::header::HeaderValue>,
     partial: &mut Partial,
     job: &Job<'_>,
     on_size: &mut dyn FnMut(u64) -> Result<(), DownloadError>,
@@ -59,6 +60,11 @@ pub(super) fn attempt(
     let expected_size = job.size;
     let start = partial.len();
     let mut request = client.get(url.clone());
+    if let Some(value) = authorization {
+        let mut value = value.clone();
+        value.set_sensitive(true);
+        request = request.header(reqwest::header::AUTHORIZATION, value);
+    }
     if start > 0 {
         request = request.header(RANGE, format!("bytes={start}-"));
         reporter.verbose(&format!("GET {url} (resuming at byte {start})"));
@@ -416,7 +422,7 @@ pub(super) fn parse_content_range(v: &str) -> Option<ContentRange> {
 }
 
 /// A reqwest error as one line: what happened and its causes.
-pub(super) fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".to_string();
     }

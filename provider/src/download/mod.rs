@@ -46,6 +46,7 @@ use crate::progress::{human_bytes, Reporter};
 pub(crate) use partial::open_own_file;
 pub use partial::partial_path;
 
+pub(crate) use http::describe;
 use http::AttemptError;
 use partial::Partial;
 use watch::Watch;
@@ -183,6 +184,10 @@ pub struct Request<'a> {
     /// Expected SHA-256, when the feed says. Without it the file is not
     /// verified (a warning says so) and never resumed across runs.
     pub sha256: Option<[u8; 32]>,
+    /// An `Authorization` header for the first host (a registry's token).
+    /// It is marked sensitive (never shown by `Debug`), and a redirect to
+    /// another host or port goes without it.
+    pub authorization: Option<reqwest::header::HeaderValue>,
 }
 
 impl<'a> From<&'a FeedEntry> for Request<'a> {
@@ -192,6 +197,7 @@ impl<'a> From<&'a FeedEntry> for Request<'a> {
             locations: &e.locations,
             size: e.size,
             sha256: e.sha256,
+            authorization: None,
         }
     }
 }
@@ -644,7 +650,14 @@ fn fetch_http(
             verify(request, partial, job)
         } else {
             job.watch.begin(&host_of(url));
-            let fetched = http::attempt(&downloader.client, url, partial, job, &mut on_size);
+            let fetched = http::attempt(
+                &downloader.client,
+                url,
+                request.authorization.as_ref(),
+                partial,
+                job,
+                &mut on_size,
+            );
             job.watch.end();
             fetched.and_then(|()| verify(request, partial, job))
         };
