@@ -94,5 +94,19 @@ for t in "${targets[@]}"; do
   ours=$(median "$work/$fs.ours" 1); ref=$(median "$work/$fs.ref" 1)
   printf '| %s | %.2f s | %.2f s | %.2f | %s / %s |\n' "$fs" "$ours" "$ref" \
     "$(echo "$ours / $ref" | bc -l)" "$(cpu "$work/$fs.ours")" "$(cpu "$work/$fs.ref")"
+  # Committing a small change reads almost nothing: one new file, one
+  # changed, one touched without change; the bytes read (strace) and the time.
+  files=$home/containers/c/Files
+  echo "small change" >"$files/added.txt"
+  some=$(find "$files" -type f -size +8k | head -n 2)
+  changed=$(echo "$some" | head -n 1); touched=$(echo "$some" | tail -n 1)
+  printf 'x' >>"$changed"
+  touch "$touched"
+  if command -v strace >/dev/null; then
+    /usr/bin/time -f '%e' -o "$work/$fs.commit" strace -f -qq -e trace=read,pread64 -o "$work/$fs.strace" \
+      env CONTAINERIMAGE_HOME="$home" "$bin" New-ContainerImage -Container c -Name Small -Publisher Bench -Version 1.0 >/dev/null
+    read_bytes=$(sed -n 's/.*= \([0-9][0-9]*\)$/\1/p' "$work/$fs.strace" | awk '{s+=$1} END {print s+0}')
+    echo "$fs: commit of a small change to a $(du -sh --apparent-size "$files" | cut -f1) container: $(cat "$work/$fs.commit") s under strace, $((read_bytes / 1024)) KiB read by read/pread" >&2
+  fi
   rm -rf "$home" "$dir/cp"
 done
