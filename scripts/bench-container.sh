@@ -98,7 +98,7 @@ for t in "${targets[@]}"; do
   # changed, one touched without change; the bytes read (strace) and the time.
   files=$home/containers/c/Files
   echo "small change" >"$files/added.txt"
-  some=$(find "$files" -type f -size +8k | head -n 2)
+  some=$(find "$files" -type f -size +8k 2>/dev/null | head -n 2 || true)
   changed=$(echo "$some" | head -n 1); touched=$(echo "$some" | tail -n 1)
   printf 'x' >>"$changed"
   touch "$touched"
