@@ -399,3 +399,75 @@ fn search_follows_the_pages_of_the_catalog_and_of_the_tags() {
     let o = search(&["Find-ContainerRegistryImage", &registry.addr, "absent"]);
     assert_fails(&o, "No repository of");
 }
+
+#[test]
+fn a_child_image_pushes_as_two_layers_and_pulls_back_as_a_child_of_its_base() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = installed_image(tmp.path());
+    let o = run(&home, &["New-Container", "nano:1.0.0.0", "demo"]);
+    assert_exit(&o, 0);
+    let files = home.join("containers/demo/Files");
+    fs::write(files.join("app.txt"), b"app").expect("write");
+    fs::remove_file(files.join("Windows/empty.txt")).expect("rm");
+    assert_exit(&run(&home, &["commit", "demo", "demo-app:v1"]), 0);
+
+    let registry = Registry::start("");
+    let dest = format!("{}/apps/demo:v1", registry.addr);
+    // As with docker: tag with the registry's name, then push.
+    assert_exit(&run(&home, &["tag", "demo-app:v1", &dest]), 0);
+    let o = run(&home, &["push", &dest]);
+    assert_exit(&o, 0);
+    // skopeo sees two layers; umoci applies the child's changes.
+    let layout = tmp.path().join("skopeo-layout");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--override-os",
+            "windows",
+            "--src-tls-verify=false",
+            &format!("docker://{dest}"),
+            &format!("oci:{}:copy", layout.display()),
+        ],
+    );
+    let rootfs = tmp.path().join("rootfs");
+    tool(
+        "umoci",
+        &[
+            "raw",
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:copy", layout.display()),
+            rootfs.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(files_of(&rootfs.join("Files")), files_of(&files));
+    assert!(!rootfs.join("Files/Windows/empty.txt").exists());
+
+    // Pulled into a fresh home: two store images, the top one a child.
+    let other = tmp.path().join("other");
+    let o = run(&other, &["pull", &dest]);
+    assert_exit(&o, 0);
+    let pulled = images(&other);
+    assert_eq!(pulled.len(), 2, "{pulled:?}");
+    let base = pulled
+        .iter()
+        .find(|i| i["IsOSImage"] == true)
+        .expect("a base image");
+    let top = pulled
+        .iter()
+        .find(|i| i["IsOSImage"] == false)
+        .expect("a child image");
+    assert_eq!(top["ParentImage"], base["FullName"]);
+    assert!(
+        top["RepoTags"].to_string().contains("apps/demo:v1"),
+        "{top}"
+    );
+    let o = run(&other, &["New-Container", &dest, "again"]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        files_of(&other.join("containers/again/Files")),
+        files_of(&files)
+    );
+}
