@@ -126,6 +126,45 @@ fn read_sidecar(image_dir: &Dir, rel: &str, image: &str) -> Result<Option<Sideca
     }
 }
 
+/// Follows each layer's blob file as it is written (a push uploads the
+/// bytes while the layer is still being made).
+pub trait LayerTap: Sync {
+    /// The layer of the store image `full_name` starts; `reader` is the blob
+    /// file, opened for reading (its position is the reader's own). Returns
+    /// what is told how many bytes the file holds as they are written, or
+    /// `None` when the layer is not wanted. Dropping the sink means the
+    /// layer is finished or failed.
+    fn begin(&self, full_name: &str, reader: File) -> Option<Box<dyn LayerSink>>;
+}
+
+/// Told how far a layer's blob file has been written.
+pub trait LayerSink: Send {
+    /// `total` bytes are in the file.
+    fn written(&mut self, total: u64);
+}
+
+/// The blob file, telling a sink how much it holds after each write.
+struct Counted {
+    file: File,
+    total: u64,
+    sink: Option<Box<dyn LayerSink>>,
+}
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.total += n as u64;
+        if let Some(sink) = &mut self.sink {
+            sink.written(self.total);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// A written layer.
 struct Layer {
     descriptor: Descriptor,
@@ -138,6 +177,7 @@ fn write_layer(
     record: &ImageRecord,
     blobs: &Dir,
     compression: Compression,
+    tap: Option<&dyn LayerTap>,
 ) -> Result<Layer, ExportError> {
     let image_dir = root
         .open_dir(Path::new(&record.full_name))
@@ -197,7 +237,23 @@ fn write_layer(
         .create_file(tmp, 0o644)
         .map_err(write_err(&blobs.display_path(tmp)))?;
     let result = (|| {
-        let stored = Hashing::new(BufWriter::with_capacity(1 << 20, file));
+        let sink = match tap {
+            Some(t) => {
+                let reader = blobs
+                    .open_regular(tmp)
+                    .map_err(write_err(&blobs.display_path(tmp)))?;
+                t.begin(&record.full_name, reader)
+            }
+            None => None,
+        };
+        let stored = Hashing::new(BufWriter::with_capacity(
+            1 << 20,
+            Counted {
+                file,
+                total: 0,
+                sink,
+            },
+        ));
         let compressor = Compressor::new(compression, stored).map_err(write_err(blobs.path()))?;
         let mut tar = TarWriter::new(Hashing::new(compressor));
         let written = match &child {
@@ -213,12 +269,16 @@ fn write_layer(
         let (compressor, diff_id, _) = tar.finish().map_err(write_err(blobs.path()))?.finish();
         let stored = compressor.finish().map_err(write_err(blobs.path()))?;
         let (buffered, digest, size) = stored.finish();
-        let file = buffered.into_inner().map_err(|e| ExportError::Write {
+        let counted = buffered.into_inner().map_err(|e| ExportError::Write {
             path: blobs.display_path(tmp),
             source: e.into_error(),
         })?;
-        file.sync_all()
+        counted
+            .file
+            .sync_all()
             .map_err(write_err(&blobs.display_path(tmp)))?;
+        // Dropping the sink: the layer is whole.
+        drop(counted);
         Ok((diff_id, digest, size))
     })();
     let (diff_id, digest, size) = match result {
@@ -273,6 +333,19 @@ pub fn export(
     path: &Path,
     format: Format,
     compression: Compression,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Exported>, ExportError> {
+    export_tapped(store, references, path, format, compression, None, reporter)
+}
+
+/// [`export`], handing each layer's compressed bytes to `tap` as well.
+pub fn export_tapped(
+    store: &Store,
+    references: &[String],
+    path: &Path,
+    format: Format,
+    compression: Compression,
+    tap: Option<&dyn LayerTap>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Exported>, ExportError> {
     let listing = store.listing(reporter)?;
@@ -333,7 +406,7 @@ pub fn export(
             for image in &chain {
                 if !layers.contains_key(&image.full_name) {
                     reporter.verbose(&format!("writing the layer of {}", image.full_name));
-                    let layer = write_layer(&root, image, &blobs, compression)?;
+                    let layer = write_layer(&root, image, &blobs, compression, tap)?;
                     layers.insert(image.full_name.clone(), layer);
                 }
                 if let Some(layer) = layers.get(&image.full_name) {

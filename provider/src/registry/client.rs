@@ -50,6 +50,13 @@ pub enum Body<'a> {
         offset: u64,
         len: u64,
     },
+    /// `len` bytes from `offset` of an open file (one that may still be
+    /// growing, or renamed since it was opened).
+    Handle {
+        file: &'a std::fs::File,
+        offset: u64,
+        len: u64,
+    },
 }
 
 struct AuthState {
@@ -418,6 +425,14 @@ impl Client {
                         }
                     })?)
                 }
+                Body::Handle { file, offset, len } => {
+                    request.body(handle_body(file, *offset, *len).map_err(|source| {
+                        RegistryError::Invalid {
+                            what: format!("{method} {url}"),
+                            reason: format!("cannot read the blob being sent: {source}"),
+                        }
+                    })?)
+                }
             };
             reporter.verbose(&format!("{method} {url}"));
             let response = request.send().map_err(|e| transport(url, &e))?;
@@ -577,6 +592,15 @@ impl Client {
 fn file_body(path: &Path, offset: u64, len: u64) -> std::io::Result<HttpBody> {
     use std::io::{Seek, SeekFrom};
     let mut file = crate::fsutil::open_regular(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(HttpBody::sized(file.take(len), len))
+}
+
+fn handle_body(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<HttpBody> {
+    use std::io::{Seek, SeekFrom};
+    // The handle's own position is the sender's alone: it is not shared
+    // with whoever writes the file.
+    let mut file = file.try_clone()?;
     file.seek(SeekFrom::Start(offset))?;
     Ok(HttpBody::sized(file.take(len), len))
 }

@@ -423,6 +423,24 @@ pub fn pull(
     drop(blobs);
     drop(layout);
     let images = crate::import::import(lock, staged.path(), force, reporter)?;
+    // The layers' digests, so a push of these images can ask a registry
+    // for them before making them again.
+    if let Some(top) = images.first() {
+        let listing = crate::store::Listing {
+            images: lock.images().to_vec(),
+            tags: lock.tags().clone(),
+        };
+        if let Ok(mut chain) = listing.chain(top) {
+            chain.reverse();
+            if chain.len() == manifest.layers.len() {
+                super::push::remember_layers(
+                    lock.store(),
+                    chain.into_iter().zip(&manifest.layers),
+                    reporter,
+                );
+            }
+        }
+    }
     Ok(Pulled {
         images,
         digest: doc.digest,

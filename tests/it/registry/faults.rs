@@ -504,6 +504,8 @@ fn uploads_and_downloads_cut_in_the_middle_resume_with_identical_results() {
 struct Uploads {
     data: Vec<u8>,
     patches: u32,
+    /// Which PATCH is cut (the second when 0).
+    cut_patch: u32,
     blobs: HashMap<String, Vec<u8>>,
     manifest: Option<(String, Vec<u8>)>,
 }
@@ -534,7 +536,7 @@ async fn upload_route(
         }
         ("PATCH", "up/nano/blobs/uploads/session") => {
             s.patches += 1;
-            if s.patches == 2 {
+            if s.patches == s.cut_patch.max(1) + u32::from(s.cut_patch == 0) {
                 // Half of this chunk arrives, then the registry fails.
                 let half = body.len() / 2;
                 s.data.extend_from_slice(&body[..half]);
@@ -602,11 +604,19 @@ async fn upload_route(
     }
 }
 
-#[test]
-fn an_upload_resumes_from_the_offset_the_registry_reports() {
+/// Pushes to the fake upload endpoint, which cuts PATCH number `cut` (0:
+/// the second); `chunk` turns streaming off and sends chunks of that size.
+/// Returns the command's output and what the endpoint received.
+fn push_to_cutting_endpoint(
+    chunk: Option<u64>,
+    cut: u32,
+) -> (std::process::Output, Arc<Mutex<Uploads>>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let home = installed_big_image(tmp.path());
-    let state = Arc::new(Mutex::new(Uploads::default()));
+    let state = Arc::new(Mutex::new(Uploads {
+        cut_patch: cut,
+        ..Uploads::default()
+    }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -619,12 +629,16 @@ fn an_upload_resumes_from_the_offset_the_registry_reports() {
     let app = axum::Router::new()
         .route("/v2/", axum::routing::any(|| async { StatusCode::OK }))
         .route("/v2/{*rest}", axum::routing::any(upload_route))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state.clone());
     runtime.spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let o = cmd(&home)
-        .env("CONTAINERIMAGE_UPLOAD_CHUNK", (1 << 20).to_string())
+    let mut command = cmd(&home);
+    if let Some(chunk) = chunk {
+        command.env("CONTAINERIMAGE_UPLOAD_CHUNK", chunk.to_string());
+    }
+    let o = command
         .env("CONTAINERIMAGE_RETRY_BASE_MS", "1")
         .args([
             "Submit-ContainerImage",
@@ -635,14 +649,13 @@ fn an_upload_resumes_from_the_offset_the_registry_reports() {
         ])
         .output()
         .expect("runs");
-    assert_exit(&o, 0);
-    let err = stderr(&o);
-    assert!(err.contains("the registry answered 503"), "{err}");
-    assert!(
-        err.contains(&format!("at byte {}", (1 << 20) + (1 << 19))),
-        "resumed after what the registry held:\n{err}"
-    );
-    // What arrived is the image: the manifest names blobs whose bytes match.
+    drop(runtime);
+    (o, state)
+}
+
+/// What arrived is the image: the manifest names blobs whose bytes match,
+/// and the pushed digest is the manifest's.
+fn assert_whole_image_arrived(o: &std::process::Output, state: &Mutex<Uploads>) {
     let s = state.lock().expect("lock");
     let (media, manifest) = s.manifest.clone().expect("a manifest was put");
     assert_eq!(media, "application/vnd.oci.image.manifest.v1+json");
@@ -655,7 +668,7 @@ fn an_upload_resumes_from_the_offset_the_registry_reports() {
             .unwrap_or_else(|| panic!("{digest} was uploaded"));
         assert_eq!(blob.len() as u64, d["size"].as_u64().expect("size"));
     }
-    let pushed = crate::common::json_lines(&o);
+    let pushed = crate::common::json_lines(o);
     assert_eq!(
         pushed[0]["Digest"].as_str(),
         Some(
@@ -666,4 +679,34 @@ fn an_upload_resumes_from_the_offset_the_registry_reports() {
             .as_str()
         )
     );
+}
+
+#[test]
+fn an_upload_resumes_from_the_offset_the_registry_reports() {
+    let (o, state) = push_to_cutting_endpoint(Some(1 << 20), 0);
+    assert_exit(&o, 0);
+    let err = stderr(&o);
+    assert!(err.contains("the registry answered 503"), "{err}");
+    assert!(
+        err.contains(&format!("at byte {}", (1 << 20) + (1 << 19))),
+        "resumed after what the registry held:\n{err}"
+    );
+    assert_whole_image_arrived(&o, &state);
+}
+
+#[test]
+fn a_streamed_layer_cut_by_the_registry_goes_on_from_what_it_holds() {
+    // The first PATCH is the layer streamed while it is made.
+    let (o, state) = push_to_cutting_endpoint(None, 1);
+    assert_exit(&o, 0);
+    let err = stderr(&o);
+    assert!(err.contains("the registry answered 503"), "{err}");
+    let resumed_at: u64 = err
+        .split("at byte ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a resume is reported:\n{err}"));
+    assert!(resumed_at > 0, "{err}");
+    assert_whole_image_arrived(&o, &state);
 }
