@@ -177,6 +177,7 @@ fn write_layer(
     record: &ImageRecord,
     blobs: &Dir,
     compression: Compression,
+    gzip_level: u32,
     tap: Option<&dyn LayerTap>,
 ) -> Result<Layer, ExportError> {
     let image_dir = root
@@ -254,7 +255,8 @@ fn write_layer(
                 sink,
             },
         ));
-        let compressor = Compressor::new(compression, stored).map_err(write_err(blobs.path()))?;
+        let compressor = Compressor::with_gzip_level(compression, gzip_level, stored)
+            .map_err(write_err(blobs.path()))?;
         let mut tar = TarWriter::new(Hashing::new(compressor));
         let written = match &child {
             None => write_base_layer(&mut tar, &trees),
@@ -335,16 +337,28 @@ pub fn export(
     compression: Compression,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Exported>, ExportError> {
-    export_tapped(store, references, path, format, compression, None, reporter)
+    export_tapped(
+        store,
+        references,
+        path,
+        format,
+        compression,
+        crate::oci::compress::GZIP_LEVEL,
+        None,
+        reporter,
+    )
 }
 
-/// [`export`], handing each layer's compressed bytes to `tap` as well.
+/// [`export`] with gzip at `gzip_level`, each layer's blob file followed
+/// by `tap` as it is written.
+#[allow(clippy::too_many_arguments)]
 pub fn export_tapped(
     store: &Store,
     references: &[String],
     path: &Path,
     format: Format,
     compression: Compression,
+    gzip_level: u32,
     tap: Option<&dyn LayerTap>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Exported>, ExportError> {
@@ -406,7 +420,7 @@ pub fn export_tapped(
             for image in &chain {
                 if !layers.contains_key(&image.full_name) {
                     reporter.verbose(&format!("writing the layer of {}", image.full_name));
-                    let layer = write_layer(&root, image, &blobs, compression, tap)?;
+                    let layer = write_layer(&root, image, &blobs, compression, gzip_level, tap)?;
                     layers.insert(image.full_name.clone(), layer);
                 }
                 if let Some(layer) = layers.get(&image.full_name) {

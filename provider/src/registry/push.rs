@@ -730,6 +730,7 @@ pub fn push(
                 layout,
                 Format::OciDirectory,
                 options.compression,
+                crate::oci::compress::GZIP_LEVEL_PUSH,
                 Some(&tap),
                 reporter,
             );
