@@ -535,6 +535,19 @@ pub fn import(
     force: bool,
     reporter: &dyn Reporter,
 ) -> Result<Vec<ImageRecord>, ImportError> {
+    import_verified(lock, path, force, Default::default(), reporter)
+}
+
+/// [`import`] of a layout folder whose blobs named in `verified` (hex
+/// digests) were checked against their digest as they were written (a
+/// pull's downloads): only their sizes are checked again.
+pub fn import_verified(
+    lock: &mut StoreLock<'_>,
+    path: &Path,
+    force: bool,
+    verified: std::collections::BTreeSet<String>,
+    reporter: &dyn Reporter,
+) -> Result<Vec<ImageRecord>, ImportError> {
     let what = path.display().to_string();
     let is_dir = std::fs::metadata(path)
         .map(|m| m.is_dir())
@@ -546,7 +559,7 @@ pub fn import(
     let staging_root = lock.store().root().join(".staging");
     let extracted;
     let mut others = BTreeMap::new();
-    let mut checked = std::collections::BTreeSet::new();
+    let mut checked = verified;
     let layout = if is_dir {
         Dir::open(path).map_err(|source| ImportError::Read {
             path: path.to_path_buf(),

@@ -361,14 +361,34 @@ pub fn pull(
     put(&config_bytes)?;
 
     let mut downloaded = 0;
+    let mut verified = std::collections::BTreeSet::new();
     if present && !force {
         reporter.verbose(&format!(
             "the image {config_hex} is in the store already; no layer is downloaded"
         ));
     } else {
+        // Layers the store has (the same diff_ids on the same parents) are
+        // not downloaded: Import reuses them.
+        let mut parent: Option<String> = None;
+        let mut have = 0;
+        for diff_id in &config.rootfs.diff_ids {
+            match lock.find_layer(diff_id, parent.as_deref()) {
+                Some(r) if !force => {
+                    parent = Some(r.full_name.clone());
+                    have += 1;
+                }
+                _ => break,
+            }
+        }
+        if have > 0 {
+            reporter.verbose(&format!(
+                "{have} of {} layers are in the store already",
+                manifest.layers.len()
+            ));
+        }
         let cache = blob_cache(&store_root);
         std::fs::create_dir_all(&cache).map_err(io_err(&cache))?;
-        for (i, layer) in manifest.layers.iter().enumerate() {
+        for (i, layer) in manifest.layers.iter().enumerate().skip(have) {
             let hex = spec::sha256_hex(&layer.digest).unwrap_or_default();
             let dest = cache.join(hex);
             let short = hex.get(..12).unwrap_or(hex);
@@ -384,6 +404,8 @@ pub fn pull(
             downloaded += outcome.size;
             let target = staged.path().join("blobs/sha256").join(hex);
             std::fs::rename(&dest, &target).map_err(io_err(&target))?;
+            // Its digest and size were checked as it arrived.
+            verified.insert(hex.to_string());
         }
     }
 
@@ -422,7 +444,7 @@ pub fn pull(
         .map_err(io_err(&staged.path().join("index.json")))?;
     drop(blobs);
     drop(layout);
-    let images = crate::import::import(lock, staged.path(), force, reporter)?;
+    let images = crate::import::import_verified(lock, staged.path(), force, verified, reporter)?;
     // The layers' digests, so a push of these images can ask a registry
     // for them before making them again.
     if let Some(top) = images.first() {

@@ -464,6 +464,21 @@ fn a_child_image_pushes_as_two_layers_and_pulls_back_as_a_child_of_its_base() {
         top["RepoTags"].to_string().contains("apps/demo:v1"),
         "{top}"
     );
+    // A host that has the base already downloads only the child's layer.
+    let base_dest = format!("{}/apps/base:1", registry.addr);
+    assert_exit(&run(&home, &["tag", "nano:1.0.0.0", &base_dest]), 0);
+    assert_exit(&run(&home, &["push", &base_dest]), 0);
+    let third = tmp.path().join("third");
+    assert_exit(&run(&third, &["pull", &base_dest]), 0);
+    let o = run(&third, &["Request-ContainerImage", &dest, "-Verbose"]);
+    assert_exit(&o, 0);
+    assert!(
+        stderr(&o).contains("1 of 2 layers are in the store already"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(images(&third).len(), 2);
+
     let o = run(&other, &["New-Container", &dest, "again"]);
     assert_exit(&o, 0);
     assert_eq!(
