@@ -255,6 +255,7 @@ pub fn create(
     let home = store.home();
     let parent_path = containers_dir(home);
     let parent = Dir::create_all(&parent_path).map_err(io_err("create", &parent_path))?;
+    remove_leftovers(&parent, reporter);
     if parent
         .file_type(Path::new(name))
         .map_err(io_err("inspect", &parent_path))?
@@ -373,6 +374,7 @@ pub fn create(
         };
         write_json(&staging, RECORD_FILE, &c)?;
         staging.sync();
+        crate::store::test_pause("container-copied", reporter);
         parent
             .rename_new(&staging_rel, &parent, Path::new(name))
             .map_err(|e| match e.kind() {
@@ -399,6 +401,31 @@ pub fn create(
 fn lock_root(lock: &StoreLock<'_>) -> Result<Dir, ContainerError> {
     let path = lock.store().root();
     Dir::open(path).map_err(io_err("open", path))
+}
+
+/// Removes what an interrupted New-Container or Remove-Container left
+/// (`.new-*`, `.gone-*`); called under the store's lock, so no other
+/// command is making or removing a container meanwhile.
+fn remove_leftovers(parent: &Dir, reporter: &dyn Reporter) {
+    let Ok(entries) = parent.entries() else {
+        return;
+    };
+    for e in entries {
+        let name = e.name.as_bytes();
+        if name.starts_with(b".new-") || name.starts_with(b".gone-") {
+            let rel = Path::new(&e.name);
+            match parent.remove_all(rel) {
+                Ok(()) => reporter.verbose(&format!(
+                    "removed {}, left by an interrupted command",
+                    parent.display_path(rel).display()
+                )),
+                Err(err) => reporter.warn(&format!(
+                    "could not remove {}: {err}",
+                    parent.display_path(rel).display()
+                )),
+            }
+        }
+    }
 }
 
 /// Lays the tree `src` over `dst` (the folder `rel` of the container tree
@@ -570,6 +597,7 @@ pub fn remove(store: &Store, name: &str, reporter: &dyn Reporter) -> Result<(), 
             name: name.to_string(),
         });
     }
+    remove_leftovers(&parent, reporter);
     // Out of sight in one rename, then deleted.
     let gone = PathBuf::from(format!(".gone-{}", random_suffix()));
     parent

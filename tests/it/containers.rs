@@ -615,3 +615,30 @@ fn a_child_image_is_tested_and_removed_on_its_own() {
     assert_eq!(left[0]["FullName"], BASE);
     assert!(!home.join("images").join(CHILD).exists());
 }
+
+#[test]
+fn a_container_killed_while_being_made_leaves_nothing_the_next_command_keeps() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = installed_image(tmp.path());
+    let child = crate::store::spawn_paused(
+        &home,
+        &["New-Container", "nano:1.0.0.0", "demo"],
+        "container-copied",
+    );
+    crate::store::kill_9(child);
+    let leftovers = || -> Vec<String> {
+        fs::read_dir(home.join("containers"))
+            .expect("containers")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let left = leftovers();
+    assert!(
+        left.len() == 1 && left[0].starts_with(".new-"),
+        "the copy in progress is there, unpublished: {left:?}"
+    );
+    assert!(json_lines(&run(&home, &["Get-Container"])).is_empty());
+    // The next command under the lock removes it and makes the container.
+    container(&home, "demo");
+    assert_eq!(leftovers(), ["demo"]);
+}

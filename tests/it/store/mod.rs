@@ -211,7 +211,7 @@ fn assert_store_consistent(home: &Path, store: &Path) {
 
 /// Starts a command that pauses at `stage` (the test-only hook) and returns
 /// once it says it is there.
-fn spawn_paused(home: &Path, args: &[&str], stage: &str) -> Child {
+pub(crate) fn spawn_paused(home: &Path, args: &[&str], stage: &str) -> Child {
     let mut c = cmd(home);
     c.args(args)
         .env("CONTAINERIMAGE_TEST_PAUSE_AT", stage)
@@ -232,7 +232,7 @@ fn spawn_paused(home: &Path, args: &[&str], stage: &str) -> Child {
     panic!("the command ended ({status}) without pausing at {stage}:\n{seen}");
 }
 
-fn kill_9(mut child: Child) {
+pub(crate) fn kill_9(mut child: Child) {
     child.kill().expect("kill -9");
     child.wait().expect("reap");
 }
