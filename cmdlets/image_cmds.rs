@@ -491,13 +491,18 @@ fn docker_images(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         if !ids.contains(&id) {
             ids.push(id.clone());
         }
+        // As docker's SIZE: the whole image, its parents' layers included.
+        let size: u64 = listing
+            .chain(r)
+            .map(|c| c.iter().map(|i| i.size).sum())
+            .unwrap_or(r.size);
         for (repository, tag) in shown {
             rows.push(vec![
                 repository,
                 tag,
                 id.clone(),
                 ago(&r.created, now),
-                human_size(r.size),
+                human_size(size),
             ]);
         }
     }

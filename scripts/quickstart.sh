@@ -2,7 +2,9 @@
 # A first tour of containerimage, run after `cargo build --release`:
 # registers the sample feed in manifests/sample as a trusted source, then
 # Find -> Save -> Install -> Get -> Test -> Export (a docker load archive)
-# -> Uninstall -> Import -> images -> rmi, printing each step.
+# -> Uninstall -> Import -> New-Container -> New-ContainerImage (a child
+# image) -> history -> Export of two layers -> images -> rmi, printing each
+# step.
 #
 # Uses $CONTAINERIMAGE_HOME when set, else a temporary home that is deleted
 # at the end. Set CONTAINERIMAGE_BIN to use another binary.
@@ -44,8 +46,20 @@ tag=$("$bin" Get-ContainerImage -Name NanoServerSample -OutputFormat Json | sed 
 step Export-ContainerImage -Image "$tag" -Path "$saved/nano.tar"
 step Uninstall-ContainerOSImage -Name NanoServerSample
 step Import-ContainerImage -Path "$saved/nano.tar"
+step New-Container -ContainerImage "$tag" -Name demo
+files=$("$bin" Get-Container demo -OutputFormat Json | sed -n 's/.*"Path":"\([^"]*\)".*/\1/p')
+printf '\n\033[1m$ echo hello > %s/hello.txt\033[0m\n' "$files"
+echo hello >"$files/hello.txt"
+step New-ContainerImage -Container demo -Publisher Demo -Name DemoImage -Version 1.0
+"$bin" Get-ContainerImage -Name DemoImage -OutputFormat List
+printf '\n\033[1m$ containerimage history demoimage:1.0.0.0\033[0m\n'
+"$bin" history demoimage:1.0.0.0
+step Export-ContainerImage -Image demoimage:1.0.0.0 -Path "$saved/demo.tar"
+step Remove-Container -Name demo
 printf '\n\033[1m$ containerimage images\033[0m\n'
 "$bin" images
-printf '\n\033[1m$ containerimage rmi %s\033[0m\n' "$tag"
-"$bin" rmi "$tag"
-printf '\nDone: the sample image was found, saved, installed, listed, checked, exported\nas an archive docker load reads (%s), removed, imported again and removed.\n' "$saved/nano.tar"
+for image in demoimage:1.0.0.0 "$tag"; do
+  printf '\n\033[1m$ containerimage rmi %s\033[0m\n' "$image"
+  "$bin" rmi "$image"
+done
+printf '\nDone: the sample image was found, saved, installed, listed, checked, exported\nas an archive docker load reads (%s), removed and imported again; a\ncontainer of it was changed and committed as a child image, exported as a\ntwo-layer archive (%s), and everything was removed.\n' "$saved/nano.tar" "$saved/demo.tar"
