@@ -481,13 +481,101 @@ fn unpack_blob(
         1 << 20,
         blobs.open_regular(Path::new(hex)).map_err(read_err)?,
     );
-    let decompressed: Box<dyn Read> = match compression {
+    let decompressed: Box<dyn Read + Send> = match compression {
         Compression::None => Box::new(file),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
         Compression::Zstd => {
             Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(read_err)?)
         }
     };
+    // Decompressing runs on a core of its own, ahead of the unpacking.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+        scope.spawn(move || {
+            let mut source = decompressed;
+            loop {
+                let mut buf = vec![0u8; 4 << 20];
+                let mut filled = 0;
+                let result = loop {
+                    match source.read(&mut buf[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == buf.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                buf.truncate(filled);
+                // Stops at the end, on an error, or when the reader is gone.
+                match result {
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                    Ok(()) if filled == 0 => return,
+                    Ok(()) => {
+                        if tx.send(Ok(buf)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        unpack_decompressed(
+            Ahead {
+                chunks: rx,
+                current: Vec::new(),
+                at: 0,
+            },
+            layer_digest,
+            diff_id,
+            kind,
+            target,
+            &read_err,
+        )
+    })
+}
+
+/// Reads the chunks another thread decompressed, in order.
+struct Ahead {
+    chunks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Ahead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.at >= self.current.len() {
+            match self.chunks.recv() {
+                Ok(Ok(next)) => {
+                    self.current = next;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len() - self.at);
+        out[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Unpacks the decompressed layer `decompressed`, checking its digest
+/// against `diff_id`; writes the metadata files.
+fn unpack_decompressed(
+    decompressed: impl Read,
+    layer_digest: &str,
+    diff_id: &str,
+    kind: LayerKind,
+    target: &Dir,
+    read_err: &dyn Fn(io::Error) -> ImportError,
+) -> Result<(), ImportError> {
     // The diff_id: the digest of the decompressed stream as read.
     let mut hashing = Hashing::new(decompressed);
     let unpacked = {
