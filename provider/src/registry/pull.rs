@@ -39,7 +39,7 @@ pub struct PlatformChoice {
 #[derive(Debug)]
 pub struct Pulled {
     pub images: Vec<ImageRecord>,
-    /// The manifest's digest.
+    /// The digest the reference names: the index, or the manifest itself.
     pub digest: String,
     /// Layer bytes downloaded (0 when the image was in the store).
     pub downloaded: u64,
@@ -273,6 +273,9 @@ pub fn pull(
         None,
         reporter,
     )?;
+    // What the reference names (an index, or the manifest itself), as
+    // docker reports it after a pull.
+    let named_digest = doc.digest.clone();
     if matches!(
         doc.media_type.as_str(),
         spec::MEDIA_OCI_INDEX | spec::MEDIA_DOCKER_LIST
@@ -465,7 +468,7 @@ pub fn pull(
     }
     Ok(Pulled {
         images,
-        digest: doc.digest,
+        digest: named_digest,
         downloaded,
         elapsed: started.elapsed(),
     })

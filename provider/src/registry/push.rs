@@ -646,6 +646,57 @@ fn stream_layer(
     }
 }
 
+/// `PUT`s a manifest or index under `reference` (a tag or its digest) with
+/// its media type, and checks the digest the registry answers.
+fn put_manifest(
+    client: &Client,
+    repository: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+    destination: &str,
+    reporter: &dyn Reporter,
+) -> Result<(), RegistryError> {
+    let url = client.url(&format!("{repository}/manifests/{reference}"))?;
+    let scopes = [format!("repository:{repository}:pull,push")];
+    let response = client.send(
+        Method::PUT,
+        &url,
+        &[(CONTENT_TYPE.as_str(), media_type.to_string())],
+        &Body::Bytes(bytes),
+        &scopes,
+        None,
+        reporter,
+    )?;
+    if response.status() != StatusCode::CREATED {
+        return Err(status_error(
+            &format!("putting the manifest of {destination}"),
+            &url,
+            response,
+        ));
+    }
+    let digest = crate::oci::digest_of(bytes);
+    let answered = response
+        .headers()
+        .get("Docker-Content-Digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let _ = read_limited(response, MAX_DOCUMENT, &url);
+    match answered {
+        Some(a) if a != digest => Err(invalid(
+            format!("the manifest of {destination}"),
+            format!("the registry answered the digest {a}, but the manifest sent has {digest}"),
+        )),
+        None => {
+            reporter.warn(&format!(
+                "the registry did not confirm the manifest digest of {destination}"
+            ));
+            Ok(())
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 /// Pushes the installed image `image` to `destination` (which must name a
 /// tag; `latest` when it names none).
 pub fn push(
@@ -882,44 +933,42 @@ pub fn push(
         .media_type
         .clone()
         .unwrap_or_else(|| spec::MEDIA_OCI_MANIFEST.to_string());
-    let url = client.url(&format!("{repository}/manifests/{tag}"))?;
-    let scopes = [format!("repository:{repository}:pull,push")];
-    let response = client.send(
-        Method::PUT,
-        &url,
-        &[(CONTENT_TYPE.as_str(), media_type)],
-        &Body::Bytes(&manifest_bytes),
-        &scopes,
-        None,
+    // The manifest by its digest, then under the tag an index whose one
+    // entry carries the platform (os.version), as Microsoft publishes its
+    // images: a Windows host picks the entry for its build.
+    let digest = crate::oci::digest_of(&manifest_bytes);
+    put_manifest(
+        client,
+        repository,
+        &digest,
+        &media_type,
+        &manifest_bytes,
+        &pushed.destination,
         reporter,
     )?;
-    if response.status() != StatusCode::CREATED {
-        return Err(status_error(
-            &format!("putting the manifest of {}", pushed.destination),
-            &url,
-            response,
-        ));
-    }
-    let digest = crate::oci::digest_of(&manifest_bytes);
-    let answered = response
-        .headers()
-        .get("Docker-Content-Digest")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let _ = read_limited(response, MAX_DOCUMENT, &url);
-    match answered {
-        Some(a) if a != digest => {
-            return Err(invalid(
-                format!("the manifest of {}", pushed.destination),
-                format!("the registry answered the digest {a}, but the manifest sent has {digest}"),
-            ))
-        }
-        None => reporter.warn(&format!(
-            "the registry did not confirm the manifest digest of {}",
-            pushed.destination
-        )),
-        Some(_) => {}
-    }
+    let mut entry = entry.clone();
+    entry.annotations.clear();
+    entry.media_type = media_type;
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(spec::MEDIA_OCI_INDEX.to_string()),
+        manifests: vec![entry],
+        annotations: Default::default(),
+    };
+    let index_bytes =
+        serde_json::to_vec(&index).map_err(|e| invalid("the image index", e.to_string()))?;
+    let index_digest = crate::oci::digest_of(&index_bytes);
+    put_manifest(
+        client,
+        repository,
+        &tag,
+        spec::MEDIA_OCI_INDEX,
+        &index_bytes,
+        &pushed.destination,
+        reporter,
+    )?;
+    pushed.size += index_bytes.len() as u64;
+    let digest = index_digest;
     pushed.digest = digest;
     Ok(pushed)
 }

@@ -508,6 +508,8 @@ struct Uploads {
     cut_patch: u32,
     blobs: HashMap<String, Vec<u8>>,
     manifest: Option<(String, Vec<u8>)>,
+    /// What the tag names: the index.
+    tagged: Option<(String, Vec<u8>)>,
 }
 
 async fn upload_route(
@@ -587,7 +589,7 @@ async fn upload_route(
             s.blobs.insert(digest.clone(), data);
             (StatusCode::CREATED, [("Docker-Content-Digest", digest)]).into_response()
         }
-        ("PUT", "up/nano/manifests/1") => {
+        ("PUT", r) if r.starts_with("up/nano/manifests/") => {
             let digest = format!(
                 "sha256:{}",
                 hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body))
@@ -597,7 +599,12 @@ async fn upload_route(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_string();
-            s.manifest = Some((media, body.to_vec()));
+            // The manifest by digest, then the index under the tag.
+            if r.ends_with("/1") {
+                s.tagged = Some((media, body.to_vec()));
+            } else {
+                s.manifest = Some((media, body.to_vec()));
+            }
             (StatusCode::CREATED, [("Docker-Content-Digest", digest)]).into_response()
         }
         _ => StatusCode::NOT_FOUND.into_response(),
@@ -654,7 +661,7 @@ fn push_to_cutting_endpoint(
 }
 
 /// What arrived is the image: the manifest names blobs whose bytes match,
-/// and the pushed digest is the manifest's.
+/// the tag an index of it, and the pushed digest is the index's.
 fn assert_whole_image_arrived(o: &std::process::Output, state: &Mutex<Uploads>) {
     let s = state.lock().expect("lock");
     let (media, manifest) = s.manifest.clone().expect("a manifest was put");
@@ -668,17 +675,25 @@ fn assert_whole_image_arrived(o: &std::process::Output, state: &Mutex<Uploads>) 
             .unwrap_or_else(|| panic!("{digest} was uploaded"));
         assert_eq!(blob.len() as u64, d["size"].as_u64().expect("size"));
     }
-    let pushed = crate::common::json_lines(o);
-    assert_eq!(
-        pushed[0]["Digest"].as_str(),
-        Some(
-            format!(
-                "sha256:{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest))
-            )
-            .as_str()
+    // The tag names an index whose one entry is the manifest, with the
+    // platform; the pushed digest is the index's.
+    let (media, index) = s.tagged.clone().expect("an index was put under the tag");
+    assert_eq!(media, "application/vnd.oci.image.index.v1+json");
+    let i: serde_json::Value = serde_json::from_slice(&index).expect("json");
+    let sha = |b: &[u8]| {
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b))
         )
+    };
+    assert_eq!(
+        i["manifests"][0]["digest"].as_str(),
+        Some(sha(&manifest).as_str())
     );
+    assert_eq!(i["manifests"][0]["platform"]["os"], "windows");
+    assert_eq!(i["manifests"][0]["platform"]["os.version"], "1.0.0.0");
+    let pushed = crate::common::json_lines(o);
+    assert_eq!(pushed[0]["Digest"].as_str(), Some(sha(&index).as_str()));
 }
 
 #[test]
