@@ -347,7 +347,7 @@ pub fn create(
                 .map_err(io_err("set the times of", staging.path()))?;
         }
         let mut baseline = Baseline::new();
-        scan(&files, "", &mut |path, stat, target| {
+        scan(&files, "", &mut |path, _, stat, target| {
             let kind = kind_of(stat).unwrap_or('?');
             baseline.insert(
                 path.to_string(),
@@ -525,7 +525,7 @@ fn overlay(
 }
 
 /// A visitor of [`scan`]: an entry's path, status and link target.
-type Visit<'a> = dyn FnMut(&str, &Stat, Option<String>) -> Result<(), ContainerError> + 'a;
+type Visit<'a> = dyn FnMut(&str, &OsStr, &Stat, Option<String>) -> Result<(), ContainerError> + 'a;
 
 /// Visits every entry below `dir` (parents before children, names in byte
 /// order) with its path, status and link target.
@@ -547,7 +547,7 @@ fn scan(dir: &Dir, rel: &str, visit: &mut Visit<'_>) -> Result<(), ContainerErro
             ),
             _ => None,
         };
-        visit(&path, &stat, target)?;
+        visit(&path, &e.name, &stat, target)?;
         if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
             let sub = dir
                 .open_dir(name)
@@ -633,6 +633,33 @@ struct Changes {
     refused: Vec<String>,
 }
 
+impl Changes {
+    /// Carries `path` into the layer, refusing what a Windows layer cannot
+    /// hold: a hive, or (for a new entry) a name Windows cannot hold.
+    fn carry(&mut self, path: &str, name: &OsStr, new: bool) {
+        if new {
+            if let Some(why) = windows_name_problem(name) {
+                self.refused.push(format!("{path}: {why}"));
+            }
+        }
+        self.refuse_hive(path);
+        self.carried.insert(path.to_string());
+    }
+
+    fn refuse_hive(&mut self, path: &str) {
+        if is_hive_path(path) {
+            self.refused.push(format!(
+                "{path}: the registry hives are changed only by Windows"
+            ));
+        }
+    }
+
+    fn refuse_special(&mut self, path: &str) {
+        self.refused
+            .push(format!("{path}: a special file (device, FIFO or socket)"));
+    }
+}
+
 fn windows_name_problem(name: &OsStr) -> Option<String> {
     let Some(s) = name.to_str() else {
         return Some("the name is not UTF-8".into());
@@ -674,13 +701,10 @@ fn container_changes(
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut kept_dirs: BTreeSet<String> = BTreeSet::new();
     kept_dirs.insert(String::new());
-    scan(files, "", &mut |path, stat, target| {
+    scan(files, "", &mut |path, name, stat, target| {
         seen.insert(path.to_string());
-        let name = OsStr::new(path.rsplit('/').next().unwrap_or(path));
         let Some(kind) = kind_of(stat) else {
-            changes
-                .refused
-                .push(format!("{path}: a special file (device, FIFO or socket)"));
+            changes.refuse_special(path);
             return Ok(());
         };
         let was = baseline.get(path);
@@ -711,17 +735,7 @@ fn container_changes(
             },
         };
         if changed {
-            if was.is_none() {
-                if let Some(why) = windows_name_problem(name) {
-                    changes.refused.push(format!("{path}: {why}"));
-                }
-            }
-            if is_hive_path(path) {
-                changes.refused.push(format!(
-                    "{path}: the registry hives are changed only by Windows"
-                ));
-            }
-            changes.carried.insert(path.to_string());
+            changes.carry(path, name, was.is_none());
         }
         Ok(())
     })?;
@@ -732,11 +746,7 @@ fn container_changes(
         let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
         // Only the top of a deleted subtree is written.
         if kept_dirs.contains(parent) {
-            if is_hive_path(path) {
-                changes.refused.push(format!(
-                    "{path}: the registry hives are changed only by Windows"
-                ));
-            }
+            changes.refuse_hive(path);
             changes.deleted.push(path.clone());
         }
     }
@@ -783,22 +793,11 @@ fn same_as_layer(
 /// A folder's entries, all carried.
 fn folder_changes(folder: &Dir) -> Result<Changes, ContainerError> {
     let mut changes = Changes::default();
-    scan(folder, "", &mut |path, stat, _| {
-        let name = OsStr::new(path.rsplit('/').next().unwrap_or(path));
+    scan(folder, "", &mut |path, name, stat, _| {
         if kind_of(stat).is_none() {
-            changes
-                .refused
-                .push(format!("{path}: a special file (device, FIFO or socket)"));
+            changes.refuse_special(path);
         }
-        if let Some(why) = windows_name_problem(name) {
-            changes.refused.push(format!("{path}: {why}"));
-        }
-        if is_hive_path(path) {
-            changes.refused.push(format!(
-                "{path}: the registry hives are changed only by Windows"
-            ));
-        }
-        changes.carried.insert(path.to_string());
+        changes.carry(path, name, true);
         Ok(())
     })?;
     Ok(changes)
@@ -1065,9 +1064,11 @@ fn build_child(
                     .map_err(io_err("set the times of", &files.display_path(rel)))?;
             }
             _ => {
+                let mut refused = Changes::default();
+                refused.refuse_special(path);
                 return Err(ContainerError::Refused {
-                    paths: vec![format!("{path}: a special file (device, FIFO or socket)")],
-                })
+                    paths: refused.refused,
+                });
             }
         }
         carry_metadata(path, kind.unwrap_or('f'), metadata, &mut sidecar, &mut sds);

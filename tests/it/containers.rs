@@ -27,6 +27,24 @@ fn container(home: &Path, name: &str) -> PathBuf {
     files
 }
 
+/// The seeds' commit: the container demo as CN=Demo_DemoImage_1.0.0.0.
+fn commit_demo(home: &Path) -> std::process::Output {
+    run(
+        home,
+        &[
+            "New-ContainerImage",
+            "-Container",
+            "demo",
+            "-Publisher",
+            "Demo",
+            "-Name",
+            "DemoImage",
+            "-Version",
+            "1.0",
+        ],
+    )
+}
+
 /// Changes of every kind: added, changed, touched without change, deleted
 /// file, deleted folder, a folder replacing a file.
 fn change(files: &Path) {
@@ -88,20 +106,7 @@ fn a_committed_container_is_a_child_image_that_umoci_applies_over_its_parent() {
     let hive = files.join("Windows/System32/config/SYSTEM");
     fs::write(&hive, fs::read(&hive).expect("read")).expect("write");
 
-    let o = run(
-        &home,
-        &[
-            "New-ContainerImage",
-            "-Container",
-            "demo",
-            "-Publisher",
-            "Demo",
-            "-Name",
-            "DemoImage",
-            "-Version",
-            "1.0",
-        ],
-    );
+    let o = commit_demo(&home);
     assert_exit(&o, 0);
     let image = &json_lines(&o)[0];
     assert_eq!(image["FullName"], CHILD);
@@ -304,6 +309,11 @@ fn changes_a_windows_layer_cannot_carry_are_refused_by_name() {
     fs::write(files.join("Windows/System32/config/SYSTEM"), b"other hive").expect("write");
     fs::write(files.join("bad:name.txt"), b"x").expect("write");
     fs::write(files.join("trailing."), b"x").expect("write");
+    fs::write(
+        files.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"latin1-\xe9")),
+        b"x",
+    )
+    .expect("write");
     let fifo = files.join("pipe");
     tool("mkfifo", &[s(&fifo)]);
     let o = run(
@@ -327,6 +337,7 @@ fn changes_a_windows_layer_cannot_carry_are_refused_by_name() {
         "bad:name.txt",
         "trailing.",
         "pipe",
+        "the name is not UTF-8",
     ] {
         assert!(err.contains(named), "{named} not named in: {err}");
     }
@@ -403,23 +414,7 @@ fn a_two_layer_archive_imports_as_a_child_and_exports_back_the_same() {
     let home = installed_image(tmp.path());
     let files = container(&home, "demo");
     change(&files);
-    assert_exit(
-        &run(
-            &home,
-            &[
-                "New-ContainerImage",
-                "-Container",
-                "demo",
-                "-Publisher",
-                "Demo",
-                "-Name",
-                "DemoImage",
-                "-Version",
-                "1.0",
-            ],
-        ),
-        0,
-    );
+    assert_exit(&commit_demo(&home), 0);
     let base_archive = tmp.path().join("base.tar");
     let archive = tmp.path().join("demo.tar");
     assert_exit(
@@ -570,23 +565,7 @@ fn a_child_image_is_tested_and_removed_on_its_own() {
     let home = installed_image(tmp.path());
     let files = container(&home, "demo");
     fs::write(files.join("new.txt"), b"new").expect("write");
-    assert_exit(
-        &run(
-            &home,
-            &[
-                "New-ContainerImage",
-                "-Container",
-                "demo",
-                "-Publisher",
-                "Demo",
-                "-Name",
-                "DemoImage",
-                "-Version",
-                "1.0",
-            ],
-        ),
-        0,
-    );
+    assert_exit(&commit_demo(&home), 0);
     let o = run(&home, &["Test-ContainerImage", "DemoImage"]);
     assert_exit(&o, 0);
     assert_eq!(json_lines(&o)[0]["IsValid"], true);

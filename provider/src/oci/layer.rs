@@ -95,29 +95,7 @@ pub fn write_base_layer<W: Write>(
                 written_dirs.push(parent);
             }
         }
-        let root_stat = tree
-            .dir
-            .stat(Path::new(""))
-            .map_err(read_err(tree.dir.path()))?;
-        let header = header_for(
-            tree.name,
-            Kind::Directory,
-            "",
-            0,
-            &root_stat,
-            meta.entry(""),
-            &meta,
-        )?;
-        tar.append(&header, None).map_err(LayerError::Write)?;
-        walk(
-            tar,
-            tree.dir,
-            tree.name,
-            "",
-            &meta,
-            &mut links,
-            &mut Whiteouts::new(),
-        )?;
+        write_tree(tar, tree, &meta, &mut links, &mut Whiteouts::new())?;
     }
     Ok(())
 }
@@ -141,29 +119,7 @@ pub fn write_child_layer<W: Write>(
             .or_default()
             .push(name.to_string());
     }
-    let root_stat = files
-        .dir
-        .stat(Path::new(""))
-        .map_err(read_err(files.dir.path()))?;
-    let header = header_for(
-        files.name,
-        Kind::Directory,
-        "",
-        0,
-        &root_stat,
-        meta.entry(""),
-        &meta,
-    )?;
-    tar.append(&header, None).map_err(LayerError::Write)?;
-    walk(
-        tar,
-        files.dir,
-        files.name,
-        "",
-        &meta,
-        &mut HashMap::new(),
-        &mut whiteouts,
-    )?;
+    write_tree(tar, files, &meta, &mut HashMap::new(), &mut whiteouts)?;
     if let Some((folder, names)) = whiteouts.into_iter().next() {
         return Err(LayerError::Metadata {
             path: format!("{folder}/{}", names.join(", ")),
@@ -211,6 +167,31 @@ pub fn write_child_layer<W: Write>(
             .map_err(LayerError::Write)?;
     }
     Ok(())
+}
+
+/// The entry of a tree's root folder, then everything below it.
+fn write_tree<W: Write>(
+    tar: &mut TarWriter<W>,
+    tree: &Tree<'_>,
+    meta: &Metadata<'_>,
+    links: &mut HashMap<(u64, u64), String>,
+    whiteouts: &mut Whiteouts,
+) -> Result<(), LayerError> {
+    let root_stat = tree
+        .dir
+        .stat(Path::new(""))
+        .map_err(read_err(tree.dir.path()))?;
+    let header = header_for(
+        tree.name,
+        Kind::Directory,
+        "",
+        0,
+        &root_stat,
+        meta.entry(""),
+        meta,
+    )?;
+    tar.append(&header, None).map_err(LayerError::Write)?;
+    walk(tar, tree.dir, tree.name, "", meta, links, whiteouts)
 }
 
 fn read_err(path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
