@@ -238,8 +238,25 @@ fn run_cmdlet(def: &'static CmdletDef, rest: &[OsString]) -> i32 {
             }
         });
     let mut ctx = Ctx::new(def.name, Output::new(format), CliReporter::new(verbose));
-    let result = (def.run)(&mut ctx, &matches);
-    match ctx.finish(result) {
+    let started = std::time::Instant::now();
+    if verbose {
+        verbose_where(&ctx);
+    }
+    let ran = (def.run)(&mut ctx, &matches);
+    let result = ctx.finish(ran);
+    if verbose {
+        let how = if result.is_ok() {
+            "completed"
+        } else {
+            "failed"
+        };
+        ctx_free_verbose(&format!(
+            "{} {how} in {:.3} s",
+            def.name,
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    match result {
         Ok(()) => 0,
         Err(CmdError::Usage(m)) => usage_error(def, &m),
         Err(CmdError::Reported) => 1,
@@ -248,6 +265,33 @@ fn run_cmdlet(def: &'static CmdletDef, rest: &[OsString]) -> i32 {
             1
         }
     }
+}
+
+/// The `-Verbose` lines every cmdlet starts with: where its configuration
+/// and store are, and why there.
+fn verbose_where(ctx: &Ctx) {
+    use containerimage_provider::config::HOME_VAR;
+    use containerimage_provider::progress::Reporter;
+    let Ok(home) = ctx.home() else { return };
+    let why = if std::env::var_os(HOME_VAR).is_some_and(|v| !v.is_empty()) {
+        format!("from {HOME_VAR}")
+    } else {
+        format!("the default; set {HOME_VAR} to use another")
+    };
+    let r = ctx.reporter();
+    r.verbose(&format!("home folder {} ({why})", home.root().display()));
+    if let Ok(config) = home.load() {
+        r.verbose(&format!(
+            "image store {}; {} package source(s) registered",
+            home.store_path(&config).display(),
+            config.sources.len()
+        ));
+    }
+}
+
+/// A `-Verbose` line printed after the cmdlet's context is gone.
+fn ctx_free_verbose(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "VERBOSE: {text}");
 }
 
 fn usage_error(def: &CmdletDef, message: &str) -> i32 {

@@ -146,6 +146,9 @@ pub struct MoveArgs {
     /// The new location of the store; must not exist.
     #[arg(long)]
     pub path: std::path::PathBuf,
+    /// Shows what would be moved where; moves nothing.
+    #[arg(long)]
+    pub what_if: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -275,7 +278,10 @@ pub static CMDLETS: &[CmdletDef] = &[
         positional: &["Path"],
         mandatory: &["Path"],
         pipeline: false,
-        examples: &[("containerimage Move-ContainerImageRepository /data/images", "Moves the store.")],
+        examples: &[
+            ("containerimage Move-ContainerImageRepository /data/images", "Moves the store."),
+            ("containerimage Move-ContainerImageRepository /data/images -WhatIf", "Says what would move where; moves nothing."),
+        ],
         command: command_of::<MoveArgs>,
         run: move_repository,
     },
@@ -400,7 +406,7 @@ pub fn emit_image(ctx: &mut Ctx, store: &Store, r: &ImageRecord, listing: &Listi
         listing
             .images
             .iter()
-            .find(|i| i.full_name.eq_ignore_ascii_case(p))
+            .find(|i| containerimage_provider::store::same_full_name(&i.full_name, p))
     }) {
         value["ParentImage"] = serde_json::Value::String(parent_display(parent));
     }
@@ -611,6 +617,17 @@ struct RepositoryObject {
 fn move_repository(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: MoveArgs = parse(m)?;
     let store = open_store(ctx)?;
+    if args.what_if {
+        ctx.what_if(
+            "Move Directory",
+            &format!(
+                "Item: {} Destination: {}",
+                store.root().display(),
+                args.path.display()
+            ),
+        );
+        return Ok(());
+    }
     let lock = store.lock(ctx.reporter())?;
     let moved = lock.relocate(&args.path, ctx.reporter())?;
     ctx.emit(

@@ -33,9 +33,18 @@ pub fn install_container_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         force: args.force,
     };
     let context = || format!("cannot install {}", args.wim_path.display());
+    let not_a_file = || {
+        std::fs::metadata(&args.wim_path)
+            .is_ok_and(|m| !m.is_file())
+            .then_some("give the path of a .wim file with -WimPath")
+    };
+    let add_hint = |e: CmdError| match not_a_file() {
+        Some(h) => e.hint(h),
+        None => e,
+    };
     if args.what_if {
         let (_, planned) =
-            plan_os_image(&request).map_err(|e| CmdError::from(e).context(context()))?;
+            plan_os_image(&request).map_err(|e| add_hint(CmdError::from(e).context(context())))?;
         ctx.what_if("Install", &planned.full_name);
         return Ok(());
     }
@@ -43,7 +52,7 @@ pub fn install_container_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let store = Store::open(&home, ctx.reporter())?;
     let mut lock = store.lock(ctx.reporter())?;
     let record = install_os_image(&mut lock, &request, ctx.reporter())
-        .map_err(|e| CmdError::from(e).context(context()))?;
+        .map_err(|e| add_hint(CmdError::from(e).context(context())))?;
     let object = image_object(&store, &record, lock.tags());
     drop(lock);
     ctx.emit(&object, IMAGE_COLUMNS)

@@ -182,8 +182,12 @@ fn filetime_rfc3339(ft: u64) -> Option<String> {
 
 fn open(path: &Path) -> Result<WimFile, CmdError> {
     WimFile::open(path).map_err(|e| {
-        CmdError::from(e)
-            .hint("check the path; Test-WindowsImage explains what is wrong with a damaged file")
+        let hint = if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            "give the path of a .wim file"
+        } else {
+            "check the path; Test-WindowsImage explains what is wrong with a damaged file"
+        };
+        CmdError::from(e).hint(hint)
     })
 }
 

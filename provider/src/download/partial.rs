@@ -177,7 +177,7 @@ const REPLACE_ATTEMPTS: usize = 8;
 /// following a symbolic link (and without blocking on a FIFO); a link, a
 /// FIFO, a device, a socket, or a file with other hard links (which may be
 /// an outside file) is removed and a fresh file created in its place.
-pub(crate) fn open_own_file(path: &Path) -> io::Result<File> {
+pub(super) fn open_own_file(path: &Path) -> io::Result<File> {
     for _ in 0..REPLACE_ATTEMPTS {
         match open_no_follow(path) {
             Ok(file) => {

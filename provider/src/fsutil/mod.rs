@@ -59,7 +59,7 @@ pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
         };
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{} is {what}", path.display()),
+            format!("{} is {what}, not a file", path.display()),
         ));
     }
     Ok(file)

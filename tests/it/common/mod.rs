@@ -87,6 +87,8 @@ pub fn require_tool(tool: &str) {
     let package = match tool {
         "wimlib-imagex" => "wimtools",
         "7zz" => "7zip",
+        "setpriv" => "util-linux",
+        "script" => "bsdutils",
         other => other,
     };
     assert!(
