@@ -29,6 +29,19 @@ pub struct VersionArgs {
     pub required_version: Option<String>,
 }
 
+/// Which images from the registered sources: what Save and Install share.
+#[derive(clap::Args, Debug)]
+pub struct ImageChoice {
+    /// Image names; wildcards allowed. Omit to read Find-ContainerImage objects from standard input.
+    #[arg(long)]
+    pub name: Vec<String>,
+    #[command(flatten)]
+    pub versions: VersionArgs,
+    /// Only these registered sources.
+    #[arg(long)]
+    pub source: Vec<String>,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct FindArgs {
     /// Image names; wildcards * and ? allowed.

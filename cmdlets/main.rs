@@ -37,6 +37,7 @@ pub fn all_cmdlets() -> impl Iterator<Item = &'static CmdletDef> {
         .iter()
         .chain(find::CMDLETS)
         .chain(save::CMDLETS)
+        .chain(store_install::CMDLETS)
         .chain(store_cmds::CMDLETS)
         .chain(image_cmds::CMDLETS)
         .chain(container_cmds::CMDLETS)

@@ -10,59 +10,7 @@ use containerimage_provider::store::{ImageFilter, ImageRecord, Listing, Store, T
 use serde::Serialize;
 
 use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
-use crate::find::{check_provider_name, version_param, VersionArgs};
-
-#[derive(clap::Args, Debug)]
-pub struct InstallArgs {
-    /// Image names; wildcards allowed. Omit to read Find-ContainerImage objects from standard input.
-    #[arg(long)]
-    pub name: Vec<String>,
-    #[command(flatten)]
-    pub versions: VersionArgs,
-    /// Only these registered sources.
-    #[arg(long)]
-    pub source: Vec<String>,
-    /// Install from untrusted sources without asking; reinstall an installed image.
-    #[arg(long)]
-    pub force: bool,
-    /// Show what would be installed, change nothing.
-    #[arg(long)]
-    pub what_if: bool,
-    /// An HTTP proxy URL (overrides HTTPS_PROXY/HTTP_PROXY).
-    #[arg(long)]
-    pub proxy: Option<String>,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct InstallPackageArgs {
-    #[command(flatten)]
-    pub install: InstallArgs,
-    /// Must be ContainerImage.
-    #[arg(long)]
-    pub provider_name: Option<String>,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct InstallOsImageArgs {
-    /// The .wim file to import.
-    #[arg(long)]
-    pub wim_path: std::path::PathBuf,
-    /// Reinstall when already installed.
-    #[arg(long)]
-    pub force: bool,
-    /// The image's name (default: from the file name).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// The version to record (default: from the .wim's XML, else the file name).
-    #[arg(long)]
-    pub version: Option<String>,
-    /// The publisher, e.g. CN=Microsoft (the default).
-    #[arg(long)]
-    pub publisher: Option<String>,
-    /// Show what would be installed, change nothing.
-    #[arg(long)]
-    pub what_if: bool,
-}
+use crate::find::{check_provider_name, version_param};
 
 #[derive(clap::Args, Debug)]
 pub struct GetImageArgs {
@@ -159,51 +107,6 @@ pub struct TestImageArgs {
 }
 
 pub static CMDLETS: &[CmdletDef] = &[
-    CmdletDef {
-        name: "Install-ContainerImage",
-        synopsis: "Finds, downloads, verifies and installs images from the registered sources.",
-        description: "Installing from an untrusted source asks first on a terminal; without one it needs -Force.",
-        positional: &["Name"],
-        mandatory: &["Name"],
-        pipeline: true,
-        examples: &[
-            ("containerimage Install-ContainerImage -Name NanoServer", "Installs the newest Nano Server."),
-            (
-                "containerimage Find-ContainerImage '*nano*' | containerimage Install-ContainerImage",
-                "Installs what Find found.",
-            ),
-        ],
-        command: command_of::<InstallArgs>,
-        run: crate::store_install::install_container_image,
-    },
-    CmdletDef {
-        name: "Install-Package",
-        synopsis: "Install-ContainerImage under OneGet's generic name (-ProviderName ContainerImage).",
-        description: "",
-        positional: &["Name"],
-        mandatory: &["Name"],
-        pipeline: true,
-        examples: &[("containerimage Install-Package -ProviderName ContainerImage -Name NanoServer", "Installs it.")],
-        command: command_of::<InstallPackageArgs>,
-        run: crate::store_install::install_package,
-    },
-    CmdletDef {
-        name: "Install-ContainerOSImage",
-        synopsis: "Imports a .wim file into the image store (offline hosts).",
-        description: "Name and version come from the file name and the .wim's XML unless given.",
-        positional: &["WimPath"],
-        mandatory: &["WimPath"],
-        pipeline: false,
-        examples: &[
-            ("containerimage Install-ContainerOSImage -WimPath /media/NanoServer.wim", "Imports the file."),
-            (
-                "containerimage Install-ContainerOSImage ./base.wim -Name Base -Version 1.0 -Publisher Demo",
-                "Imports it as CN=Demo_Base_1.0.0.0.",
-            ),
-        ],
-        command: command_of::<InstallOsImageArgs>,
-        run: crate::store_install::install_container_os_image,
-    },
     CmdletDef {
         name: "Get-ContainerImage",
         synopsis: "Lists installed images.",

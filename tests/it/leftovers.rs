@@ -538,3 +538,60 @@ fn permission_errors_say_to_run_as_root_or_choose_another_home() {
     );
     assert!(!err.contains("CONTAINERIMAGE_HOME"), "{err}");
 }
+
+#[test]
+fn piped_objects_are_installed_with_each_feed_read_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let served = tmp.path().join("served");
+    fs::create_dir_all(&served).expect("mkdir");
+    let names = ["Alpha", "Beta", "Gamma"];
+    let images: Vec<(&str, Vec<u8>)> = names
+        .iter()
+        .map(|n| (*n, fs::read(small_wim(tmp.path(), n)).expect("read wim")))
+        .collect();
+    let images: Vec<(&str, &[u8])> = images.iter().map(|(n, d)| (*n, d.as_slice())).collect();
+    write_local_feed(&served, &images);
+    let server = crate::common::server::TestServer::start(&served);
+    let o = run(
+        &home,
+        &[
+            "Register-PackageSource",
+            "-Name",
+            "Web",
+            "-Location",
+            &server.url("feed.xml"),
+            "-Trusted",
+        ],
+    );
+    assert_exit(&o, 0);
+    let found = run(&home, &["Find-ContainerImage"]);
+    assert_exit(&found, 0);
+    assert_eq!(json_lines(&found).len(), 3);
+    let before = server.requests("/feed.xml");
+
+    let mut install = cmd(&home)
+        .arg("Install-ContainerImage")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut input = install.stdin.take().expect("stdin");
+        input.write_all(&found.stdout).expect("pipe");
+    }
+    let o = install.wait_with_output().expect("wait");
+    assert_exit(&o, 0);
+    let installed: Vec<String> = json_lines(&o)
+        .iter()
+        .map(|v| v["Name"].as_str().expect("Name").to_string())
+        .collect();
+    assert_eq!(installed, names);
+    assert_eq!(
+        server.requests("/feed.xml") - before,
+        1,
+        "three piped objects from one source read its feed once"
+    );
+}

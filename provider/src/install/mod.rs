@@ -6,6 +6,10 @@
 //! carries the utility VM there (as Windows base images do): image 2 becomes
 //! `UtilityVM/Files/`. Further images are not installed (a warning says so).
 
+mod plan;
+
+pub use plan::{find_candidates, is_trusted, screen, Candidates, Screened, Trust, Wanted};
+
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -36,6 +40,8 @@ pub enum InstallError {
     Empty { path: PathBuf },
     #[error("cannot tell the image's name and version")]
     Naming(#[source] crate::feed::FeedError),
+    #[error("cannot name the downloaded file")]
+    Name(#[source] crate::names::NameError),
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -245,7 +251,9 @@ pub fn fetch_for_install(
     reporter: &dyn Reporter,
 ) -> Result<Fetched, InstallError> {
     let planned = plan_feed_image(entry);
-    let dest = store.create_cache_dir()?.join(cache_file_name(entry));
+    let dest = store
+        .create_cache_dir()?
+        .join(entry.wim_file_name().map_err(InstallError::Name)?);
     let request = crate::download::Request::from(entry);
     let mut tries = 0;
     loop {
@@ -334,23 +342,6 @@ pub fn install_from_feed(
     }
     let fetched = fetch_for_install(lock.store(), entry, downloader, reporter)?;
     install_fetched(lock, fetched, force, reporter)
-}
-
-/// `<Name>-<version dashed>.wim` with anything but letters, digits, `-` and
-/// `_` replaced, so a feed's name can never leave the cache folder.
-fn cache_file_name(entry: &FeedEntry) -> String {
-    let safe: String = entry
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{safe}-{}.wim", entry.version.dashed())
 }
 
 /// SHA-256 (hex) of a file: an installed OS image's Id.
