@@ -29,7 +29,8 @@ pub struct VersionArgs {
     pub required_version: Option<String>,
 }
 
-/// Which images from the registered sources: what Save and Install share.
+/// Which images to fetch from the registered sources, and how: the
+/// parameters Save and Install share.
 #[derive(clap::Args, Debug)]
 pub struct ImageChoice {
     /// Image names; wildcards allowed. Omit to read Find-ContainerImage objects from standard input.
@@ -40,6 +41,15 @@ pub struct ImageChoice {
     /// Only these registered sources.
     #[arg(long)]
     pub source: Vec<String>,
+    /// Save: download again even when a verified file is there, and create a missing folder. Install: install from untrusted sources without asking, and reinstall an installed image.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be saved or installed, change nothing.
+    #[arg(long)]
+    pub what_if: bool,
+    /// An HTTP proxy URL (overrides HTTPS_PROXY/HTTP_PROXY).
+    #[arg(long)]
+    pub proxy: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -42,15 +42,6 @@ pub struct SaveArgs {
     pub target: SaveTarget,
     #[command(flatten)]
     pub images: ImageChoice,
-    /// Download again even when a verified file is there; create a missing folder.
-    #[arg(long)]
-    pub force: bool,
-    /// Show what would be saved, change nothing.
-    #[arg(long)]
-    pub what_if: bool,
-    /// An HTTP proxy URL (overrides HTTPS_PROXY/HTTP_PROXY).
-    #[arg(long)]
-    pub proxy: Option<String>,
     /// With -Path: a minisign secret key file to sign the folder's updated feed.xml with (feed.xml.minisig). An encrypted key's password is asked on the terminal, or read from CONTAINERIMAGE_SIGNING_KEY_PASSWORD.
     #[arg(long)]
     pub signing_key: Option<String>,
@@ -151,7 +142,7 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
     if entries.is_empty() {
         return Ok(());
     }
-    let target = resolve_target(&args.target, args.force, args.what_if)?;
+    let target = resolve_target(&args.target, args.images.force, args.images.what_if)?;
     if let Target::File(file) = &target {
         if entries.len() > 1 {
             let names: Vec<String> = entries
@@ -167,14 +158,14 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
         }
     }
     let key = match &args.signing_key {
-        Some(k) if !args.what_if => Some(crate::signing::open_signing_key(ctx, k)?),
+        Some(k) if !args.images.what_if => Some(crate::signing::open_signing_key(ctx, k)?),
         _ => None,
     };
     let entries = match &target {
         Target::Folder(_) => once_per_file(ctx, entries),
         Target::File(_) => entries,
     };
-    let downloader = Downloader::from_env(args.proxy.as_deref())?;
+    let downloader = Downloader::from_env(args.images.proxy.as_deref())?;
     let mut stale: Option<(PathBuf, FeedSignature)> = None;
     for entry in &entries {
         let dest = match destination(&target, entry) {
@@ -184,7 +175,7 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
                 continue;
             }
         };
-        if args.what_if {
+        if args.images.what_if {
             ctx.what_if(
                 "Save",
                 &format!("{} {} to {}", entry.name, entry.version, dest.display()),
@@ -197,7 +188,7 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
             entry,
             &dest,
             &target,
-            args.force,
+            args.images.force,
             key.as_ref(),
         ) {
             Ok((saved, signature)) => {

@@ -2,7 +2,6 @@
 //! `Get-ContainerImage`, `Uninstall-ContainerOSImage`, `Remove-ContainerImage`,
 //! `Move-ContainerImageRepository`, `Test-ContainerImage`, and OneGet's
 //! `Get-/Install-/Uninstall-Package`.
-#![allow(dead_code)] // parameters are read once the bodies land
 
 use clap::ArgMatches;
 use containerimage_provider::progress::Reporter;

@@ -28,15 +28,6 @@ use crate::store_cmds::{image_object, IMAGE_COLUMNS};
 pub struct InstallArgs {
     #[command(flatten)]
     pub images: ImageChoice,
-    /// Install from untrusted sources without asking; reinstall an installed image.
-    #[arg(long)]
-    pub force: bool,
-    /// Show what would be installed, change nothing.
-    #[arg(long)]
-    pub what_if: bool,
-    /// An HTTP proxy URL (overrides HTTPS_PROXY/HTTP_PROXY).
-    #[arg(long)]
-    pub proxy: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -212,7 +203,7 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
         return Ok(());
     }
 
-    if args.what_if {
+    if args.images.what_if {
         for e in &found.entries {
             ctx.what_if(
                 "Install",
@@ -228,7 +219,7 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
         &store,
         &config.sources,
         found.entries,
-        args.force,
+        args.images.force,
         ctx.reporter(),
     )?;
     for e in screened.already_installed {
@@ -236,7 +227,7 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
     }
     let entries = approve_untrusted(ctx, screened.entries)?;
 
-    let downloader = Downloader::from_env(args.proxy.as_deref())?;
+    let downloader = Downloader::from_env(args.images.proxy.as_deref())?;
     let mut objects = Vec::new();
     for entry in &entries {
         let what = || format!("cannot install {} {}", entry.name, entry.version);
@@ -259,7 +250,7 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
                 continue;
             }
         };
-        match install_fetched(&mut lock, fetched, args.force, ctx.reporter()) {
+        match install_fetched(&mut lock, fetched, args.images.force, ctx.reporter()) {
             Ok(record) => objects.push(image_object(&store, &record, lock.tags())),
             Err(e) => ctx.report(CmdError::from(e).context(what())),
         }

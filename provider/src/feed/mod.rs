@@ -282,12 +282,6 @@ fn decode<'a>(bytes: &'a [u8], feed: &str) -> Result<&'a str, FeedError> {
     })
 }
 
-/// Checks an image name with the one rule of [`crate::names`]: it becomes
-/// part of file and folder names and must read back as it was written.
-pub fn check_image_name(name: &str) -> Result<(), String> {
-    crate::names::check_name(name).map_err(|e| e.to_string())
-}
-
 /// Parses a SHA-256 written as 64 hex digits (either case).
 pub fn parse_sha256(text: &str) -> Result<[u8; 32], String> {
     let t = text.trim();

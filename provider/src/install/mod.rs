@@ -11,10 +11,8 @@ mod plan;
 pub use plan::{find_candidates, is_trusted, screen, Candidates, Screened, Trust, Wanted};
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self};
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::feed::FeedEntry;
 use crate::progress::Reporter;
@@ -353,19 +351,7 @@ pub fn sha256_file(path: &Path, reporter: &dyn Reporter) -> Result<String, Insta
     let mut file = File::open(path).map_err(read_err)?;
     let total = file.metadata().map(|m| m.len()).ok();
     reporter.on_start(&format!("Hashing {}", path.display()), total);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let result = loop {
-        match file.read(&mut buf) {
-            Ok(0) => break Ok(hex::encode(hasher.finalize())),
-            Ok(n) => {
-                hasher.update(buf.get(..n).unwrap_or_default());
-                reporter.on_progress(n as u64);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(read_err(e)),
-        }
-    };
+    let result = crate::fsutil::sha256_of(&mut file, |n| reporter.on_progress(n));
     reporter.on_complete();
-    result
+    result.map(|(sha, _)| hex::encode(sha)).map_err(read_err)
 }

@@ -120,20 +120,6 @@ pub fn screen(
 mod tests {
     use super::*;
 
-    fn entry(source: &str, name: &str, version: &str) -> FeedEntry {
-        FeedEntry {
-            name: name.into(),
-            version: version.parse().expect("version"),
-            publisher: None,
-            description: None,
-            architecture: None,
-            size: None,
-            sha256: None,
-            locations: Vec::new(),
-            source: source.into(),
-        }
-    }
-
     #[test]
     fn trust_is_by_registered_name_ignoring_case() {
         let registered = [
