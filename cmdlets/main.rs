@@ -223,9 +223,13 @@ fn run_cmdlet(def: &'static CmdletDef, rest: &[OsString]) -> i32 {
         print!("{}", help::render(def));
         return 0;
     }
-    let matches = match cmd.try_get_matches_from(&bound.gnu) {
+    let matches = match cmd.clone().try_get_matches_from(&bound.gnu) {
         Ok(m) => m,
-        Err(e) => return usage_error(def, &help::clap_error_text(&e)),
+        Err(e) => {
+            let mut cmd = cmd;
+            cmd.build();
+            return usage_error(def, &help::clap_error_text(&e, &cmd));
+        }
     };
     let verbose = matches.get_flag("verbose");
     let format = matches

@@ -11,7 +11,8 @@ use std::process::{Command, Output};
 use sha2::{Digest, Sha256};
 
 use crate::common::{
-    assert_exit, assert_fails, bin_path, cmd, json_lines, require_tool, run, stderr, stdout, wimlib,
+    assert_exit, assert_fails, bin_path, cmd, json_lines, require_tool, run, small_wim, stderr,
+    stdout,
 };
 
 /// A folder feed of one image per `(name, bytes)`, registered as `Local`.
@@ -50,21 +51,6 @@ fn write_local_feed(dir: &Path, images: &[(&str, &[u8])]) {
     }
     xml.push_str("</ContainerImageFeed>\n");
     fs::write(dir.join("feed.xml"), xml).expect("feed.xml");
-}
-
-/// A one-file `.wim` made by wimlib.
-fn small_wim(tmp: &Path, name: &str) -> PathBuf {
-    let tree = tmp.join(format!("{name}.tree"));
-    fs::create_dir_all(&tree).expect("mkdir");
-    fs::write(tree.join("file.txt"), name).expect("write");
-    let wim = tmp.join(format!("{name}-1-0-0-0.wim"));
-    wimlib(&[
-        "capture",
-        tree.to_str().expect("utf-8"),
-        wim.to_str().expect("utf-8"),
-        "OS",
-    ]);
-    wim
 }
 
 fn names_in(dir: &Path) -> Vec<String> {

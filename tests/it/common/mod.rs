@@ -113,3 +113,19 @@ pub fn wimlib(args: &[&str]) -> Output {
     );
     o
 }
+
+/// A one-file `.wim` made by wimlib, named `<name>-1-0-0-0.wim` (so it
+/// installs as version 1.0.0.0).
+pub fn small_wim(tmp: &Path, name: &str) -> PathBuf {
+    let tree = tmp.join(format!("{name}.tree"));
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    std::fs::write(tree.join("file.txt"), name).expect("write");
+    let wim = tmp.join(format!("{name}-1-0-0-0.wim"));
+    wimlib(&[
+        "capture",
+        tree.to_str().expect("utf-8"),
+        wim.to_str().expect("utf-8"),
+        "OS",
+    ]);
+    wim
+}
