@@ -5,7 +5,7 @@
 //! a folder given as a `.wim`, and what to do about permission errors.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
