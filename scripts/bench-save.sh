@@ -39,6 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$work/served" "$work/out" "$work/home" "$work/nginx"
+# nginx's worker runs as an unprivileged user when started as root.
+chmod 755 "$work" "$work/served"
 
 head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/served/image.wim"
 size=$(stat -c %s "$work/served/image.wim")
@@ -70,7 +72,12 @@ EOF
 "$nginx_bin" -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" &
 server_pid=$!
 url="http://127.0.0.1:$port/image.wim"
-for _ in $(seq 100); do curl -sf -o /dev/null -r 0-0 "$url" && break; sleep 0.1; done
+ready=
+for _ in $(seq 100); do
+    if curl -sf -o /dev/null -r 0-0 "$url"; then ready=1; break; fi
+    sleep 0.1
+done
+[ -n "$ready" ] || { echo "bench-save: nginx does not serve $url:" >&2; cat "$work/nginx/error.log" >&2; exit 1; }
 
 jq -cn --arg url "$url" --arg sha "$sha" --argjson size "$size" \
     '{Name:"Bench",Version:"1.0",Source:"Bench",Size:$size,Sha256:$sha,Location:$url}' > "$work/object.json"
@@ -94,13 +101,16 @@ eval "$save_cmd"
 check_outputs
 
 for r in $(seq "$rounds"); do
+    # hyperfine runs one --prepare per command, in the commands' order:
+    # each removes only that tool's output, so both are there to compare.
+    curl_prep="rm -f $work/out/curl.wim"
+    save_prep="rm -f $work/out/save.wim"
     if [ $((r % 2)) -eq 1 ]; then
-        order=(-n curl "$curl_cmd" -n Save-ContainerImage "$save_cmd")
+        order=(--prepare "$curl_prep" --prepare "$save_prep" -n curl "$curl_cmd" -n Save-ContainerImage "$save_cmd")
     else
-        order=(-n Save-ContainerImage "$save_cmd" -n curl "$curl_cmd")
+        order=(--prepare "$save_prep" --prepare "$curl_prep" -n Save-ContainerImage "$save_cmd" -n curl "$curl_cmd")
     fi
-    hyperfine --style none --runs 1 --prepare "rm -f $work/out/curl.wim $work/out/save.wim" \
-        --export-json "$work/round-$r.json" "${order[@]}" > /dev/null
+    hyperfine --style none --runs 1 --export-json "$work/round-$r.json" "${order[@]}" > /dev/null
     check_outputs
 done
 
