@@ -103,17 +103,46 @@ impl CmdError {
 
 impl<E: StdError> From<E> for CmdError {
     fn from(e: E) -> CmdError {
-        let mut causes = Vec::new();
-        let mut source = e.source();
-        while let Some(s) = source {
-            causes.push(s.to_string());
-            source = s.source();
-        }
+        let chain: Vec<&(dyn StdError + 'static)> =
+            containerimage_provider::error_causes(e.source()).collect();
+        let denied = chain.iter().any(|s| {
+            s.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        });
+        let message = e.to_string();
+        let causes: Vec<String> = chain.iter().map(|s| s.to_string()).collect();
+        let hint = denied.then(|| permission_hint(&message, &causes));
         CmdError::Failed(Failure {
-            message: e.to_string(),
+            message,
             causes,
-            hint: None,
+            hint,
         })
+    }
+}
+
+/// What to do about a permission error: the home folder (configuration,
+/// store, locks) is the user's to choose; any other path is theirs to fix.
+fn permission_hint(message: &str, causes: &[String]) -> String {
+    let home = Home::from_env().ok();
+    let store = home
+        .as_ref()
+        .and_then(|h| h.load().ok().map(|c| h.store_path(&c)));
+    let in_home = [home.map(|h| h.root().to_path_buf()), store]
+        .into_iter()
+        .flatten()
+        .map(|p| p.display().to_string())
+        .any(|p| {
+            std::iter::once(message)
+                .chain(causes.iter().map(String::as_str))
+                .any(|t| t.contains(&p))
+        });
+    if in_home {
+        format!(
+            "run the command as root (sudo), or set {} to a folder you can write",
+            containerimage_provider::config::HOME_VAR
+        )
+    } else {
+        "run the command as root (sudo), or give a path you can write".into()
     }
 }
 

@@ -29,6 +29,29 @@ pub struct VersionArgs {
     pub required_version: Option<String>,
 }
 
+/// Which images to fetch from the registered sources, and how: the
+/// parameters Save and Install share.
+#[derive(clap::Args, Debug)]
+pub struct ImageChoice {
+    /// Image names; wildcards allowed. Omit to read Find-ContainerImage objects from standard input.
+    #[arg(long)]
+    pub name: Vec<String>,
+    #[command(flatten)]
+    pub versions: VersionArgs,
+    /// Only these registered sources.
+    #[arg(long)]
+    pub source: Vec<String>,
+    /// Save: download again even when a verified file is there, and create a missing folder. Install: install from untrusted sources without asking, and reinstall an installed image.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be saved or installed, change nothing.
+    #[arg(long)]
+    pub what_if: bool,
+    /// An HTTP proxy URL (overrides HTTPS_PROXY/HTTP_PROXY).
+    #[arg(long)]
+    pub proxy: Option<String>,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct FindArgs {
     /// Image names; wildcards * and ? allowed.

@@ -341,13 +341,15 @@ pub fn render_view(def: &CmdletDef, view: &View) -> Result<String, CmdError> {
 }
 
 /// A clap error in PowerShell's words, naming parameters the PowerShell way.
-pub fn clap_error_text(e: &clap::Error) -> String {
-    let arg_name = || -> String {
-        match e.get(ContextKind::InvalidArg) {
-            Some(ContextValue::String(s)) => ps_name(s),
-            Some(ContextValue::Strings(v)) => {
-                v.iter().map(|s| ps_name(s)).collect::<Vec<_>>().join(", ")
-            }
+pub fn clap_error_text(e: &clap::Error, cmd: &Command) -> String {
+    let names = |kind: ContextKind| -> String {
+        match e.get(kind) {
+            Some(ContextValue::String(s)) => ps_name(cmd, s),
+            Some(ContextValue::Strings(v)) => v
+                .iter()
+                .map(|s| ps_name(cmd, s))
+                .collect::<Vec<_>>()
+                .join(", "),
             _ => String::from("?"),
         }
     };
@@ -355,20 +357,17 @@ pub fn clap_error_text(e: &clap::Error) -> String {
         ErrorKind::MissingRequiredArgument => {
             format!(
                 "Cannot process command because of one or more missing mandatory parameters: {}.",
-                arg_name()
+                names(ContextKind::InvalidArg)
             )
         }
         ErrorKind::ArgumentConflict => {
             let other = match e.get(ContextKind::PriorArg) {
-                Some(ContextValue::String(s)) => ps_name(s),
-                Some(ContextValue::Strings(v)) => {
-                    v.iter().map(|s| ps_name(s)).collect::<Vec<_>>().join(", ")
-                }
-                _ => String::new(),
+                Some(_) => names(ContextKind::PriorArg),
+                None => String::new(),
             };
             format!(
                 "Parameter set cannot be resolved using the specified named parameters: {} cannot be used with {other}.",
-                arg_name()
+                names(ContextKind::InvalidArg)
             )
         }
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
@@ -382,34 +381,53 @@ pub fn clap_error_text(e: &clap::Error) -> String {
             };
             format!(
                 "Cannot bind parameter '{}'. Cannot convert value \"{value}\".{valid}",
-                arg_name()
+                names(ContextKind::InvalidArg)
             )
         }
-        _ => {
-            let text = e.render().to_string();
-            text.lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ")
-                .to_string()
+        other => {
+            let what = other
+                .as_str()
+                .unwrap_or("the parameters cannot be used together");
+            match e.get(ContextKind::InvalidArg) {
+                Some(_) => format!("{what}: {}", names(ContextKind::InvalidArg)),
+                None => what.to_string(),
+            }
         }
     }
 }
 
-/// `--image-path <IMAGE_PATH>` → `-ImagePath`; a group
-/// (`<--path <PATH>|--destination <DESTINATION>>`) → `-Path | -Destination`.
-fn ps_name(clap_text: &str) -> String {
-    let names: Vec<String> = clap_text
-        .split(['|', ' ', '<', '>', '='])
-        .filter_map(|w| w.strip_prefix("--"))
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("-{}", args::pascal_case(w)))
-        .collect();
-    if names.is_empty() {
-        clap_text.to_string()
-    } else {
-        names.join(" | ")
+/// The PowerShell name of what a clap error names: one of the command's
+/// arguments (`-ImagePath`), or one of its groups (`-Path | -Destination`).
+/// Each is recognised by comparing with clap's own rendering of the
+/// command's arguments and groups, never by taking the text apart.
+fn ps_name(cmd: &Command, clap_text: &str) -> String {
+    let ps = |a: &clap::Arg| {
+        a.get_long()
+            .map(|l| format!("-{}", args::pascal_case(l)))
+            .unwrap_or_else(|| a.get_id().to_string())
+    };
+    if let Some(a) = cmd.get_arguments().find(|a| a.to_string() == clap_text) {
+        return ps(a);
     }
+    for g in cmd.get_groups() {
+        let members: Vec<&clap::Arg> = g
+            .get_args()
+            .filter_map(|id| cmd.get_arguments().find(|a| a.get_id() == id))
+            .collect();
+        let rendered = members
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join("|");
+        if clap_text == format!("<{rendered}>") || clap_text == rendered {
+            return members
+                .iter()
+                .map(|a| ps(a))
+                .collect::<Vec<_>>()
+                .join(" | ");
+        }
+    }
+    clap_text.to_string()
 }
 
 #[cfg(test)]

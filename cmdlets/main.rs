@@ -37,6 +37,7 @@ pub fn all_cmdlets() -> impl Iterator<Item = &'static CmdletDef> {
         .iter()
         .chain(find::CMDLETS)
         .chain(save::CMDLETS)
+        .chain(store_install::CMDLETS)
         .chain(store_cmds::CMDLETS)
         .chain(image_cmds::CMDLETS)
         .chain(container_cmds::CMDLETS)
@@ -222,9 +223,13 @@ fn run_cmdlet(def: &'static CmdletDef, rest: &[OsString]) -> i32 {
         print!("{}", help::render(def));
         return 0;
     }
-    let matches = match cmd.try_get_matches_from(&bound.gnu) {
+    let matches = match cmd.clone().try_get_matches_from(&bound.gnu) {
         Ok(m) => m,
-        Err(e) => return usage_error(def, &help::clap_error_text(&e)),
+        Err(e) => {
+            let mut cmd = cmd;
+            cmd.build();
+            return usage_error(def, &help::clap_error_text(&e, &cmd));
+        }
     };
     let verbose = matches.get_flag("verbose");
     let format = matches
@@ -238,8 +243,25 @@ fn run_cmdlet(def: &'static CmdletDef, rest: &[OsString]) -> i32 {
             }
         });
     let mut ctx = Ctx::new(def.name, Output::new(format), CliReporter::new(verbose));
-    let result = (def.run)(&mut ctx, &matches);
-    match ctx.finish(result) {
+    let started = std::time::Instant::now();
+    if verbose {
+        verbose_where(&ctx);
+    }
+    let ran = (def.run)(&mut ctx, &matches);
+    let result = ctx.finish(ran);
+    if verbose {
+        let how = if result.is_ok() {
+            "completed"
+        } else {
+            "failed"
+        };
+        ctx_free_verbose(&format!(
+            "{} {how} in {:.3} s",
+            def.name,
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    match result {
         Ok(()) => 0,
         Err(CmdError::Usage(m)) => usage_error(def, &m),
         Err(CmdError::Reported) => 1,
@@ -248,6 +270,33 @@ fn run_cmdlet(def: &'static CmdletDef, rest: &[OsString]) -> i32 {
             1
         }
     }
+}
+
+/// The `-Verbose` lines every cmdlet starts with: where its configuration
+/// and store are, and why there.
+fn verbose_where(ctx: &Ctx) {
+    use containerimage_provider::config::HOME_VAR;
+    use containerimage_provider::progress::Reporter;
+    let Ok(home) = ctx.home() else { return };
+    let why = if std::env::var_os(HOME_VAR).is_some_and(|v| !v.is_empty()) {
+        format!("from {HOME_VAR}")
+    } else {
+        format!("the default; set {HOME_VAR} to use another")
+    };
+    let r = ctx.reporter();
+    r.verbose(&format!("home folder {} ({why})", home.root().display()));
+    if let Ok(config) = home.load() {
+        r.verbose(&format!(
+            "image store {}; {} package source(s) registered",
+            home.store_path(&config).display(),
+            config.sources.len()
+        ));
+    }
+}
+
+/// A `-Verbose` line printed after the cmdlet's context is gone.
+fn ctx_free_verbose(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "VERBOSE: {text}");
 }
 
 fn usage_error(def: &CmdletDef, message: &str) -> i32 {

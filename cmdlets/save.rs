@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 use containerimage_provider::download::{self, Downloader, Obtained, Outcome, Request};
 use containerimage_provider::feed::{self, FeedEntry, FeedRecord, FeedSignature, FEED_FILE_NAME};
 use containerimage_provider::location::Location;
+use containerimage_provider::pipeline::PipedImage;
 use containerimage_provider::progress::{downloaded_line, Reporter};
 use containerimage_provider::query;
 use containerimage_provider::signing::SigningKey;
 use containerimage_provider::source::FeedClient;
-use containerimage_provider::version::Version;
 use containerimage_provider::wildcard;
 use serde::Serialize;
 
-use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
+use crate::cmdlet::{command_of, parse, CmdError, CmdResult, CmdletDef, Ctx};
 use crate::find::{
-    build_query, check_provider_name, chosen_sources, report_unverified, VersionArgs,
+    build_query, check_provider_name, chosen_sources, report_unverified, ImageChoice,
 };
 
 /// Where to save: exactly one of these.
@@ -37,25 +37,11 @@ pub struct SaveTarget {
 
 #[derive(clap::Args, Debug)]
 pub struct SaveArgs {
-    /// Image names; wildcards allowed. Omit to read Find-ContainerImage objects from standard input.
-    #[arg(long)]
-    pub name: Vec<String>,
+    // The target first: the syntax lines read `[-Name] <String[]> -Path <String> …`.
     #[command(flatten)]
     pub target: SaveTarget,
     #[command(flatten)]
-    pub versions: VersionArgs,
-    /// Only these registered sources.
-    #[arg(long)]
-    pub source: Vec<String>,
-    /// Download again even when a verified file is there; create a missing folder.
-    #[arg(long)]
-    pub force: bool,
-    /// Show what would be saved, change nothing.
-    #[arg(long)]
-    pub what_if: bool,
-    /// An HTTP proxy URL (overrides HTTPS_PROXY/HTTP_PROXY).
-    #[arg(long)]
-    pub proxy: Option<String>,
+    pub images: ImageChoice,
     /// With -Path: a minisign secret key file to sign the folder's updated feed.xml with (feed.xml.minisig). An encrypted key's password is asked on the terminal, or read from CONTAINERIMAGE_SIGNING_KEY_PASSWORD.
     #[arg(long)]
     pub signing_key: Option<String>,
@@ -148,7 +134,7 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
             "-SigningKey signs the feed.xml of the folder that -Path or -LiteralPath names; -Destination writes one file and no feed",
         ));
     }
-    let entries = if args.name.is_empty() {
+    let entries = if args.images.name.is_empty() {
         entries_from_pipeline(ctx)?
     } else {
         find_entries(ctx, &args)?
@@ -156,7 +142,7 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
     if entries.is_empty() {
         return Ok(());
     }
-    let target = resolve_target(&args.target, args.force, args.what_if)?;
+    let target = resolve_target(&args.target, args.images.force, args.images.what_if)?;
     if let Target::File(file) = &target {
         if entries.len() > 1 {
             let names: Vec<String> = entries
@@ -172,14 +158,14 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
         }
     }
     let key = match &args.signing_key {
-        Some(k) if !args.what_if => Some(crate::signing::open_signing_key(ctx, k)?),
+        Some(k) if !args.images.what_if => Some(crate::signing::open_signing_key(ctx, k)?),
         _ => None,
     };
     let entries = match &target {
         Target::Folder(_) => once_per_file(ctx, entries),
         Target::File(_) => entries,
     };
-    let downloader = Downloader::from_env(args.proxy.as_deref())?;
+    let downloader = Downloader::from_env(args.images.proxy.as_deref())?;
     let mut stale: Option<(PathBuf, FeedSignature)> = None;
     for entry in &entries {
         let dest = match destination(&target, entry) {
@@ -189,7 +175,7 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
                 continue;
             }
         };
-        if args.what_if {
+        if args.images.what_if {
             ctx.what_if(
                 "Save",
                 &format!("{} {} to {}", entry.name, entry.version, dest.display()),
@@ -202,7 +188,7 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
             entry,
             &dest,
             &target,
-            args.force,
+            args.images.force,
             key.as_ref(),
         ) {
             Ok((saved, signature)) => {
@@ -233,20 +219,18 @@ fn save(ctx: &mut Ctx, args: SaveArgs) -> CmdResult {
 /// The same image (name and version) offered by several sources is saved
 /// once, from the first source that lists it: both would go to one file.
 fn once_per_file(ctx: &Ctx, entries: Vec<FeedEntry>) -> Vec<FeedEntry> {
-    let mut kept: Vec<FeedEntry> = Vec::new();
-    for entry in entries {
-        let first = kept
-            .iter()
-            .find(|k| k.name.eq_ignore_ascii_case(&entry.name) && k.version == entry.version);
-        match first {
-            Some(k) => ctx.reporter().verbose(&format!(
-                "{} {} is offered by the sources '{}' and '{}'; saving it once, from '{}'",
-                entry.name, entry.version, k.source, entry.source, k.source
-            )),
-            None => kept.push(entry),
-        }
-    }
-    kept
+    query::once_per_image(entries)
+        .into_iter()
+        .map(|(kept, dropped)| {
+            for other in dropped {
+                ctx.reporter().verbose(&format!(
+                    "{} {} is offered by the sources '{}' and '{other}'; saving it once, from '{}'",
+                    kept.name, kept.version, kept.source, kept.source
+                ));
+            }
+            kept
+        })
+        .collect()
 }
 
 fn save_one(
@@ -321,25 +305,15 @@ fn record_in_feed(
     })
 }
 
-/// `<Name>-<version as written, dots as dashes>.wim` inside the folder, or the file.
+/// The entry's `.wim` (see [`FeedEntry::wim_file_name`]) inside the folder, or the file.
 fn destination(target: &Target, entry: &FeedEntry) -> Result<PathBuf, CmdError> {
     match target {
         Target::File(f) => Ok(f.clone()),
-        Target::Folder(dir) => Ok(dir.join(file_name(&entry.name, &entry.version)?)),
+        Target::Folder(dir) => entry
+            .wim_file_name()
+            .map(|name| dir.join(name))
+            .map_err(|e| CmdError::from(e).hint("use -Destination to choose the file name")),
     }
-}
-
-fn file_name(name: &str, version: &Version) -> Result<String, CmdError> {
-    let unsafe_name = name.is_empty()
-        || name.contains(['/', '\\', '\0', ':'])
-        || name.chars().any(char::is_control);
-    if unsafe_name {
-        return Err(CmdError::failed(format!(
-            "the image name {name:?} cannot be used in a file name"
-        ))
-        .hint("use -Destination to choose the file name"));
-    }
-    Ok(format!("{name}-{}.wim", version.dashed()))
 }
 
 /// Checks -Path / -LiteralPath / -Destination and returns an absolute target.
@@ -448,10 +422,10 @@ fn resolve_wildcard_folder(pattern: &str) -> Result<PathBuf, CmdError> {
 /// Resolves -Name and the version parameters against the registered sources,
 /// as Find-ContainerImage does (the highest matching version of each name).
 fn find_entries(ctx: &mut Ctx, args: &SaveArgs) -> Result<Vec<FeedEntry>, CmdError> {
-    let query = build_query(&args.name, &args.versions, false)?;
+    let query = build_query(&args.images.name, &args.images.versions, false)?;
     let home = ctx.home()?;
     let config = home.load()?;
-    let sources = chosen_sources(&config, &args.source)?;
+    let sources = chosen_sources(&config, &args.images.source)?;
     let mut result = query::find(&sources, &query, &FeedClient::default(), ctx.reporter());
     report_unverified(ctx, std::mem::take(&mut result.unverified_sources));
     for message in result.no_match_messages() {
@@ -471,7 +445,7 @@ fn entries_from_pipeline(ctx: &mut Ctx) -> Result<Vec<FeedEntry>, CmdError> {
     let objects = ctx.pipeline_input()?;
     let mut entries = Vec::new();
     for (i, object) in objects.iter().enumerate() {
-        match entry_from_object(object) {
+        match PipedImage::from_object(object).and_then(|p| p.entry()) {
             Ok(e) => entries.push(e),
             Err(problem) => ctx.report(CmdError::failed(format!(
                 "object {} on standard input cannot be saved: {problem}",
@@ -480,90 +454,4 @@ fn entries_from_pipeline(ctx: &mut Ctx) -> Result<Vec<FeedEntry>, CmdError> {
         }
     }
     Ok(entries)
-}
-
-/// Reads Name, Version, Source, Location (or Locations, an array of mirrors),
-/// Sha256, Size and the descriptive fields of a Find object.
-fn entry_from_object(o: &serde_json::Value) -> Result<FeedEntry, String> {
-    let name = property(o, "Name").ok_or("it has no Name")?.to_string();
-    // The one name rule: the name becomes a file name and a feed entry that
-    // must read back as it was written.
-    containerimage_provider::names::check_name(&name).map_err(|e| e.to_string())?;
-    let version: Version = property(o, "Version")
-        .ok_or("it has no Version")?
-        .parse()
-        .map_err(|e: containerimage_provider::version::VersionError| e.to_string())?;
-    let mirrors = o.get("Locations").filter(|v| v.is_array());
-    let texts: Vec<&str> = match mirrors.or(o.get("Location")) {
-        Some(serde_json::Value::String(s)) => vec![s.as_str()],
-        Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).collect(),
-        _ => Vec::new(),
-    };
-    if texts.is_empty() {
-        return Err(format!("{name} {version} has no Location"));
-    }
-    let locations = texts
-        .iter()
-        .map(|t| Location::parse(t).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let sha256 = match property(o, "Sha256").filter(|s| !s.is_empty()) {
-        None => None,
-        Some(text) => {
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut hash)
-                .map_err(|_| format!("Sha256 '{text}' is not 64 hexadecimal digits"))?;
-            Some(hash)
-        }
-    };
-    let size = match o.get("Size") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or("Size is not a number of bytes")?),
-    };
-    let text = |k: &str| property(o, k).filter(|s| !s.is_empty()).map(str::to_string);
-    Ok(FeedEntry {
-        source: text("Source").unwrap_or_default(),
-        publisher: text("Publisher"),
-        description: text("Description"),
-        architecture: text("Architecture"),
-        name,
-        version,
-        size,
-        sha256,
-        locations,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn saved_file_names_use_dashed_versions_and_refuse_separators() {
-        let v: Version = "10.0.14300.1010".parse().expect("version");
-        assert_eq!(
-            file_name("NanoServer", &v).expect("name"),
-            "NanoServer-10-0-14300-1010.wim"
-        );
-        assert!(file_name("../evil", &v).is_err());
-        assert!(file_name("a\\b", &v).is_err());
-    }
-
-    #[test]
-    fn pipeline_objects_become_entries() {
-        let o = serde_json::json!({
-            "Name": "NanoServer", "Version": "10.0.14300.1010", "Source": "Local",
-            "Location": ["http://a.test/n.wim", "http://b.test/n.wim"],
-            "Sha256": "00".repeat(32), "Size": 42
-        });
-        let e = entry_from_object(&o).expect("entry");
-        assert_eq!(e.locations.len(), 2);
-        assert_eq!(e.size, Some(42));
-        assert_eq!(e.sha256, Some([0u8; 32]));
-        assert_eq!(e.source, "Local");
-
-        let bad = serde_json::json!({"Name": "x", "Version": "1.0", "Location": "http://a/x", "Sha256": "zz"});
-        assert!(entry_from_object(&bad)
-            .expect_err("bad hash")
-            .contains("Sha256"));
-    }
 }

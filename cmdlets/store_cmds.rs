@@ -2,7 +2,6 @@
 //! `Get-ContainerImage`, `Uninstall-ContainerOSImage`, `Remove-ContainerImage`,
 //! `Move-ContainerImageRepository`, `Test-ContainerImage`, and OneGet's
 //! `Get-/Install-/Uninstall-Package`.
-#![allow(dead_code)] // parameters are read once the bodies land
 
 use clap::ArgMatches;
 use containerimage_provider::progress::Reporter;
@@ -10,59 +9,7 @@ use containerimage_provider::store::{ImageFilter, ImageRecord, Listing, Store, T
 use serde::Serialize;
 
 use crate::cmdlet::{command_of, parse, property, CmdError, CmdResult, CmdletDef, Ctx};
-use crate::find::{check_provider_name, version_param, VersionArgs};
-
-#[derive(clap::Args, Debug)]
-pub struct InstallArgs {
-    /// Image names; wildcards allowed. Omit to read Find-ContainerImage objects from standard input.
-    #[arg(long)]
-    pub name: Vec<String>,
-    #[command(flatten)]
-    pub versions: VersionArgs,
-    /// Only these registered sources.
-    #[arg(long)]
-    pub source: Vec<String>,
-    /// Install from untrusted sources without asking; reinstall an installed image.
-    #[arg(long)]
-    pub force: bool,
-    /// Show what would be installed, change nothing.
-    #[arg(long)]
-    pub what_if: bool,
-    /// An HTTP proxy URL (overrides HTTPS_PROXY/HTTP_PROXY).
-    #[arg(long)]
-    pub proxy: Option<String>,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct InstallPackageArgs {
-    #[command(flatten)]
-    pub install: InstallArgs,
-    /// Must be ContainerImage.
-    #[arg(long)]
-    pub provider_name: Option<String>,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct InstallOsImageArgs {
-    /// The .wim file to import.
-    #[arg(long)]
-    pub wim_path: std::path::PathBuf,
-    /// Reinstall when already installed.
-    #[arg(long)]
-    pub force: bool,
-    /// The image's name (default: from the file name).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// The version to record (default: from the .wim's XML, else the file name).
-    #[arg(long)]
-    pub version: Option<String>,
-    /// The publisher, e.g. CN=Microsoft (the default).
-    #[arg(long)]
-    pub publisher: Option<String>,
-    /// Show what would be installed, change nothing.
-    #[arg(long)]
-    pub what_if: bool,
-}
+use crate::find::{check_provider_name, version_param};
 
 #[derive(clap::Args, Debug)]
 pub struct GetImageArgs {
@@ -146,6 +93,9 @@ pub struct MoveArgs {
     /// The new location of the store; must not exist.
     #[arg(long)]
     pub path: std::path::PathBuf,
+    /// Shows what would be moved where; moves nothing.
+    #[arg(long)]
+    pub what_if: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -156,51 +106,6 @@ pub struct TestImageArgs {
 }
 
 pub static CMDLETS: &[CmdletDef] = &[
-    CmdletDef {
-        name: "Install-ContainerImage",
-        synopsis: "Finds, downloads, verifies and installs images from the registered sources.",
-        description: "Installing from an untrusted source asks first on a terminal; without one it needs -Force.",
-        positional: &["Name"],
-        mandatory: &["Name"],
-        pipeline: true,
-        examples: &[
-            ("containerimage Install-ContainerImage -Name NanoServer", "Installs the newest Nano Server."),
-            (
-                "containerimage Find-ContainerImage '*nano*' | containerimage Install-ContainerImage",
-                "Installs what Find found.",
-            ),
-        ],
-        command: command_of::<InstallArgs>,
-        run: crate::store_install::install_container_image,
-    },
-    CmdletDef {
-        name: "Install-Package",
-        synopsis: "Install-ContainerImage under OneGet's generic name (-ProviderName ContainerImage).",
-        description: "",
-        positional: &["Name"],
-        mandatory: &["Name"],
-        pipeline: true,
-        examples: &[("containerimage Install-Package -ProviderName ContainerImage -Name NanoServer", "Installs it.")],
-        command: command_of::<InstallPackageArgs>,
-        run: crate::store_install::install_package,
-    },
-    CmdletDef {
-        name: "Install-ContainerOSImage",
-        synopsis: "Imports a .wim file into the image store (offline hosts).",
-        description: "Name and version come from the file name and the .wim's XML unless given.",
-        positional: &["WimPath"],
-        mandatory: &["WimPath"],
-        pipeline: false,
-        examples: &[
-            ("containerimage Install-ContainerOSImage -WimPath /media/NanoServer.wim", "Imports the file."),
-            (
-                "containerimage Install-ContainerOSImage ./base.wim -Name Base -Version 1.0 -Publisher Demo",
-                "Imports it as CN=Demo_Base_1.0.0.0.",
-            ),
-        ],
-        command: command_of::<InstallOsImageArgs>,
-        run: crate::store_install::install_container_os_image,
-    },
     CmdletDef {
         name: "Get-ContainerImage",
         synopsis: "Lists installed images.",
@@ -275,7 +180,10 @@ pub static CMDLETS: &[CmdletDef] = &[
         positional: &["Path"],
         mandatory: &["Path"],
         pipeline: false,
-        examples: &[("containerimage Move-ContainerImageRepository /data/images", "Moves the store.")],
+        examples: &[
+            ("containerimage Move-ContainerImageRepository /data/images", "Moves the store."),
+            ("containerimage Move-ContainerImageRepository /data/images -WhatIf", "Says what would move where; moves nothing."),
+        ],
         command: command_of::<MoveArgs>,
         run: move_repository,
     },
@@ -400,7 +308,7 @@ pub fn emit_image(ctx: &mut Ctx, store: &Store, r: &ImageRecord, listing: &Listi
         listing
             .images
             .iter()
-            .find(|i| i.full_name.eq_ignore_ascii_case(p))
+            .find(|i| containerimage_provider::store::same_full_name(&i.full_name, p))
     }) {
         value["ParentImage"] = serde_json::Value::String(parent_display(parent));
     }
@@ -611,6 +519,17 @@ struct RepositoryObject {
 fn move_repository(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: MoveArgs = parse(m)?;
     let store = open_store(ctx)?;
+    if args.what_if {
+        ctx.what_if(
+            "Move Directory",
+            &format!(
+                "Item: {} Destination: {}",
+                store.root().display(),
+                args.path.display()
+            ),
+        );
+        return Ok(());
+    }
     let lock = store.lock(ctx.reporter())?;
     let moved = lock.relocate(&args.path, ctx.reporter())?;
     ctx.emit(

@@ -1,27 +1,113 @@
-//! The bodies of `Install-ContainerOSImage`, `Install-ContainerImage` and
-//! `Install-Package` (their parameters and help are in `store_cmds.rs`).
+//! `Install-ContainerOSImage`, `Install-ContainerImage` and `Install-Package`:
+//! their parameters, help and bodies. The install itself (which entries,
+//! the trust policy, what is already installed) is decided in the provider;
+//! this module parses, asks on the terminal, calls and prints.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 
 use clap::ArgMatches;
-use containerimage_provider::config::SourceConfig;
 use containerimage_provider::download::Downloader;
 use containerimage_provider::download::Obtained;
 use containerimage_provider::feed::FeedEntry;
 use containerimage_provider::install::{
-    fetch_for_install, install_fetched, install_os_image, plan_os_image, OsImageRequest,
+    fetch_for_install, find_candidates, install_fetched, install_os_image, plan_os_image, screen,
+    OsImageRequest, Trust, Wanted,
 };
+use containerimage_provider::pipeline::PipedImage;
 use containerimage_provider::progress::downloaded_line;
-use containerimage_provider::query::{self, Query};
+use containerimage_provider::query::Query;
 use containerimage_provider::source::{self, FeedClient};
-use containerimage_provider::store::{full_name, normalize_publisher, Store, StoreError};
+use containerimage_provider::store::Store;
 
-use crate::cmdlet::{parse, property, CmdError, CmdResult, Ctx};
-use crate::find::{build_query, check_provider_name, chosen_sources, version_param};
-use crate::store_cmds::{
-    image_object, InstallArgs, InstallOsImageArgs, InstallPackageArgs, IMAGE_COLUMNS,
-};
+use crate::cmdlet::{command_of, parse, CmdError, CmdResult, CmdletDef, Ctx};
+use crate::find::{build_query, check_provider_name, chosen_sources, version_param, ImageChoice};
+use crate::store_cmds::{image_object, IMAGE_COLUMNS};
+
+#[derive(clap::Args, Debug)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub images: ImageChoice,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InstallPackageArgs {
+    #[command(flatten)]
+    pub install: InstallArgs,
+    /// Must be ContainerImage.
+    #[arg(long)]
+    pub provider_name: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InstallOsImageArgs {
+    /// The .wim file to import.
+    #[arg(long)]
+    pub wim_path: std::path::PathBuf,
+    /// Reinstall when already installed.
+    #[arg(long)]
+    pub force: bool,
+    /// The image's name (default: from the file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The version to record (default: from the .wim's XML, else the file name).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// The publisher, e.g. CN=Microsoft (the default).
+    #[arg(long)]
+    pub publisher: Option<String>,
+    /// Show what would be installed, change nothing.
+    #[arg(long)]
+    pub what_if: bool,
+}
+
+pub static CMDLETS: &[CmdletDef] = &[
+    CmdletDef {
+        name: "Install-ContainerImage",
+        synopsis: "Finds, downloads, verifies and installs images from the registered sources.",
+        description: "Installing from an untrusted source asks first on a terminal; without one it needs -Force.",
+        positional: &["Name"],
+        mandatory: &["Name"],
+        pipeline: true,
+        examples: &[
+            ("containerimage Install-ContainerImage -Name NanoServer", "Installs the newest Nano Server."),
+            (
+                "containerimage Find-ContainerImage '*nano*' | containerimage Install-ContainerImage",
+                "Installs what Find found.",
+            ),
+        ],
+        command: command_of::<InstallArgs>,
+        run: install_container_image,
+    },
+    CmdletDef {
+        name: "Install-Package",
+        synopsis: "Install-ContainerImage under OneGet's generic name (-ProviderName ContainerImage).",
+        description: "",
+        positional: &["Name"],
+        mandatory: &["Name"],
+        pipeline: true,
+        examples: &[("containerimage Install-Package -ProviderName ContainerImage -Name NanoServer", "Installs it.")],
+        command: command_of::<InstallPackageArgs>,
+        run: install_package,
+    },
+    CmdletDef {
+        name: "Install-ContainerOSImage",
+        synopsis: "Imports a .wim file into the image store (offline hosts).",
+        description: "Name and version come from the file name and the .wim's XML unless given.",
+        positional: &["WimPath"],
+        mandatory: &["WimPath"],
+        pipeline: false,
+        examples: &[
+            ("containerimage Install-ContainerOSImage -WimPath /media/NanoServer.wim", "Imports the file."),
+            (
+                "containerimage Install-ContainerOSImage ./base.wim -Name Base -Version 1.0 -Publisher Demo",
+                "Imports it as CN=Demo_Base_1.0.0.0.",
+            ),
+        ],
+        command: command_of::<InstallOsImageArgs>,
+        run: install_container_os_image,
+    },
+];
 
 pub fn install_container_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let args: InstallOsImageArgs = parse(m)?;
@@ -33,9 +119,18 @@ pub fn install_container_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
         force: args.force,
     };
     let context = || format!("cannot install {}", args.wim_path.display());
+    let not_a_file = || {
+        std::fs::metadata(&args.wim_path)
+            .is_ok_and(|m| !m.is_file())
+            .then_some("give the path of a .wim file with -WimPath")
+    };
+    let add_hint = |e: CmdError| match not_a_file() {
+        Some(h) => e.hint(h),
+        None => e,
+    };
     if args.what_if {
         let (_, planned) =
-            plan_os_image(&request).map_err(|e| CmdError::from(e).context(context()))?;
+            plan_os_image(&request).map_err(|e| add_hint(CmdError::from(e).context(context())))?;
         ctx.what_if("Install", &planned.full_name);
         return Ok(());
     }
@@ -43,7 +138,7 @@ pub fn install_container_os_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
     let store = Store::open(&home, ctx.reporter())?;
     let mut lock = store.lock(ctx.reporter())?;
     let record = install_os_image(&mut lock, &request, ctx.reporter())
-        .map_err(|e| CmdError::from(e).context(context()))?;
+        .map_err(|e| add_hint(CmdError::from(e).context(context())))?;
     let object = image_object(&store, &record, lock.tags());
     drop(lock);
     ctx.emit(&object, IMAGE_COLUMNS)
@@ -64,29 +159,27 @@ pub fn install_container_image(ctx: &mut Ctx, m: &ArgMatches) -> CmdResult {
 fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
     let home = ctx.home()?;
     let config = home.load()?;
-    let client = FeedClient::default();
 
     // What to install: the names given, or the objects piped in.
-    let mut searches: Vec<(Vec<SourceConfig>, Query)> = Vec::new();
-    if args.name.is_empty() {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    if args.images.name.is_empty() {
         for object in ctx.pipeline_input()? {
-            let (Some(name), Some(version)) =
-                (property(&object, "Name"), property(&object, "Version"))
-            else {
-                return Err(CmdError::usage(
-                    "the objects on standard input need Name and Version; pipe Find-ContainerImage into this cmdlet",
-                ));
-            };
-            let version = version_param("Version", Some(version))?;
-            let sources: Vec<String> = property(&object, "Source")
-                .map(str::to_string)
-                .into_iter()
-                .collect();
-            let query = Query::new(vec![name.to_string()], None, None, version, false)
+            let piped = PipedImage::from_object(&object)
+                .and_then(|p| p.reference())
+                .map_err(|e| {
+                    CmdError::usage(format!(
+                        "an object on standard input cannot be installed: {e}; pipe Find-ContainerImage into this cmdlet"
+                    ))
+                })?;
+            let query = Query::new(vec![piped.name], None, None, Some(piped.version), false)
                 .map_err(|e| CmdError::usage(e.to_string()))?;
-            searches.push((source::select(&config, &sources)?, query));
+            let sources: Vec<String> = piped.source.into_iter().collect();
+            wanted.push(Wanted {
+                sources: source::select(&config, &sources)?,
+                query,
+            });
         }
-        if searches.is_empty() {
+        if wanted.is_empty() {
             if ctx.empty_pipe() {
                 return Ok(());
             }
@@ -95,32 +188,23 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
             ));
         }
     } else {
-        let query = build_query(&args.name, &args.versions, false)?;
-        searches.push((chosen_sources(&config, &args.source)?, query));
+        wanted.push(Wanted {
+            sources: chosen_sources(&config, &args.images.source)?,
+            query: build_query(&args.images.name, &args.images.versions, false)?,
+        });
     }
 
-    let mut entries: Vec<FeedEntry> = Vec::new();
-    for (sources, query) in &searches {
-        let mut found = query::find(sources, query, &client, ctx.reporter());
-        crate::find::report_unverified(ctx, std::mem::take(&mut found.unverified_sources));
-        for message in found.no_match_messages() {
-            ctx.report(CmdError::failed(message));
-        }
-        for entry in found.entries {
-            if !entries
-                .iter()
-                .any(|e| e.name.eq_ignore_ascii_case(&entry.name) && e.version == entry.version)
-            {
-                entries.push(entry);
-            }
-        }
+    let found = find_candidates(&wanted, &FeedClient::default(), ctx.reporter());
+    crate::find::report_unverified(ctx, found.unverified);
+    for message in found.no_match {
+        ctx.report(CmdError::failed(message));
     }
-    if entries.is_empty() {
+    if found.entries.is_empty() {
         return Ok(());
     }
 
-    if args.what_if {
-        for e in &entries {
+    if args.images.what_if {
+        for e in &found.entries {
             ctx.what_if(
                 "Install",
                 &format!("{} {} from {}", e.name, e.version, e.source),
@@ -130,34 +214,20 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
     }
 
     let store = Store::open(&home, ctx.reporter())?;
-    // Untrusted sources: ask on the terminal, refuse without one; images
-    // already installed are reported first, so nobody is asked for nothing.
-    let entries = if args.force {
-        entries
-    } else {
-        let installed = store.images(ctx.reporter())?;
-        let mut fresh = Vec::new();
-        for e in entries {
-            let name = full_name(
-                &normalize_publisher(e.publisher.as_deref()),
-                &e.name,
-                &e.version,
-            );
-            if installed
-                .iter()
-                .any(|r| r.full_name.eq_ignore_ascii_case(&name))
-            {
-                ctx.report(CmdError::from(StoreError::AlreadyInstalled {
-                    full_name: name,
-                }));
-            } else {
-                fresh.push(e);
-            }
-        }
-        approve_untrusted(ctx, &config.sources, fresh)?
-    };
+    // Images already installed are reported first, so nobody is asked for nothing.
+    let screened = screen(
+        &store,
+        &config.sources,
+        found.entries,
+        args.images.force,
+        ctx.reporter(),
+    )?;
+    for e in screened.already_installed {
+        ctx.report(CmdError::from(e));
+    }
+    let entries = approve_untrusted(ctx, screened.entries)?;
 
-    let downloader = Downloader::from_env(args.proxy.as_deref())?;
+    let downloader = Downloader::from_env(args.images.proxy.as_deref())?;
     let mut objects = Vec::new();
     for entry in &entries {
         let what = || format!("cannot install {} {}", entry.name, entry.version);
@@ -180,7 +250,7 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
                 continue;
             }
         };
-        match install_fetched(&mut lock, fetched, args.force, ctx.reporter()) {
+        match install_fetched(&mut lock, fetched, args.images.force, ctx.reporter()) {
             Ok(record) => objects.push(image_object(&store, &record, lock.tags())),
             Err(e) => ctx.report(CmdError::from(e).context(what())),
         }
@@ -191,22 +261,17 @@ fn install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
     Ok(())
 }
 
-/// Keeps the entries from trusted sources and those the user approves.
+/// Keeps the entries the trust policy allows and those the user approves
+/// on the terminal; without one, an untrusted entry is refused.
 fn approve_untrusted(
     ctx: &mut Ctx,
-    registered: &[SourceConfig],
-    entries: Vec<FeedEntry>,
+    entries: Vec<(FeedEntry, Trust)>,
 ) -> Result<Vec<FeedEntry>, CmdError> {
-    let is_trusted = |source: &str| {
-        registered
-            .iter()
-            .any(|s| s.name.eq_ignore_ascii_case(source) && s.trusted)
-    };
     let mut answer_all: Option<bool> = None;
     let mut tty: Option<std::fs::File> = None;
     let mut kept = Vec::new();
-    for entry in entries {
-        if is_trusted(&entry.source) {
+    for (entry, trust) in entries {
+        if trust == Trust::Trusted {
             kept.push(entry);
             continue;
         }

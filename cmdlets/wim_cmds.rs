@@ -174,16 +174,21 @@ struct TestResult {
 
 /// A FILETIME as an RFC 3339 UTC string.
 fn filetime_rfc3339(ft: u64) -> Option<String> {
-    let nanos = (i128::from(ft) - 116_444_736_000_000_000) * 100;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+    let (secs, nanos) = containerimage_provider::wim::filetime::to_unix(ft);
+    OffsetDateTime::from_unix_timestamp(secs)
         .ok()
+        .and_then(|t| t.replace_nanosecond(nanos).ok())
         .and_then(|t| t.format(&Rfc3339).ok())
 }
 
 fn open(path: &Path) -> Result<WimFile, CmdError> {
     WimFile::open(path).map_err(|e| {
-        CmdError::from(e)
-            .hint("check the path; Test-WindowsImage explains what is wrong with a damaged file")
+        let hint = if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            "give the path of a .wim file"
+        } else {
+            "check the path; Test-WindowsImage explains what is wrong with a damaged file"
+        };
+        CmdError::from(e).hint(hint)
     })
 }
 

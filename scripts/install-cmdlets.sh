@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Links every cmdlet name in DIR to the containerimage binary, so that
-# `Find-ContainerImage -Name x` works like `containerimage Find-ContainerImage -Name x`.
+# Links `containerimage` and every cmdlet name in DIR to the containerimage
+# binary, so that `Find-ContainerImage -Name x` works like
+# `containerimage Find-ContainerImage -Name x`, and the `containerimage ...`
+# commands that messages suggest work from DIR too.
 # Usage: scripts/install-cmdlets.sh DIR [BINARY]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,8 +15,12 @@ fi
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 mkdir -p "$dir"
 count=0
+# The binary's own name, unless DIR already holds the binary itself.
+if [ "$bin" != "$(cd "$dir" && pwd)/containerimage" ]; then
+  ln -sfn "$bin" "$dir/containerimage"
+fi
 while IFS= read -r name; do
   ln -sfn "$bin" "$dir/$name"
   count=$((count + 1))
 done < <("$bin" --list-cmdlets)
-echo "linked $count cmdlets in $dir to $bin"
+echo "linked containerimage and $count cmdlets in $dir to $bin"

@@ -13,6 +13,7 @@ declare -A package_of=(
     [7zz]=7zip
     [unshare]=util-linux
     [setsid]=util-linux
+    [setpriv]=util-linux
     [script]=bsdutils
     [python3]=python3
     [umoci]=umoci

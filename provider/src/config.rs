@@ -127,6 +127,10 @@ pub struct Config {
     /// The store's location when it was moved away from `<home>/images`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<PathBuf>,
+    /// The folders Move-ContainerImageRepository created to hold the store
+    /// (deepest first); removed when a later move leaves them empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub store_parents: Vec<PathBuf>,
 }
 
 /// One registered package source.
@@ -161,7 +165,7 @@ mod tests {
                 trusted: true,
                 public_key: Some("RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3".into()),
             }],
-            store: None,
+            ..Config::default()
         };
         home.save(&cfg).expect("save");
         assert_eq!(home.load().expect("reload"), cfg);

@@ -26,18 +26,23 @@ pub mod version;
 pub mod wildcard;
 pub mod wim;
 
+/// The causes of an error, from `first` (usually `e.source()`) down.
+pub fn error_causes<'a>(
+    first: Option<&'a (dyn std::error::Error + 'static)>,
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(first, |c| c.source())
+}
+
 /// An error and its causes on one line: "a: b: c". A cause whose text the
 /// line already holds (an error that quotes its source) is not repeated.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
+    for c in error_causes(e.source()) {
         let s = c.to_string();
         if !text.contains(&s) {
             text.push_str(": ");
             text.push_str(&s);
         }
-        cause = c.source();
     }
     text
 }

@@ -12,6 +12,12 @@
 
 use std::io::{BufRead, ErrorKind};
 
+use serde::Deserialize;
+
+use crate::feed::FeedEntry;
+use crate::location::Location;
+use crate::version::Version;
+
 /// The longest line read, in bytes (the newline not counted). A Find object
 /// takes well under 1 KiB.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -173,6 +179,129 @@ pub fn read_all<R: BufRead>(input: R) -> Result<Vec<PipelineObject>, PipelineErr
     PipelineReader::new(input).collect()
 }
 
+/// A Find-ContainerImage object as it comes down the pipe: the wire form,
+/// every property optional and unknown ones ignored. [`PipedImage::entry`]
+/// and [`PipedImage::reference`] turn it into checked domain values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PipedImage {
+    name: Option<String>,
+    version: Option<String>,
+    source: Option<String>,
+    publisher: Option<String>,
+    description: Option<String>,
+    architecture: Option<String>,
+    size: Option<u64>,
+    sha256: Option<String>,
+    /// The first mirror, or (as older objects wrote it) all of them.
+    location: Option<OneOrMany>,
+    /// Every mirror, in the order they are tried.
+    locations: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Why a piped object cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PipedObjectError {
+    #[error("{0}")]
+    Shape(String),
+    #[error("it has no {0}")]
+    Missing(&'static str),
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
+    #[error(transparent)]
+    Version(#[from] crate::version::VersionError),
+    #[error("{name} {version} has no Location")]
+    NoLocation { name: String, version: Version },
+    #[error("{0}")]
+    Location(#[from] crate::location::LocationError),
+    #[error("Sha256 {0}")]
+    Sha256(String),
+}
+
+/// What Install needs of a piped object: which image, from which source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipedReference {
+    pub name: String,
+    pub version: Version,
+    /// The source the object came from, when it says.
+    pub source: Option<String>,
+}
+
+impl PipedImage {
+    /// Reads the wire form of one piped object.
+    pub fn from_object(object: &serde_json::Value) -> Result<PipedImage, PipedObjectError> {
+        PipedImage::deserialize(object).map_err(|e| PipedObjectError::Shape(e.to_string()))
+    }
+
+    /// The image an object names (Name and Version, checked) and its source.
+    pub fn reference(&self) -> Result<PipedReference, PipedObjectError> {
+        let name = self.name.clone().ok_or(PipedObjectError::Missing("Name"))?;
+        // The one name rule: the name becomes a file name and a feed entry
+        // that must read back as it was written.
+        crate::names::check_name(&name)?;
+        let version = self
+            .version
+            .as_deref()
+            .ok_or(PipedObjectError::Missing("Version"))?
+            .parse()?;
+        Ok(PipedReference {
+            name,
+            version,
+            source: non_empty(&self.source),
+        })
+    }
+
+    /// The feed entry an object describes (Save downloads it as it is):
+    /// its name and version checked, at least one location, the SHA-256 as
+    /// 64 hexadecimal digits when given.
+    pub fn entry(&self) -> Result<FeedEntry, PipedObjectError> {
+        let PipedReference {
+            name,
+            version,
+            source,
+        } = self.reference()?;
+        let texts: Vec<&str> = match (&self.locations, &self.location) {
+            (Some(all), _) => all.iter().map(String::as_str).collect(),
+            (None, Some(OneOrMany::One(one))) => vec![one.as_str()],
+            (None, Some(OneOrMany::Many(all))) => all.iter().map(String::as_str).collect(),
+            (None, None) => Vec::new(),
+        };
+        if texts.is_empty() {
+            return Err(PipedObjectError::NoLocation { name, version });
+        }
+        let locations = texts
+            .into_iter()
+            .map(Location::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let sha256 = match non_empty(&self.sha256) {
+            None => None,
+            Some(text) => Some(crate::feed::parse_sha256(&text).map_err(PipedObjectError::Sha256)?),
+        };
+        Ok(FeedEntry {
+            source: source.unwrap_or_default(),
+            publisher: non_empty(&self.publisher),
+            description: non_empty(&self.description),
+            architecture: non_empty(&self.architecture),
+            name,
+            version,
+            size: self.size,
+            sha256,
+            locations,
+        })
+    }
+}
+
+fn non_empty(text: &Option<String>) -> Option<String> {
+    text.clone().filter(|s| !s.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +367,59 @@ mod tests {
         let input = blank.repeat((MAX_INPUT_BYTES as usize / MAX_LINE_BYTES) + 1);
         let err = read_all(&input[..]).expect_err("too large");
         assert!(matches!(err, PipelineError::TooLarge), "{err}");
+    }
+
+    #[test]
+    fn piped_objects_become_entries() {
+        let o = serde_json::json!({
+            "Name": "NanoServer", "Version": "10.0.14300.1010", "Source": "Local",
+            "Location": ["http://a.test/n.wim", "http://b.test/n.wim"],
+            "Sha256": "00".repeat(32), "Size": 42, "Extra": {"ignored": true}
+        });
+        let e = PipedImage::from_object(&o)
+            .and_then(|p| p.entry())
+            .expect("entry");
+        assert_eq!(e.locations.len(), 2);
+        assert_eq!(e.size, Some(42));
+        assert_eq!(e.sha256, Some([0u8; 32]));
+        assert_eq!(e.source, "Local");
+
+        let locations = serde_json::json!({
+            "Name": "N", "Version": "1.0", "Location": "http://a.test/1.wim",
+            "Locations": ["http://b.test/1.wim", "http://c.test/1.wim"]
+        });
+        let e = PipedImage::from_object(&locations)
+            .and_then(|p| p.entry())
+            .expect("entry");
+        assert_eq!(e.locations.len(), 2, "Locations wins over Location");
+
+        for (bad, says) in [
+            (
+                serde_json::json!({"Name": "x", "Version": "1.0", "Location": "http://a/x", "Sha256": "zz"}),
+                "Sha256",
+            ),
+            (
+                serde_json::json!({"Name": "x", "Version": "1.0"}),
+                "has no Location",
+            ),
+            (
+                serde_json::json!({"Version": "1.0", "Location": "http://a/x"}),
+                "has no Name",
+            ),
+            (
+                serde_json::json!({"Name": "../x", "Version": "1.0", "Location": "http://a/x"}),
+                "cannot be used",
+            ),
+            (
+                serde_json::json!({"Name": "x", "Version": "1.0", "Location": "http://a/x", "Size": -1}),
+                "invalid value",
+            ),
+        ] {
+            let err = PipedImage::from_object(&bad)
+                .and_then(|p| p.entry())
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }

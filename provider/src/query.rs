@@ -198,8 +198,8 @@ pub struct FindResult {
     pub missing_wildcards: Vec<String>,
     /// No name was given and nothing was found.
     pub nothing_found: bool,
-    /// Sources that could not be read; already reported as warnings.
-    pub failed_sources: Vec<(String, SourceError)>,
+    /// Sources that could not be read (name, why); already reported as warnings.
+    pub failed_sources: Vec<(String, String)>,
     /// Sources refused because their feed's signature does not verify with
     /// the key pinned to them (see [`SourceError::is_unverified`]): errors
     /// the caller reports, not yet reported.
@@ -229,7 +229,7 @@ impl FindResult {
             let mut errors: Vec<String> = self
                 .failed_sources
                 .iter()
-                .map(|(name, e)| format!("'{name}': {}", crate::error_chain(e)))
+                .map(|(name, why)| format!("'{name}': {why}"))
                 .collect();
             if self.refused_sources > 0 {
                 errors.push(format!(
@@ -296,6 +296,22 @@ impl FindResult {
     }
 }
 
+/// Keeps the first entry of each image (name ignoring case, and version);
+/// each kept entry comes with the sources of the entries dropped for it.
+pub fn once_per_image(entries: Vec<FeedEntry>) -> Vec<(FeedEntry, Vec<String>)> {
+    let mut kept: Vec<(FeedEntry, Vec<String>)> = Vec::new();
+    for entry in entries {
+        match kept
+            .iter_mut()
+            .find(|(k, _)| k.name.eq_ignore_ascii_case(&entry.name) && k.version == entry.version)
+        {
+            Some((_, dropped)) => dropped.push(entry.source),
+            None => kept.push((entry, Vec::new())),
+        }
+    }
+    kept
+}
+
 /// Searches `sources` (read in parallel). A source that cannot be read is
 /// a warning through `reporter`, a pinned source whose signature does not
 /// verify is returned in [`FindResult::unverified_sources`]; the others
@@ -306,48 +322,106 @@ pub fn find(
     client: &FeedClient,
     reporter: &dyn Reporter,
 ) -> FindResult {
-    let mut all = Vec::new();
-    let mut failed_sources = Vec::new();
-    let mut unverified_sources = Vec::new();
-    for (src, result) in sources
-        .iter()
-        .zip(source::load_all(sources, client, reporter))
-    {
-        match result {
-            Ok(mut entries) => all.append(&mut entries),
-            Err(e) if e.is_unverified() => unverified_sources.push(e),
-            Err(e) => {
-                reporter.warn(&format!(
-                    "Unable to read package source '{}' ({}): {}",
-                    src.name,
-                    src.location,
-                    error_chain(&e)
-                ));
-                failed_sources.push((src.name.clone(), e));
+    ReadSources::read(sources, client, reporter).find(sources, query)
+}
+
+/// What became of one source that was read.
+enum SourceState {
+    Entries(Vec<FeedEntry>),
+    /// Could not be read (the error as one line); warned about once.
+    Failed(String),
+    /// Refused for its signature; the error is handed to the first search
+    /// that includes the source, so it is reported once.
+    Unverified(Option<SourceError>),
+}
+
+/// Sources read once (in parallel), then searched by any number of
+/// queries: a pipeline of many objects reads each feed one time.
+pub struct ReadSources {
+    read: Vec<(String, SourceState)>,
+}
+
+impl ReadSources {
+    /// Reads each of `sources` once (the same name twice is read once). A
+    /// source that cannot be read is a warning through `reporter`.
+    pub fn read(sources: &[SourceConfig], client: &FeedClient, reporter: &dyn Reporter) -> Self {
+        let mut distinct: Vec<SourceConfig> = Vec::new();
+        for s in sources {
+            if !distinct
+                .iter()
+                .any(|d| d.name.eq_ignore_ascii_case(&s.name))
+            {
+                distinct.push(s.clone());
             }
         }
+        let results = source::load_all(&distinct, client, reporter);
+        let read = distinct
+            .into_iter()
+            .zip(results)
+            .map(|(src, result)| {
+                let state = match result {
+                    Ok(entries) => SourceState::Entries(entries),
+                    Err(e) if e.is_unverified() => SourceState::Unverified(Some(e)),
+                    Err(e) => {
+                        let why = error_chain(&e);
+                        reporter.warn(&format!(
+                            "Unable to read package source '{}' ({}): {why}",
+                            src.name, src.location
+                        ));
+                        SourceState::Failed(why)
+                    }
+                };
+                (src.name, state)
+            })
+            .collect();
+        ReadSources { read }
     }
-    let selection = query.select(&all);
-    let (missing_wildcards, missing): (Vec<String>, Vec<String>) = selection
-        .unmatched
-        .into_iter()
-        .partition(|n| wildcard::has_wildcards(n));
-    let nothing_found = query.names().is_empty() && selection.entries.is_empty();
-    let entries = selection.entries.into_iter().cloned().collect();
-    let available = all
-        .iter()
-        .map(|e| (e.name.clone(), e.version.clone()))
-        .collect();
-    FindResult {
-        entries,
-        missing,
-        missing_wildcards,
-        nothing_found,
-        failed_sources,
-        refused_sources: unverified_sources.len(),
-        unverified_sources,
-        sources: sources.len(),
-        available,
+
+    /// Searches those of the read sources that `sources` names.
+    pub fn find(&mut self, sources: &[SourceConfig], query: &Query) -> FindResult {
+        let mut all = Vec::new();
+        let mut failed_sources = Vec::new();
+        let mut unverified_sources = Vec::new();
+        let mut refused_sources = 0;
+        for src in sources {
+            let Some((name, state)) = self
+                .read
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&src.name))
+            else {
+                continue;
+            };
+            match state {
+                SourceState::Entries(entries) => all.extend(entries.iter().cloned()),
+                SourceState::Failed(why) => failed_sources.push((name.clone(), why.clone())),
+                SourceState::Unverified(error) => {
+                    refused_sources += 1;
+                    unverified_sources.extend(error.take());
+                }
+            }
+        }
+        let selection = query.select(&all);
+        let (missing_wildcards, missing): (Vec<String>, Vec<String>) = selection
+            .unmatched
+            .into_iter()
+            .partition(|n| wildcard::has_wildcards(n));
+        let nothing_found = query.names().is_empty() && selection.entries.is_empty();
+        let entries = selection.entries.into_iter().cloned().collect();
+        let available = all
+            .iter()
+            .map(|e| (e.name.clone(), e.version.clone()))
+            .collect();
+        FindResult {
+            entries,
+            missing,
+            missing_wildcards,
+            nothing_found,
+            failed_sources,
+            refused_sources,
+            unverified_sources,
+            sources: sources.len(),
+            available,
+        }
     }
 }
 
@@ -567,5 +641,30 @@ mod tests {
             );
         }
         assert!(Query::new(Vec::new(), opt("1.0"), opt("1.0.0.0"), None, false).is_ok());
+    }
+
+    #[test]
+    fn one_entry_per_image_from_the_first_source() {
+        let kept = once_per_image(vec![
+            entry("A", "Nano", "1.0"),
+            entry("B", "nano", "1.0.0.0"),
+            entry("B", "Nano", "2.0"),
+            entry("C", "NANO", "1.0"),
+        ]);
+        let shown: Vec<(String, String, Vec<String>)> = kept
+            .into_iter()
+            .map(|(e, dropped)| (e.source, e.version.to_string(), dropped))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "A".to_string(),
+                    "1.0".to_string(),
+                    vec!["B".to_string(), "C".to_string()]
+                ),
+                ("B".to_string(), "2.0".to_string(), vec![]),
+            ]
+        );
     }
 }

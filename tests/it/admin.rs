@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::common::server::TestServer;
 use crate::common::{
-    assert_exit, assert_fails, bin_path, cmd, json_lines, require_tool, run, stderr, stdout, wimlib,
+    assert_exit, assert_fails, bin_path, cmd, json_lines, require_tool, run, small_wim, stderr,
+    stdout, wimlib,
 };
 
 /// Deterministic bytes that do not repeat in short cycles.
@@ -714,20 +715,6 @@ fn read_until(child: &mut Child, wanted: &str) -> String {
         }
     }
     panic!("{wanted:?} never came:\n{seen}");
-}
-
-fn small_wim(tmp: &Path, name: &str) -> PathBuf {
-    let tree = tmp.join(format!("{name}.tree"));
-    fs::create_dir_all(&tree).expect("mkdir");
-    fs::write(tree.join("file.txt"), name).expect("write");
-    let wim = tmp.join(format!("{name}-1-0-0-0.wim"));
-    wimlib(&[
-        "capture",
-        tree.to_str().expect("utf-8"),
-        wim.to_str().expect("utf-8"),
-        "OS",
-    ]);
-    wim
 }
 
 #[test]

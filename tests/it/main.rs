@@ -8,6 +8,7 @@ mod export;
 mod feeds;
 mod hostile_feeds;
 mod import;
+mod leftovers;
 mod registry;
 mod save;
 mod signing;

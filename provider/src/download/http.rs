@@ -427,13 +427,11 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
         return "timed out".to_string();
     }
     let mut parts = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = source {
+    for s in crate::error_causes(std::error::Error::source(e)) {
         let text = s.to_string();
         if !parts.contains(&text) {
             parts.push(text);
         }
-        source = s.source();
     }
     if parts.is_empty() {
         e.to_string()

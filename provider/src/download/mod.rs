@@ -43,7 +43,6 @@ use crate::feed::FeedEntry;
 use crate::location::Location;
 use crate::progress::{human_bytes, Reporter};
 
-pub(crate) use partial::open_own_file;
 pub use partial::partial_path;
 
 pub(crate) use http::describe;

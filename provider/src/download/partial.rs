@@ -1,7 +1,7 @@
 //! The `<dest>.partial` file a download grows in, hashed as it is written.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -46,19 +46,7 @@ impl Partial {
     /// Hashes what the file holds and positions writes after it.
     fn rehash(&mut self) -> io::Result<()> {
         self.file.seek(SeekFrom::Start(0))?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut len = 0u64;
-        loop {
-            let n = match self.file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            let chunk = buf.get(..n).unwrap_or_default();
-            self.hasher.update(chunk);
-            len += n as u64;
-        }
+        let len = crate::fsutil::hash_into(&mut self.hasher, &mut self.file, |_| {})?;
         self.len = len;
         self.file.seek(SeekFrom::Start(len))?;
         Ok(())
@@ -177,7 +165,7 @@ const REPLACE_ATTEMPTS: usize = 8;
 /// following a symbolic link (and without blocking on a FIFO); a link, a
 /// FIFO, a device, a socket, or a file with other hard links (which may be
 /// an outside file) is removed and a fresh file created in its place.
-pub(crate) fn open_own_file(path: &Path) -> io::Result<File> {
+pub(super) fn open_own_file(path: &Path) -> io::Result<File> {
     for _ in 0..REPLACE_ATTEMPTS {
         match open_no_follow(path) {
             Ok(file) => {
@@ -291,20 +279,7 @@ fn still_at(_file: &File, path: &Path) -> bool {
 /// [`crate::location::open_local_file`]).
 pub(super) fn hash_file(path: &Path) -> io::Result<([u8; 32], u64)> {
     let (mut file, _) = crate::location::open_local_file(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(buf.get(..n).unwrap_or_default());
-        len += n as u64;
-    }
-    Ok((hasher.finalize().into(), len))
+    crate::fsutil::sha256_of(&mut file, |_| {})
 }
 
 #[cfg(test)]

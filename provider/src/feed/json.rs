@@ -6,7 +6,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::lines::LineCounter;
-use super::{check_image_name, FeedError, FeedRecord};
+use super::{FeedError, FeedRecord};
+use crate::names::check_name;
 
 /// One index entry as written. Property names are matched as PowerShell's
 /// `ConvertFrom-Json` users wrote them: PascalCase, or all lower case.
@@ -110,7 +111,7 @@ fn validate(w: WireEntry, line: usize, feed: &str) -> Result<FeedRecord, FeedErr
         .as_deref()
         .map(str::trim)
         .ok_or_else(|| missing("Name"))?;
-    check_image_name(name).map_err(|p| bad("Name", p))?;
+    check_name(name).map_err(|e| bad("Name", e.to_string()))?;
     let version = w
         .version
         .as_deref()

@@ -44,6 +44,15 @@ pub struct FeedEntry {
 }
 
 impl FeedEntry {
+    /// The one rule for naming the `.wim` of an entry, in a save folder and
+    /// in the store's download cache: `<Name>-<version as written, dots as
+    /// dashes>.wim` (`NanoServer-10-0-14300-1010.wim`). A name the name rule
+    /// refuses cannot become a file name.
+    pub fn wim_file_name(&self) -> Result<String, crate::names::NameError> {
+        crate::names::check_name(&self.name)?;
+        Ok(format!("{}-{}.wim", self.name, self.version.dashed()))
+    }
+
     /// The SHA-256 as lowercase hex, when the feed gave one.
     pub fn sha256_hex(&self) -> Option<String> {
         self.sha256.map(hex::encode)
@@ -271,12 +280,6 @@ fn decode<'a>(bytes: &'a [u8], feed: &str) -> Result<&'a str, FeedError> {
         line: lines::line_of(bytes, e.valid_up_to()),
         message: "the document is not UTF-8 text".into(),
     })
-}
-
-/// Checks an image name with the one rule of [`crate::names`]: it becomes
-/// part of file and folder names and must read back as it was written.
-pub fn check_image_name(name: &str) -> Result<(), String> {
-    crate::names::check_name(name).map_err(|e| e.to_string())
 }
 
 /// Parses a SHA-256 written as 64 hex digits (either case).

@@ -345,3 +345,25 @@ fn upserts_sign_with_a_key_and_report_a_signature_they_made_stale() {
     );
     assert!(verify().is_err(), "a changed feed no longer verifies");
 }
+
+#[test]
+fn saved_and_cached_wim_names_use_dashed_versions_and_refuse_separators() {
+    let entry = |name: &str| FeedEntry {
+        name: name.into(),
+        version: "10.0.14300.1010".parse().expect("version"),
+        publisher: None,
+        description: None,
+        architecture: None,
+        size: None,
+        sha256: None,
+        locations: Vec::new(),
+        source: String::new(),
+    };
+    assert_eq!(
+        entry("NanoServer").wim_file_name().expect("name"),
+        "NanoServer-10-0-14300-1010.wim"
+    );
+    for bad in ["../evil", "a\\b", "a/b", "", "c:x"] {
+        assert!(entry(bad).wim_file_name().is_err(), "{bad:?}");
+    }
+}

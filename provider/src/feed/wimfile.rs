@@ -1,12 +1,10 @@
 //! Feed records for `.wim` files in a folder, and the one rule for the
 //! name and version of a `.wim` file (also used by `Install-ContainerOSImage`).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use super::{check_image_name, FeedError, FeedRecord, HashCache};
+use super::{FeedError, FeedRecord, HashCache};
+use crate::names::check_name;
 use crate::progress::Reporter;
 use crate::version::Version;
 use crate::wim::{info::arch_name, WimFile, WimInfo};
@@ -31,7 +29,7 @@ pub fn wim_name_and_version(
         .unwrap_or_default();
     let stem = strip_wim_extension(file_name);
     let (name, suffix) = split_version_suffix(stem);
-    if check_image_name(name).is_err() {
+    if check_name(name).is_err() {
         return Err(FeedError::NoName {
             path: path.to_path_buf(),
         });
@@ -235,25 +233,9 @@ fn hash_file(
     }
     let total = meta.len();
     reporter.on_start(&format!("Hashing {}", path.display()), Some(total));
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    let result = loop {
-        match file.read(&mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => {
-                let chunk = buf.get(..n).unwrap_or_default();
-                hasher.update(chunk);
-                size += n as u64;
-                reporter.on_progress(n as u64);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(read(e)),
-        }
-    };
+    let result = crate::fsutil::sha256_of(&mut file, |n| reporter.on_progress(n));
     reporter.on_complete();
-    result?;
-    let sha: [u8; 32] = hasher.finalize().into();
+    let (sha, size) = result.map_err(read)?;
     // Only a file that did not change while it was read is remembered.
     if let (Some(c), Ok(after)) = (cache, std::fs::metadata(path)) {
         if after.len() == size && after.modified().ok() == meta.modified().ok() {

@@ -14,7 +14,9 @@ use crate::signing::{signature_path, SigningKey};
 
 /// The manifest file a feed folder holds.
 pub const FEED_FILE_NAME: &str = "feed.xml";
-const LOCK_FILE_NAME: &str = ".feed.xml.lock";
+/// The lock file earlier versions left in every feed folder; removed when
+/// found empty, as the folder itself is now what is locked.
+const OLD_LOCK_FILE_NAME: &str = ".feed.xml.lock";
 
 /// The manifest for `records`, in the order given.
 pub fn render_xml(records: &[FeedRecord]) -> String {
@@ -96,6 +98,15 @@ pub fn write_feed_file(
     }
 }
 
+/// Removes the empty `.feed.xml.lock` an earlier version left behind; a
+/// link, a folder or a file with content at that name is not ours and stays.
+fn remove_old_lock_file(folder: &Path) {
+    let path = folder.join(OLD_LOCK_FILE_NAME);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 /// The folder's current manifest: a regular file (never a device or FIFO)
 /// of at most the feed size limit.
 fn read_existing(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -126,14 +137,15 @@ pub fn upsert_entry(
         path: folder.to_path_buf(),
         source,
     })?;
-    let lock_path = folder.join(LOCK_FILE_NAME);
-    // Never through a link planted at the lock's name.
-    let lock = crate::download::open_own_file(&lock_path)
+    // The folder itself is locked (an advisory lock on its handle), so
+    // nothing is left in the user's folder for the lock.
+    let lock = std::fs::File::open(folder)
         .and_then(|f| f.lock().map(|()| f))
         .map_err(|source| FeedError::Write {
-            path: lock_path.clone(),
+            path: folder.to_path_buf(),
             source,
         })?;
+    remove_old_lock_file(folder);
 
     let path = folder.join(FEED_FILE_NAME);
     let mut records = match read_existing(&path) {

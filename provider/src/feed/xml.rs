@@ -10,7 +10,8 @@ use quick_xml::name::QName;
 use quick_xml::Reader;
 
 use super::lines::{line_of, LineCounter};
-use super::{check_image_name, parse_sha256, FeedError, FeedRecord, FEED_NAMESPACE};
+use super::{parse_sha256, FeedError, FeedRecord, FEED_NAMESPACE};
+use crate::names::check_name;
 
 const ROOT: &[u8] = b"ContainerImageFeed";
 const IMAGE: &[u8] = b"Image";
@@ -323,7 +324,7 @@ fn validate(w: WireImage, feed: &str) -> Result<FeedRecord, FeedError> {
 
     let name = w.name.as_ref().ok_or_else(|| missing("Name"))?;
     let name_text = name.text.trim();
-    check_image_name(name_text).map_err(|p| bad("Name", name.line, p))?;
+    check_name(name_text).map_err(|e| bad("Name", name.line, e.to_string()))?;
 
     let version = w.version.as_ref().ok_or_else(|| missing("Version"))?;
     let version_value = version

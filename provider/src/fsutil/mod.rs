@@ -59,7 +59,7 @@ pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
         };
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{} is {what}", path.display()),
+            format!("{} is {what}, not a file", path.display()),
         ));
     }
     Ok(file)
@@ -88,6 +88,41 @@ pub fn available_space(path: &Path) -> io::Result<u64> {
             _ => return fs4::available_space(Path::new(".")),
         }
     }
+}
+
+/// Reads `input` to its end through `hasher`; returns how many bytes it
+/// held. `on_chunk` is told the length of each chunk (for progress).
+pub fn hash_into(
+    hasher: &mut sha2::Sha256,
+    input: &mut impl io::Read,
+    mut on_chunk: impl FnMut(u64),
+) -> io::Result<u64> {
+    use sha2::Digest;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        match input.read(&mut buf) {
+            Ok(0) => return Ok(len),
+            Ok(n) => {
+                hasher.update(buf.get(..n).unwrap_or_default());
+                len += n as u64;
+                on_chunk(n as u64);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The SHA-256 and length of everything `input` holds.
+pub fn sha256_of(
+    input: &mut impl io::Read,
+    on_chunk: impl FnMut(u64),
+) -> io::Result<([u8; 32], u64)> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let len = hash_into(&mut hasher, input, on_chunk)?;
+    Ok((hasher.finalize().into(), len))
 }
 
 #[cfg(all(test, unix))]

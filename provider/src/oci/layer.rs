@@ -235,12 +235,8 @@ fn decode_hex(path: &str, what: &str, text: &str) -> Result<Vec<u8>, LayerError>
 
 /// FILETIME (100 ns since 1601) as a Unix time.
 fn filetime(ft: u64) -> Time {
-    const EPOCH_DIFF: i64 = 116_444_736_000_000_000;
-    let t = i64::try_from(ft).unwrap_or(i64::MAX) - EPOCH_DIFF;
-    Time {
-        secs: t.div_euclid(10_000_000),
-        nanos: u32::try_from(t.rem_euclid(10_000_000) * 100).unwrap_or(0),
-    }
+    let (secs, nanos) = crate::wim::filetime::to_unix(ft);
+    Time { secs, nanos }
 }
 
 fn mtime_of(stat: &Stat) -> Time {

@@ -87,9 +87,7 @@ fn split_tree(path: &str) -> Option<(usize, &str)> {
 
 /// FILETIME (100 ns since 1601) of a Unix time.
 fn to_filetime(t: Time) -> u64 {
-    const EPOCH_DIFF: i128 = 116_444_736_000_000_000;
-    let v = i128::from(t.secs) * 10_000_000 + i128::from(t.nanos / 100) + EPOCH_DIFF;
-    u64::try_from(v.max(0)).unwrap_or(0)
+    crate::wim::filetime::from_unix(t.secs, t.nanos)
 }
 
 /// The Linux target of a link whose Windows target is `target`, for a link

@@ -235,7 +235,7 @@ mod tests {
                     public_key: None,
                 })
                 .collect(),
-            store: None,
+            ..Config::default()
         }
     }
 

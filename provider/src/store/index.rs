@@ -97,6 +97,6 @@ impl Index {
     pub fn position(&self, full_name: &str) -> Option<usize> {
         self.images
             .iter()
-            .position(|r| r.full_name.eq_ignore_ascii_case(full_name))
+            .position(|r| super::same_full_name(&r.full_name, full_name))
     }
 }

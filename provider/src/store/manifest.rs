@@ -4,12 +4,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The largest manifest read back (Server Core's holds about 100,000 entries,
 /// some 15 MB).
@@ -168,16 +167,8 @@ fn identity(_meta: &fs::Metadata) -> Option<(u64, u64)> {
 fn hash_file(path: &Path) -> io::Result<String> {
     // A file swapped for a link or a FIFO since the walk is not followed.
     let mut file = open_regular_nofollow(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(buf.get(..n).unwrap_or_default());
-    }
-    Ok(hex::encode(hasher.finalize()))
+    let (sha, _) = crate::fsutil::sha256_of(&mut file, |_| {})?;
+    Ok(hex::encode(sha))
 }
 
 #[cfg(unix)]

@@ -303,6 +303,25 @@ pub fn full_name(publisher: &str, name: &str, version: &Version) -> String {
     format!("{publisher}_{name}_{}", version.four_part())
 }
 
+/// Whether two FullNames name the same image: publisher and name compared
+/// ignoring case, the versions as versions (`CN=Demo_Base_1.0` is
+/// `CN=Demo_Base_1.0.0.0`).
+pub fn same_full_name(a: &str, b: &str) -> bool {
+    fn split(full_name: &str) -> (&str, Option<Version>) {
+        match full_name.rsplit_once('_') {
+            Some((head, version)) => match version.parse::<Version>() {
+                Ok(v) => (head, Some(v)),
+                Err(_) => (full_name, None),
+            },
+            None => (full_name, None),
+        }
+    }
+    match (split(a), split(b)) {
+        ((ha, Some(va)), (hb, Some(vb))) => ha.eq_ignore_ascii_case(hb) && va == vb,
+        _ => a.eq_ignore_ascii_case(b),
+    }
+}
+
 /// Which installed images a Get/Remove/Test command means: a name pattern
 /// (wildcards, case-insensitive), a publisher (`Demo` or `CN=Demo`,
 /// wildcards allowed) and an exact version (`1.0` matches `1.0.0.0`).

@@ -38,6 +38,11 @@ struct Journal {
     /// journal without one (or whose folders lack it) deletes nothing.
     #[serde(default)]
     token: String,
+    /// The folders this move created to hold `to` (deepest first): the
+    /// configuration keeps them, so that moving away again removes them
+    /// when they are left empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    created: Vec<PathBuf>,
 }
 
 /// The marker file in a store being moved (see the module documentation).
@@ -88,7 +93,47 @@ pub(super) fn relocate(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .ok_or_else(|| bad("it has no parent folder".into()))?;
-    fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    let created = missing_folders(parent);
+    if let Err(e) = fs::create_dir_all(parent) {
+        remove_if_empty(&created);
+        return Err(io_err("create", parent)(e));
+    }
+    let moved = move_store(store, &dest, parent, created.clone(), reporter);
+    if moved.is_err() {
+        remove_if_empty(&created);
+    }
+    moved
+}
+
+/// The folders from `path` up that do not exist yet, deepest first.
+fn missing_folders(path: &Path) -> Vec<PathBuf> {
+    path.ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && fs::symlink_metadata(p).is_err())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Removes each folder of `folders` (deepest first) while it is empty; a
+/// folder that holds anything stops the walk.
+fn remove_if_empty(folders: &[PathBuf]) {
+    for folder in folders {
+        if fs::remove_dir(folder).is_err() {
+            break;
+        }
+    }
+}
+
+fn move_store(
+    store: &Store,
+    dest: &Path,
+    parent: &Path,
+    created: Vec<PathBuf>,
+    reporter: &dyn Reporter,
+) -> Result<PathBuf, StoreError> {
+    let bad = |reason: String| StoreError::MoveTarget {
+        path: dest.to_path_buf(),
+        reason,
+    };
     let from = store.root().to_path_buf();
     fs::create_dir_all(&from).map_err(io_err("create", &from))?;
     let from = fs::canonicalize(&from).map_err(io_err("resolve", &from))?;
@@ -120,6 +165,7 @@ pub(super) fn relocate(
         from: from.clone(),
         to: dest.clone(),
         token,
+        created,
     };
     let bytes = serde_json::to_vec_pretty(&journal).map_err(|e| StoreError::Io {
         what: "encode",
@@ -181,6 +227,7 @@ fn finish(
     let mut config = home.load()?;
     let default = home.store_path(&crate::config::Config::default());
     config.store = (to != default).then(|| to.to_path_buf());
+    let old_parents = std::mem::replace(&mut config.store_parents, journal.created.clone());
     home.save(&config)?;
     remove_marker(to);
     if remove_from && from != to && from.exists() && !carries_marker(from, &journal.token) {
@@ -197,6 +244,12 @@ fn finish(
                 from.display()
             ));
         }
+    }
+    if from != to && !from.exists() {
+        // Folders an earlier move made for the old place, now empty.
+        let mut old_parents = old_parents;
+        old_parents.retain(|p| !to.starts_with(p));
+        remove_if_empty(&old_parents);
     }
     let journal = home.root().join(MOVE_JOURNAL);
     fs::remove_file(&journal).map_err(io_err("remove", &journal))?;

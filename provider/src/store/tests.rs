@@ -54,6 +54,16 @@ fn names_are_normalised_and_checked() {
         "CN=Microsoft_NanoServer_10.0.14300.1010"
     );
     assert_eq!(full_name("CN=Demo", "X", &v("1.0")), "CN=Demo_X_1.0.0.0");
+    assert!(same_full_name("CN=Demo_Base_1.0.0.0", "cn=demo_base_1.0"));
+    assert!(!same_full_name(
+        "CN=Demo_Base_1.0.0.0",
+        "CN=Demo_Base_1.0.0.1"
+    ));
+    assert!(!same_full_name(
+        "CN=Demo_Base_1.0.0.0",
+        "CN=Demo_Bas_1.0.0.0"
+    ));
+    assert!(same_full_name("odd name", "ODD NAME"));
     for bad in ["", "..", "a/b", "a\\b", ".hidden", "a\0b"] {
         assert!(crate::names::check_name(bad).is_err(), "{bad:?}");
     }

@@ -36,9 +36,6 @@ use crate::progress::Reporter;
 /// Largest reparse data accepted (Windows caps it at 16 KiB).
 const MAX_REPARSE: u64 = 16 * 1024;
 
-/// FILETIME of 1970-01-01 (100 ns units since 1601).
-const UNIX_EPOCH_FILETIME: i64 = 116_444_736_000_000_000;
-
 /// Modes of created folders and files, less the umask (as wimlib does
 /// without `--unix-data`).
 const DIR_MODE: u32 = 0o777;
@@ -46,10 +43,10 @@ const FILE_MODE: u32 = 0o666;
 
 /// A FILETIME as a `timespec`.
 pub(crate) fn filetime_to_timespec(ft: u64) -> Timespec {
-    let t = i64::try_from(ft).unwrap_or(i64::MAX) - UNIX_EPOCH_FILETIME;
+    let (secs, nanos) = super::filetime::to_unix(ft);
     Timespec {
-        tv_sec: t.div_euclid(10_000_000),
-        tv_nsec: (t.rem_euclid(10_000_000) * 100) as _,
+        tv_sec: secs,
+        tv_nsec: nanos as _,
     }
 }
 
@@ -695,7 +692,8 @@ mod tests {
 
     #[test]
     fn filetime_conversion() {
-        let t = filetime_to_timespec(UNIX_EPOCH_FILETIME as u64 + 15_000_000);
+        let t =
+            filetime_to_timespec(super::super::filetime::UNIX_EPOCH_FILETIME as u64 + 15_000_000);
         assert_eq!((t.tv_sec, t.tv_nsec), (1, 500_000_000));
         let t = filetime_to_timespec(0);
         assert_eq!(t.tv_sec, -11_644_473_600);

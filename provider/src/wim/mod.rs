@@ -6,6 +6,7 @@
 
 mod apply;
 pub mod codec;
+pub mod filetime;
 pub mod format;
 pub mod info;
 mod link_target;

@@ -87,6 +87,8 @@ pub fn require_tool(tool: &str) {
     let package = match tool {
         "wimlib-imagex" => "wimtools",
         "7zz" => "7zip",
+        "setpriv" => "util-linux",
+        "script" => "bsdutils",
         other => other,
     };
     assert!(
@@ -110,4 +112,20 @@ pub fn wimlib(args: &[&str]) -> Output {
         String::from_utf8_lossy(&o.stderr)
     );
     o
+}
+
+/// A one-file `.wim` made by wimlib, named `<name>-1-0-0-0.wim` (so it
+/// installs as version 1.0.0.0).
+pub fn small_wim(tmp: &Path, name: &str) -> PathBuf {
+    let tree = tmp.join(format!("{name}.tree"));
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    std::fs::write(tree.join("file.txt"), name).expect("write");
+    let wim = tmp.join(format!("{name}-1-0-0-0.wim"));
+    wimlib(&[
+        "capture",
+        tree.to_str().expect("utf-8"),
+        wim.to_str().expect("utf-8"),
+        "OS",
+    ]);
+    wim
 }

@@ -6,11 +6,13 @@
 //! carries the utility VM there (as Windows base images do): image 2 becomes
 //! `UtilityVM/Files/`. Further images are not installed (a warning says so).
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+mod plan;
 
-use sha2::{Digest, Sha256};
+pub use plan::{find_candidates, is_trusted, screen, Candidates, Screened, Trust, Wanted};
+
+use std::fs::File;
+use std::io::{self};
+use std::path::{Path, PathBuf};
 
 use crate::feed::FeedEntry;
 use crate::progress::Reporter;
@@ -36,6 +38,8 @@ pub enum InstallError {
     Empty { path: PathBuf },
     #[error("cannot tell the image's name and version")]
     Naming(#[source] crate::feed::FeedError),
+    #[error("cannot name the downloaded file")]
+    Name(#[source] crate::names::NameError),
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -245,7 +249,9 @@ pub fn fetch_for_install(
     reporter: &dyn Reporter,
 ) -> Result<Fetched, InstallError> {
     let planned = plan_feed_image(entry);
-    let dest = store.create_cache_dir()?.join(cache_file_name(entry));
+    let dest = store
+        .create_cache_dir()?
+        .join(entry.wim_file_name().map_err(InstallError::Name)?);
     let request = crate::download::Request::from(entry);
     let mut tries = 0;
     loop {
@@ -336,23 +342,6 @@ pub fn install_from_feed(
     install_fetched(lock, fetched, force, reporter)
 }
 
-/// `<Name>-<version dashed>.wim` with anything but letters, digits, `-` and
-/// `_` replaced, so a feed's name can never leave the cache folder.
-fn cache_file_name(entry: &FeedEntry) -> String {
-    let safe: String = entry
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{safe}-{}.wim", entry.version.dashed())
-}
-
 /// SHA-256 (hex) of a file: an installed OS image's Id.
 pub fn sha256_file(path: &Path, reporter: &dyn Reporter) -> Result<String, InstallError> {
     let read_err = |source| InstallError::Read {
@@ -362,19 +351,7 @@ pub fn sha256_file(path: &Path, reporter: &dyn Reporter) -> Result<String, Insta
     let mut file = File::open(path).map_err(read_err)?;
     let total = file.metadata().map(|m| m.len()).ok();
     reporter.on_start(&format!("Hashing {}", path.display()), total);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let result = loop {
-        match file.read(&mut buf) {
-            Ok(0) => break Ok(hex::encode(hasher.finalize())),
-            Ok(n) => {
-                hasher.update(buf.get(..n).unwrap_or_default());
-                reporter.on_progress(n as u64);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(read_err(e)),
-        }
-    };
+    let result = crate::fsutil::sha256_of(&mut file, |n| reporter.on_progress(n));
     reporter.on_complete();
-    result
+    result.map(|(sha, _)| hex::encode(sha)).map_err(read_err)
 }
