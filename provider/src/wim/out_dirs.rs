@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use crate::fsutil::dir::Dir;
 
 /// Folder handles kept open at most (besides those in use by a writer).
-const CACHED_DIRS: usize = 64;
+const CACHED_DIRS: usize = 256;
 
 /// The apply folder and the folders created in it, by image entry.
 pub(crate) struct OutDirs {
