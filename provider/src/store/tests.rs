@@ -382,6 +382,7 @@ fn filters_match_name_patterns_publishers_and_versions() {
         created: String::new(),
         utility_vm: false,
         install_token: String::new(),
+        diff_id: None,
     };
     let f = |name: Option<&str>, publisher: Option<&str>, version: Option<&str>| ImageFilter {
         name: name.map(str::to_string),
