@@ -20,8 +20,9 @@
 #   --memory [MB]     instead: one file of MB megabytes (default 2048; first half random,
 #                     second half a hole) captured non-solid as XPRESS and LZX, to show
 #                     that peak RSS stays bounded whatever the file size
-#   --perf            afterwards, profile our apply of each WIM with `perf record` and
-#                     print the functions taking most samples
+#   --perf            afterwards, profile the apply of each WIM by both tools with
+#                     `perf record` and print where the samples went
+#                     (scripts/perf-categories.py) and the top functions
 #   --reference-only  time wimlib-imagex against itself (checks the harness; no cargo build)
 #   --workdir DIR     keep the tree and WIMs in DIR and reuse them on the next run
 #                     (default: a temporary folder in /dev/shm, removed at the end)
@@ -261,19 +262,27 @@ for codec in "${codec_list[@]}"; do
   rm -rf "$work/out-wimlib" "$work/out-ours"
 
   if [ "$perf" = 1 ] && [ "$ours_ok" = 1 ]; then
-    echo "bench-apply: profiling our apply of $codec" >&2
-    rm -rf "$work/out-ours"
-    perf record -q -F 2000 -o "$work/perf.data" -- "${ours_cmd[@]}" >/dev/null 2>"$work/perf.log" ||
-      { tail -n 5 "$work/perf.log" >&2; die "perf record failed"; }
-    perf report -i "$work/perf.data" --stdio --no-children --sort dso,symbol 2>"$work/perf.log" |
-      awk '/^ +[0-9.]+%/ && n++ < 20' >"$work/perf-top.txt"
-    [ -s "$work/perf-top.txt" ] || { tail -n 5 "$work/perf.log" >&2; die "perf report printed no samples"; }
-    {
-      echo "### perf: top functions, our apply of $codec (self samples)"
-      cat "$work/perf-top.txt"
-      echo
-    } >>"$work/perf.txt"
-    rm -rf "$work/out-ours" "$work/perf.data"
+    for who in ours wimlib; do
+      echo "bench-apply: profiling the apply of $codec by $who" >&2
+      rm -rf "$work/out-$who"
+      if [ "$who" = ours ]; then cmd=("${ours_cmd[@]}"); else cmd=("${wimlib_cmd[@]}"); fi
+      perf record -q -F 2000 -o "$work/perf.data" -- "${cmd[@]}" >/dev/null 2>"$work/perf.log" ||
+        { tail -n 5 "$work/perf.log" >&2; die "perf record failed"; }
+      perf report -i "$work/perf.data" --stdio --no-children --sort dso,symbol 2>"$work/perf.log" >"$work/perf-report.txt"
+      awk '/^ +[0-9.]+%/ && n++ < 12' "$work/perf-report.txt" >"$work/perf-top.txt"
+      [ -s "$work/perf-top.txt" ] || { tail -n 5 "$work/perf.log" >&2; die "perf report printed no samples"; }
+      {
+        echo "### perf: the apply of $codec by $who (self samples, $(awk '/^# Samples/ { print $3; exit }' "$work/perf-report.txt") samples)"
+        echo
+        echo '```'
+        "$here/scripts/perf-categories.py" <"$work/perf-report.txt"
+        echo
+        cat "$work/perf-top.txt"
+        echo '```'
+        echo
+      } >>"$work/perf.txt"
+      rm -rf "$work/out-$who" "$work/perf.data"
+    done
   fi
 done
 
