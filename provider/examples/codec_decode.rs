@@ -68,12 +68,15 @@ fn main() -> Result<(), String> {
     let mut decoder = decompressor(codec, max).map_err(|e| e.to_string())?;
     let mut buffer = vec![0u8; max];
     if let Some(path) = rest.first() {
-        let mut out =
-            std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?);
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?,
+        );
         for chunk in chunks(&pack) {
             let (size, data) = chunk?;
             let output = &mut buffer[..size];
-            decoder.decompress(data, output).map_err(|e| e.to_string())?;
+            decoder
+                .decompress(data, output)
+                .map_err(|e| e.to_string())?;
             out.write_all(output).map_err(|e| e.to_string())?;
         }
         out.flush().map_err(|e| e.to_string())?;
