@@ -16,8 +16,18 @@ use std::sync::{Arc, Mutex};
 
 use crate::fsutil::dir::Dir;
 
-/// Folder handles kept open at most (besides those in use by a writer).
-const CACHED_DIRS: usize = 64;
+/// Folder handles kept open at most (besides those in use by a writer):
+/// enough that a tree of a few hundred folders, filled in the order its
+/// data is stored rather than folder by folder, rarely reopens one, but
+/// never more than a quarter of the process's descriptor limit.
+const CACHED_DIRS: usize = 256;
+
+fn cached_dirs() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    CACHED_DIRS.min(limit / 4).max(8)
+}
 
 /// The apply folder and the folders created in it, by image entry.
 pub(crate) struct OutDirs {
@@ -28,6 +38,8 @@ pub(crate) struct OutDirs {
     /// (`None`: not a folder of the applied tree).
     rel: Vec<Option<PathBuf>>,
     cache: Mutex<HashMap<usize, Arc<Dir>>>,
+    /// How many handles the cache keeps.
+    cache_size: usize,
 }
 
 impl OutDirs {
@@ -43,6 +55,7 @@ impl OutDirs {
             root_path,
             rel,
             cache: Mutex::new(HashMap::new()),
+            cache_size: cached_dirs(),
         }
     }
 
@@ -103,7 +116,7 @@ impl OutDirs {
         }
         let opened = Arc::new(self.open(dir)?);
         let mut cache = lock();
-        if cache.len() >= CACHED_DIRS {
+        if cache.len() >= self.cache_size {
             // Any one will do: writers holding it keep their own reference.
             if let Some(k) = cache.keys().next().copied() {
                 cache.remove(&k);

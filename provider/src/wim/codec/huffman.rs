@@ -56,15 +56,26 @@ impl<const BITS: u32, const SIZE: usize> DecodeTable<BITS, SIZE> {
     /// at all is accepted and decodes symbol 0 from no bits.
     pub(crate) fn build(&mut self, lens: &[u8], max_len: usize) -> Result<(), HuffmanError> {
         let max_len = max_len.min(MAX_CODEWORD_LEN);
-        let mut count = [0u32; MAX_CODEWORD_LEN + 1];
-        for &len in lens {
-            let len = usize::from(len);
-            if len > max_len {
-                return Err(HuffmanError::TooLong);
-            }
-            count[len] += 1;
+        if lens.iter().any(|&len| usize::from(len) > max_len) {
+            return Err(HuffmanError::TooLong);
         }
-        count[0] = 0;
+        // Codewords per length, counted in four lanes: with one counter per
+        // length, a run of equal lengths (the unused symbols of an LZX main
+        // code, most of them) would wait on each increment in turn.
+        let mut lanes = [[0u32; 32]; 4];
+        let mut quads = lens.chunks_exact(4);
+        for quad in &mut quads {
+            for (lane, &len) in lanes.iter_mut().zip(quad) {
+                lane[usize::from(len) & 31] += 1;
+            }
+        }
+        for &len in quads.remainder() {
+            lanes[0][usize::from(len) & 31] += 1;
+        }
+        let mut count = [0u32; MAX_CODEWORD_LEN + 1];
+        for (len, n) in count.iter_mut().enumerate().skip(1) {
+            *n = lanes.iter().map(|lane| lane[len]).sum();
+        }
 
         // Kraft sum: the codewords must exactly fill the code space.
         let mut left: i64 = 1;

@@ -269,6 +269,14 @@ fn read_lens(
                 (run, delta(lens, i, symbol))
             }
         };
+        if run == 1 {
+            // Most lengths come one at a time: no fill for them.
+            if let Some(len) = lens.get_mut(i) {
+                *len = value;
+            }
+            i += 1;
+            continue;
+        }
         let run_end = (i + run).min(lens.len());
         lens[i..run_end].fill(value);
         i = run_end;
@@ -278,8 +286,11 @@ fn read_lens(
 
 /// A new code length from the previous one at `lens[i]` and a delta symbol.
 fn delta(lens: &[u8], i: usize, symbol: u32) -> u8 {
+    // previous <= 16 and symbol <= 16: one conditional subtraction instead
+    // of a remainder.
     let previous = u32::from(lens.get(i).copied().unwrap_or(0));
-    ((previous + 17 - symbol) % 17) as u8
+    let value = previous + 17 - symbol;
+    (if value >= 17 { value - 17 } else { value }) as u8
 }
 
 impl Decompressor for LzxDecompressor {

@@ -1,0 +1,100 @@
+//! Decodes every chunk of a chunk pack on one thread, in process, and prints
+//! the CPU time the decoding took (benchmark and cross-check tool for
+//! `scripts/bench-codecs.sh`; `scripts/codec-decode-wimlib.c` is its
+//! counterpart built on wimlib's decoders).
+//!
+//! Usage: codec_decode xpress|lzx|lzms PACK ROUNDS [OUT]
+//!
+//! PACK is a sequence of (u32 uncompressed size, u32 compressed size,
+//! compressed bytes), as written by `scripts/lzms_chunks.py --pack`. The pack
+//! is read into memory first; then every chunk is decoded ROUNDS times over
+//! and the CPU time of those rounds alone (the thread's run time from
+//! /proc/self/schedstat, in nanoseconds) is printed as
+//! `cpu_seconds=S bytes=N`. With OUT, the decoded bytes of one round are
+//! written there first (outside the timed rounds).
+
+// A benchmark program reports on stdout; the library itself never prints.
+#![allow(clippy::print_stdout)]
+
+use std::io::Write;
+use std::time::Instant;
+
+use containerimage_provider::wim::codec::{decompressor, Compression};
+
+fn chunks(pack: &[u8]) -> impl Iterator<Item = Result<(usize, &[u8]), String>> {
+    let mut rest = pack;
+    std::iter::from_fn(move || {
+        let (head, tail) = rest.split_first_chunk::<8>()?;
+        let usize = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let csize = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let Some((chunk, tail)) = tail.split_at_checked(csize) else {
+            rest = &[];
+            return Some(Err("truncated pack".to_owned()));
+        };
+        rest = tail;
+        Some(Ok((usize, chunk)))
+    })
+}
+
+/// User + system CPU time of this process, in seconds, from
+/// /proc/self/schedstat (nanoseconds of run time; Linux).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
+}
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [codec, pack_path, rounds, rest @ ..] = args.as_slice() else {
+        return Err("usage: codec_decode xpress|lzx|lzms PACK ROUNDS [OUT]".to_owned());
+    };
+    let codec = match codec.as_str() {
+        "xpress" => Compression::Xpress,
+        "lzx" => Compression::Lzx,
+        "lzms" => Compression::Lzms,
+        _ => return Err(format!("unknown codec {codec}")),
+    };
+    let rounds: u32 = rounds.parse().map_err(|_| "bad ROUNDS".to_owned())?;
+    let pack = std::fs::read(pack_path).map_err(|e| format!("{pack_path}: {e}"))?;
+    let mut max = 0;
+    let mut total = 0;
+    for chunk in chunks(&pack) {
+        let size = chunk?.0;
+        max = max.max(size);
+        total += size;
+    }
+    let mut decoder = decompressor(codec, max).map_err(|e| e.to_string())?;
+    let mut buffer = vec![0u8; max];
+    if let Some(path) = rest.first() {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?,
+        );
+        for chunk in chunks(&pack) {
+            let (size, data) = chunk?;
+            let output = &mut buffer[..size];
+            decoder
+                .decompress(data, output)
+                .map_err(|e| e.to_string())?;
+            out.write_all(output).map_err(|e| e.to_string())?;
+        }
+        out.flush().map_err(|e| e.to_string())?;
+    }
+    let (cpu, wall) = (cpu_seconds(), Instant::now());
+    for _ in 0..rounds {
+        for chunk in chunks(&pack) {
+            let (size, data) = chunk?;
+            decoder
+                .decompress(data, &mut buffer[..size])
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    println!(
+        "cpu_seconds={:.6} wall_seconds={:.6} bytes={}",
+        cpu_seconds() - cpu,
+        wall.elapsed().as_secs_f64(),
+        total * rounds as usize
+    );
+    Ok(())
+}
