@@ -27,8 +27,8 @@
 #   --workdir DIR     keep the tree and WIMs in DIR and reuse them on the next run
 #                     (default: a temporary folder in /dev/shm, removed at the end)
 #   --wimlib PATH     the reference wimlib-imagex binary (default: the one on PATH,
-#                     Debian's); e.g. /opt/wimlib-1.14.5/bin/wimlib-imagex as built by
-#                     /work/shared/tools/build-wimlib-1.14.5.sh. WIMs missing from the
+#                     Debian's); e.g. /opt/wimlib-1.14.5/bin/wimlib-imagex, built from
+#                     the release tarball with ./configure --prefix=/opt/wimlib-1.14.5. WIMs missing from the
 #                     work folder are captured with it; WIMs already there are reused,
 #                     so runs against two wimlib versions can share the same WIMs.
 # Exit status: 0 when every apply succeeded and every tree is identical, 1 otherwise.

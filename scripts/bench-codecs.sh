@@ -21,7 +21,8 @@
 # core).
 #
 # Needs: cc, python3, and wimlib built from source (default prefix
-# /opt/wimlib-1.14.5, made by /work/shared/tools/build-wimlib-1.14.5.sh or
+# /opt/wimlib-1.14.5, built from the release tarball with
+# `./configure --prefix=/opt/wimlib-1.14.5 && make install`, or
 # any wimlib build with headers and libwim).
 # Usage: scripts/bench-codecs.sh [--wimlib PREFIX] [--kinds text,x86,mixed]
 #                                [--workdir DIR] [CODEC:CHUNK_SIZE ...]
@@ -51,7 +52,7 @@ for tool in cc python3; do
 done
 imagex=$prefix/bin/wimlib-imagex
 [ -x "$imagex" ] && [ -e "$prefix/include/wimlib.h" ] ||
-    { echo "no wimlib build in $prefix (run /work/shared/tools/build-wimlib-1.14.5.sh or pass --wimlib PREFIX)" >&2; exit 1; }
+    { echo "no wimlib build in $prefix (build wimlib 1.14.5 with ./configure --prefix=$prefix && make install, or pass --wimlib PREFIX)" >&2; exit 1; }
 mb=${BENCH_MB:-24}
 rounds=${BENCH_ROUNDS:-5}
 repeat=${BENCH_REPEAT:-3}

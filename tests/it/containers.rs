@@ -27,6 +27,14 @@ fn container(home: &Path, name: &str) -> PathBuf {
     files
 }
 
+/// How many images `rmi` says it deleted.
+fn deleted_lines(o: &std::process::Output) -> usize {
+    stdout(o)
+        .lines()
+        .filter(|l| l.starts_with("Deleted: "))
+        .count()
+}
+
 /// The seeds' commit: the container demo as CN=Demo_DemoImage_1.0.0.0.
 fn commit_demo(home: &Path) -> std::process::Output {
     run(
@@ -459,10 +467,7 @@ fn a_two_layer_archive_imports_as_a_child_and_exports_back_the_same() {
     assert_exit(&run(&other, &["Remove-Container", "again"]), 0);
     let o = run(&other, &["rmi", "demoimage:1.0.0.0"]);
     assert_exit(&o, 0);
-    let deleted = stdout(&o)
-        .lines()
-        .filter(|l| l.starts_with("Deleted: "))
-        .count();
+    let deleted = deleted_lines(&o);
     // The base came from its own archive and keeps its tag.
     assert_eq!(deleted, 1, "{}", stdout(&o));
     assert_eq!(json_lines(&run(&other, &["Get-ContainerImage"])).len(), 1);
@@ -472,10 +477,7 @@ fn a_two_layer_archive_imports_as_a_child_and_exports_back_the_same() {
     assert_eq!(json_lines(&run(&third, &["Get-ContainerImage"])).len(), 2);
     let o = run(&third, &["rmi", "demoimage:1.0.0.0"]);
     assert_exit(&o, 0);
-    let deleted = stdout(&o)
-        .lines()
-        .filter(|l| l.starts_with("Deleted: "))
-        .count();
+    let deleted = deleted_lines(&o);
     assert_eq!(deleted, 2, "{}", stdout(&o));
     assert!(json_lines(&run(&third, &["Get-ContainerImage"])).is_empty());
 
