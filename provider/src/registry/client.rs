@@ -589,15 +589,25 @@ impl Client {
     }
 }
 
+/// Bodies up to this size are read into memory and handed to the HTTP
+/// stack whole; larger ones are streamed from the file, which the HTTP
+/// stack does 8 KiB at a time, each piece a wake-up of its I/O thread.
+const BODY_IN_MEMORY: u64 = 16 << 20;
+
 fn file_body(path: &Path, offset: u64, len: u64) -> std::io::Result<HttpBody> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = crate::fsutil::open_regular(path)?;
-    file.seek(SeekFrom::Start(offset))?;
-    Ok(HttpBody::sized(file.take(len), len))
+    handle_body(&crate::fsutil::open_regular(path)?, offset, len)
 }
 
 fn handle_body(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<HttpBody> {
     use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+    if len <= BODY_IN_MEMORY {
+        // `len` is bounded above, and positioned reads leave the handle's
+        // position alone.
+        let mut bytes = vec![0; len as usize];
+        file.read_exact_at(&mut bytes, offset)?;
+        return Ok(HttpBody::from(bytes));
+    }
     // The handle's own position is the sender's alone: it is not shared
     // with whoever writes the file.
     let mut file = file.try_clone()?;
