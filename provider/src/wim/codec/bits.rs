@@ -31,6 +31,22 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// A reader that goes on from bits a decoder held elsewhere: the top
+    /// `held` bits of `buf` (`held` ≤ 64) come first, then the units of
+    /// `data` from byte `pos`.
+    pub(crate) fn resume(data: &'a [u8], pos: usize, buf: u64, held: u32) -> Self {
+        let held = held.min(64);
+        BitReader {
+            data,
+            pos,
+            buf: buf
+                .checked_shr(64 - held)
+                .map_or(0, |top| top << (64 - held)),
+            held,
+            padded: 0,
+        }
+    }
+
     /// Makes at least 32 bits available.
     #[inline(always)]
     pub(crate) fn refill(&mut self) {

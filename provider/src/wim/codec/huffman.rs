@@ -167,6 +167,26 @@ impl<const BITS: u32, const SIZE: usize> DecodeTable<BITS, SIZE> {
         Ok(())
     }
 
+    /// The entries, for decoders that keep their bits outside a
+    /// [`BitReader`] (see the module documentation for their layout).
+    #[inline(always)]
+    pub(crate) fn entries(&self) -> &[u32; SIZE] {
+        &self.entries
+    }
+
+    /// Whether a root entry points to a sub-table; the entry's low bits are
+    /// then the sub-table's index width and its start is `entry >> 8`.
+    #[inline(always)]
+    pub(crate) fn is_subtable(entry: u32) -> bool {
+        entry & SUBTABLE != 0
+    }
+
+    /// The number of bits an entry's codeword takes at its level.
+    #[inline(always)]
+    pub(crate) fn entry_len(entry: u32) -> u32 {
+        entry & LENGTH_MASK
+    }
+
     /// Decodes one symbol. The reader must hold at least `max_len` bits.
     #[inline(always)]
     pub(crate) fn decode(&self, bits: &mut BitReader<'_>) -> u32 {
