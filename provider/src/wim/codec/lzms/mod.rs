@@ -15,7 +15,6 @@ mod range;
 mod tables;
 mod x86;
 
-use super::lz::copy_match;
 use super::{CodecError, Compression, Decompressor};
 use bits::BackwardBits;
 use huffman::AdaptiveCode;
@@ -335,6 +334,63 @@ fn decode_length(
     bits.refill();
     let slot = length_slot(lengths.decode(bits));
     (slot.base + bits.take(slot.extra_bits)) as usize
+}
+
+/// Copies an LZ match of `length` bytes from `offset` bytes back to `pos`;
+/// the source may overlap the destination (a repeating pattern). The caller
+/// has checked `1 <= offset <= pos` and `pos + length <= out.len()`.
+#[inline(always)]
+fn copy_match(out: &mut [u8], pos: usize, offset: usize, length: usize) {
+    let src = pos - offset;
+    let end = pos + length;
+    if offset >= 8 {
+        // Eight bytes at a time, each read taken before the write that
+        // follows it, so an overlapping source repeats as it should; the
+        // bytes written past `end` are overwritten by later output.
+        if length <= 24 {
+            if let Some(window) = out.get_mut(src..pos + 24) {
+                // Most matches: three words, no loop.
+                window.copy_within(0..8, offset);
+                window.copy_within(8..16, offset + 8);
+                window.copy_within(16..24, offset + 16);
+                return;
+            }
+        } else if end + 8 <= out.len() {
+            let (mut s, mut d) = (src, pos);
+            while d < end {
+                out.copy_within(s..s + 8, d);
+                s += 8;
+                d += 8;
+            }
+            return;
+        }
+    }
+    copy_match_slowly(out, pos, offset, length);
+}
+
+/// [`copy_match`] for short offsets and the end of the output.
+#[inline(never)]
+fn copy_match_slowly(out: &mut [u8], pos: usize, offset: usize, length: usize) {
+    let src = pos - offset;
+    let end = pos + length;
+    if offset >= length {
+        out.copy_within(src..src + length, pos);
+    } else if offset == 1 {
+        let byte = out[src];
+        out[pos..end].fill(byte);
+    } else if length <= 16 {
+        for i in pos..end {
+            out[i] = out[i - offset];
+        }
+    } else {
+        // The copied region doubles each round and stays periodic.
+        let mut d = pos;
+        while d < end {
+            let n = (d - src).min(end - d);
+            out.copy_within(src..src + n, d);
+            d += n;
+        }
+    }
 }
 
 /// Writes a delta match: every byte is its source byte plus the change
