@@ -91,10 +91,12 @@ impl<'a> BackwardBits<'a> {
         (self.buffer >> (64 - count)) as usize
     }
 
+    /// Drops `count` bits; the caller has made at least `count` available
+    /// (if not, the count wraps and only reading garbage can follow).
     #[inline(always)]
     pub(super) fn consume(&mut self, count: u32) {
         self.buffer <<= count;
-        self.available = self.available.saturating_sub(count);
+        self.available = self.available.wrapping_sub(count);
     }
 
     /// Reads `count` (0..=32) verbatim bits.
