@@ -355,6 +355,15 @@ fn copy_match(out: &mut [u8], pos: usize, offset: usize, length: usize) {
                 window.copy_within(16..24, offset + 16);
                 return;
             }
+        } else if offset >= 16 && end + 16 <= out.len() {
+            // Long matches 16 bytes at a time when the source allows.
+            let (mut s, mut d) = (src, pos);
+            while d < end {
+                out.copy_within(s..s + 16, d);
+                s += 16;
+                d += 16;
+            }
+            return;
         } else if end + 8 <= out.len() {
             let (mut s, mut d) = (src, pos);
             while d < end {
