@@ -59,34 +59,35 @@ impl<const N: usize> Decision<N> {
 
 /// Reads the range-coded 16-bit little-endian units from the front of a chunk.
 pub(super) struct RangeDecoder<'a> {
-    units: &'a [[u8; 2]],
-    /// The next unit to read; past the end, the input reads as zeros.
-    next: usize,
+    /// The units not read yet; past the end, the input reads as zeros.
+    unread: &'a [[u8; 2]],
     range: u32,
     code: u32,
+    /// The input's length in units.
+    input_units: usize,
 }
 
 impl<'a> RangeDecoder<'a> {
     /// `input` must hold at least 4 bytes.
     pub(super) fn new(input: &'a [u8]) -> Option<Self> {
         let (units, _) = input.as_chunks::<2>();
-        let (&[high, low], _) = units.split_first_chunk::<2>()?;
+        let (&[high, low], unread) = units.split_first_chunk::<2>()?;
         Some(RangeDecoder {
-            units,
-            next: 2,
+            unread,
             range: u32::MAX,
             code: (u32::from(u16::from_le_bytes(high)) << 16) | u32::from(u16::from_le_bytes(low)),
+            input_units: units.len(),
         })
     }
 
     /// The length of the input, in bytes (rounded down to whole units).
     pub(super) fn input_len(&self) -> usize {
-        2 * self.units.len()
+        2 * self.input_units
     }
 
     /// How many bytes have been read (never more than the input holds).
     pub(super) fn consumed_bytes(&self) -> usize {
-        2 * self.next.min(self.units.len())
+        2 * (self.input_units - self.unread.len())
     }
 
     /// Decodes one bit of `decision`; `true` is a 1.
@@ -112,10 +113,10 @@ impl<'a> RangeDecoder<'a> {
             // step brings it back above 2^16.
             self.range <<= 16;
             self.code <<= 16;
-            if let Some(&unit) = self.units.get(self.next) {
+            if let Some((&unit, rest)) = self.unread.split_first() {
                 self.code |= u32::from(u16::from_le_bytes(unit));
+                self.unread = rest;
             }
-            self.next += 1;
         }
         // bound >= 2^10 and range - bound >= range / 64 >= 2^10.
         let bound = (self.range >> PROBABILITY_BITS) * chance;
