@@ -7,26 +7,26 @@
 pub(super) const REFILL_BITS: u32 = 48;
 
 pub(super) struct BackwardBits<'a> {
-    input: &'a [u8],
-    /// Bytes `input[..next]` have not been loaded yet.
-    next: usize,
+    /// The units not loaded yet: the front of the input.
+    unread: &'a [u8],
     /// Loaded bits, the next one at bit 63. Bits below the `available`
     /// ones are either zero or the following bits of the stream.
     buffer: u64,
     available: u32,
-    /// Bits loaded so far, including zeros read past the start.
-    loaded: u64,
+    /// The input's length, and the zero bits loaded from past its start.
+    input_len: usize,
+    past_start: u64,
 }
 
 impl<'a> BackwardBits<'a> {
     /// `input` must have an even length.
     pub(super) fn new(input: &'a [u8]) -> Self {
         BackwardBits {
-            input,
-            next: input.len(),
+            unread: input,
             buffer: 0,
             available: 0,
-            loaded: 0,
+            input_len: input.len(),
+            past_start: 0,
         }
     }
 
@@ -37,21 +37,16 @@ impl<'a> BackwardBits<'a> {
         if self.available >= REFILL_BITS {
             return;
         }
-        let units = (64 - self.available) / 16;
-        if let Some(start) = self.next.checked_sub(8) {
-            if let Some(&bytes) = self
-                .input
-                .get(start..self.next)
-                .and_then(|s| s.first_chunk())
-            {
-                // The 8 bytes before `next` are the next four units, in order
-                // from the most significant end.
-                self.buffer |= u64::from_le_bytes(bytes) >> self.available;
-                self.next -= 2 * units as usize;
-                self.available += 16 * units;
-                self.loaded += u64::from(16 * units);
-                return;
-            }
+        if let Some(&bytes) = self.unread.last_chunk::<8>() {
+            // The last 8 unread bytes are the next four units, in order
+            // from the most significant end; as many whole units as fit
+            // are taken (1 to 4, as fewer than 48 bits are available).
+            let units = ((64 - self.available) / 16).min(4) as usize;
+            self.buffer |= u64::from_le_bytes(bytes) >> self.available;
+            self.available += 16 * units as u32;
+            let keep = self.unread.len() - 2 * units;
+            self.unread = self.unread.get(..keep).unwrap_or_default();
+            return;
         }
         self.refill_slowly();
     }
@@ -68,27 +63,26 @@ impl<'a> BackwardBits<'a> {
     #[cold]
     fn refill_slowly(&mut self) {
         while self.available <= 48 {
-            let unit = match self
-                .next
-                .checked_sub(2)
-                .and_then(|at| self.input.get(at..at + 2))
-            {
-                Some(&[lo, hi]) => {
-                    self.next -= 2;
+            let unit = match self.unread.split_last_chunk::<2>() {
+                Some((rest, &[lo, hi])) => {
+                    self.unread = rest;
                     u16::from_le_bytes([lo, hi])
                 }
-                _ => 0,
+                None => {
+                    self.past_start += 16;
+                    0
+                }
             };
             self.buffer |= u64::from(unit) << (48 - self.available);
             self.available += 16;
-            self.loaded += 16;
         }
     }
 
     /// How many bits have been used so far (possibly more than the input
     /// holds, if the data is corrupt).
     pub(super) fn consumed_bits(&self) -> u64 {
-        self.loaded - u64::from(self.available)
+        ((self.input_len - self.unread.len()) as u64 * 8 + self.past_start)
+            .saturating_sub(u64::from(self.available))
     }
 
     /// The next `count` bits (1..=32) without consuming them.
@@ -97,10 +91,12 @@ impl<'a> BackwardBits<'a> {
         (self.buffer >> (64 - count)) as usize
     }
 
+    /// Drops `count` bits; the caller has made at least `count` available
+    /// (if not, the count wraps and only reading garbage can follow).
     #[inline(always)]
     pub(super) fn consume(&mut self, count: u32) {
         self.buffer <<= count;
-        self.available = self.available.saturating_sub(count);
+        self.available = self.available.wrapping_sub(count);
     }
 
     /// Reads `count` (0..=32) verbatim bits.

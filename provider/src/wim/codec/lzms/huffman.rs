@@ -26,17 +26,29 @@ const SUBTABLE: u32 = 0x8000;
 const LEN_MASK: u32 = 0xF;
 
 /// An adaptive Huffman code of up to `MAX_SYMS` symbols, decoded through a
-/// `TABLE_BITS`-bit first-level table plus subtables.
-pub(super) struct AdaptiveCode<const MAX_SYMS: usize, const TABLE_BITS: u32> {
+/// `TABLE_BITS`-bit first-level table plus subtables, in a table of
+/// `TABLE_SIZE` entries.
+///
+/// The table is a fixed-size array and every index into it is reduced
+/// modulo `TABLE_SIZE` (a mask, for a power of two), as is every symbol
+/// counted modulo `MAX_SYMS`: the reductions never change a valid index,
+/// and they let the decoder go without bounds checks.
+pub(super) struct AdaptiveCode<
+    const MAX_SYMS: usize,
+    const TABLE_BITS: u32,
+    const TABLE_SIZE: usize,
+> {
+    table: [u32; TABLE_SIZE],
+    freqs: [u32; MAX_SYMS],
+    until_rebuild: u32,
     num_syms: usize,
     rebuild_interval: u32,
-    until_rebuild: u32,
-    freqs: [u32; MAX_SYMS],
-    table: Box<[u32]>,
     builder: Builder<MAX_SYMS>,
     /// The starting table (all frequencies 1) for `initial_syms` symbols,
-    /// kept because consecutive chunks usually need the same one.
+    /// kept because consecutive chunks usually need the same one; its
+    /// entries from `initial_len` on are unused.
     initial: Box<[u32]>,
+    initial_len: usize,
     initial_syms: usize,
 }
 
@@ -56,14 +68,21 @@ struct Builder<const MAX_SYMS: usize> {
 
 const SYMBOL_BITS: u32 = 10;
 
-impl<const MAX_SYMS: usize, const TABLE_BITS: u32> AdaptiveCode<MAX_SYMS, TABLE_BITS> {
+impl<const MAX_SYMS: usize, const TABLE_BITS: u32, const TABLE_SIZE: usize>
+    AdaptiveCode<MAX_SYMS, TABLE_BITS, TABLE_SIZE>
+{
     /// Table entries: the first level, plus the most the subtables can take.
     /// A subtable indexed by k bits is only made for a complete subtree
     /// holding a codeword k bits longer than the first level, so it holds at
     /// least k + 1 codewords.
     const TABLE_LEN: usize = {
         let k = MAX_CODEWORD_LEN - TABLE_BITS as usize;
-        (1 << TABLE_BITS) + MAX_SYMS.div_ceil(k + 1) * (1 << k)
+        let len = (1 << TABLE_BITS) + MAX_SYMS.div_ceil(k + 1) * (1 << k);
+        assert!(
+            len <= TABLE_SIZE,
+            "TABLE_SIZE is too small for the subtables"
+        );
+        len
     };
 
     pub(super) fn new(rebuild_interval: u32) -> Self {
@@ -73,8 +92,9 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32> AdaptiveCode<MAX_SYMS, TABLE_
             rebuild_interval,
             until_rebuild: rebuild_interval,
             freqs: [1; MAX_SYMS],
-            table: vec![0; Self::TABLE_LEN].into_boxed_slice(),
+            table: [0; TABLE_SIZE],
             initial: vec![0; Self::TABLE_LEN].into_boxed_slice(),
+            initial_len: 0,
             initial_syms: 0,
             builder: Builder {
                 sorted: [0; MAX_SYMS],
@@ -94,14 +114,16 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32> AdaptiveCode<MAX_SYMS, TABLE_
         self.num_syms = num_syms.clamp(2, MAX_SYMS);
         self.freqs.fill(1);
         self.until_rebuild = self.rebuild_interval;
+        let len = self.initial_len;
         if self.initial_syms == self.num_syms {
-            self.table.copy_from_slice(&self.initial);
+            self.table[..len].copy_from_slice(&self.initial[..len]);
         } else {
             let n = self.num_syms;
             self.builder.flat_lengths(n);
             self.builder.canonical_order(n);
-            fill_table::<MAX_SYMS>(&self.builder, n, TABLE_BITS, &mut self.table);
-            self.initial.copy_from_slice(&self.table);
+            let len = fill_table::<MAX_SYMS>(&self.builder, n, TABLE_BITS, &mut self.table);
+            self.initial[..len].copy_from_slice(&self.table[..len]);
+            self.initial_len = len;
             self.initial_syms = n;
         }
     }
@@ -109,12 +131,12 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32> AdaptiveCode<MAX_SYMS, TABLE_
     /// Decodes one symbol; at least 15 bits must be available.
     #[inline(always)]
     pub(super) fn decode(&mut self, bits: &mut BackwardBits<'_>) -> usize {
-        let mut entry = self.table[bits.peek(TABLE_BITS) & ((1 << TABLE_BITS) - 1)];
+        let mut entry = self.table[bits.peek(TABLE_BITS) % TABLE_SIZE];
         if entry & SUBTABLE != 0 {
             bits.consume(TABLE_BITS);
             let sub_bits = entry & LEN_MASK;
             let at = (entry >> 16) as usize + bits.peek(sub_bits);
-            entry = self.table[at];
+            entry = self.table[at % TABLE_SIZE];
         }
         bits.consume(entry & LEN_MASK);
         let symbol = (entry >> 16) as usize;
@@ -124,9 +146,7 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32> AdaptiveCode<MAX_SYMS, TABLE_
 
     #[inline(always)]
     fn count(&mut self, symbol: usize) {
-        if let Some(freq) = self.freqs.get_mut(symbol) {
-            *freq += 1;
-        }
+        self.freqs[symbol % MAX_SYMS] += 1;
         self.until_rebuild -= 1;
         if self.until_rebuild == 0 {
             self.rebuild();
@@ -313,13 +333,13 @@ fn stable_positions<const K: usize>(
 }
 
 /// Builds the decode table of the canonical code given by `builder.lens` and
-/// `builder.by_code`.
+/// `builder.by_code`; returns how many entries of `table` it uses.
 fn fill_table<const MAX_SYMS: usize>(
     builder: &Builder<MAX_SYMS>,
     n: usize,
     table_bits: u32,
     table: &mut [u32],
-) {
+) -> usize {
     let table_bits = table_bits as usize;
     let mut code: usize = 0; // next codeword, left-aligned to `len` bits
     let mut prev_len = 1;
@@ -388,6 +408,7 @@ fn fill_table<const MAX_SYMS: usize>(
         }
         i = end;
     }
+    next_free
 }
 
 #[cfg(test)]
@@ -396,8 +417,8 @@ mod tests {
 
     /// Writes `symbols` with `code`'s current codewords as a backward stream
     /// (units from the end, high bit first).
-    fn encode<const M: usize, const T: u32>(
-        code: &AdaptiveCode<M, T>,
+    fn encode<const M: usize, const T: u32, const S: usize>(
+        code: &AdaptiveCode<M, T, S>,
         symbols: &[usize],
     ) -> Vec<u8> {
         // Recover each symbol's codeword from the canonical order.
@@ -439,9 +460,9 @@ mod tests {
 
     #[test]
     fn equal_frequencies_give_a_balanced_code() {
-        let code = AdaptiveCode::<256, 10>::new(1024);
+        let code = AdaptiveCode::<256, 10, 4096>::new(1024);
         assert!(code.builder.lens.iter().all(|&l| l == 8));
-        let code = AdaptiveCode::<54, 9>::new(512);
+        let code = AdaptiveCode::<54, 9, 2048>::new(512);
         // 54 symbols: 10 of length 5 then 44 of length 6, longest to the lowest symbols.
         let lens = &code.builder.lens;
         assert_eq!(lens.iter().filter(|&&l| l == 6).count(), 44);
@@ -450,7 +471,7 @@ mod tests {
 
     #[test]
     fn the_flat_code_is_the_built_one() {
-        let mut b = AdaptiveCode::<799, 11>::new(1024).builder;
+        let mut b = AdaptiveCode::<799, 11, 8192>::new(1024).builder;
         for n in 2..=799 {
             b.lengths(&vec![1; n]);
             let built = b.lens[..n].to_vec();
@@ -462,7 +483,7 @@ mod tests {
 
     #[test]
     fn codes_are_complete_and_limited() {
-        let mut b = AdaptiveCode::<799, 11>::new(1024).builder;
+        let mut b = AdaptiveCode::<799, 11, 8192>::new(1024).builder;
         // Fibonacci-like frequencies force a very deep tree.
         let mut freqs = vec![1u32; 799];
         let (mut x, mut y) = (1u32, 1u32);
@@ -477,9 +498,9 @@ mod tests {
 
     #[test]
     fn decoding_follows_the_rebuilds() {
-        let mut decoder = AdaptiveCode::<799, 11>::new(1024);
+        let mut decoder = AdaptiveCode::<799, 11, 8192>::new(1024);
         decoder.reset(300);
-        let mut mirror = AdaptiveCode::<799, 11>::new(1024);
+        let mut mirror = AdaptiveCode::<799, 11, 8192>::new(1024);
         mirror.reset(300);
         // Skewed symbols, enough to rebuild a few times and need subtables.
         let symbols: Vec<usize> = (0..5000usize)

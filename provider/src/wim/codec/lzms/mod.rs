@@ -15,12 +15,11 @@ mod range;
 mod tables;
 mod x86;
 
-use super::lz::copy_match;
 use super::{CodecError, Compression, Decompressor};
 use bits::BackwardBits;
 use huffman::AdaptiveCode;
 use range::{Decision, RangeDecoder};
-use tables::{length_slot, offset_slot, NUM_LENGTH_SLOTS, NUM_OFFSET_SLOTS};
+use tables::{length_slot, offset_slot, NUM_LENGTH_SLOTS};
 use x86::X86Filter;
 
 /// The largest chunk LZMS can describe (matches may reach back 1 GiB).
@@ -51,15 +50,21 @@ pub struct LzmsDecompressor {
 }
 
 /// Everything a chunk needs besides its input and output, allocated once.
+///
+/// The codes are sized for powers of two (1024 offset slots, 64 length
+/// slots) larger than the format's counts, so that a symbol reduced modulo
+/// their size is a mask; a chunk only ever uses the format's count.
 struct State {
-    literals: AdaptiveCode<256, 10>,
-    lz_offsets: AdaptiveCode<NUM_OFFSET_SLOTS, OFFSET_TABLE_BITS>,
-    lengths: AdaptiveCode<NUM_LENGTH_SLOTS, LENGTH_TABLE_BITS>,
-    delta_offsets: AdaptiveCode<NUM_OFFSET_SLOTS, OFFSET_TABLE_BITS>,
-    delta_powers: AdaptiveCode<NUM_DELTA_POWERS, 7>,
+    literals: AdaptiveCode<256, 10, 4096>,
+    lz_offsets: OffsetCode,
+    lengths: AdaptiveCode<64, LENGTH_TABLE_BITS, 2048>,
+    delta_offsets: OffsetCode,
+    delta_powers: AdaptiveCode<NUM_DELTA_POWERS, 7, 512>,
     decisions: Decisions,
     x86: X86Filter,
 }
+
+type OffsetCode = AdaptiveCode<1024, OFFSET_TABLE_BITS, 8192>;
 
 /// The binary decision classes of the range-coded stream.
 struct Decisions {
@@ -211,7 +216,6 @@ impl State {
         out: &mut [u8],
     ) -> Result<(), CodecError> {
         self.reset(out.len());
-        let d = &mut self.decisions;
         let mut lz_recent = RecentSources {
             slots: [1u32, 2, 3, 4],
         };
@@ -221,31 +225,38 @@ impl State {
         };
         let mut previous = Item::Literal;
         let mut pos = 0usize;
-        // Recent bits of the decisions made for most items, kept in locals.
-        let (mut is_match_recent, mut is_delta_recent) = (0usize, 0usize);
-        let (mut lz_repeat_recent, mut delta_repeat_recent) = (0usize, 0usize);
+        // The recent bits of the literal-or-match decision, made for every
+        // item, kept in a local.
+        let mut is_match_recent = 0usize;
 
-        while pos < out.len() {
-            if !range.decode_with(&mut d.is_match.entries, &mut is_match_recent) {
+        'items: loop {
+            // A run of literals, in a loop of its own: the most frequent
+            // items, and few values live.
+            loop {
+                let Some(byte) = out.get_mut(pos) else {
+                    break 'items;
+                };
+                if range.decode_with(&mut self.decisions.is_match.entries, &mut is_match_recent) {
+                    break;
+                }
                 bits.ensure(huffman::MAX_CODEWORD_LEN as u32);
-                out[pos] = self.literals.decode(&mut bits) as u8;
+                *byte = self.literals.decode(&mut bits) as u8;
                 pos += 1;
                 previous = Item::Literal;
-                continue;
             }
 
-            if !range.decode_with(&mut d.is_delta.entries, &mut is_delta_recent) {
-                let offset =
-                    if !range.decode_with(&mut d.lz_is_repeat.entries, &mut lz_repeat_recent) {
-                        bits.refill();
-                        let slot = offset_slot(self.lz_offsets.decode(&mut bits));
-                        let offset = slot.base + bits.take(slot.extra_bits);
-                        lz_recent.push(offset);
-                        offset
-                    } else {
-                        let index = repeat_index(&mut range, &mut d.lz_repeat_index);
-                        lz_recent.take(index, previous == Item::Lz)
-                    };
+            let d = &mut self.decisions;
+            if !range.decode(&mut d.is_delta) {
+                let offset = if !range.decode(&mut d.lz_is_repeat) {
+                    bits.refill();
+                    let slot = offset_slot(self.lz_offsets.decode(&mut bits));
+                    let offset = slot.base + bits.take(slot.extra_bits);
+                    lz_recent.push(offset);
+                    offset
+                } else {
+                    let index = repeat_index(&mut range, &mut d.lz_repeat_index);
+                    lz_recent.take(index, previous == Item::Lz)
+                };
                 previous = Item::Lz;
                 let length = decode_length(&mut self.lengths, &mut bits);
 
@@ -260,9 +271,7 @@ impl State {
                 copy_match(out, pos, offset, length);
                 pos += length;
             } else {
-                let (power, raw_offset) = if !range
-                    .decode_with(&mut d.delta_is_repeat.entries, &mut delta_repeat_recent)
-                {
+                let (power, raw_offset) = if !range.decode(&mut d.delta_is_repeat) {
                     bits.refill();
                     let power = self.delta_powers.decode(&mut bits) as u32;
                     bits.refill();
@@ -278,8 +287,8 @@ impl State {
                 let length = decode_length(&mut self.lengths, &mut bits);
 
                 // power < 8, so neither value overflows in 64 bits.
-                let span = 1u64 << power;
-                let offset = u64::from(raw_offset) << power;
+                let span = 1u64 << (power % 8);
+                let offset = u64::from(raw_offset) << (power % 8);
                 let remaining = out.len() - pos;
                 if offset + span > pos as u64 {
                     return Err(corrupt("delta match reaches before the chunk start"));
@@ -319,12 +328,78 @@ fn repeat_index(range: &mut RangeDecoder<'_>, decisions: &mut [Decision<64>; 2])
 
 #[inline(always)]
 fn decode_length(
-    lengths: &mut AdaptiveCode<NUM_LENGTH_SLOTS, LENGTH_TABLE_BITS>,
+    lengths: &mut AdaptiveCode<64, LENGTH_TABLE_BITS, 2048>,
     bits: &mut BackwardBits<'_>,
 ) -> usize {
     bits.refill();
     let slot = length_slot(lengths.decode(bits));
     (slot.base + bits.take(slot.extra_bits)) as usize
+}
+
+/// Copies an LZ match of `length` bytes from `offset` bytes back to `pos`;
+/// the source may overlap the destination (a repeating pattern). The caller
+/// has checked `1 <= offset <= pos` and `pos + length <= out.len()`.
+#[inline(always)]
+fn copy_match(out: &mut [u8], pos: usize, offset: usize, length: usize) {
+    let src = pos - offset;
+    let end = pos + length;
+    if offset >= 8 {
+        // Eight bytes at a time, each read taken before the write that
+        // follows it, so an overlapping source repeats as it should; the
+        // bytes written past `end` are overwritten by later output.
+        if length <= 24 {
+            if let Some(window) = out.get_mut(src..pos + 24) {
+                // Most matches: three words, no loop.
+                window.copy_within(0..8, offset);
+                window.copy_within(8..16, offset + 8);
+                window.copy_within(16..24, offset + 16);
+                return;
+            }
+        } else if offset >= 16 && end + 16 <= out.len() {
+            // Long matches 16 bytes at a time when the source allows.
+            let (mut s, mut d) = (src, pos);
+            while d < end {
+                out.copy_within(s..s + 16, d);
+                s += 16;
+                d += 16;
+            }
+            return;
+        } else if end + 8 <= out.len() {
+            let (mut s, mut d) = (src, pos);
+            while d < end {
+                out.copy_within(s..s + 8, d);
+                s += 8;
+                d += 8;
+            }
+            return;
+        }
+    }
+    copy_match_slowly(out, pos, offset, length);
+}
+
+/// [`copy_match`] for short offsets and the end of the output.
+#[inline(never)]
+fn copy_match_slowly(out: &mut [u8], pos: usize, offset: usize, length: usize) {
+    let src = pos - offset;
+    let end = pos + length;
+    if offset >= length {
+        out.copy_within(src..src + length, pos);
+    } else if offset == 1 {
+        let byte = out[src];
+        out[pos..end].fill(byte);
+    } else if length <= 16 {
+        for i in pos..end {
+            out[i] = out[i - offset];
+        }
+    } else {
+        // The copied region doubles each round and stays periodic.
+        let mut d = pos;
+        while d < end {
+            let n = (d - src).min(end - d);
+            out.copy_within(src..src + n, d);
+            d += n;
+        }
+    }
 }
 
 /// Writes a delta match: every byte is its source byte plus the change

@@ -59,44 +59,35 @@ impl<const N: usize> Decision<N> {
 
 /// Reads the range-coded 16-bit little-endian units from the front of a chunk.
 pub(super) struct RangeDecoder<'a> {
-    input: &'a [u8],
-    next: usize,
+    /// The units not read yet; past the end, the input reads as zeros.
+    unread: &'a [[u8; 2]],
     range: u32,
     code: u32,
+    /// The input's length in units.
+    input_units: usize,
 }
 
 impl<'a> RangeDecoder<'a> {
     /// `input` must hold at least 4 bytes.
     pub(super) fn new(input: &'a [u8]) -> Option<Self> {
-        let high = u16::from_le_bytes([*input.first()?, *input.get(1)?]);
-        let low = u16::from_le_bytes([*input.get(2)?, *input.get(3)?]);
+        let (units, _) = input.as_chunks::<2>();
+        let (&[high, low], unread) = units.split_first_chunk::<2>()?;
         Some(RangeDecoder {
-            input,
-            next: 4,
+            unread,
             range: u32::MAX,
-            code: (u32::from(high) << 16) | u32::from(low),
+            code: (u32::from(u16::from_le_bytes(high)) << 16) | u32::from(u16::from_le_bytes(low)),
+            input_units: units.len(),
         })
     }
 
+    /// The length of the input, in bytes (rounded down to whole units).
     pub(super) fn input_len(&self) -> usize {
-        self.input.len()
+        2 * self.input_units
     }
 
     /// How many bytes have been read (never more than the input holds).
     pub(super) fn consumed_bytes(&self) -> usize {
-        self.next.min(self.input.len())
-    }
-
-    /// The next unit, or zero once the input is used up.
-    #[inline(always)]
-    fn next_unit(&mut self) -> u32 {
-        match self.input.get(self.next..self.next + 2) {
-            Some(&[lo, hi]) => {
-                self.next += 2;
-                u32::from(u16::from_le_bytes([lo, hi]))
-            }
-            _ => 0,
-        }
+        2 * (self.input_units - self.unread.len())
     }
 
     /// Decodes one bit of `decision`; `true` is a 1.
@@ -115,25 +106,34 @@ impl<'a> RangeDecoder<'a> {
     ) -> bool {
         let index = *recent & (N - 1);
         let entry = &mut entries[index];
+        let chance = entry.chance_of_zero();
 
         if self.range <= 0xFFFF {
             // The range never drops below 2^10 (see below), so one 16-bit
             // step brings it back above 2^16.
             self.range <<= 16;
-            self.code = (self.code << 16) | self.next_unit();
+            self.code <<= 16;
+            if let Some((&unit, rest)) = self.unread.split_first() {
+                self.code |= u32::from(u16::from_le_bytes(unit));
+                self.unread = rest;
+            }
         }
         // bound >= 2^10 and range - bound >= range / 64 >= 2^10.
-        let bound = (self.range >> PROBABILITY_BITS) * entry.chance_of_zero();
-        let bit = self.code >= bound;
-        if bit {
+        let bound = (self.range >> PROBABILITY_BITS) * chance;
+        // Two branches rather than one computation with selects: the bit
+        // is often predictable, and the next decision need not wait for it.
+        if self.code < bound {
+            self.range = bound;
+            entry.record(0);
+            *recent = index << 1;
+            false
+        } else {
             self.range -= bound;
             self.code -= bound;
-        } else {
-            self.range = bound;
+            entry.record(1);
+            *recent = (index << 1) | 1;
+            true
         }
-        entry.record(u32::from(bit));
-        *recent = (index << 1) | usize::from(bit);
-        bit
     }
 }
 

@@ -217,3 +217,26 @@ fn damaged_chunks_never_panic_and_the_decoder_recovers() {
         "only {noticed} of {tried} damaged chunks changed the result"
     );
 }
+
+#[test]
+fn match_copies_agree_with_a_byte_by_byte_copy() {
+    for offset in 1..40 {
+        for length in (1..70).chain([100, 200, 300]) {
+            for slack in [0, 3, 8, 23, 40] {
+                let pos = 40;
+                let size = pos + length + slack;
+                let mut fast: Vec<u8> = (0..size).map(|b| (b as u8).wrapping_mul(37)).collect();
+                let mut slow = fast.clone();
+                copy_match(&mut fast, pos, offset, length);
+                for i in pos..pos + length {
+                    slow[i] = slow[i - offset];
+                }
+                assert_eq!(
+                    fast[..pos + length],
+                    slow[..pos + length],
+                    "offset {offset} length {length} slack {slack}"
+                );
+            }
+        }
+    }
+}
