@@ -147,26 +147,20 @@ fn moving_the_store_leaves_no_empty_folders_it_made() {
         );
     };
 
+    let move_to = |to: &Path| {
+        run(
+            &home,
+            &["Move-ContainerImageRepository", to.to_str().expect("utf-8")],
+        )
+    };
     let first = tmp.path().join("a/b/c/store");
-    let o = run(
-        &home,
-        &[
-            "Move-ContainerImageRepository",
-            first.to_str().expect("utf-8"),
-        ],
-    );
+    let o = move_to(&first);
     assert_exit(&o, 0);
     store_at(&first);
 
     // A refused move (into the store itself) leaves no folder behind.
     let inside = first.join("p/q/new");
-    let o = run(
-        &home,
-        &[
-            "Move-ContainerImageRepository",
-            inside.to_str().expect("utf-8"),
-        ],
-    );
+    let o = move_to(&inside);
     assert_fails(&o, "inside the store");
     assert!(
         !first.join("p").exists(),
@@ -178,13 +172,7 @@ fn moving_the_store_leaves_no_empty_folders_it_made() {
     let mine = tmp.path().join("mine");
     fs::create_dir_all(&mine).expect("mkdir");
     let second = mine.join("store");
-    let o = run(
-        &home,
-        &[
-            "Move-ContainerImageRepository",
-            second.to_str().expect("utf-8"),
-        ],
-    );
+    let o = move_to(&second);
     assert_exit(&o, 0);
     store_at(&second);
     assert!(
@@ -195,13 +183,7 @@ fn moving_the_store_leaves_no_empty_folders_it_made() {
 
     // A folder the user made is never removed, even when left empty.
     let third = tmp.path().join("x/store");
-    let o = run(
-        &home,
-        &[
-            "Move-ContainerImageRepository",
-            third.to_str().expect("utf-8"),
-        ],
-    );
+    let o = move_to(&third);
     assert_exit(&o, 0);
     store_at(&third);
     assert!(mine.is_dir(), "the user's own folder was removed");

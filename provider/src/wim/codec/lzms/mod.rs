@@ -377,29 +377,11 @@ fn copy_match(out: &mut [u8], pos: usize, offset: usize, length: usize) {
     copy_match_slowly(out, pos, offset, length);
 }
 
-/// [`copy_match`] for short offsets and the end of the output.
+/// [`copy_match`] for short offsets and the end of the output: the shared
+/// LZ copy, kept out of line so the item loop stays small.
 #[inline(never)]
 fn copy_match_slowly(out: &mut [u8], pos: usize, offset: usize, length: usize) {
-    let src = pos - offset;
-    let end = pos + length;
-    if offset >= length {
-        out.copy_within(src..src + length, pos);
-    } else if offset == 1 {
-        let byte = out[src];
-        out[pos..end].fill(byte);
-    } else if length <= 16 {
-        for i in pos..end {
-            out[i] = out[i - offset];
-        }
-    } else {
-        // The copied region doubles each round and stays periodic.
-        let mut d = pos;
-        while d < end {
-            let n = (d - src).min(end - d);
-            out.copy_within(src..src + n, d);
-            d += n;
-        }
-    }
+    super::lz::copy_match(out, pos, offset, length);
 }
 
 /// Writes a delta match: every byte is its source byte plus the change
