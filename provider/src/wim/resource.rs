@@ -7,6 +7,7 @@
 //! thread, in any order. Every offset and size is checked against the file
 //! before anything is allocated from it.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -152,7 +153,8 @@ impl Source {
         })
     }
 
-    /// Bytes of chunks read so far by [`Self::decode_chunk`].
+    /// Bytes of chunks read so far by [`Self::decode_chunk`] and
+    /// [`Self::decode_into`].
     pub fn chunk_bytes_read(&self) -> u64 {
         self.chunk_bytes_read.load(Ordering::Relaxed)
     }
@@ -351,48 +353,107 @@ impl Source {
         chunk: &ChunkRef,
         dec: &mut Decoders,
     ) -> Result<Vec<u8>, ResourceError> {
-        let raw = self.read_vec(chunk.offset, u64::from(chunk.stored))?;
-        self.chunk_bytes_read
-            .fetch_add(u64::from(chunk.size), Ordering::Relaxed);
-        if chunk.stored == chunk.size || chunk.codec == Compression::None {
-            if chunk.stored != chunk.size {
-                return Err(corrupt(format!(
-                    "uncompressed chunk at offset {} has the wrong size",
-                    chunk.offset
-                )));
-            }
-            return Ok(raw);
+        self.check_chunk(chunk)?;
+        let mut out = vec![0u8; chunk.size as usize];
+        let mut raw = Vec::new();
+        self.decode_chunk_into(chunk, &mut out, dec, &mut raw)?;
+        Ok(out)
+    }
+
+    /// Refuses a chunk whose sizes no codec could produce, before anything
+    /// is allocated for it.
+    fn check_chunk(&self, chunk: &ChunkRef) -> Result<(), ResourceError> {
+        self.check_extent(chunk.offset, u64::from(chunk.stored))?;
+        let stored_as_is = chunk.stored == chunk.size || chunk.codec == Compression::None;
+        if stored_as_is && chunk.stored != chunk.size {
+            return Err(corrupt(format!(
+                "uncompressed chunk at offset {} has the wrong size",
+                chunk.offset
+            )));
         }
-        // No codec expands data this much; refuse before allocating.
+        // No codec expands data this much.
         if u64::from(chunk.size) > u64::from(chunk.stored) << 16 {
             return Err(corrupt(format!(
                 "the chunk at offset {} claims {} bytes from {} stored",
                 chunk.offset, chunk.size, chunk.stored
             )));
         }
-        let mut out = vec![0u8; chunk.size as usize];
+        Ok(())
+    }
+
+    /// Reads and decodes one chunk (already checked) into `out`, exactly
+    /// its size; compressed bytes are read into `raw`, which keeps its
+    /// capacity for the next chunk.
+    fn decode_chunk_into(
+        &self,
+        chunk: &ChunkRef,
+        out: &mut [u8],
+        dec: &mut Decoders,
+        raw: &mut Vec<u8>,
+    ) -> Result<(), ResourceError> {
+        self.chunk_bytes_read
+            .fetch_add(u64::from(chunk.size), Ordering::Relaxed);
+        if chunk.stored == chunk.size {
+            return self.read_at(chunk.offset, out);
+        }
+        raw.resize(chunk.stored as usize, 0);
+        self.read_at(chunk.offset, raw)?;
         dec.get(chunk.codec, chunk.window as usize)
-            .and_then(|d| d.decompress(&raw, &mut out))
+            .and_then(|d| d.decompress(raw, out))
             .map_err(|source| ResourceError::Codec {
                 offset: chunk.offset,
                 source,
-            })?;
-        Ok(out)
+            })
     }
 
-    /// Decodes `chunks` on all cores; the results are in the same order.
-    pub fn decode_parallel(&self, chunks: &[ChunkRef]) -> Result<Vec<Vec<u8>>, ResourceError> {
-        if chunks.len() <= 1 {
-            let mut dec = Decoders::default();
-            return chunks
-                .iter()
-                .map(|c| self.decode_chunk(c, &mut dec))
-                .collect();
+    /// Decodes `chunks` on all cores into `out`, one after another (it is
+    /// resized to their total; its capacity is reused, so a buffer passed
+    /// again is neither reallocated nor cleared); returns where each chunk
+    /// ends in it. Each thread keeps its decompressors and a buffer for
+    /// compressed bytes from one call to the next.
+    pub fn decode_into(
+        &self,
+        chunks: &[ChunkRef],
+        out: &mut Vec<u8>,
+    ) -> Result<Vec<usize>, ResourceError> {
+        let mut total = 0usize;
+        let mut ends = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            self.check_chunk(chunk)?;
+            total = total
+                .checked_add(chunk.size as usize)
+                .ok_or_else(|| corrupt("chunks too large to decode at once"))?;
+            ends.push(total);
         }
-        chunks
-            .par_iter()
-            .map_init(Decoders::default, |dec, c| self.decode_chunk(c, dec))
-            .collect()
+        out.resize(total, 0);
+        let mut pieces = Vec::with_capacity(chunks.len());
+        let mut rest = out.as_mut_slice();
+        for chunk in chunks {
+            let (piece, after) = rest.split_at_mut(chunk.size as usize);
+            pieces.push(piece);
+            rest = after;
+        }
+        let one = |(chunk, piece): (&ChunkRef, &mut [u8])| {
+            SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+                Ok(mut scratch) => {
+                    let Scratch { dec, raw } = &mut *scratch;
+                    self.decode_chunk_into(chunk, piece, dec, raw)
+                }
+                // Never the case (decoding does not re-enter the pool), but
+                // a fresh scratch is as correct.
+                Err(_) => {
+                    let mut scratch = Scratch::default();
+                    let Scratch { dec, raw } = &mut scratch;
+                    self.decode_chunk_into(chunk, piece, dec, raw)
+                }
+            })
+        };
+        if chunks.len() <= 1 {
+            chunks.iter().zip(pieces).try_for_each(one)?;
+        } else {
+            chunks.par_iter().zip(pieces).try_for_each(one)?;
+        }
+        Ok(ends)
     }
 
     /// Reads a whole non-solid resource into memory (for the blob table, the
@@ -406,10 +467,10 @@ impl Source {
         }
         let plan = self.plan(spec)?;
         let mut out = Vec::with_capacity(spec.size.min(self.len.saturating_mul(64)) as usize);
+        let mut decoded = Vec::new();
         for piece in plan.chunks.chunks(64) {
-            for chunk in self.decode_parallel(piece)? {
-                out.extend_from_slice(&chunk);
-            }
+            self.decode_into(piece, &mut decoded)?;
+            out.extend_from_slice(&decoded);
         }
         Ok(out)
     }
@@ -436,6 +497,20 @@ pub fn plain_plan(offset: u64, size: u64) -> ChunkPlan {
         size,
         chunk_size: PLAIN_PIECE,
     }
+}
+
+/// What one thread keeps from chunk to chunk: its decompressors and the
+/// buffer compressed bytes are read into (as large as the largest chunk it
+/// read: at most one chunk per thread, as a solid apply's memory bound
+/// counts it).
+#[derive(Default)]
+struct Scratch {
+    dec: Decoders,
+    raw: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// One decompressor per codec, created on first use; one per thread.

@@ -44,7 +44,31 @@ struct Layout<'a> {
 }
 
 /// The decoded chunks of one batch, or why they could not be decoded.
-type DecodedBatch = Result<Vec<Vec<u8>>, ResourceError>;
+type DecodedBatch = Result<Decoded, ResourceError>;
+
+/// The decoded chunks of one batch, one after another in a buffer that is
+/// handed on to a later batch once this one is written: after the first
+/// batches, decoding neither allocates nor clears memory.
+#[derive(Default)]
+struct Decoded {
+    bytes: Vec<u8>,
+    /// Where each chunk ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Decoded {
+    /// The `k`th chunk of the batch.
+    fn chunk(&self, k: usize) -> &[u8] {
+        let start = match k.checked_sub(1) {
+            Some(j) => self.ends.get(j).copied().unwrap_or(usize::MAX),
+            None => 0,
+        };
+        self.ends
+            .get(k)
+            .and_then(|&end| self.bytes.get(start..end))
+            .unwrap_or(&[])
+    }
+}
 
 /// One piece of one blob within a decoded chunk.
 struct Piece {
@@ -98,9 +122,11 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         }
     }
 
-    let decode = |&(ci, cj): &(usize, usize)| {
-        wim.source()
-            .decode_parallel(chunks.get(ci..cj).unwrap_or(&[]))
+    let decode = |&(ci, cj): &(usize, usize), mut into: Decoded| -> DecodedBatch {
+        into.ends = wim
+            .source()
+            .decode_into(chunks.get(ci..cj).unwrap_or(&[]), &mut into.bytes)?;
+        Ok(into)
     };
     let batch_error = |e, (ci, pi): (usize, usize)| {
         let who = pieces
@@ -152,16 +178,23 @@ pub(crate) fn stream_blobs<S: BlobSink>(
             Mutex::new(batches.iter().map(|_| None).collect());
         let ready = Condvar::new();
         let failed = std::sync::atomic::AtomicBool::new(false);
+        // Buffers of batches already written, for the next jobs: at most
+        // `ahead` + 1 exist (decoding, waiting, being written).
+        let spare: Mutex<Vec<Decoded>> = Mutex::new(Vec::new());
         return rayon::in_place_scope(|scope| {
             let spawn = |k: usize| {
-                let (batches, slots, ready, failed, decode) =
-                    (&batches, &slots, &ready, &failed, &decode);
+                let (batches, slots, ready, failed, decode, spare) =
+                    (&batches, &slots, &ready, &failed, &decode, &spare);
                 scope.spawn(move |_| {
                     // After a failure nothing more is decoded.
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        match failed.load(std::sync::atomic::Ordering::Relaxed) {
-                            true => Ok(Vec::new()),
-                            false => batches.get(k).map_or(Ok(Vec::new()), decode),
+                        let into = spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                        match (
+                            failed.load(std::sync::atomic::Ordering::Relaxed),
+                            batches.get(k),
+                        ) {
+                            (false, Some(batch)) => decode(batch, into.unwrap_or_default()),
+                            _ => Ok(Decoded::default()),
                         }
                     }));
                     // The writer waits for this slot: fill it even after a
@@ -201,6 +234,10 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                     let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
                     let (bytes, pj) =
                         write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, false)?;
+                    spare
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(decoded);
                     total = total.saturating_add(bytes);
                     pi = pj;
                 }
@@ -216,17 +253,21 @@ pub(crate) fn stream_blobs<S: BlobSink>(
 
     // While one batch is written (its blobs in parallel), the next one is
     // decoded: decoding and writing overlap on all cores, and at most two
-    // batches are in memory.
-    let mut pending = batches.first().map(decode);
+    // batches are in memory; the buffer of the one written is reused for
+    // the one after the next.
+    let mut pending = batches.first().map(|b| decode(b, Decoded::default()));
+    let mut spare = Decoded::default();
     for (k, &(ci, cj)) in batches.iter().enumerate() {
         let Some(result) = pending.take() else {
             break;
         };
         let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
+        let into = std::mem::take(&mut spare);
         let (next, written) = rayon::join(
-            || batches.get(k + 1).map(decode),
+            || batches.get(k + 1).map(|b| decode(b, into)),
             || write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, true),
         );
+        spare = decoded;
         pending = next;
         let (bytes, pj) = written?;
         total = total.saturating_add(bytes);
@@ -243,7 +284,7 @@ fn write_batch<S: BlobSink>(
     sink: &S,
     layout: &Layout<'_>,
     open: &mut HashMap<usize, S::State>,
-    decoded: &[Vec<u8>],
+    decoded: &Decoded,
     (ci, cj): (usize, usize),
     pi: usize,
     parallel: bool,
@@ -257,7 +298,7 @@ fn write_batch<S: BlobSink>(
     let piece_data = |p: &Piece| -> &[u8] {
         p.chunk
             .checked_sub(ci)
-            .and_then(|k| decoded.get(k))
+            .map(|k| decoded.chunk(k))
             .and_then(|d| d.get(p.skip as usize..p.skip as usize + p.take as usize))
             .unwrap_or(&[])
     };
