@@ -21,6 +21,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
+use rayon::prelude::*;
 use rustix::fs::{FileType, OFlags, Timespec, Timestamps};
 use sha1::{Digest, Sha1 as Sha1Hasher};
 
@@ -38,6 +39,10 @@ const MAX_REPARSE: u64 = 16 * 1024;
 
 /// Modes of created folders and files, less the umask (as wimlib does
 /// without `--unix-data`).
+/// Entries handled by one job when hard links and timestamps are made on
+/// all cores: enough that each job's folder handle is found in the cache.
+const FOLDER_RUN: usize = 64;
+
 const DIR_MODE: u32 = 0o777;
 const FILE_MODE: u32 = 0o666;
 
@@ -227,9 +232,11 @@ pub(crate) fn apply(
         plan.leaves.push(entry);
     }
 
-    for &(existing, link) in &plan.hard_links {
+    // Hard links and timestamps are independent of each other within each
+    // step, so each step runs on all cores, in runs of entries of one folder.
+    let link_one = |&(existing, link): &(usize, usize)| -> Result<u64, WimError> {
         let (Some(a), Some(b)) = (image.entries.get(existing), image.entries.get(link)) else {
-            continue;
+            return Ok(0);
         };
         let (a_name, b_name) = (image.name_of(a), image.name_of(b));
         let made = out.rel_path(a.parent, a_name).and_then(|from| {
@@ -237,28 +244,33 @@ pub(crate) fn apply(
             out.root().hard_link(&from, &to)
         });
         made.map_err(write_err(&out.display(b.parent, b_name)))?;
-        summary.hard_links += 1;
-    }
+        Ok(1)
+    };
+    summary.hard_links += plan
+        .hard_links
+        .par_chunks(FOLDER_RUN)
+        .map(|run| run.iter().map(link_one).sum::<Result<u64, WimError>>())
+        .sum::<Result<u64, WimError>>()?;
 
-    // Timestamps: leaves folder by folder, then directories deepest first,
-    // then the root.
+    // Timestamps: leaves folder by folder, then directories deepest first
+    // (a folder's times do not change when those of what it holds are set,
+    // so these too may go in any order), then the root.
+    let set_times = |&entry: &usize| -> Result<(), WimError> {
+        let Some(e) = image.entries.get(entry) else {
+            return Ok(());
+        };
+        let name = image.name_of(e);
+        out.get(e.parent)
+            .and_then(|d| d.set_times(name_path(name), &timestamps(e)))
+            .map_err(write_err(&out.display(e.parent, name)))
+    };
     plan.leaves.sort_by(by_folder);
-    for &entry in &plan.leaves {
-        if let Some(e) = image.entries.get(entry) {
-            let name = image.name_of(e);
-            out.get(e.parent)
-                .and_then(|d| d.set_times(name_path(name), &timestamps(e)))
-                .map_err(write_err(&out.display(e.parent, name)))?;
-        }
-    }
-    for &entry in plan.dirs.iter().rev() {
-        if let Some(e) = image.entries.get(entry) {
-            let name = image.name_of(e);
-            out.get(e.parent)
-                .and_then(|d| d.set_times(name_path(name), &timestamps(e)))
-                .map_err(write_err(&out.display(e.parent, name)))?;
-        }
-    }
+    plan.leaves
+        .par_chunks(FOLDER_RUN)
+        .try_for_each(|run| run.iter().try_for_each(set_times))?;
+    plan.dirs
+        .par_chunks(FOLDER_RUN)
+        .try_for_each(|run| run.iter().try_for_each(set_times))?;
     if let Some(root) = image.entries.first() {
         rustix::fs::futimens(&root_file, &timestamps(root))
             .map_err(|e| write_err(&target_abs)(e.into()))?;
