@@ -39,9 +39,25 @@ pub(crate) fn copy_match(out: &mut [u8], dst: usize, offset: usize, len: usize) 
     }
 }
 
+/// Copies a match of at most 24 bytes from `offset` ≥ 8 bytes back as
+/// three words, whatever its length: no branch on the length, and up to 23
+/// bytes past the match written, which later output overwrites. The caller
+/// has checked `8 <= offset <= dst` and `dst + 24 <= out.len()`.
+#[inline(always)]
+pub(crate) fn copy_short(out: &mut [u8], dst: usize, offset: usize) {
+    let src = dst - offset;
+    for k in [0, 8, 16] {
+        // Each read lies wholly before its write (offset ≥ 8), after the
+        // words before it are written.
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&out[src + k..src + k + 8]);
+        out[dst + k..dst + k + 8].copy_from_slice(&word);
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::copy_match;
+    use super::{copy_match, copy_short};
 
     fn naive(out: &mut [u8], dst: usize, offset: usize, len: usize) {
         for i in dst..dst + len {
@@ -61,6 +77,20 @@ mod tests {
                     naive(&mut b, 20, offset, len);
                     assert_eq!(a[..20 + len], b[..20 + len], "offset {offset} len {len}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn short_copies_match_a_byte_by_byte_copy() {
+        for offset in 8..40 {
+            for len in 1..=24 {
+                let size = 40 + 24;
+                let mut a: Vec<u8> = (0..size).map(|b| (b as u8).wrapping_mul(37)).collect();
+                let mut b = a.clone();
+                copy_short(&mut a, 40, offset);
+                naive(&mut b, 40, offset, len);
+                assert_eq!(a[..40 + len], b[..40 + len], "offset {offset} len {len}");
             }
         }
     }

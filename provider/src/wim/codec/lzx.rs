@@ -7,7 +7,7 @@
 
 use super::bits::BitReader;
 use super::huffman::DecodeTable;
-use super::lz::copy_match;
+use super::lz::{copy_match, copy_short};
 use super::{CodecError, Compression, Decompressor};
 
 const NUM_CHARS: usize = 256;
@@ -226,7 +226,11 @@ impl LzxDecompressor {
             if offset > pos {
                 return Err(corrupt("match before the start of the chunk"));
             }
-            copy_match(out, pos, offset, len);
+            if offset >= 8 && len <= 24 && pos + 24 <= out.len() {
+                copy_short(out, pos, offset);
+            } else {
+                copy_match(out, pos, offset, len);
+            }
             pos += len;
         }
         Ok(())
