@@ -425,7 +425,13 @@ impl Source {
                 .ok_or_else(|| corrupt("chunks too large to decode at once"))?;
             ends.push(total);
         }
-        out.resize(total, 0);
+        if out.capacity() == 0 {
+            // A new allocation of zeros takes pages from the system as they
+            // are first written, not all at once as filling it would.
+            *out = vec![0u8; total];
+        } else {
+            out.resize(total, 0);
+        }
         let mut pieces = Vec::with_capacity(chunks.len());
         let mut rest = out.as_mut_slice();
         for chunk in chunks {
@@ -437,7 +443,14 @@ impl Source {
             SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
                 Ok(mut scratch) => {
                     let Scratch { dec, raw } = &mut *scratch;
-                    self.decode_chunk_into(chunk, piece, dec, raw)
+                    let decoded = self.decode_chunk_into(chunk, piece, dec, raw);
+                    // The compressed bytes of a solid chunk are not kept:
+                    // with them, the decoded chunks in flight would no
+                    // longer be the bulk of a solid apply's memory.
+                    if raw.capacity() > KEEP_RAW {
+                        *raw = Vec::new();
+                    }
+                    decoded
                 }
                 // Never the case (decoding does not re-enter the pool), but
                 // a fresh scratch is as correct.
@@ -500,14 +513,16 @@ pub fn plain_plan(offset: u64, size: u64) -> ChunkPlan {
 }
 
 /// What one thread keeps from chunk to chunk: its decompressors and the
-/// buffer compressed bytes are read into (as large as the largest chunk it
-/// read: at most one chunk per thread, as a solid apply's memory bound
-/// counts it).
+/// buffer compressed bytes are read into (kept up to [`KEEP_RAW`] bytes).
 #[derive(Default)]
 struct Scratch {
     dec: Decoders,
     raw: Vec<u8>,
 }
+
+/// Largest buffer of compressed bytes a thread keeps for its next chunk:
+/// every non-solid chunk fits (LZX's largest is 2 MiB).
+const KEEP_RAW: usize = 4 << 20;
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());

@@ -178,25 +178,26 @@ pub(crate) fn stream_blobs<S: BlobSink>(
             Mutex::new(batches.iter().map(|_| None).collect());
         let ready = Condvar::new();
         let failed = std::sync::atomic::AtomicBool::new(false);
-        // Buffers of batches already written, for the next jobs: at most
-        // `ahead` + 1 exist (decoding, waiting, being written).
-        let spare: Mutex<Vec<Decoded>> = Mutex::new(Vec::new());
+        // Each job decodes into a new buffer, freed once written: reusing
+        // them would keep every buffer in flight wholly in memory, where a
+        // new one fills as its chunk decodes (about 40 MiB more peak
+        // memory on the benchmark's solid WIM, for no measurable gain).
         return rayon::in_place_scope(|scope| {
             let spawn = |k: usize| {
-                let (batches, slots, ready, failed, decode, spare) =
-                    (&batches, &slots, &ready, &failed, &decode, &spare);
+                let (batches, slots, ready, failed, decode) =
+                    (&batches, &slots, &ready, &failed, &decode);
                 scope.spawn(move |_| {
                     // After a failure nothing more is decoded.
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        let into = spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                        match (
-                            failed.load(std::sync::atomic::Ordering::Relaxed),
-                            batches.get(k),
-                        ) {
-                            (false, Some(batch)) => decode(batch, into.unwrap_or_default()),
-                            _ => Ok(Decoded::default()),
-                        }
-                    }));
+                    let outcome =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            match (
+                                failed.load(std::sync::atomic::Ordering::Relaxed),
+                                batches.get(k),
+                            ) {
+                                (false, Some(batch)) => decode(batch, Decoded::default()),
+                                _ => Ok(Decoded::default()),
+                            }
+                        }));
                     // The writer waits for this slot: fill it even after a
                     // panic, which the scope then passes on.
                     let (result, panic) = match outcome {
@@ -234,10 +235,6 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                     let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
                     let (bytes, pj) =
                         write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, false)?;
-                    spare
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(decoded);
                     total = total.saturating_add(bytes);
                     pi = pj;
                 }
