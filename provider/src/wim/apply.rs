@@ -555,17 +555,26 @@ impl Writer<'_> {
             .map_err(self.write_error(d))
     }
 
-    /// Copies the complete first file of a blob to its other files.
-    fn copy_to_others(&self, first: &mut File, dests: &[Destination]) -> Result<(), WimError> {
+    /// Copies the complete first file of a blob (`len` bytes) to its
+    /// other files.
+    fn copy_to_others(
+        &self,
+        first: &mut File,
+        len: u64,
+        dests: &[Destination],
+    ) -> Result<(), WimError> {
         let Some(primary) = dests.first() else {
             return Ok(());
         };
         for d in dests.iter().skip(1) {
-            first
-                .seek(SeekFrom::Start(0))
-                .map_err(self.write_error(primary))?;
             let mut out = self.create(d, false)?;
-            io::copy(first, &mut out).map_err(self.write_error(d))?;
+            let copied = copy_in_kernel(first, &out, len).map_err(self.write_error(d))?;
+            if !copied {
+                first
+                    .seek(SeekFrom::Start(0))
+                    .map_err(self.write_error(primary))?;
+                io::copy(first, &mut out).map_err(self.write_error(d))?;
+            }
         }
         Ok(())
     }
@@ -634,7 +643,7 @@ impl BlobSink for Writer<'_> {
             });
         }
         if let Some(mut first) = state.file {
-            self.copy_to_others(&mut first, dests)?;
+            self.copy_to_others(&mut first, blob.size, dests)?;
             self.reporter.on_progress(
                 blob.size
                     .saturating_mul(dests.len().saturating_sub(1) as u64),
@@ -655,6 +664,37 @@ impl BlobSink for Writer<'_> {
             .map(|(_, d)| name_files(self.image, d))
             .unwrap_or_default()
     }
+}
+
+/// Copies the first `len` bytes of `from` to the empty file `to` inside the
+/// kernel, reading at offsets (no seek, and no size query as `io::copy`
+/// makes). Returns false, having copied nothing, where the system cannot.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn copy_in_kernel(from: &File, to: &File, len: u64) -> io::Result<bool> {
+    use rustix::io::Errno;
+    let mut at = 0u64;
+    while at < len {
+        let want = usize::try_from(len - at).unwrap_or(usize::MAX).min(1 << 30);
+        match rustix::fs::copy_file_range(from, Some(&mut at), to, None, want) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file written first is shorter than its data",
+                ))
+            }
+            Ok(_) => {}
+            Err(Errno::NOSYS | Errno::XDEV | Errno::INVAL | Errno::OPNOTSUPP) if at == 0 => {
+                return Ok(false)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn copy_in_kernel(_from: &File, _to: &File, _len: u64) -> io::Result<bool> {
+    Ok(false)
 }
 
 /// Writes every blob to its destinations and keeps those of `keep` in
