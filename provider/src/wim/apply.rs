@@ -224,7 +224,10 @@ pub(crate) fn apply(
             continue;
         };
         let name = image.name_of(e);
-        let werr = write_err(&out.display(e.parent, name));
+        let werr = |source| WimError::Write {
+            path: out.display(e.parent, name),
+            source,
+        };
         out.get(e.parent)
             .and_then(|d| d.symlink(Path::new(&link), name_path(name)))
             .map_err(werr)?;
@@ -243,7 +246,10 @@ pub(crate) fn apply(
             let to = out.rel_path(b.parent, b_name)?;
             out.root().hard_link(&from, &to)
         });
-        made.map_err(write_err(&out.display(b.parent, b_name)))?;
+        made.map_err(|source| WimError::Write {
+            path: out.display(b.parent, b_name),
+            source,
+        })?;
         Ok(1)
     };
     summary.hard_links += plan
@@ -262,7 +268,10 @@ pub(crate) fn apply(
         let name = image.name_of(e);
         out.get(e.parent)
             .and_then(|d| d.set_times(name_path(name), &timestamps(e)))
-            .map_err(write_err(&out.display(e.parent, name)))
+            .map_err(|source| WimError::Write {
+                path: out.display(e.parent, name),
+                source,
+            })
     };
     plan.leaves.sort_by(by_folder);
     plan.leaves
@@ -535,9 +544,12 @@ impl Writer<'_> {
         self.image.name(d.entry)
     }
 
-    fn write_error(&self, d: &Destination) -> impl FnOnce(io::Error) -> WimError {
-        let path = self.out.display(d.dir, self.name(d));
-        move |source| WimError::Write { path, source }
+    /// The error for a failed write to `d` (its path made only then).
+    fn write_error<'a>(&'a self, d: &'a Destination) -> impl FnOnce(io::Error) -> WimError + 'a {
+        move |source| WimError::Write {
+            path: self.out.display(d.dir, self.name(d)),
+            source,
+        }
     }
 
     /// Creates the file of destination `d` (readable too when `read`).
