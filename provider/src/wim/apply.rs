@@ -39,6 +39,10 @@ const MAX_REPARSE: u64 = 16 * 1024;
 
 /// Modes of created folders and files, less the umask (as wimlib does
 /// without `--unix-data`).
+/// Pieces of a blob at least this large are hashed and written at once on
+/// two cores.
+const HASH_BESIDE_WRITE: usize = 256 << 10;
+
 /// Entries handled by one job when hard links and timestamps are made on
 /// all cores: enough that each job's folder handle is found in the cache.
 const FOLDER_RUN: usize = 64;
@@ -613,15 +617,26 @@ impl BlobSink for Writer<'_> {
         })
     }
 
+    /// Hashes and writes the next bytes of blob `bi`; a large piece is
+    /// hashed on one core while it is written on another (a large file's
+    /// pieces come one after another, with no other work beside them when
+    /// they are stored uncompressed).
     fn write(&self, bi: usize, state: &mut Open, data: &[u8]) -> Result<(), WimError> {
-        state.hasher.update(data);
         state.got += data.len() as u64;
         if let Some(kept) = &mut state.kept {
             // Checked against the declared size when the list was made.
             kept.extend_from_slice(data);
         }
-        if let (Some(f), Some(d)) = (&mut state.file, self.dests(bi).first()) {
-            f.write_all(data).map_err(self.write_error(d))?;
+        let Open { file, hasher, .. } = state;
+        let write = || match (file, self.dests(bi).first()) {
+            (Some(f), Some(d)) => f.write_all(data).map_err(self.write_error(d)),
+            _ => Ok(()),
+        };
+        if data.len() >= HASH_BESIDE_WRITE {
+            rayon::join(|| hasher.update(data), write).1?;
+        } else {
+            hasher.update(data);
+            write()?;
         }
         self.reporter.on_progress(data.len() as u64);
         Ok(())

@@ -318,11 +318,28 @@ fn write_batch<S: BlobSink>(
             && !open.contains_key(&b)
     };
     let (whole, partial): (Vec<_>, Vec<_>) = runs.iter().partition(|r| complete(r));
+    // A run's pieces lie one after another in the batch (each is a whole
+    // chunk of its own resource, or a part of a solid chunk); they go to
+    // the sink as the fewest slices that hold them in order.
+    let write_run = |b: usize, state: &mut S::State, run: &[Piece]| -> Result<(), WimError> {
+        let mut slices = run.iter().map(piece_data).peekable();
+        while let Some(mut slice) = slices.next() {
+            while let Some(next) = slices.peek() {
+                match join_adjacent(decoded, slice, next) {
+                    Some(joined) => {
+                        slice = joined;
+                        slices.next();
+                    }
+                    None => break,
+                }
+            }
+            sink.write(b, state, slice)?;
+        }
+        Ok(())
+    };
     let write_whole = |&&(b, s, e): &&(usize, usize, usize)| {
         let mut state = sink.start(b)?;
-        for p in pieces.get(s..e).unwrap_or(&[]) {
-            sink.write(b, &mut state, piece_data(p))?;
-        }
+        write_run(b, &mut state, pieces.get(s..e).unwrap_or(&[]))?;
         sink.finish(b, state)
     };
     let results: Vec<Result<u64, WimError>> = if parallel {
@@ -338,9 +355,7 @@ fn write_batch<S: BlobSink>(
             slot.insert(sink.start(b)?);
         }
         if let Some(state) = open.get_mut(&b) {
-            for p in pieces.get(s..e).unwrap_or(&[]) {
-                sink.write(b, state, piece_data(p))?;
-            }
+            write_run(b, state, pieces.get(s..e).unwrap_or(&[]))?;
         }
         if last_piece.get(b) == Some(&Some(e - 1)) {
             if let Some(state) = open.remove(&b) {
@@ -349,6 +364,19 @@ fn write_batch<S: BlobSink>(
         }
     }
     Ok((total, pj))
+}
+
+/// `a` and `b` as one slice of `decoded`, when `b` follows `a` directly.
+fn join_adjacent<'d>(decoded: &'d Decoded, a: &[u8], b: &[u8]) -> Option<&'d [u8]> {
+    let base = decoded.bytes.as_ptr() as usize;
+    let start = (a.as_ptr() as usize).checked_sub(base)?;
+    let middle = (b.as_ptr() as usize).checked_sub(base)?;
+    if start + a.len() != middle {
+        return None;
+    }
+    // Both lie inside the buffer, where the joined slice starts at `a`.
+    let joined = decoded.bytes.get(start..middle + b.len())?;
+    (joined.as_ptr() == a.as_ptr()).then_some(joined)
 }
 
 /// Sort key putting blobs in the order they are stored in the file.
