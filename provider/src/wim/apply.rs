@@ -277,6 +277,15 @@ pub(crate) fn apply(
                 source,
             })
     };
+    // Files with data had their times set as they were finished.
+    let mut finished = vec![false; image.entries.len()];
+    for d in blobs.iter().flat_map(|(_, dests)| dests) {
+        if let Some(done) = finished.get_mut(d.entry) {
+            *done = true;
+        }
+    }
+    plan.leaves
+        .retain(|&entry| !finished.get(entry).copied().unwrap_or(false));
     plan.leaves.sort_by(by_folder);
     plan.leaves
         .par_chunks(FOLDER_RUN)
@@ -591,8 +600,20 @@ impl Writer<'_> {
                     .map_err(self.write_error(primary))?;
                 io::copy(first, &mut out).map_err(self.write_error(d))?;
             }
+            self.set_times(&out, d)?;
         }
         Ok(())
+    }
+
+    /// Sets the times of destination `d`'s file, through its open handle
+    /// (no path lookup), once all its data is written.
+    fn set_times(&self, file: &File, d: &Destination) -> Result<(), WimError> {
+        let Some(e) = self.image.entries.get(d.entry) else {
+            return Ok(());
+        };
+        rustix::fs::futimens(file, &timestamps(e))
+            .map_err(io::Error::from)
+            .map_err(self.write_error(d))
     }
 }
 
@@ -671,6 +692,10 @@ impl BlobSink for Writer<'_> {
         }
         if let Some(mut first) = state.file {
             self.copy_to_others(&mut first, blob.size, dests)?;
+            if let Some(primary) = dests.first() {
+                // After the copies, which read it.
+                self.set_times(&first, primary)?;
+            }
             self.reporter.on_progress(
                 blob.size
                     .saturating_mul(dests.len().saturating_sub(1) as u64),
