@@ -396,10 +396,23 @@ impl Source {
         if chunk.stored == chunk.size {
             return self.read_at(chunk.offset, out);
         }
-        raw.resize(chunk.stored as usize, 0);
-        self.read_at(chunk.offset, raw)?;
+        let mut mapped;
+        let large = chunk.stored as usize > KEEP_RAW;
+        let input: &mut [u8] = match large.then(|| large_buffer(chunk.stored as usize)) {
+            // A solid chunk's compressed bytes, in a mapping of their own
+            // (see `large_buffer`), unmapped once decoded.
+            Some(Some(map)) => {
+                mapped = map;
+                &mut mapped
+            }
+            _ => {
+                raw.resize(chunk.stored as usize, 0);
+                raw
+            }
+        };
+        self.read_at(chunk.offset, input)?;
         dec.get(chunk.codec, chunk.window as usize)
-            .and_then(|d| d.decompress(raw, out))
+            .and_then(|d| d.decompress(input, out))
             .map_err(|source| ResourceError::Codec {
                 offset: chunk.offset,
                 source,
@@ -409,13 +422,28 @@ impl Source {
     /// Decodes `chunks` on all cores into `out`, one after another (it is
     /// resized to their total; its capacity is reused, so a buffer passed
     /// again is neither reallocated nor cleared); returns where each chunk
-    /// ends in it. Each thread keeps its decompressors and a buffer for
-    /// compressed bytes from one call to the next.
+    /// ends in it.
     pub fn decode_into(
         &self,
         chunks: &[ChunkRef],
         out: &mut Vec<u8>,
     ) -> Result<Vec<usize>, ResourceError> {
+        let ends = self.chunk_ends(chunks)?;
+        let total = ends.last().copied().unwrap_or(0);
+        if out.capacity() == 0 {
+            // A new allocation of zeros takes pages from the system as they
+            // are first written, not all at once as filling it would.
+            *out = vec![0u8; total];
+        } else {
+            out.resize(total, 0);
+        }
+        self.decode_to(chunks, out)?;
+        Ok(ends)
+    }
+
+    /// Checks `chunks` and returns where each ends when they are decoded
+    /// one after another.
+    pub fn chunk_ends(&self, chunks: &[ChunkRef]) -> Result<Vec<usize>, ResourceError> {
         let mut total = 0usize;
         let mut ends = Vec::with_capacity(chunks.len());
         for chunk in chunks {
@@ -425,17 +453,20 @@ impl Source {
                 .ok_or_else(|| corrupt("chunks too large to decode at once"))?;
             ends.push(total);
         }
-        if out.capacity() == 0 {
-            // A new allocation of zeros takes pages from the system as they
-            // are first written, not all at once as filling it would.
-            *out = vec![0u8; total];
-        } else {
-            out.resize(total, 0);
-        }
+        Ok(ends)
+    }
+
+    /// Decodes `chunks` (checked by [`Self::chunk_ends`]) on all cores into
+    /// `out`, exactly their total size, one after another. Each thread keeps
+    /// its decompressors and a buffer for compressed bytes from one call to
+    /// the next.
+    pub fn decode_to(&self, chunks: &[ChunkRef], out: &mut [u8]) -> Result<(), ResourceError> {
         let mut pieces = Vec::with_capacity(chunks.len());
-        let mut rest = out.as_mut_slice();
+        let mut rest = out;
         for chunk in chunks {
-            let (piece, after) = rest.split_at_mut(chunk.size as usize);
+            let Some((piece, after)) = rest.split_at_mut_checked(chunk.size as usize) else {
+                return Err(corrupt("chunks larger than their buffer"));
+            };
             pieces.push(piece);
             rest = after;
         }
@@ -462,11 +493,10 @@ impl Source {
             })
         };
         if chunks.len() <= 1 {
-            chunks.iter().zip(pieces).try_for_each(one)?;
+            chunks.iter().zip(pieces).try_for_each(one)
         } else {
-            chunks.par_iter().zip(pieces).try_for_each(one)?;
+            chunks.par_iter().zip(pieces).try_for_each(one)
         }
-        Ok(ends)
     }
 
     /// Reads a whole non-solid resource into memory (for the blob table, the
@@ -518,6 +548,18 @@ pub fn plain_plan(offset: u64, size: u64) -> ChunkPlan {
 struct Scratch {
     dec: Decoders,
     raw: Vec<u8>,
+}
+
+/// A zeroed buffer of `len` bytes in a mapping of its own, which the system
+/// may back with huge pages (2 MiB on x86-64): for the buffers of solid
+/// chunks, thousands fewer page faults per chunk and fewer address
+/// translation misses. `None` where the system gives no such mapping.
+pub(crate) fn large_buffer(len: usize) -> Option<memmap2::MmapMut> {
+    let map = memmap2::MmapMut::map_anon(len).ok()?;
+    // Advice only: without huge pages the mapping works the same.
+    #[cfg(target_os = "linux")]
+    let _ = map.advise(memmap2::Advice::HugePage);
+    Some(map)
 }
 
 /// Largest buffer of compressed bytes a thread keeps for its next chunk:

@@ -18,7 +18,7 @@ use sha1::{Digest, Sha1 as Sha1Hasher};
 use super::metadata::Sha1;
 
 use super::reader::{resource_error, BATCH_BYTES};
-use super::resource::{ChunkRef, ResourceError};
+use super::resource::{large_buffer, ChunkRef, ResourceError};
 use super::{Blob, BlobLocation, WimError, WimFile};
 
 /// Receives the bytes of blobs, identified by their index in the list.
@@ -51,9 +51,60 @@ type DecodedBatch = Result<Decoded, ResourceError>;
 /// batches, decoding neither allocates nor clears memory.
 #[derive(Default)]
 struct Decoded {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     /// Where each chunk ends in `bytes`.
     ends: Vec<usize>,
+}
+
+/// Where a batch is decoded: heap memory, or for a solid chunk a mapping of
+/// its own that the system may back with huge pages (2 MiB on x86-64):
+/// thousands fewer page faults per 64 MiB chunk, and fewer address
+/// translation misses for the decoder's matches that reach far back.
+enum Bytes {
+    Heap(Vec<u8>),
+    Mapped(memmap2::MmapMut),
+}
+
+impl Default for Bytes {
+    fn default() -> Self {
+        Bytes::Heap(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Heap(v) => v,
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
+impl Bytes {
+    /// `len` bytes to decode into: a new mapping when `mapped` (heap memory
+    /// if the system has none to give), else this buffer resized (its
+    /// capacity reused; a new one is allocated as zeros, so its pages are
+    /// taken as decoding first writes them).
+    fn prepare(&mut self, len: usize, mapped: bool) -> &mut [u8] {
+        if mapped {
+            *self = match large_buffer(len) {
+                Some(map) => Bytes::Mapped(map),
+                None => Bytes::Heap(Vec::new()),
+            };
+        }
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Heap(v) => {
+                if v.capacity() == 0 {
+                    *v = vec![0u8; len];
+                } else {
+                    v.resize(len, 0);
+                }
+                v
+            }
+        }
+    }
 }
 
 impl Decoded {
@@ -122,10 +173,14 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         }
     }
 
-    let decode = |&(ci, cj): &(usize, usize), mut into: Decoded| -> DecodedBatch {
-        into.ends = wim
-            .source()
-            .decode_into(chunks.get(ci..cj).unwrap_or(&[]), &mut into.bytes)?;
+    let decode = |&(ci, cj): &(usize, usize), mut into: Decoded, mapped: bool| -> DecodedBatch {
+        let batch = chunks.get(ci..cj).unwrap_or(&[]);
+        let ends = wim.source().chunk_ends(batch)?;
+        let out = into
+            .bytes
+            .prepare(ends.last().copied().unwrap_or(0), mapped);
+        wim.source().decode_to(batch, out)?;
+        into.ends = ends;
         Ok(into)
     };
     let batch_error = |e, (ci, pi): (usize, usize)| {
@@ -184,8 +239,8 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         // memory on the benchmark's solid WIM, for no measurable gain).
         return rayon::in_place_scope(|scope| {
             let spawn = |k: usize| {
-                let (batches, slots, ready, failed, decode) =
-                    (&batches, &slots, &ready, &failed, &decode);
+                let (batches, slots, ready, failed, decode, big) =
+                    (&batches, &slots, &ready, &failed, &decode, &big);
                 scope.spawn(move |_| {
                     // After a failure nothing more is decoded.
                     let outcome =
@@ -194,7 +249,9 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                                 failed.load(std::sync::atomic::Ordering::Relaxed),
                                 batches.get(k),
                             ) {
-                                (false, Some(batch)) => decode(batch, Decoded::default()),
+                                (false, Some(batch)) => {
+                                    decode(batch, Decoded::default(), big(batch.0))
+                                }
                                 _ => Ok(Decoded::default()),
                             }
                         }));
@@ -252,7 +309,9 @@ pub(crate) fn stream_blobs<S: BlobSink>(
     // decoded: decoding and writing overlap on all cores, and at most two
     // batches are in memory; the buffer of the one written is reused for
     // the one after the next.
-    let mut pending = batches.first().map(|b| decode(b, Decoded::default()));
+    let mut pending = batches
+        .first()
+        .map(|b| decode(b, Decoded::default(), false));
     let mut spare = Decoded::default();
     for (k, &(ci, cj)) in batches.iter().enumerate() {
         let Some(result) = pending.take() else {
@@ -261,7 +320,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
         let into = std::mem::take(&mut spare);
         let (next, written) = rayon::join(
-            || batches.get(k + 1).map(|b| decode(b, into)),
+            || batches.get(k + 1).map(|b| decode(b, into, false)),
             || write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, true),
         );
         spare = decoded;
