@@ -30,7 +30,7 @@ use super::link_target::link_target;
 use super::metadata::{Dentry, Image, Sha1, ZERO_HASH};
 use super::out_dirs::{name_path, OutDirs};
 use super::stream::{disk_order, stream_blobs, BlobSink};
-use super::{sidecar, ApplyOptions, ApplySummary, Blob, WimError, WimFile};
+use super::{sidecar, ApplyOptions, ApplySummary, Blob, FastMap, FastSet, WimError, WimFile};
 use crate::fsutil::dir::Dir;
 use crate::progress::Reporter;
 
@@ -96,7 +96,7 @@ struct Plan {
     /// Files, symlinks and hard links whose times are set.
     leaves: Vec<usize>,
     /// Blob → the files that receive it.
-    destinations: HashMap<Sha1, Vec<Destination>>,
+    destinations: FastMap<Sha1, Vec<Destination>>,
     /// (existing file, new link) entries, linked after the data is written.
     hard_links: Vec<(usize, usize)>,
     /// Symbolic links and junctions, made after the data is written.
@@ -361,11 +361,11 @@ fn build_tree(
     let mut plan = Plan {
         dirs: Vec::new(),
         leaves: Vec::new(),
-        destinations: HashMap::new(),
+        destinations: FastMap::default(),
         hard_links: Vec::new(),
         links: Vec::new(),
     };
-    let mut link_primary: HashMap<u64, usize> = HashMap::new();
+    let mut link_primary: FastMap<u64, usize> = FastMap::default();
     let mut stack: Vec<usize> = vec![0];
     let skip = |summary: &mut ApplySummary, path: String, why: &str| {
         reporter.warn(&format!("Skipping '{path}': {why}"));
@@ -379,7 +379,7 @@ fn build_tree(
             path: out.display_dir(dir),
             source,
         })?;
-        let mut names: HashSet<&str> = HashSet::new();
+        let mut names: FastSet<&str> = FastSet::default();
         for child in d.children() {
             let Some(e) = image.entries.get(child) else {
                 continue;

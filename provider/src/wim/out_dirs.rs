@@ -9,11 +9,11 @@
 //! root one by one, and the number of open descriptors stays bounded
 //! whatever the number of folders or files.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::FastMap;
 use crate::fsutil::dir::Dir;
 
 /// Folder handles kept open at most (besides those in use by a writer):
@@ -37,7 +37,7 @@ pub(crate) struct OutDirs {
     /// Each applied folder's path relative to the apply folder, by entry
     /// (`None`: not a folder of the applied tree).
     rel: Vec<Option<PathBuf>>,
-    cache: Mutex<HashMap<usize, Arc<Dir>>>,
+    cache: Mutex<FastMap<usize, Arc<Dir>>>,
     /// How many handles the cache keeps.
     cache_size: usize,
 }
@@ -54,7 +54,7 @@ impl OutDirs {
             root,
             root_path,
             rel,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(FastMap::default()),
             cache_size: cached_dirs(),
         }
     }

@@ -1,7 +1,6 @@
 //! Opening a WIM: the header, the blob table and the XML data, all checked
 //! against the file; and reading blobs with their SHA-1 verified.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use sha1::{Digest, Sha1 as Sha1Hasher};
@@ -12,7 +11,9 @@ use super::format::{
 };
 use super::metadata::{self, Image, Sha1, ZERO_HASH};
 use super::resource::{max_chunk_size, ChunkRef, ResourceError, ResourceSpec, Source};
-use super::{xml, Blob, BlobLocation, Compression, SolidRun, WimError, WimFile, WimHeaderInfo};
+use super::{
+    xml, Blob, BlobLocation, Compression, FastMap, SolidRun, WimError, WimFile, WimHeaderInfo,
+};
 
 /// Largest XML data accepted. Real XML data is a few kilobytes per image;
 /// the limit keeps the raw bytes and their decoded text well inside the
@@ -134,7 +135,8 @@ impl WimFile {
                 BlobTableEntry::SIZE
             )));
         }
-        let mut blobs: HashMap<Sha1, Blob> = HashMap::new();
+        let mut blobs: FastMap<Sha1, Blob> = FastMap::default();
+        blobs.reserve(table.len() / BlobTableEntry::SIZE);
         let mut images: Vec<Blob> = Vec::new();
         let mut runs: Vec<SolidRun> = Vec::new();
         // The run being collected: resources then blobs.

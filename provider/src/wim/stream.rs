@@ -19,7 +19,7 @@ use super::metadata::Sha1;
 
 use super::reader::{resource_error, BATCH_BYTES};
 use super::resource::{large_buffer, ChunkRef, ResourceError};
-use super::{Blob, BlobLocation, WimError, WimFile};
+use super::{Blob, BlobLocation, FastMap, WimError, WimFile};
 
 /// Receives the bytes of blobs, identified by their index in the list.
 pub(crate) trait BlobSink: Sync {
@@ -197,7 +197,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         first_piece: &first_piece,
         last_piece: &last_piece,
     };
-    let mut open: HashMap<usize, S::State> = HashMap::new();
+    let mut open: FastMap<usize, S::State> = FastMap::default();
     let mut pi = 0usize;
 
     // Batches of about BATCH_BYTES of decoded data, at least two chunks
@@ -339,7 +339,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
 fn write_batch<S: BlobSink>(
     sink: &S,
     layout: &Layout<'_>,
-    open: &mut HashMap<usize, S::State>,
+    open: &mut FastMap<usize, S::State>,
     decoded: &Decoded,
     (ci, cj): (usize, usize),
     pi: usize,
