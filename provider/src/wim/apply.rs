@@ -37,8 +37,6 @@ use crate::progress::Reporter;
 /// Largest reparse data accepted (Windows caps it at 16 KiB).
 const MAX_REPARSE: u64 = 16 * 1024;
 
-/// Modes of created folders and files, less the umask (as wimlib does
-/// without `--unix-data`).
 /// Pieces of a blob at least this large are hashed and written at once on
 /// two cores.
 const HASH_BESIDE_WRITE: usize = 256 << 10;
@@ -47,6 +45,8 @@ const HASH_BESIDE_WRITE: usize = 256 << 10;
 /// all cores: enough that each job's folder handle is found in the cache.
 const FOLDER_RUN: usize = 64;
 
+/// Modes of created folders and files, less the umask (as wimlib does
+/// without `--unix-data`).
 const DIR_MODE: u32 = 0o777;
 const FILE_MODE: u32 = 0o666;
 
