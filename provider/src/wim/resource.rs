@@ -153,8 +153,7 @@ impl Source {
         })
     }
 
-    /// Bytes of chunks read so far by [`Self::decode_chunk`] and
-    /// [`Self::decode_into`].
+    /// Bytes of chunks read so far by [`Self::decode_to`].
     pub fn chunk_bytes_read(&self) -> u64 {
         self.chunk_bytes_read.load(Ordering::Relaxed)
     }
@@ -347,19 +346,6 @@ impl Source {
         })
     }
 
-    /// Reads and decodes one chunk with `dec` (a decompressor cache).
-    pub fn decode_chunk(
-        &self,
-        chunk: &ChunkRef,
-        dec: &mut Decoders,
-    ) -> Result<Vec<u8>, ResourceError> {
-        self.check_chunk(chunk)?;
-        let mut out = vec![0u8; chunk.size as usize];
-        let mut raw = Vec::new();
-        self.decode_chunk_into(chunk, &mut out, dec, &mut raw)?;
-        Ok(out)
-    }
-
     /// Refuses a chunk whose sizes no codec could produce, before anything
     /// is allocated for it.
     fn check_chunk(&self, chunk: &ChunkRef) -> Result<(), ResourceError> {
@@ -429,15 +415,7 @@ impl Source {
         out: &mut Vec<u8>,
     ) -> Result<Vec<usize>, ResourceError> {
         let ends = self.chunk_ends(chunks)?;
-        let total = ends.last().copied().unwrap_or(0);
-        if out.capacity() == 0 {
-            // A new allocation of zeros takes pages from the system as they
-            // are first written, not all at once as filling it would.
-            *out = vec![0u8; total];
-        } else {
-            out.resize(total, 0);
-        }
-        self.decode_to(chunks, out)?;
+        self.decode_to(chunks, fit(out, ends.last().copied().unwrap_or(0)))?;
         Ok(ends)
     }
 
@@ -542,6 +520,19 @@ pub fn plain_plan(offset: u64, size: u64) -> ChunkPlan {
     }
 }
 
+/// `out` resized to `len` bytes to decode into: its capacity is reused (a
+/// buffer passed again is neither reallocated nor cleared), and a new one
+/// is allocated as zeros, whose pages the system gives as they are first
+/// written rather than all at once as filling it would take them.
+pub(crate) fn fit(out: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if out.capacity() == 0 {
+        *out = vec![0u8; len];
+    } else {
+        out.resize(len, 0);
+    }
+    out
+}
+
 /// What one thread keeps from chunk to chunk: its decompressors and the
 /// buffer compressed bytes are read into (kept up to [`KEEP_RAW`] bytes).
 #[derive(Default)]
@@ -572,7 +563,7 @@ thread_local! {
 
 /// One decompressor per codec, created on first use; one per thread.
 #[derive(Default)]
-pub struct Decoders {
+struct Decoders {
     xpress: Option<(usize, Box<dyn Decompressor>)>,
     lzx: Option<(usize, Box<dyn Decompressor>)>,
     lzms: Option<(usize, Box<dyn Decompressor>)>,
@@ -715,6 +706,6 @@ mod tests {
             codec: Compression::Lzms,
             window: 1 << 30,
         };
-        assert!(src.decode_chunk(&c, &mut Decoders::default()).is_err());
+        assert!(src.decode_into(&[c], &mut Vec::new()).is_err());
     }
 }

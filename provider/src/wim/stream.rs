@@ -18,7 +18,7 @@ use sha1::{Digest, Sha1 as Sha1Hasher};
 use super::metadata::Sha1;
 
 use super::reader::{resource_error, BATCH_BYTES};
-use super::resource::{large_buffer, ChunkRef, ResourceError};
+use super::resource::{fit, large_buffer, ChunkRef, ResourceError};
 use super::{Blob, BlobLocation, FastMap, WimError, WimFile};
 
 /// Receives the bytes of blobs, identified by their index in the list.
@@ -83,9 +83,8 @@ impl std::ops::Deref for Bytes {
 
 impl Bytes {
     /// `len` bytes to decode into: a new mapping when `mapped` (heap memory
-    /// if the system has none to give), else this buffer resized (its
-    /// capacity reused; a new one is allocated as zeros, so its pages are
-    /// taken as decoding first writes them).
+    /// if the system has none to give), else this buffer resized by
+    /// [`fit`].
     fn prepare(&mut self, len: usize, mapped: bool) -> &mut [u8] {
         if mapped {
             *self = match large_buffer(len) {
@@ -95,14 +94,7 @@ impl Bytes {
         }
         match self {
             Bytes::Mapped(m) => m,
-            Bytes::Heap(v) => {
-                if v.capacity() == 0 {
-                    *v = vec![0u8; len];
-                } else {
-                    v.resize(len, 0);
-                }
-                v
-            }
+            Bytes::Heap(v) => fit(v, len),
         }
     }
 }

@@ -39,20 +39,21 @@ pub(crate) fn copy_match(out: &mut [u8], dst: usize, offset: usize, len: usize) 
     }
 }
 
-/// Copies a match of at most 24 bytes from `offset` ≥ 8 bytes back as
-/// three words, whatever its length: no branch on the length, and up to 23
-/// bytes past the match written, which later output overwrites. The caller
-/// has checked `8 <= offset <= dst` and `dst + 24 <= out.len()`.
+/// Copies a match of at most 24 bytes from `offset` bytes back as three
+/// words, whatever its length: no branch on the length, and up to 23 bytes
+/// past the match written, which later output overwrites. Returns false,
+/// copying nothing, when fewer than 24 bytes of room are left. The caller
+/// has checked `8 <= offset <= dst`: each word is read wholly before the
+/// place it is written, after the words before it are written.
 #[inline(always)]
-pub(crate) fn copy_short(out: &mut [u8], dst: usize, offset: usize) {
-    let src = dst - offset;
-    for k in [0, 8, 16] {
-        // Each read lies wholly before its write (offset ≥ 8), after the
-        // words before it are written.
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&out[src + k..src + k + 8]);
-        out[dst + k..dst + k + 8].copy_from_slice(&word);
-    }
+pub(crate) fn copy_short(out: &mut [u8], dst: usize, offset: usize) -> bool {
+    let Some(window) = out.get_mut(dst - offset..dst + 24) else {
+        return false;
+    };
+    window.copy_within(0..8, offset);
+    window.copy_within(8..16, offset + 8);
+    window.copy_within(16..24, offset + 16);
+    true
 }
 
 #[cfg(test)]
@@ -88,7 +89,7 @@ mod tests {
                 let size = 40 + 24;
                 let mut a: Vec<u8> = (0..size).map(|b| (b as u8).wrapping_mul(37)).collect();
                 let mut b = a.clone();
-                copy_short(&mut a, 40, offset);
+                assert!(copy_short(&mut a, 40, offset));
                 naive(&mut b, 40, offset, len);
                 assert_eq!(a[..40 + len], b[..40 + len], "offset {offset} len {len}");
             }

@@ -226,9 +226,7 @@ impl LzxDecompressor {
             if offset > pos {
                 return Err(corrupt("match before the start of the chunk"));
             }
-            if offset >= 8 && len <= 24 && pos + 24 <= out.len() {
-                copy_short(out, pos, offset);
-            } else {
+            if !(offset >= 8 && len <= 24 && copy_short(out, pos, offset)) {
                 copy_match(out, pos, offset, len);
             }
             pos += len;

@@ -348,33 +348,32 @@ fn copy_match(out: &mut [u8], pos: usize, offset: usize, length: usize) {
         // follows it, so an overlapping source repeats as it should; the
         // bytes written past `end` are overwritten by later output.
         if length <= 24 {
-            if let Some(window) = out.get_mut(src..pos + 24) {
-                // Most matches: three words, no loop.
-                window.copy_within(0..8, offset);
-                window.copy_within(8..16, offset + 8);
-                window.copy_within(16..24, offset + 16);
+            // Most matches: three words, no loop.
+            if super::lz::copy_short(out, pos, offset) {
                 return;
             }
         } else if offset >= 16 && end + 16 <= out.len() {
             // Long matches 16 bytes at a time when the source allows.
-            let (mut s, mut d) = (src, pos);
-            while d < end {
-                out.copy_within(s..s + 16, d);
-                s += 16;
-                d += 16;
-            }
+            copy_by::<16>(out, src, pos, end);
             return;
         } else if end + 8 <= out.len() {
-            let (mut s, mut d) = (src, pos);
-            while d < end {
-                out.copy_within(s..s + 8, d);
-                s += 8;
-                d += 8;
-            }
+            copy_by::<8>(out, src, pos, end);
             return;
         }
     }
     copy_match_slowly(out, pos, offset, length);
+}
+
+/// Copies `W` bytes at a time from `src` to `dst` until `end`; the caller
+/// has checked `W <= dst - src` and `end + W <= out.len()`.
+#[inline(always)]
+fn copy_by<const W: usize>(out: &mut [u8], src: usize, dst: usize, end: usize) {
+    let (mut s, mut d) = (src, dst);
+    while d < end {
+        out.copy_within(s..s + W, d);
+        s += W;
+        d += W;
+    }
 }
 
 /// [`copy_match`] for short offsets and the end of the output: the shared
