@@ -93,7 +93,8 @@ struct Destination {
 struct Plan {
     /// Directories created (or merged into), parents first.
     dirs: Vec<usize>,
-    /// Files, symlinks and hard links whose times are set.
+    /// Empty files and symbolic links, whose times are set at the end (a
+    /// file with data gets its times as its data is finished).
     leaves: Vec<usize>,
     /// Blob → the files that receive it.
     destinations: FastMap<Sha1, Vec<Destination>>,
@@ -262,9 +263,9 @@ pub(crate) fn apply(
         .map(|run| run.iter().map(link_one).sum::<Result<u64, WimError>>())
         .sum::<Result<u64, WimError>>()?;
 
-    // Timestamps: leaves folder by folder, then directories deepest first
-    // (a folder's times do not change when those of what it holds are set,
-    // so these too may go in any order), then the root.
+    // Timestamps of empty files and links folder by folder, then of
+    // folders (a folder's times do not change when those of what it holds
+    // are set, so these may go in any order), then the root's.
     let set_times = |&entry: &usize| -> Result<(), WimError> {
         let Some(e) = image.entries.get(entry) else {
             return Ok(());
@@ -277,15 +278,6 @@ pub(crate) fn apply(
                 source,
             })
     };
-    // Files with data had their times set as they were finished.
-    let mut finished = vec![false; image.entries.len()];
-    for d in blobs.iter().flat_map(|(_, dests)| dests) {
-        if let Some(done) = finished.get_mut(d.entry) {
-            *done = true;
-        }
-    }
-    plan.leaves
-        .retain(|&entry| !finished.get(entry).copied().unwrap_or(false));
     plan.leaves.sort_by(by_folder);
     plan.leaves
         .par_chunks(FOLDER_RUN)
@@ -447,13 +439,13 @@ fn build_tree(
                 }
                 if e.data_hash == ZERO_HASH {
                     here.create_file(name, FILE_MODE).map_err(werr)?;
+                    plan.leaves.push(child);
                 } else {
                     plan.destinations
                         .entry(e.data_hash)
                         .or_default()
                         .push(Destination { dir, entry: child });
                 }
-                plan.leaves.push(child);
             }
         }
     }
