@@ -102,8 +102,10 @@ impl<'a> BackwardBits<'a> {
     /// Reads `count` (0..=32) verbatim bits.
     #[inline(always)]
     pub(super) fn take(&mut self, count: u32) -> u32 {
-        // Two shifts, so that a count of 0 gives 0 without a branch.
-        let bits = ((self.buffer >> 1) >> (63 - count.min(32))) as u32;
+        // Two shifts, so that a count of 0 gives 0 without a branch. The
+        // shift is masked as the machine's is: a count over 32 reads
+        // garbage instead of panicking.
+        let bits = (self.buffer >> 1).wrapping_shr(63u32.wrapping_sub(count)) as u32;
         self.consume(count);
         bits
     }

@@ -29,10 +29,12 @@ impl Probability {
 
     #[inline(always)]
     fn record(&mut self, bit: u32) {
-        let oldest = (self.history >> 63) as u32;
-        // `zeros` counts the zero bits of `history`, so this never wraps.
-        self.zeros = self.zeros.wrapping_add(oldest).wrapping_sub(bit);
-        self.history = (self.history << 1) | u64::from(bit);
+        // Doubling shifts the oldest bit out as the carry (one add and one
+        // add-with-carry on x86-64). `zeros` counts the zero bits of
+        // `history`, so it never wraps.
+        let (shifted, oldest) = self.history.overflowing_add(self.history);
+        self.zeros = self.zeros.wrapping_add(u32::from(oldest)).wrapping_sub(bit);
+        self.history = shifted | u64::from(bit);
     }
 }
 
