@@ -271,33 +271,15 @@ impl State {
                 copy_match(out, pos, offset, length);
                 pos += length;
             } else {
-                let (power, raw_offset) = if !range.decode(&mut d.delta_is_repeat) {
-                    bits.refill();
-                    let power = self.delta_powers.decode(&mut bits) as u32;
-                    bits.refill();
-                    let slot = offset_slot(self.delta_offsets.decode(&mut bits));
-                    let raw_offset = slot.base + bits.take(slot.extra_bits);
-                    delta_recent.push((power, raw_offset));
-                    (power, raw_offset)
-                } else {
-                    let index = repeat_index(&mut range, &mut d.delta_repeat_index);
-                    delta_recent.take(index, previous == Item::Delta)
-                };
+                pos = self.delta_match(
+                    &mut range,
+                    &mut bits,
+                    &mut delta_recent,
+                    previous == Item::Delta,
+                    out,
+                    pos,
+                )?;
                 previous = Item::Delta;
-                let length = decode_length(&mut self.lengths, &mut bits);
-
-                // power < 8, so neither value overflows in 64 bits.
-                let span = 1u64 << (power % 8);
-                let offset = u64::from(raw_offset) << (power % 8);
-                let remaining = out.len() - pos;
-                if offset + span > pos as u64 {
-                    return Err(corrupt("delta match reaches before the chunk start"));
-                }
-                if length > remaining {
-                    return Err(corrupt("delta match runs past the chunk end"));
-                }
-                copy_delta(out, pos, offset as usize, span as usize, length);
-                pos += length;
             }
         }
         // The range coder reads the buffer from the front and the bitstream
@@ -311,6 +293,50 @@ impl State {
             ));
         }
         Ok(())
+    }
+}
+
+impl State {
+    /// Decodes a delta match (the rarest item, kept out of the item loop)
+    /// and writes it at `pos`; returns the position after it. `pending`:
+    /// the previous item was a delta match.
+    #[inline(never)]
+    fn delta_match(
+        &mut self,
+        range: &mut RangeDecoder<'_>,
+        bits: &mut BackwardBits<'_>,
+        recent: &mut RecentSources<(u32, u32)>,
+        pending: bool,
+        out: &mut [u8],
+        pos: usize,
+    ) -> Result<usize, CodecError> {
+        let d = &mut self.decisions;
+        let (power, raw_offset) = if !range.decode(&mut d.delta_is_repeat) {
+            bits.refill();
+            let power = self.delta_powers.decode(bits) as u32;
+            bits.refill();
+            let slot = offset_slot(self.delta_offsets.decode(bits));
+            let raw_offset = slot.base + bits.take(slot.extra_bits);
+            recent.push((power, raw_offset));
+            (power, raw_offset)
+        } else {
+            let index = repeat_index(range, &mut d.delta_repeat_index);
+            recent.take(index, pending)
+        };
+        let length = decode_length(&mut self.lengths, bits);
+
+        // power < 8, so neither value overflows in 64 bits.
+        let span = 1u64 << (power % 8);
+        let offset = u64::from(raw_offset) << (power % 8);
+        let remaining = out.len() - pos;
+        if offset + span > pos as u64 {
+            return Err(corrupt("delta match reaches before the chunk start"));
+        }
+        if length > remaining {
+            return Err(corrupt("delta match runs past the chunk end"));
+        }
+        copy_delta(out, pos, offset as usize, span as usize, length);
+        Ok(pos + length)
     }
 }
 
