@@ -15,7 +15,7 @@
 //! exclusively, and links are made only once all data is written, so
 //! nothing is ever written through a link or outside the target.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -188,7 +188,7 @@ pub(crate) fn apply(
             }
         }
     }
-    let with_files: HashSet<Sha1> = blobs.iter().map(|(b, _)| b.hash).collect();
+    let with_files: FastSet<Sha1> = blobs.iter().map(|(b, _)| b.hash).collect();
     for blob in keep.values() {
         if !with_files.contains(&blob.hash) {
             blobs.push((blob, Vec::new()));
@@ -459,8 +459,8 @@ fn link_blobs<'w>(
     wim: &'w WimFile,
     image: &Image,
     links: &[usize],
-) -> Result<HashMap<Sha1, &'w Blob>, WimError> {
-    let mut found = HashMap::new();
+) -> Result<FastMap<Sha1, &'w Blob>, WimError> {
+    let mut found = FastMap::default();
     let mut total = 0u64;
     for &link in links {
         let Some(e) = image.entries.get(link) else {
@@ -535,7 +535,7 @@ struct Writer<'a> {
     out: &'a OutDirs,
     blobs: &'a [(&'a Blob, Vec<Destination>)],
     /// Blobs to keep in memory (the reparse data of links), and what was kept.
-    keep: &'a HashMap<Sha1, &'a Blob>,
+    keep: &'a FastMap<Sha1, &'a Blob>,
     kept: Mutex<HashMap<Sha1, Vec<u8>>>,
     reporter: &'a dyn Reporter,
 }
@@ -748,7 +748,7 @@ fn write_blobs(
     image: &Image,
     out: &OutDirs,
     blobs: &[(&Blob, Vec<Destination>)],
-    keep: &HashMap<Sha1, &Blob>,
+    keep: &FastMap<Sha1, &Blob>,
     reporter: &dyn Reporter,
 ) -> Result<(u64, HashMap<Sha1, Vec<u8>>), WimError> {
     let writer = Writer {

@@ -473,7 +473,14 @@ impl Source {
         if chunks.len() <= 1 {
             chunks.iter().zip(pieces).try_for_each(one)
         } else {
-            chunks.par_iter().zip(pieces).try_for_each(one)
+            // Jobs of at most four chunks: left to itself, the pool cuts
+            // the work into about two jobs per core, and a core that
+            // finishes early then waits on the longest of them.
+            chunks
+                .par_iter()
+                .zip(pieces)
+                .with_max_len(4)
+                .try_for_each(one)
         }
     }
 

@@ -393,27 +393,41 @@ fn write_batch<S: BlobSink>(
         write_run(b, &mut state, pieces.get(s..e).unwrap_or(&[]))?;
         sink.finish(b, state)
     };
-    let results: Vec<Result<u64, WimError>> = if parallel {
-        whole.par_iter().map(write_whole).collect()
+    // Blobs that go on into other batches are written in order, beside
+    // the whole ones: a large file cut by the batch ends (whose hashing is
+    // one long task) then overlaps with the small files around it.
+    let write_partial = |open: &mut FastMap<usize, S::State>| -> Result<u64, WimError> {
+        let mut total = 0u64;
+        for &&(b, s, e) in &partial {
+            if let Entry::Vacant(slot) = open.entry(b) {
+                slot.insert(sink.start(b)?);
+            }
+            if let Some(state) = open.get_mut(&b) {
+                write_run(b, state, pieces.get(s..e).unwrap_or(&[]))?;
+            }
+            if last_piece.get(b) == Some(&Some(e - 1)) {
+                if let Some(state) = open.remove(&b) {
+                    total = total.saturating_add(sink.finish(b, state)?);
+                }
+            }
+        }
+        Ok(total)
+    };
+    // Whole blobs go in jobs of at most four (as chunks are decoded), so
+    // that the cores finish together.
+    let (results, partial_total): (Vec<Result<u64, WimError>>, _) = if parallel {
+        rayon::join(
+            || whole.par_iter().with_max_len(4).map(write_whole).collect(),
+            || write_partial(open),
+        )
     } else {
-        whole.iter().map(write_whole).collect()
+        let results = whole.iter().map(write_whole).collect();
+        (results, write_partial(open))
     };
     for r in results {
         total = total.saturating_add(r?);
     }
-    for &(b, s, e) in partial {
-        if let Entry::Vacant(slot) = open.entry(b) {
-            slot.insert(sink.start(b)?);
-        }
-        if let Some(state) = open.get_mut(&b) {
-            write_run(b, state, pieces.get(s..e).unwrap_or(&[]))?;
-        }
-        if last_piece.get(b) == Some(&Some(e - 1)) {
-            if let Some(state) = open.remove(&b) {
-                total = total.saturating_add(sink.finish(b, state)?);
-            }
-        }
-    }
+    total = total.saturating_add(partial_total?);
     Ok((total, pj))
 }
 
