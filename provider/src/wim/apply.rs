@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use rustix::fs::{FileType, OFlags, Timespec, Timestamps};
@@ -40,6 +40,11 @@ const MAX_REPARSE: u64 = 16 * 1024;
 /// Pieces of a blob at least this large are hashed and written at once on
 /// two cores.
 const HASH_BESIDE_WRITE: usize = 256 << 10;
+
+/// Folders deeper than this are opened from the apply folder when their
+/// tree is made, rather than from their parent's handle: at most this many
+/// handles stay open for the folders still to fill.
+const HANDLES_DEPTH: usize = 64;
 
 /// Entries handled by one job when hard links and timestamps are made on
 /// all cores: enough that each job's folder handle is found in the cache.
@@ -160,20 +165,25 @@ pub(crate) fn apply(
     test_pause("apply-data", reporter);
 
     // Data, in on-disk order: file contents and the reparse data of links.
-    let mut blobs: Vec<(&Blob, Vec<Destination>)> = Vec::new();
-    let mut destinations = std::mem::take(&mut plan.destinations);
-    let mut hashes: Vec<Sha1> = destinations.keys().copied().collect();
-    hashes.sort_unstable();
-    for hash in hashes {
-        let dests = destinations.remove(&hash).unwrap_or_default();
-        let Some(blob) = wim.blob(&hash) else {
-            return Err(WimError::MissingBlob {
-                path: wim.path().to_path_buf(),
-                files: name_files(&image, &dests),
-                hash: hex::encode(hash),
-            });
-        };
-        blobs.push((blob, dests));
+    let mut blobs: Vec<(&Blob, Vec<Destination>)> = Vec::with_capacity(plan.destinations.len());
+    // Of several blobs missing, the one with the lowest hash is reported
+    // (the map's order changes from run to run).
+    let mut missing: Option<(Sha1, Vec<Destination>)> = None;
+    for (hash, dests) in std::mem::take(&mut plan.destinations) {
+        match wim.blob(&hash) {
+            Some(blob) => blobs.push((blob, dests)),
+            None if missing.as_ref().is_none_or(|(m, _)| hash < *m) => {
+                missing = Some((hash, dests));
+            }
+            None => {}
+        }
+    }
+    if let Some((hash, dests)) = missing {
+        return Err(WimError::MissingBlob {
+            path: wim.path().to_path_buf(),
+            files: name_files(&image, &dests),
+            hash: hex::encode(hash),
+        });
     }
     // Blobs kept in memory: the reparse data of links, and for a metadata
     // file its reparse data and named streams, all read in this one pass.
@@ -188,13 +198,17 @@ pub(crate) fn apply(
             }
         }
     }
-    let with_files: FastSet<Sha1> = blobs.iter().map(|(b, _)| b.hash).collect();
-    for blob in keep.values() {
-        if !with_files.contains(&blob.hash) {
-            blobs.push((blob, Vec::new()));
+    if !keep.is_empty() {
+        let with_files: FastSet<Sha1> = blobs.iter().map(|(b, _)| b.hash).collect();
+        for blob in keep.values() {
+            if !with_files.contains(&blob.hash) {
+                blobs.push((blob, Vec::new()));
+            }
         }
     }
-    blobs.sort_by_key(|(b, _)| disk_order(wim, b));
+    // By place in the file; the hash orders what a damaged blob table
+    // places together, so that the order never depends on the maps'.
+    blobs.sort_unstable_by_key(|(b, _)| (disk_order(wim, b), b.hash));
     let total: u64 = blobs.iter().fold(0u64, |t, (b, d)| {
         t.saturating_add(b.size.saturating_mul(d.len() as u64))
     });
@@ -247,9 +261,10 @@ pub(crate) fn apply(
             return Ok(0);
         };
         let (a_name, b_name) = (image.name_of(a), image.name_of(b));
-        let made = out.rel_path(a.parent, a_name).and_then(|from| {
-            let to = out.rel_path(b.parent, b_name)?;
-            out.root().hard_link(&from, &to)
+        // Through the folders' cached handles: no path is walked again.
+        let made = out.get(a.parent).and_then(|from| {
+            let to = out.get(b.parent)?;
+            from.hard_link_to(name_path(a_name), &to, name_path(b_name))
         });
         made.map_err(|source| WimError::Write {
             path: out.display(b.parent, b_name),
@@ -358,19 +373,27 @@ fn build_tree(
         links: Vec::new(),
     };
     let mut link_primary: FastMap<u64, usize> = FastMap::default();
-    let mut stack: Vec<usize> = vec![0];
+    // Folders to fill, each with its parent's handle to open it from (one
+    // step, no path walked from the apply folder); past a depth where the
+    // handles held open could add up, a folder is opened from the top.
+    let mut stack: Vec<(usize, usize, Option<Arc<Dir>>)> = vec![(0, 0, None)];
     let skip = |summary: &mut ApplySummary, path: String, why: &str| {
         reporter.warn(&format!("Skipping '{path}': {why}"));
         summary.skipped.push(path);
     };
-    while let Some(dir) = stack.pop() {
+    while let Some((dir, depth, parent)) = stack.pop() {
         let Some(d) = image.entries.get(dir) else {
             continue;
         };
-        let here = out.open(dir).map_err(|source| WimError::Write {
+        let opened = match parent {
+            Some(parent) => parent.open_dir(name_path(image.name_of(d))),
+            None => out.open(dir),
+        };
+        let here = Arc::new(opened.map_err(|source| WimError::Write {
             path: out.display_dir(dir),
             source,
-        })?;
+        })?);
+        let shared = (depth < HANDLES_DEPTH).then(|| Arc::clone(&here));
         let mut names: FastSet<&str> = FastSet::default();
         for child in d.children() {
             let Some(e) = image.entries.get(child) else {
@@ -427,7 +450,7 @@ fn build_tree(
                 summary.directories += 1;
                 out.add(child, dir, e_name);
                 plan.dirs.push(child);
-                stack.push(child);
+                stack.push((child, depth + 1, shared.clone()));
             } else {
                 summary.files += 1;
                 if e.link_group != 0 {

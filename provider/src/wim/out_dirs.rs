@@ -59,10 +59,6 @@ impl OutDirs {
         }
     }
 
-    pub(crate) fn root(&self) -> &Dir {
-        &self.root
-    }
-
     /// Records that entry `dir` is the folder `name` inside folder `parent`.
     pub(crate) fn add(&mut self, dir: usize, parent: usize, name: &str) {
         let rel = self

@@ -335,9 +335,15 @@ impl Dir {
 
     /// Makes `new_rel` a hard link of `existing_rel` (a link is linked as itself).
     pub fn hard_link(&self, existing_rel: &Path, new_rel: &Path) -> io::Result<()> {
+        self.hard_link_to(existing_rel, self, new_rel)
+    }
+
+    /// Makes `new_rel` below `to` a hard link of `existing_rel` here (a link
+    /// is linked as itself).
+    pub fn hard_link_to(&self, existing_rel: &Path, to: &Dir, new_rel: &Path) -> io::Result<()> {
         let (from, from_name) = self.parent_of(existing_rel)?;
-        let (to, to_name) = self.parent_of(new_rel)?;
-        rfs::linkat(from.fd(), from_name, to.fd(), to_name, AtFlags::empty())?;
+        let (at, to_name) = to.parent_of(new_rel)?;
+        rfs::linkat(from.fd(), from_name, at.fd(), to_name, AtFlags::empty())?;
         Ok(())
     }
 
