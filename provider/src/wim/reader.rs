@@ -28,11 +28,13 @@ pub(crate) const MAX_XML: u64 = 16 << 20;
 pub(crate) const MAX_METADATA: u64 = 48 << 20;
 /// Decoded bytes handled per parallel batch when streaming. Applying keeps
 /// two batches in memory (one written while the next is decoded), their
-/// buffers reused from batch to batch: about 23 MiB of peak memory in all
-/// for a 289 MB tree. Larger batches only cost memory (16 MiB: 71 MiB peak,
-/// same CPU time); smaller ones cost wall time (docs/BENCHMARKS.md).
-/// A chunk this big or bigger (a solid chunk) is a batch of its own.
-pub(crate) const BATCH_BYTES: u64 = 4 << 20;
+/// buffers reused from batch to batch: about 28 MiB of peak memory in all
+/// for a 289 MB tree. Each batch ends with both cores waiting for the
+/// other, so smaller batches cost wall and CPU time (4 MiB: 1-4% more, 1
+/// MiB: 25% more wall time); larger ones only cost memory (16 MiB: 45 MiB
+/// peak, no faster; docs/BENCHMARKS.md). A chunk this big or bigger (a
+/// solid chunk) is a batch of its own.
+pub(crate) const BATCH_BYTES: u64 = 8 << 20;
 
 impl WimFile {
     /// Opens and checks a `.wim` file: header, blob table, XML data.
