@@ -316,6 +316,20 @@ mod tests {
     }
 
     #[test]
+    fn the_block_test_lets_every_candidate_through() {
+        for b0 in 0..=255u8 {
+            for b1 in 0..=255u8 {
+                if !may_start_candidate(b0, b1) {
+                    assert!(
+                        (0..=255u8).all(|b2| !is_candidate(b0, b1, b2)),
+                        "{b0:#04x} {b1:#04x} starts a candidate"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_block_scan_finds_every_instruction() {
         // Bytes that make up every kind of candidate, and near misses.
         let alphabet = [
