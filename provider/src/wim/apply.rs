@@ -357,8 +357,9 @@ fn name_files(image: &Image, dests: &[Destination]) -> String {
 }
 
 /// Creates the folders and empty files of the image, each folder through a
-/// handle opened from the apply folder without following links, and plans
-/// the rest.
+/// handle opened from its parent's handle (or, deeper than
+/// [`HANDLES_DEPTH`], from the apply folder's) without following links,
+/// and plans the rest.
 fn build_tree(
     image: &Image,
     out: &mut OutDirs,

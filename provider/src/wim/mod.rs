@@ -145,7 +145,6 @@ pub struct WimHeaderInfo {
     pub rp_fix: bool,
 }
 
-/// An open `.wim` file.
 /// A hash map for keys read from a WIM (SHA-1 digests, entry and folder
 /// numbers): foldhash with a seed chosen per process, so that a file cannot
 /// be made to collide its keys, at a fraction of the default hasher's cost.
@@ -153,6 +152,7 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::qualit
 /// The set of [`FastMap`].
 pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::quality::RandomState>;
 
+/// An open `.wim` file.
 pub struct WimFile {
     path: PathBuf,
     info: WimInfo,

@@ -1,7 +1,8 @@
 //! The folders of a tree being applied, worked in through open handles.
 //!
-//! Every folder of the image is reached from the apply folder's handle
-//! without following any symbolic link ([`Dir::open_dir`]), and every file,
+//! Every folder of the image is reached from the apply folder's handle (or,
+//! while the tree is made, from its parent's) without following any
+//! symbolic link ([`Dir::open_dir`]), and every file,
 //! link and time is made relative to its folder's handle. A folder swapped
 //! for a link by another process while the apply runs is therefore an error
 //! (`ELOOP`), never a way out of the tree. Handles of the folders being
@@ -72,7 +73,7 @@ impl OutDirs {
     }
 
     /// The path of `name` in folder `dir`, relative to the apply folder.
-    pub(crate) fn rel_path(&self, dir: usize, name: &str) -> io::Result<PathBuf> {
+    fn rel_path(&self, dir: usize, name: &str) -> io::Result<PathBuf> {
         self.rel
             .get(dir)
             .and_then(Option::as_ref)

@@ -294,9 +294,7 @@ impl State {
         }
         Ok(())
     }
-}
 
-impl State {
     /// Decodes a delta match (the rarest item, kept out of the item loop)
     /// and writes it at `pos`; returns the position after it. `pending`:
     /// the previous item was a delta match.
