@@ -56,10 +56,11 @@ struct Decoded {
     ends: Vec<usize>,
 }
 
-/// Where a batch is decoded: heap memory, or for a solid chunk a mapping of
-/// its own that the system may back with huge pages (2 MiB on x86-64):
-/// thousands fewer page faults per 64 MiB chunk, and fewer address
-/// translation misses for the decoder's matches that reach far back.
+/// Where a batch is decoded: a mapping of its own that the system may back
+/// with huge pages (2 MiB on x86-64), or heap memory. Huge pages mean
+/// thousands fewer page faults (per 64 MiB solid chunk, or the first time
+/// a batch buffer is filled), and fewer address translation misses for the
+/// decoder's matches that reach far back and for hashing and writing.
 enum Bytes {
     Heap(Vec<u8>),
     Mapped(memmap2::MmapMut),
@@ -82,22 +83,29 @@ impl std::ops::Deref for Bytes {
 }
 
 impl Bytes {
-    /// `len` bytes to decode into: a new mapping when `mapped` (heap memory
-    /// if the system has none to give), else this buffer resized by
-    /// [`fit`].
+    /// `len` bytes to decode into: with `mapped`, this buffer's mapping if
+    /// it is large enough, else a new one (heap memory if the system has
+    /// none to give); without, this buffer resized by [`fit`]. A reused
+    /// mapping is not cleared: decoding writes every byte asked for.
     fn prepare(&mut self, len: usize, mapped: bool) -> &mut [u8] {
-        if mapped {
-            *self = match large_buffer(len) {
+        let fits = matches!(self, Bytes::Mapped(m) if m.len() >= len);
+        if mapped && !fits {
+            // Whole huge pages, so that a slightly larger batch next time
+            // still fits.
+            *self = match large_buffer(len.next_multiple_of(HUGE_PAGE)) {
                 Some(map) => Bytes::Mapped(map),
                 None => Bytes::Heap(Vec::new()),
             };
         }
         match self {
-            Bytes::Mapped(m) => m,
+            Bytes::Mapped(m) => m.get_mut(..len).unwrap_or_default(),
             Bytes::Heap(v) => fit(v, len),
         }
     }
 }
+
+/// The size of a huge page on x86-64.
+const HUGE_PAGE: usize = 2 << 20;
 
 impl Decoded {
     /// The `k`th chunk of the batch.
@@ -303,7 +311,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
     // the one after the next.
     let mut pending = batches
         .first()
-        .map(|b| decode(b, Decoded::default(), false));
+        .map(|b| decode(b, Decoded::default(), true));
     let mut spare = Decoded::default();
     for (k, &(ci, cj)) in batches.iter().enumerate() {
         let Some(result) = pending.take() else {
@@ -312,7 +320,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
         let into = std::mem::take(&mut spare);
         let (next, written) = rayon::join(
-            || batches.get(k + 1).map(|b| decode(b, into, false)),
+            || batches.get(k + 1).map(|b| decode(b, into, true)),
             || write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, true),
         );
         spare = decoded;
