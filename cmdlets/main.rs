@@ -66,6 +66,8 @@ fn main() {
             .unwrap_or_default();
         eprintln!("containerimage: internal error{at}: {what}\nThis is a bug in containerimage; please report it.");
     }));
+    // Before any thread starts: growing the table later makes a thread wait.
+    containerimage_provider::fsutil::reserve_descriptors(containerimage_provider::wim::DESCRIPTORS);
     // Arguments keep their bytes: a file name that is not UTF-8 can be named.
     let argv: Vec<OsString> = std::env::args_os().collect();
     let code = run(&argv);

@@ -6,6 +6,32 @@ pub mod dir;
 use std::io::{self, Write};
 use std::path::Path;
 
+/// Makes room for `count` open descriptors in the process's table now, while
+/// it may still have one thread. The table grows by doubling as descriptors
+/// are opened; in a process with several threads each growth waits for
+/// every core to pass a quiescent point (an RCU grace period: 5 to 10 ms
+/// on a busy machine), and the thread opening a file waits with it. An apply
+/// keeps a few hundred folders open on all cores, and so grew the table
+/// three times mid-way. Nothing happens where the limit on open files is
+/// lower, or on systems without such a table.
+pub fn reserve_descriptors(count: usize) {
+    #[cfg(unix)]
+    {
+        use rustix::fs::{Mode, OFlags};
+        let (Ok(min), Ok(root)) = (
+            i32::try_from(count.saturating_sub(1)),
+            rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()),
+        ) else {
+            return;
+        };
+        // A copy at the last place asked for grows the table to hold it;
+        // the table keeps its size once the copy is closed.
+        drop(rustix::io::fcntl_dupfd_cloexec(&root, min));
+    }
+    #[cfg(not(unix))]
+    let _ = count;
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder,
 /// flushed to disk, then renamed over the target. Readers see the old file or
 /// the new one, never a mix.

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use codec::Compression;
 pub use info::{ImageInfo, WimInfo, WindowsInfo, WindowsVersion};
+pub use out_dirs::DESCRIPTORS;
 pub use sidecar::Sidecar;
 
 use crate::progress::Reporter;

@@ -23,6 +23,12 @@ use crate::fsutil::dir::Dir;
 /// never more than a quarter of the process's descriptor limit.
 const CACHED_DIRS: usize = 256;
 
+/// Descriptors an apply may hold open at once: the cached folders, those
+/// of the folders being made (at most 64 deep), the files being written on
+/// every core, and a margin for the rest of the process. Worth reserving
+/// with [`crate::fsutil::reserve_descriptors`] before threads start.
+pub const DESCRIPTORS: usize = 512;
+
 fn cached_dirs() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current

@@ -309,9 +309,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
     // decoded: decoding and writing overlap on all cores, and at most two
     // batches are in memory; the buffer of the one written is reused for
     // the one after the next.
-    let mut pending = batches
-        .first()
-        .map(|b| decode(b, Decoded::default(), true));
+    let mut pending = batches.first().map(|b| decode(b, Decoded::default(), true));
     let mut spare = Decoded::default();
     for (k, &(ci, cj)) in batches.iter().enumerate() {
         let Some(result) = pending.take() else {
