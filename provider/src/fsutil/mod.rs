@@ -176,4 +176,30 @@ mod tests {
             .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
+
+    /// The table's size, as the system reports it.
+    #[cfg(target_os = "linux")]
+    fn table_size() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("FDSize:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("FDSize in /proc/self/status")
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn descriptor_table_grows_and_no_descriptor_stays_open() {
+        let want = (table_size() * 2).max(2048);
+        super::reserve_descriptors(want);
+        assert!(table_size() >= want, "{} < {want}", table_size());
+        // The copy that made the room is closed again.
+        let highest = std::fs::read_dir("/proc/self/fd")
+            .expect("read /proc/self/fd")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        assert!(highest < want - 1, "descriptor {highest} left open");
+    }
 }
