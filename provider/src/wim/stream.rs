@@ -233,14 +233,17 @@ pub(crate) fn stream_blobs<S: BlobSink>(
             Mutex::new(batches.iter().map(|_| None).collect());
         let ready = Condvar::new();
         let failed = std::sync::atomic::AtomicBool::new(false);
+        // Decoding jobs spawned and not yet done.
+        let decoding = std::sync::atomic::AtomicUsize::new(0);
         // Each job decodes into a new buffer, freed once written: reusing
         // them would keep every buffer in flight wholly in memory, where a
         // new one fills as its chunk decodes (about 40 MiB more peak
         // memory on the benchmark's solid WIM, for no measurable gain).
         return rayon::in_place_scope(|scope| {
             let spawn = |k: usize| {
-                let (batches, slots, ready, failed, decode, big) =
-                    (&batches, &slots, &ready, &failed, &decode, &big);
+                let (batches, slots, ready, failed, decode, big, decoding) =
+                    (&batches, &slots, &ready, &failed, &decode, &big, &decoding);
+                decoding.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 scope.spawn(move |_| {
                     // After a failure nothing more is decoded.
                     let outcome =
@@ -269,6 +272,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                     if let Some(slot) = slots.lock().unwrap_or_else(|p| p.into_inner()).get_mut(k) {
                         *slot = Some(result);
                     }
+                    decoding.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                     ready.notify_all();
                     if let Some(panic) = panic {
                         std::panic::resume_unwind(panic);
@@ -290,8 +294,11 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                         spawn(k + ahead);
                     }
                     let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
+                    // Once nothing is left to decode, the pool's threads
+                    // are free to write beside this one.
+                    let idle = || decoding.load(std::sync::atomic::Ordering::Acquire) == 0;
                     let (bytes, pj) =
-                        write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, false)?;
+                        write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, &idle)?;
                     total = total.saturating_add(bytes);
                     pi = pj;
                 }
@@ -319,7 +326,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         let into = std::mem::take(&mut spare);
         let (next, written) = rayon::join(
             || batches.get(k + 1).map(|b| decode(b, into, true)),
-            || write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, true),
+            || write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, &|| true),
         );
         spare = decoded;
         pending = next;
@@ -331,8 +338,9 @@ pub(crate) fn stream_blobs<S: BlobSink>(
 }
 
 /// Hands the pieces of one decoded batch (chunks `ci..cj`, pieces from `pi`)
-/// to the sink: blobs wholly inside the batch in parallel (or, without
-/// `parallel`, in order on this thread), the others in order. Returns the
+/// to the sink: blobs wholly inside the batch in parallel (or, while
+/// `parallel` says no, in order on this thread), the others in order.
+/// Returns the
 /// bytes finished and the first piece of the next batch.
 fn write_batch<S: BlobSink>(
     sink: &S,
@@ -341,7 +349,7 @@ fn write_batch<S: BlobSink>(
     decoded: &Decoded,
     (ci, cj): (usize, usize),
     pi: usize,
-    parallel: bool,
+    parallel: &dyn Fn() -> bool,
 ) -> Result<(u64, usize), WimError> {
     let Layout {
         pieces,
@@ -421,14 +429,24 @@ fn write_batch<S: BlobSink>(
     };
     // Whole blobs go in jobs of at most four (as chunks are decoded), so
     // that the cores finish together.
-    let (results, partial_total): (Vec<Result<u64, WimError>>, _) = if parallel {
+    // While the cores are busy elsewhere (decoding the next solid chunks),
+    // blobs are written in order here, a few at a time, until they are
+    // free: then the rest go on all of them.
+    let mut rest = &whole[..];
+    while !rest.is_empty() && !parallel() {
+        let (now, later) = rest.split_at(rest.len().min(SERIAL_RUN));
+        for run in now {
+            total = total.saturating_add(write_whole(run)?);
+        }
+        rest = later;
+    }
+    let (results, partial_total): (Vec<Result<u64, WimError>>, _) = if parallel() {
         rayon::join(
-            || whole.par_iter().with_max_len(4).map(write_whole).collect(),
+            || rest.par_iter().with_max_len(4).map(write_whole).collect(),
             || write_partial(open),
         )
     } else {
-        let results = whole.iter().map(write_whole).collect();
-        (results, write_partial(open))
+        (Vec::new(), write_partial(open))
     };
     for r in results {
         total = total.saturating_add(r?);
@@ -436,6 +454,9 @@ fn write_batch<S: BlobSink>(
     total = total.saturating_add(partial_total?);
     Ok((total, pj))
 }
+
+/// Blobs written in order between two looks at whether the cores are free.
+const SERIAL_RUN: usize = 16;
 
 /// `a` and `b` as one slice of `decoded`, when `b` follows `a` directly.
 fn join_adjacent<'d>(decoded: &'d Decoded, a: &[u8], b: &[u8]) -> Option<&'d [u8]> {
