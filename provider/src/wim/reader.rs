@@ -318,12 +318,16 @@ impl WimFile {
                 index,
                 count: self.header.image_count,
             })?;
-        let bytes = self.read_blob(
-            blob,
-            MAX_METADATA,
-            &format!("the metadata of image {index}"),
-        )?;
-        metadata::parse(&bytes).map_err(|source| WimError::Metadata {
+        let what = format!("the metadata of image {index}");
+        let bytes = self.read_blob_unchecked(blob, MAX_METADATA, &what)?;
+        // Hashed on one core while parsed on another; a wrong hash is the
+        // error reported, whatever the parse made of the bytes.
+        let (checked, parsed) = rayon::join(
+            || self.check_blob(blob, &bytes, &|| what.clone()),
+            || metadata::parse(&bytes),
+        );
+        checked?;
+        parsed.map_err(|source| WimError::Metadata {
             path: self.path.clone(),
             index,
             source,
@@ -367,17 +371,41 @@ impl WimFile {
         }
     }
 
-    /// Streams `blob`'s bytes to `sink` in order, in parallel batches, and
-    /// checks its SHA-1 at the end. `what` names the blob's users in errors.
-    pub(crate) fn stream_blob(
+    /// Checks that `bytes` are blob `blob`: its size and SHA-1. `what` names
+    /// the blob's users in errors.
+    fn check_blob(
+        &self,
+        blob: &Blob,
+        bytes: &[u8],
+        what: &dyn Fn() -> String,
+    ) -> Result<(), WimError> {
+        let actual: [u8; 20] = Sha1Hasher::digest(bytes).into();
+        let total = bytes.len() as u64;
+        if total != blob.size || actual != blob.hash {
+            return Err(WimError::HashMismatch {
+                path: self.path.clone(),
+                files: what(),
+                expected: hex::encode(blob.hash),
+                actual: if total != blob.size {
+                    format!("{total} bytes instead of {}", blob.size)
+                } else {
+                    hex::encode(actual)
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// Hands the bytes of `blob` to `sink` in order, in batches decoded on
+    /// all cores, not checked against its size and SHA-1. `what` names the
+    /// blob's users in errors.
+    fn stream_blob_unchecked(
         &self,
         blob: &Blob,
         what: &dyn Fn() -> String,
         sink: &mut dyn FnMut(&[u8]) -> Result<(), WimError>,
     ) -> Result<(), WimError> {
         let pieces = self.blob_chunks(blob)?;
-        let mut hasher = Sha1Hasher::new();
-        let mut total = 0u64;
         let mut i = 0;
         let mut decoded = Vec::new();
         while i < pieces.len() {
@@ -399,30 +427,17 @@ impl WimFile {
                 let part = data
                     .get(*skip as usize..(*skip + *take) as usize)
                     .unwrap_or(&[]);
-                hasher.update(part);
-                total += part.len() as u64;
                 sink(part)?;
             }
             i = j;
         }
-        let actual: [u8; 20] = hasher.finalize().into();
-        if total != blob.size || actual != blob.hash {
-            return Err(WimError::HashMismatch {
-                path: self.path.clone(),
-                files: what(),
-                expected: hex::encode(blob.hash),
-                actual: if total != blob.size {
-                    format!("{total} bytes instead of {}", blob.size)
-                } else {
-                    hex::encode(actual)
-                },
-            });
-        }
         Ok(())
     }
 
-    /// Reads a whole blob into memory (at most `limit` bytes), SHA-1 checked.
-    pub(crate) fn read_blob(
+    /// Reads a whole blob into memory (at most `limit` bytes), not checked
+    /// against its size and SHA-1: the caller checks it with
+    /// [`Self::check_blob`].
+    fn read_blob_unchecked(
         &self,
         blob: &Blob,
         limit: u64,
@@ -448,7 +463,7 @@ impl WimFile {
             });
         }
         let mut out = Vec::new();
-        self.stream_blob(blob, &|| what.to_string(), &mut |part| {
+        self.stream_blob_unchecked(blob, &|| what.to_string(), &mut |part| {
             out.extend_from_slice(part);
             Ok(())
         })?;
