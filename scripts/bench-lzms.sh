@@ -49,20 +49,20 @@ echo "data: $(du -sb "$src" | cut -f1) bytes in $(find "$src" -type f | wc -l) f
 python3 scripts/lzms_chunks.py --pack "$work/solid.wim" "$src" "$work/solid.pack"
 python3 scripts/lzms_chunks.py --pack "$work/chunked.wim" "$src" "$work/chunked.pack"
 
-cargo build --release -p containerimage-provider --example lzms_decode 2>&1 | tail -1
-ours=target/release/examples/lzms_decode
+cargo build --release -p containerimage-provider --example codec_decode 2>&1 | tail -1
+ours=target/release/examples/codec_decode
 theirs="$work/lzms-decode-wimlib"
 cc -O2 -o "$theirs" scripts/lzms-decode-wimlib.c -lwim
 
 for pack in solid chunked; do
-    "$ours" "$work/$pack.pack" "$work/$pack.ours"
+    "$ours" lzms "$work/$pack.pack" 0 "$work/$pack.ours" >/dev/null
     "$theirs" "$work/$pack.pack" "$work/$pack.wimlib"
     cmp "$work/$pack.ours" "$work/$pack.wimlib"
     bytes=$(stat -c %s "$work/$pack.ours")
     echo "$pack: both decoders agree on $bytes bytes ($(stat -c %s "$work/$pack.pack") compressed)"
     rm -f "$work/$pack.ours" "$work/$pack.wimlib"
     hyperfine --warmup 1 --runs "${RUNS:-5}" --export-json "$work/$pack.json" \
-        -n ours "$ours $work/$pack.pack" -n wimlib "$theirs $work/$pack.pack"
+        -n ours "$ours lzms $work/$pack.pack 1" -n wimlib "$theirs $work/$pack.pack"
     python3 - "$work/$pack.json" "$bytes" "$pack" <<'PY'
 import json, sys
 # CPU time (user + system) is reported besides wall time: on a shared,
@@ -72,7 +72,7 @@ size, pack = int(sys.argv[2]), sys.argv[3]
 cpu = {}
 for name, r in results.items():
     cpu[name] = r["user"] + r["system"]
-    print(f"{pack}: {name}: wall {r['mean']:.3f} s ± {r['stddev']:.3f}, "
+    print(f"{pack}: {name}: wall {r['mean']:.3f} s ± {r['stddev'] or 0:.3f}, "
           f"cpu {cpu[name]:.3f} s, {size / cpu[name] / 1e6:.0f} MB/s per core")
 print(f"{pack}: ours / wimlib throughput (cpu time) = {cpu['wimlib'] / cpu['ours']:.2f}")
 PY
