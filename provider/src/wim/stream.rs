@@ -595,3 +595,121 @@ pub(crate) fn read_small_blobs(
         .into_inner()
         .unwrap_or_else(|p| p.into_inner()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Keeps every finished blob's bytes.
+    #[derive(Default)]
+    struct Record {
+        finished: Mutex<Vec<(usize, Vec<u8>)>>,
+    }
+
+    impl BlobSink for Record {
+        type State = Vec<u8>;
+        fn start(&self, _bi: usize) -> Result<Vec<u8>, WimError> {
+            Ok(Vec::new())
+        }
+        fn write(&self, _bi: usize, state: &mut Vec<u8>, data: &[u8]) -> Result<(), WimError> {
+            state.extend_from_slice(data);
+            Ok(())
+        }
+        fn finish(&self, bi: usize, state: Vec<u8>) -> Result<u64, WimError> {
+            let n = state.len() as u64;
+            self.finished.lock().unwrap().push((bi, state));
+            Ok(n)
+        }
+        fn describe(&self, bi: usize) -> String {
+            format!("blob {bi}")
+        }
+    }
+
+    /// A batch of `n` chunks: chunk k holds blob k (k + 1 bytes of value
+    /// k) whole, and the last chunk also the first 3 bytes of blob `n`,
+    /// which goes on in the next batch (chunk `n`).
+    fn batch(n: usize) -> (Decoded, Vec<Piece>) {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        let mut pieces = Vec::new();
+        for k in 0..n {
+            bytes.extend(std::iter::repeat_n(k as u8, k + 1));
+            pieces.push(Piece {
+                blob: k,
+                chunk: k,
+                skip: 0,
+                take: (k + 1) as u32,
+            });
+            if k == n - 1 {
+                bytes.extend([0xAA; 3]);
+                pieces.push(Piece {
+                    blob: n,
+                    chunk: k,
+                    skip: (k + 1) as u32,
+                    take: 3,
+                });
+            }
+            ends.push(bytes.len());
+        }
+        pieces.push(Piece {
+            blob: n,
+            chunk: n,
+            skip: 0,
+            take: 5,
+        });
+        let decoded = Decoded {
+            bytes: Bytes::Heap(bytes),
+            ends,
+        };
+        (decoded, pieces)
+    }
+
+    /// Writes the batch with `parallel` and checks that every whole blob
+    /// was finished once with its bytes, and the running-on blob is open
+    /// with its first piece.
+    fn write_and_check(parallel: &dyn Fn() -> bool) {
+        let n = 50;
+        let (decoded, pieces) = batch(n);
+        let mut first_piece = vec![None; n + 1];
+        let mut last_piece = vec![None; n + 1];
+        for (i, p) in pieces.iter().enumerate() {
+            first_piece[p.blob].get_or_insert(i);
+            last_piece[p.blob] = Some(i);
+        }
+        let layout = Layout {
+            pieces: &pieces,
+            first_piece: &first_piece,
+            last_piece: &last_piece,
+        };
+        let sink = Record::default();
+        let mut open = FastMap::default();
+        let (total, next) =
+            write_batch(&sink, &layout, &mut open, &decoded, (0, n), 0, parallel).unwrap();
+        assert_eq!(
+            next,
+            pieces.len() - 1,
+            "the next batch starts at blob n's last piece"
+        );
+        assert_eq!(total, (1..=n as u64).sum::<u64>());
+        let mut finished = sink.finished.into_inner().unwrap();
+        finished.sort_by_key(|(bi, _)| *bi);
+        assert_eq!(finished.len(), n, "every whole blob once");
+        for (k, (bi, data)) in finished.iter().enumerate() {
+            assert_eq!(*bi, k);
+            assert_eq!(data, &vec![k as u8; k + 1], "blob {k}");
+        }
+        assert_eq!(open.len(), 1);
+        assert_eq!(open.get(&n), Some(&vec![0xAA; 3]));
+    }
+
+    #[test]
+    fn a_batch_is_written_whole_in_order_in_parallel_or_first_one_then_the_other() {
+        write_and_check(&|| false);
+        write_and_check(&|| true);
+        // In order for two runs of blobs, then on all cores.
+        let looks = AtomicUsize::new(0);
+        write_and_check(&|| looks.fetch_add(1, Ordering::Relaxed) >= 2);
+        assert!(looks.load(Ordering::Relaxed) >= 3, "looked between runs");
+    }
+}
