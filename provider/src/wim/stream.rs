@@ -620,7 +620,10 @@ mod tests {
         }
         fn finish(&self, bi: usize, state: Vec<u8>) -> Result<u64, WimError> {
             let n = state.len() as u64;
-            self.finished.lock().unwrap().push((bi, state));
+            self.finished
+                .lock()
+                .expect("not poisoned")
+                .push((bi, state));
             Ok(n)
         }
         fn describe(&self, bi: usize) -> String {
@@ -687,14 +690,14 @@ mod tests {
         let sink = Record::default();
         let mut open = FastMap::default();
         let (total, next) =
-            write_batch(&sink, &layout, &mut open, &decoded, (0, n), 0, parallel).unwrap();
+            write_batch(&sink, &layout, &mut open, &decoded, (0, n), 0, parallel).expect("written");
         assert_eq!(
             next,
             pieces.len() - 1,
             "the next batch starts at blob n's last piece"
         );
         assert_eq!(total, (1..=n as u64).sum::<u64>());
-        let mut finished = sink.finished.into_inner().unwrap();
+        let mut finished = sink.finished.into_inner().expect("not poisoned");
         finished.sort_by_key(|(bi, _)| *bi);
         assert_eq!(finished.len(), n, "every whole blob once");
         for (k, (bi, data)) in finished.iter().enumerate() {
