@@ -603,27 +603,35 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Keeps every finished blob's bytes.
+    /// Keeps every finished blob's bytes, and how many writes gave them.
     #[derive(Default)]
     struct Record {
         finished: Mutex<Vec<(usize, Vec<u8>)>>,
     }
 
     impl BlobSink for Record {
-        type State = Vec<u8>;
-        fn start(&self, _bi: usize) -> Result<Vec<u8>, WimError> {
+        /// Each write's bytes.
+        type State = Vec<Vec<u8>>;
+        fn start(&self, _bi: usize) -> Result<Self::State, WimError> {
             Ok(Vec::new())
         }
-        fn write(&self, _bi: usize, state: &mut Vec<u8>, data: &[u8]) -> Result<(), WimError> {
-            state.extend_from_slice(data);
+        fn write(&self, _bi: usize, writes: &mut Self::State, data: &[u8]) -> Result<(), WimError> {
+            writes.push(data.to_vec());
             Ok(())
         }
-        fn finish(&self, bi: usize, state: Vec<u8>) -> Result<u64, WimError> {
-            let n = state.len() as u64;
+        fn finish(&self, bi: usize, writes: Self::State) -> Result<u64, WimError> {
+            // Pieces of a blob that lie one after another go as one write.
+            assert!(
+                writes.len() <= 1,
+                "blob {bi} came in {} writes",
+                writes.len()
+            );
+            let bytes = writes.concat();
+            let n = bytes.len() as u64;
             self.finished
                 .lock()
                 .expect("not poisoned")
-                .push((bi, state));
+                .push((bi, bytes));
             Ok(n)
         }
         fn describe(&self, bi: usize) -> String {
@@ -705,7 +713,7 @@ mod tests {
             assert_eq!(data, &vec![k as u8; k + 1], "blob {k}");
         }
         assert_eq!(open.len(), 1);
-        assert_eq!(open.get(&n), Some(&vec![0xAA; 3]));
+        assert_eq!(open.get(&n), Some(&vec![vec![0xAA; 3]]));
     }
 
     #[test]
