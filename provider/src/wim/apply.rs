@@ -687,7 +687,10 @@ impl BlobSink for Writer<'_> {
             return Ok(0);
         };
         let actual: [u8; 20] = state.hasher.finalize().into();
-        if state.got != blob.size || actual != blob.hash {
+        if let Err(e) = self
+            .wim
+            .check_digest(blob, state.got, actual, &|| name_files(self.image, dests))
+        {
             drop(state.file);
             if let Some(d) = dests.first() {
                 let _ = self
@@ -695,16 +698,7 @@ impl BlobSink for Writer<'_> {
                     .get(d.dir)
                     .and_then(|dir| dir.remove_file(name_path(self.name(d))));
             }
-            return Err(WimError::HashMismatch {
-                path: self.wim.path().to_path_buf(),
-                files: name_files(self.image, dests),
-                expected: hex::encode(blob.hash),
-                actual: if state.got != blob.size {
-                    format!("{} bytes instead of {}", state.got, blob.size)
-                } else {
-                    hex::encode(actual)
-                },
-            });
+            return Err(e);
         }
         if let Some(mut first) = state.file {
             self.copy_to_others(&mut first, blob.size, dests)?;

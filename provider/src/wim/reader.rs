@@ -373,27 +373,38 @@ impl WimFile {
 
     /// Checks that `bytes` are blob `blob`: its size and SHA-1. `what` names
     /// the blob's users in errors.
-    fn check_blob(
+    pub(crate) fn check_blob(
         &self,
         blob: &Blob,
         bytes: &[u8],
         what: &dyn Fn() -> String,
     ) -> Result<(), WimError> {
         let actual: [u8; 20] = Sha1Hasher::digest(bytes).into();
-        let total = bytes.len() as u64;
-        if total != blob.size || actual != blob.hash {
-            return Err(WimError::HashMismatch {
-                path: self.path.clone(),
-                files: what(),
-                expected: hex::encode(blob.hash),
-                actual: if total != blob.size {
-                    format!("{total} bytes instead of {}", blob.size)
-                } else {
-                    hex::encode(actual)
-                },
-            });
+        self.check_digest(blob, bytes.len() as u64, actual, what)
+    }
+
+    /// Checks that `got` bytes with SHA-1 `actual` are blob `blob`: an error
+    /// naming the blob's users (`what`) and what was found instead if not.
+    pub(crate) fn check_digest(
+        &self,
+        blob: &Blob,
+        got: u64,
+        actual: [u8; 20],
+        what: &dyn Fn() -> String,
+    ) -> Result<(), WimError> {
+        if got == blob.size && actual == blob.hash {
+            return Ok(());
         }
-        Ok(())
+        Err(WimError::HashMismatch {
+            path: self.path.clone(),
+            files: what(),
+            expected: hex::encode(blob.hash),
+            actual: if got != blob.size {
+                format!("{got} bytes instead of {}", blob.size)
+            } else {
+                hex::encode(actual)
+            },
+        })
     }
 
     /// Hands the bytes of `blob` to `sink` in order, in batches decoded on

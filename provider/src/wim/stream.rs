@@ -13,7 +13,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
-use sha1::{Digest, Sha1 as Sha1Hasher};
 
 use super::metadata::Sha1;
 
@@ -526,19 +525,8 @@ impl BlobSink for Collector<'_> {
         let Some(blob) = self.blobs.get(bi) else {
             return Ok(0);
         };
-        let actual: [u8; 20] = Sha1Hasher::digest(&state).into();
-        if state.len() as u64 != blob.size || actual != blob.hash {
-            return Err(WimError::HashMismatch {
-                path: self.wim.path().to_path_buf(),
-                files: (self.describe)(&blob.hash),
-                expected: hex::encode(blob.hash),
-                actual: if state.len() as u64 != blob.size {
-                    format!("{} bytes instead of {}", state.len(), blob.size)
-                } else {
-                    hex::encode(actual)
-                },
-            });
-        }
+        self.wim
+            .check_blob(blob, &state, &|| (self.describe)(&blob.hash))?;
         let n = state.len() as u64;
         self.out
             .lock()

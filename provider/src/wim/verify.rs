@@ -185,17 +185,10 @@ impl BlobSink for Checker<'_> {
             return Ok(0);
         };
         let actual: [u8; 20] = state.0.finalize().into();
-        if state.1 != blob.size || actual != blob.hash {
-            let e = WimError::HashMismatch {
-                path: self.wim.path().to_path_buf(),
-                files: self.describe(bi),
-                expected: hex::encode(blob.hash),
-                actual: if state.1 != blob.size {
-                    format!("{} bytes instead of {}", state.1, blob.size)
-                } else {
-                    hex::encode(actual)
-                },
-            };
+        if let Err(e) = self
+            .wim
+            .check_digest(blob, state.1, actual, &|| self.describe(bi))
+        {
             self.problems
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
