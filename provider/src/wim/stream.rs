@@ -83,20 +83,21 @@ impl std::ops::Deref for Bytes {
 
 impl Bytes {
     /// `len` bytes to decode into: this buffer's mapping if it is large
-    /// enough, else with `mapped` a new one (heap memory if the system has
-    /// none to give), without it heap memory resized by [`fit`]. A reused
-    /// mapping is not cleared: decoding writes every byte asked for.
-    fn prepare(&mut self, len: usize, mapped: bool) -> &mut [u8] {
-        let fits = matches!(self, Bytes::Mapped(m) if m.len() >= len);
-        if mapped && !fits {
+    /// enough, else a new one; heap memory resized by [`fit`] where the
+    /// system gave no mapping. A reused buffer is not cleared: decoding
+    /// writes every byte asked for.
+    fn prepare(&mut self, len: usize) -> &mut [u8] {
+        let keep = match self {
+            Bytes::Mapped(m) => m.len() >= len,
+            Bytes::Heap(v) => v.capacity() > 0,
+        };
+        if !keep {
             // Whole huge pages, so that a slightly larger batch next time
             // still fits.
             *self = match large_buffer(len.next_multiple_of(HUGE_PAGE)) {
                 Some(map) => Bytes::Mapped(map),
                 None => Bytes::Heap(Vec::new()),
             };
-        } else if !fits && matches!(self, Bytes::Mapped(_)) {
-            *self = Bytes::Heap(Vec::new());
         }
         match self {
             Bytes::Mapped(m) => m.get_mut(..len).unwrap_or_default(),
@@ -174,12 +175,10 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         }
     }
 
-    let decode = |&(ci, cj): &(usize, usize), mut into: Decoded, mapped: bool| -> DecodedBatch {
+    let decode = |&(ci, cj): &(usize, usize), mut into: Decoded| -> DecodedBatch {
         let batch = chunks.get(ci..cj).unwrap_or(&[]);
         let ends = wim.source().chunk_ends(batch)?;
-        let out = into
-            .bytes
-            .prepare(ends.last().copied().unwrap_or(0), mapped);
+        let out = into.bytes.prepare(ends.last().copied().unwrap_or(0));
         wim.source().decode_to(batch, out)?;
         into.ends = ends;
         Ok(into)
@@ -244,8 +243,8 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         let spare: Mutex<Vec<Bytes>> = Mutex::new(Vec::new());
         return rayon::in_place_scope(|scope| {
             let spawn = |k: usize| {
-                let (batches, slots, ready, failed, decode, big, decoding, spare) = (
-                    &batches, &slots, &ready, &failed, &decode, &big, &decoding, &spare,
+                let (batches, slots, ready, failed, decode, decoding, spare) = (
+                    &batches, &slots, &ready, &failed, &decode, &decoding, &spare,
                 );
                 decoding.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 scope.spawn(move |_| {
@@ -266,7 +265,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                                         bytes,
                                         ends: Vec::new(),
                                     };
-                                    decode(batch, into, big(batch.0))
+                                    decode(batch, into)
                                 }
                                 _ => Ok(Decoded::default()),
                             }
@@ -314,12 +313,10 @@ pub(crate) fn stream_blobs<S: BlobSink>(
                         write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, &idle)?;
                     total = total.saturating_add(bytes);
                     pi = pj;
-                    if let Bytes::Mapped(_) = decoded.bytes {
-                        spare
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(decoded.bytes);
-                    }
+                    spare
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(decoded.bytes);
                 }
                 Ok(total)
             };
@@ -335,7 +332,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
     // decoded: decoding and writing overlap on all cores, and at most two
     // batches are in memory; the buffer of the one written is reused for
     // the one after the next.
-    let mut pending = batches.first().map(|b| decode(b, Decoded::default(), true));
+    let mut pending = batches.first().map(|b| decode(b, Decoded::default()));
     let mut spare = Decoded::default();
     for (k, &(ci, cj)) in batches.iter().enumerate() {
         let Some(result) = pending.take() else {
@@ -344,7 +341,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
         let into = std::mem::take(&mut spare);
         let (next, written) = rayon::join(
-            || batches.get(k + 1).map(|b| decode(b, into, true)),
+            || batches.get(k + 1).map(|b| decode(b, into)),
             || write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, &|| true),
         );
         spare = decoded;
@@ -445,11 +442,10 @@ fn write_batch<S: BlobSink>(
         }
         Ok(total)
     };
-    // Whole blobs go in jobs of at most four (as chunks are decoded), so
-    // that the cores finish together.
     // While the cores are busy elsewhere (decoding the next solid chunks),
     // blobs are written in order here, a few at a time, until they are
-    // free: then the rest go on all of them.
+    // free: then the rest go on all of them, in jobs of at most four (as
+    // chunks are decoded), so that the cores finish together.
     let mut rest = &whole[..];
     let mut wide = parallel();
     while !rest.is_empty() && !wide {
