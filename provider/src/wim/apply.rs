@@ -44,7 +44,7 @@ const HASH_BESIDE_WRITE: usize = 256 << 10;
 /// Folders deeper than this are opened from the apply folder when their
 /// tree is made, rather than from their parent's handle: at most this many
 /// handles stay open for the folders still to fill.
-const HANDLES_DEPTH: usize = 64;
+pub(super) const HANDLES_DEPTH: usize = 64;
 
 /// Entries handled by one job when hard links and timestamps are made on
 /// all cores: enough that each job's folder handle is found in the cache.

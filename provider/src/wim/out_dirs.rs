@@ -23,11 +23,19 @@ use crate::fsutil::dir::Dir;
 /// never more than a quarter of the process's descriptor limit.
 const CACHED_DIRS: usize = 256;
 
-/// Descriptors an apply may hold open at once: the cached folders, those
-/// of the folders being made (at most 64 deep), the files being written on
-/// every core, and a margin for the rest of the process. Worth reserving
-/// with [`crate::fsutil::reserve_descriptors`] before threads start.
-pub const DESCRIPTORS: usize = 512;
+/// Descriptors an apply may hold open at once, rounded up to the table's
+/// next size: the cached folders, those of the folders being made, and a
+/// margin for the files being written on every core and the rest of the
+/// process (512). Worth reserving with
+/// [`crate::fsutil::reserve_descriptors`] before threads start.
+pub const DESCRIPTORS: usize =
+    (CACHED_DIRS + super::apply::HANDLES_DEPTH + DESCRIPTOR_MARGIN).next_power_of_two();
+
+/// Descriptors besides folders: files being written, the WIM, the rest.
+const DESCRIPTOR_MARGIN: usize = 64;
+
+// The README gives this number.
+const _: () = assert!(DESCRIPTORS == 512);
 
 fn cached_dirs() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
