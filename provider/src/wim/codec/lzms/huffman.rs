@@ -64,6 +64,9 @@ struct Builder<const MAX_SYMS: usize> {
     lens: [u8; MAX_SYMS],
     /// Symbols in canonical order: by codeword length, then symbol value.
     by_code: [u16; MAX_SYMS],
+    /// Where each codeword length's symbols start in `by_code` (and `n`
+    /// after the longest).
+    starts: [usize; MAX_CODEWORD_LEN + 2],
 }
 
 const SYMBOL_BITS: u32 = 10;
@@ -103,6 +106,7 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32, const TABLE_SIZE: usize>
                 node_parent: [0; MAX_SYMS],
                 lens: [0; MAX_SYMS],
                 by_code: [0; MAX_SYMS],
+                starts: [0; MAX_CODEWORD_LEN + 2],
             },
         };
         code.reset(MAX_SYMS);
@@ -183,24 +187,46 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
         }
 
         // Join the two lightest of (next leaf, next unjoined internal node)
-        // until one node is left; a leaf wins ties.
+        // until one node is left; a leaf wins ties. Both nodes of a join
+        // are picked at once, with one three-way branch rather than two
+        // hard-to-predict ones: with the queues' next two entries l0 <= l1
+        // (leaves) and n0 <= n1 (internal nodes), a join takes two leaves
+        // if l1 <= n0, two internal nodes if n1 < l0, and else one of each.
+        // An exhausted queue reads as an infinite frequency; at least two
+        // nodes are always left to join.
         let mut leaf = 0;
         let mut node = 0;
         for made in 0..n - 1 {
-            let mut freq = 0u32;
-            for _ in 0..2 {
-                let take_leaf =
-                    leaf < n && (node == made || self.leaf_freq[leaf] <= self.node_freq[node]);
-                if take_leaf {
-                    freq += self.leaf_freq[leaf];
-                    leaf += 1;
+            let front = |freqs: &[u32; MAX_SYMS], i: usize, end: usize| {
+                if i < end {
+                    freqs[i % MAX_SYMS]
                 } else {
-                    freq += self.node_freq[node];
-                    self.node_parent[node] = made as u32;
-                    node += 1;
+                    u32::MAX
                 }
-            }
-            self.node_freq[made] = freq;
+            };
+            let (l0, l1) = (
+                front(&self.leaf_freq, leaf, n),
+                front(&self.leaf_freq, leaf + 1, n),
+            );
+            let (n0, n1) = (
+                front(&self.node_freq, node, made),
+                front(&self.node_freq, node + 1, made),
+            );
+            let freq = if l1 <= n0 {
+                leaf += 2;
+                l0 + l1
+            } else if n1 < l0 {
+                self.node_parent[node % MAX_SYMS] = made as u32;
+                self.node_parent[(node + 1) % MAX_SYMS] = made as u32;
+                node += 2;
+                n0 + n1
+            } else {
+                self.node_parent[node % MAX_SYMS] = made as u32;
+                leaf += 1;
+                node += 1;
+                l0 + n0
+            };
+            self.node_freq[made % MAX_SYMS] = freq;
         }
 
         // Count codewords per length: start from a root with two leaf
@@ -212,27 +238,47 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
         count[1] = 2;
         let root = n - 2;
         self.node_parent[root] = 0; // now: depth
+                                    // Nodes come mostly in runs of one depth (from the root down), and
+                                    // a run's counts are added when it ends: one add per run rather
+                                    // than a chain of dependent additions in memory per node.
+        let mut run_depth = 0;
+        let mut run = 0u32;
         for node in (0..root).rev() {
             let parent = self.node_parent[node] as usize;
             let depth = self.node_parent[parent] + 1;
             self.node_parent[node] = depth;
-            let mut len = depth as usize;
-            if len >= MAX_CODEWORD_LEN {
-                len = MAX_CODEWORD_LEN - 1;
-                while len > 1 && count[len] == 0 {
-                    len -= 1;
-                }
+            let depth = depth as usize;
+            if depth == run_depth {
+                run += 1;
+                continue;
+            }
+            count[run_depth] -= run;
+            count[run_depth + 1] += 2 * run;
+            if depth < MAX_CODEWORD_LEN {
+                run_depth = depth;
+                run = 1;
+                continue;
+            }
+            // Too deep: placed alone, with the counts so far.
+            let mut len = MAX_CODEWORD_LEN - 1;
+            while len > 1 && count[len] == 0 {
+                len -= 1;
             }
             count[len] -= 1;
             count[len + 1] += 2;
+            (run_depth, run) = (0, 0);
         }
+        count[run_depth] -= run;
+        count[run_depth + 1] += 2 * run;
 
         // Longest codewords to the rarest symbols.
-        let mut keys = sorted.iter();
+        let mut at = 0;
         for len in (1..=MAX_CODEWORD_LEN).rev() {
-            for key in keys.by_ref().take(count[len] as usize) {
+            let end = at + count[len] as usize;
+            for key in sorted.get(at..end).unwrap_or_default() {
                 self.lens[(key & ((1 << SYMBOL_BITS) - 1)) as usize] = len as u8;
             }
+            at = end;
         }
     }
 
@@ -271,7 +317,7 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
     fn canonical_order(&mut self, n: usize) {
         let lens = &self.lens[..n];
         let by_code = &mut self.by_code;
-        stable_positions::<{ MAX_CODEWORD_LEN + 1 }>(
+        let starts = stable_positions::<{ MAX_CODEWORD_LEN + 1 }>(
             n,
             |symbol| usize::from(lens[symbol]),
             |symbol, at| {
@@ -280,6 +326,8 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
                 }
             },
         );
+        self.starts[..=MAX_CODEWORD_LEN].copy_from_slice(&starts);
+        self.starts[MAX_CODEWORD_LEN + 1] = n;
     }
 }
 
@@ -332,6 +380,15 @@ fn stable_positions<const K: usize>(
     starts
 }
 
+/// Gives each symbol `SPAN` entries of `entries`, in order: its
+/// first-level entry for a codeword of `len` bits.
+#[inline(always)]
+fn fill_spans<const SPAN: usize>(entries: &mut [u32], symbols: &[u16], len: usize) {
+    for (entries, &symbol) in entries.chunks_exact_mut(SPAN).zip(symbols) {
+        entries.copy_from_slice(&[(u32::from(symbol) << 16) | len as u32; SPAN]);
+    }
+}
+
 /// Builds the decode table of the canonical code given by `builder.lens` and
 /// `builder.by_code`; returns how many entries of `table` it uses.
 fn fill_table<const MAX_SYMS: usize>(
@@ -341,27 +398,36 @@ fn fill_table<const MAX_SYMS: usize>(
     table: &mut [u32],
 ) -> usize {
     let table_bits = table_bits as usize;
-    let mut code: usize = 0; // next codeword, left-aligned to `len` bits
-    let mut prev_len = 1;
-    let mut i = 0;
     let by_code = &builder.by_code[..n];
 
-    // Codewords that fit the first level.
-    while let Some(&symbol) = by_code.get(i) {
-        let len = builder.lens[symbol as usize] as usize;
-        if len > table_bits {
-            break;
-        }
-        code <<= len - prev_len;
-        prev_len = len;
+    // Codewords that fit the first level fill it from the start, in
+    // canonical order, each over 2^(table_bits - len) entries.
+    let mut i = 0;
+    let mut at = 0;
+    for len in 1..=table_bits {
         let span = 1 << (table_bits - len);
-        let first = code << (table_bits - len);
-        if let Some(entries) = table.get_mut(first..first + span) {
-            entries.fill((u32::from(symbol) << 16) | len as u32);
+        let count = builder.starts[len + 1] - builder.starts[len];
+        let symbols = by_code.get(i..i + count).unwrap_or_default();
+        let entries = table.get_mut(at..at + count * span).unwrap_or_default();
+        // A loop for each of the usual spans, so that each writes its
+        // entries with one store per codeword.
+        match span {
+            1 => fill_spans::<1>(entries, symbols, len),
+            2 => fill_spans::<2>(entries, symbols, len),
+            4 => fill_spans::<4>(entries, symbols, len),
+            8 => fill_spans::<8>(entries, symbols, len),
+            _ => {
+                for (entries, &symbol) in entries.chunks_exact_mut(span).zip(symbols) {
+                    entries.fill((u32::from(symbol) << 16) | len as u32);
+                }
+            }
         }
-        code += 1;
-        i += 1;
+        at += count * span;
+        i += count;
     }
+    // The next codeword, left-aligned to `table_bits` bits.
+    let mut code = at;
+    let mut prev_len = table_bits;
 
     // Longer codewords: one subtable per first-level prefix, big enough for
     // the longest codeword under that prefix. In canonical order the
@@ -478,6 +544,86 @@ mod tests {
             b.lens.fill(0);
             b.flat_lengths(n);
             assert_eq!(b.lens[..n], built[..], "{n} symbols");
+        }
+    }
+
+    /// The code lengths as the format defines them, computed plainly: a
+    /// full sort, two queues, one node at a time.
+    fn plain_lengths(freqs: &[u32]) -> Vec<u8> {
+        let n = freqs.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&s| (freqs[s], s));
+        let leaves: Vec<u32> = order.iter().map(|&s| freqs[s]).collect();
+        let (mut nodes, mut parent) = (Vec::new(), vec![0usize; n]);
+        let (mut leaf, mut node) = (0, 0);
+        for made in 0..n - 1 {
+            let mut freq = 0;
+            for _ in 0..2 {
+                if leaf < n && (node == made || leaves[leaf] <= nodes[node]) {
+                    freq += leaves[leaf];
+                    leaf += 1;
+                } else {
+                    freq += nodes[node];
+                    parent[node] = made;
+                    node += 1;
+                }
+            }
+            nodes.push(freq);
+        }
+        let mut count = [0u32; MAX_CODEWORD_LEN + 1];
+        count[1] = 2;
+        let mut depth = vec![0usize; n - 1];
+        for node in (0..n - 2).rev() {
+            depth[node] = depth[parent[node]] + 1;
+            let mut len = depth[node];
+            if len >= MAX_CODEWORD_LEN {
+                len = MAX_CODEWORD_LEN - 1;
+                while len > 1 && count[len] == 0 {
+                    len -= 1;
+                }
+            }
+            count[len] -= 1;
+            count[len + 1] += 2;
+        }
+        let mut lens = vec![0u8; n];
+        let mut symbols = order.iter();
+        for len in (1..=MAX_CODEWORD_LEN).rev() {
+            for &s in symbols.by_ref().take(count[len] as usize) {
+                lens[s] = len as u8;
+            }
+        }
+        lens
+    }
+
+    #[test]
+    fn lengths_match_a_plain_construction() {
+        let mut b = AdaptiveCode::<799, 11, 8192>::new(1024).builder;
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..3000 {
+            let n = 2 + (next() % 798) as usize;
+            // Flat, skewed, runs of equal values, and very deep trees.
+            let freqs: Vec<u32> = match round % 4 {
+                0 => (0..n).map(|_| 1 + (next() % 4) as u32).collect(),
+                1 => (0..n)
+                    .map(|_| 1 + ((next() % 3000) as u32 >> (next() % 12)))
+                    .collect(),
+                2 => (0..n).map(|i| 1 + (i as u32 / 7) % 5).collect(),
+                _ => (0..n)
+                    .map(|i| if i < 40 { 1u32 << (i / 2).min(20) } else { 1 })
+                    .collect(),
+            };
+            b.lengths(&freqs);
+            assert_eq!(
+                b.lens[..n],
+                plain_lengths(&freqs)[..],
+                "round {round}, {n} symbols"
+            );
         }
     }
 
