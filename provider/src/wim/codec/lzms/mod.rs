@@ -258,6 +258,9 @@ impl State {
                     lz_recent.take(index, previous == Item::Lz)
                 };
                 previous = Item::Lz;
+                // The source is known now; the length is decoded while it
+                // loads (in a solid chunk it may be megabytes back).
+                super::lz::prefetch(out, pos.wrapping_sub(offset as usize));
                 let length = decode_length(&mut self.lengths, &mut bits);
 
                 let offset = offset as usize;
