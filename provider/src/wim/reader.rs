@@ -318,16 +318,12 @@ impl WimFile {
                 index,
                 count: self.header.image_count,
             })?;
-        let what = format!("the metadata of image {index}");
-        let bytes = self.read_blob_unchecked(blob, MAX_METADATA, &what)?;
-        // Hashed on one core while parsed on another; a wrong hash is the
-        // error reported, whatever the parse made of the bytes.
-        let (checked, parsed) = rayon::join(
-            || self.check_blob(blob, &bytes, &|| what.clone()),
-            || metadata::parse(&bytes),
-        );
-        checked?;
-        parsed.map_err(|source| WimError::Metadata {
+        let bytes = self.read_blob(
+            blob,
+            MAX_METADATA,
+            &format!("the metadata of image {index}"),
+        )?;
+        metadata::parse(&bytes).map_err(|source| WimError::Metadata {
             path: self.path.clone(),
             index,
             source,
@@ -445,15 +441,9 @@ impl WimFile {
         Ok(())
     }
 
-    /// Reads a whole blob into memory (at most `limit` bytes), not checked
-    /// against its size and SHA-1: the caller checks it with
-    /// [`Self::check_blob`].
-    fn read_blob_unchecked(
-        &self,
-        blob: &Blob,
-        limit: u64,
-        what: &str,
-    ) -> Result<Vec<u8>, WimError> {
+    /// Reads a whole blob into memory (at most `limit` bytes), checked
+    /// against its size and SHA-1.
+    fn read_blob(&self, blob: &Blob, limit: u64, what: &str) -> Result<Vec<u8>, WimError> {
         if blob.size > limit {
             return Err(WimError::Invalid {
                 path: self.path.clone(),
@@ -478,6 +468,7 @@ impl WimFile {
             out.extend_from_slice(part);
             Ok(())
         })?;
+        self.check_blob(blob, &out, &|| what.to_string())?;
         Ok(out)
     }
 }
