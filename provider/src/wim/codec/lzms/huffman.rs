@@ -64,9 +64,6 @@ struct Builder<const MAX_SYMS: usize> {
     lens: [u8; MAX_SYMS],
     /// Symbols in canonical order: by codeword length, then symbol value.
     by_code: [u16; MAX_SYMS],
-    /// Where each codeword length's symbols start in `by_code` (and `n`
-    /// after the longest).
-    starts: [usize; MAX_CODEWORD_LEN + 2],
 }
 
 const SYMBOL_BITS: u32 = 10;
@@ -106,7 +103,6 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32, const TABLE_SIZE: usize>
                 node_parent: [0; MAX_SYMS],
                 lens: [0; MAX_SYMS],
                 by_code: [0; MAX_SYMS],
-                starts: [0; MAX_CODEWORD_LEN + 2],
             },
         };
         code.reset(MAX_SYMS);
@@ -124,8 +120,8 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32, const TABLE_SIZE: usize>
         } else {
             let n = self.num_syms;
             self.builder.flat_lengths(n);
-            self.builder.canonical_order(n);
-            let len = fill_table::<MAX_SYMS>(&self.builder, n, TABLE_BITS, &mut self.table);
+            let starts = self.builder.canonical_order(n);
+            let len = fill_table(&self.builder, n, &starts, TABLE_BITS, &mut self.table);
             self.initial[..len].copy_from_slice(&self.table[..len]);
             self.initial_len = len;
             self.initial_syms = n;
@@ -170,8 +166,8 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32, const TABLE_SIZE: usize>
         self.until_rebuild = self.rebuild_interval;
         let n = self.num_syms;
         self.builder.lengths(&self.freqs[..n]);
-        self.builder.canonical_order(n);
-        fill_table::<MAX_SYMS>(&self.builder, n, TABLE_BITS, &mut self.table);
+        let starts = self.builder.canonical_order(n);
+        fill_table(&self.builder, n, &starts, TABLE_BITS, &mut self.table);
     }
 }
 
@@ -313,11 +309,12 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
         }
     }
 
-    /// Fills `by_code[..n]` with the symbols in canonical codeword order.
-    fn canonical_order(&mut self, n: usize) {
+    /// Fills `by_code[..n]` with the symbols in canonical codeword order;
+    /// returns where each codeword length's symbols start in it.
+    fn canonical_order(&mut self, n: usize) -> [usize; MAX_CODEWORD_LEN + 1] {
         let lens = &self.lens[..n];
         let by_code = &mut self.by_code;
-        let starts = stable_positions::<{ MAX_CODEWORD_LEN + 1 }>(
+        stable_positions::<{ MAX_CODEWORD_LEN + 1 }>(
             n,
             |symbol| usize::from(lens[symbol]),
             |symbol, at| {
@@ -325,9 +322,7 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
                     *entry = symbol as u16;
                 }
             },
-        );
-        self.starts[..=MAX_CODEWORD_LEN].copy_from_slice(&starts);
-        self.starts[MAX_CODEWORD_LEN + 1] = n;
+        )
     }
 }
 
@@ -390,10 +385,13 @@ fn fill_spans<const SPAN: usize>(entries: &mut [u32], symbols: &[u16], len: usiz
 }
 
 /// Builds the decode table of the canonical code given by `builder.lens` and
-/// `builder.by_code`; returns how many entries of `table` it uses.
+/// `builder.by_code` (each length's symbols from `starts`, as
+/// [`Builder::canonical_order`] returns); returns how many entries of
+/// `table` it uses.
 fn fill_table<const MAX_SYMS: usize>(
     builder: &Builder<MAX_SYMS>,
     n: usize,
+    starts: &[usize; MAX_CODEWORD_LEN + 1],
     table_bits: u32,
     table: &mut [u32],
 ) -> usize {
@@ -406,7 +404,8 @@ fn fill_table<const MAX_SYMS: usize>(
     let mut at = 0;
     for len in 1..=table_bits {
         let span = 1 << (table_bits - len);
-        let count = builder.starts[len + 1] - builder.starts[len];
+        // len < MAX_CODEWORD_LEN, so len + 1 is a length too.
+        let count = starts[len + 1] - starts[len];
         let symbols = by_code.get(i..i + count).unwrap_or_default();
         let entries = table.get_mut(at..at + count * span).unwrap_or_default();
         // A loop for each of the usual spans, so that each writes its
