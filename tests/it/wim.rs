@@ -318,9 +318,10 @@ fn apply_solid_raw_chunks_matches_wimlib() {
     apply_and_compare(&Fixture { dir, wim }, 1);
 }
 
-/// A solid WIM whose solid chunks (16 MiB) are decoded one per job, as
-/// many at once as there are cores, and written as each arrives: the usual
-/// test tree plus 19 MB of compressible text and 3 MB of random data.
+/// A solid WIM whose solid chunks (16 MiB) are each decoded and written by
+/// one of a thread per core, a file running across them written in order
+/// from thread to thread: the usual test tree plus 19 MB of compressible
+/// text and 3 MB of random data.
 fn capture_large_solid_chunks() -> Fixture {
     let build = |src: &Path| {
         make_tree(src);

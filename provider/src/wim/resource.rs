@@ -368,33 +368,35 @@ impl Source {
     }
 
     /// Reads and decodes one chunk (already checked) into `out`, exactly
-    /// its size; compressed bytes are read into `raw`, which keeps its
-    /// capacity for the next chunk.
+    /// its size, reading its compressed bytes into `input`.
     fn decode_chunk_into(
         &self,
         chunk: &ChunkRef,
         out: &mut [u8],
         dec: &mut Decoders,
-        raw: &mut Vec<u8>,
+        input: Input<'_>,
     ) -> Result<(), ResourceError> {
         self.chunk_bytes_read
             .fetch_add(u64::from(chunk.size), Ordering::Relaxed);
         if chunk.stored == chunk.size {
             return self.read_at(chunk.offset, out);
         }
+        let stored = chunk.stored as usize;
         let mut mapped;
-        let large = chunk.stored as usize > KEEP_RAW;
-        let input: &mut [u8] = match large.then(|| large_buffer(chunk.stored as usize)) {
-            // A solid chunk's compressed bytes, in a mapping of their own
-            // (see `large_buffer`), unmapped once decoded.
-            Some(Some(map)) => {
-                mapped = map;
-                &mut mapped
-            }
-            _ => {
-                raw.resize(chunk.stored as usize, 0);
-                raw
-            }
+        let input: &mut [u8] = match input {
+            Input::Kept(buffer) => buffer.prepare(stored),
+            Input::Thread(raw) => match (stored > KEEP_RAW).then(|| large_buffer(stored)) {
+                // A solid chunk's compressed bytes, in a mapping of their
+                // own (see `large_buffer`), unmapped once decoded.
+                Some(Some(map)) => {
+                    mapped = map;
+                    &mut mapped
+                }
+                _ => {
+                    raw.resize(stored, 0);
+                    raw
+                }
+            },
         };
         self.read_at(chunk.offset, input)?;
         dec.get(chunk.codec, chunk.window as usize)
@@ -403,6 +405,29 @@ impl Source {
                 offset: chunk.offset,
                 source,
             })
+    }
+
+    /// Decodes one chunk (checked by [`Self::chunk_ends`]) on this thread
+    /// into `out`, exactly its size, with this thread's decompressors; its
+    /// compressed bytes are read into `raw`, which the caller keeps for its
+    /// next chunk (for solid chunks, whose compressed bytes this thread
+    /// does not keep).
+    pub(crate) fn decode_one(
+        &self,
+        chunk: &ChunkRef,
+        out: &mut [u8],
+        raw: &mut Buffer,
+    ) -> Result<(), ResourceError> {
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                self.decode_chunk_into(chunk, out, &mut scratch.dec, Input::Kept(raw))
+            }
+            // Never the case (decoding does not re-enter the pool), but
+            // fresh decompressors are as correct.
+            Err(_) => {
+                self.decode_chunk_into(chunk, out, &mut Decoders::default(), Input::Kept(raw))
+            }
+        })
     }
 
     /// Decodes `chunks` on all cores into `out`, one after another (it is
@@ -452,7 +477,7 @@ impl Source {
             SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
                 Ok(mut scratch) => {
                     let Scratch { dec, raw } = &mut *scratch;
-                    let decoded = self.decode_chunk_into(chunk, piece, dec, raw);
+                    let decoded = self.decode_chunk_into(chunk, piece, dec, Input::Thread(raw));
                     // The compressed bytes of a solid chunk are not kept:
                     // with them, the decoded chunks in flight would no
                     // longer be the bulk of a solid apply's memory.
@@ -466,7 +491,7 @@ impl Source {
                 Err(_) => {
                     let mut scratch = Scratch::default();
                     let Scratch { dec, raw } = &mut scratch;
-                    self.decode_chunk_into(chunk, piece, dec, raw)
+                    self.decode_chunk_into(chunk, piece, dec, Input::Thread(raw))
                 }
             })
         };
@@ -531,13 +556,75 @@ pub fn plain_plan(offset: u64, size: u64) -> ChunkPlan {
 /// buffer passed again is neither reallocated nor cleared), and a new one
 /// is allocated as zeros, whose pages the system gives as they are first
 /// written rather than all at once as filling it would take them.
-pub(crate) fn fit(out: &mut Vec<u8>, len: usize) -> &mut [u8] {
+fn fit(out: &mut Vec<u8>, len: usize) -> &mut [u8] {
     if out.capacity() == 0 {
         *out = vec![0u8; len];
     } else {
         out.resize(len, 0);
     }
     out
+}
+
+/// A buffer for many chunks in turn (a batch's decoded data, or a solid
+/// chunk's compressed bytes): a mapping of its own that the system may back
+/// with huge pages (2 MiB on x86-64), or heap memory. Huge pages mean
+/// thousands fewer page faults (per 64 MiB solid chunk, or the first time
+/// a batch buffer is filled), and fewer address translation misses for the
+/// decoder's matches that reach far back and for hashing and writing.
+pub(crate) enum Buffer {
+    Heap(Vec<u8>),
+    Mapped(memmap2::MmapMut),
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer::Heap(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buffer::Heap(v) => v,
+            Buffer::Mapped(m) => m,
+        }
+    }
+}
+
+impl Buffer {
+    /// `len` bytes to fill: this buffer's mapping if it is large enough,
+    /// else a new one; heap memory resized by [`fit`] where the system gave
+    /// no mapping. A reused buffer is not cleared: decoding and reading
+    /// write every byte asked for.
+    pub(crate) fn prepare(&mut self, len: usize) -> &mut [u8] {
+        let keep = match self {
+            Buffer::Mapped(m) => m.len() >= len,
+            Buffer::Heap(v) => v.capacity() > 0,
+        };
+        if !keep {
+            // Whole huge pages, so that a slightly larger batch next time
+            // still fits.
+            *self = match large_buffer(len.next_multiple_of(HUGE_PAGE)) {
+                Some(map) => Buffer::Mapped(map),
+                None => Buffer::Heap(Vec::new()),
+            };
+        }
+        match self {
+            Buffer::Mapped(m) => m.get_mut(..len).unwrap_or_default(),
+            Buffer::Heap(v) => fit(v, len),
+        }
+    }
+}
+
+/// The size of a huge page on x86-64.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Where a chunk's compressed bytes are read: the thread's own buffer
+/// (kept up to [`KEEP_RAW`] bytes), or a caller's.
+enum Input<'a> {
+    Thread(&'a mut Vec<u8>),
+    Kept(&'a mut Buffer),
 }
 
 /// What one thread keeps from chunk to chunk: its decompressors and the
@@ -552,7 +639,7 @@ struct Scratch {
 /// may back with huge pages (2 MiB on x86-64): for the buffers of solid
 /// chunks, thousands fewer page faults per chunk and fewer address
 /// translation misses. `None` where the system gives no such mapping.
-pub(crate) fn large_buffer(len: usize) -> Option<memmap2::MmapMut> {
+fn large_buffer(len: usize) -> Option<memmap2::MmapMut> {
     let map = memmap2::MmapMut::map_anon(len).ok()?;
     // Advice only: without huge pages the mapping works the same.
     #[cfg(target_os = "linux")]

@@ -4,12 +4,13 @@
 //! end in it are handed to the sink in parallel, and a blob spanning batches
 //! is handed over as its chunks arrive. Memory stays bounded by the batch.
 //! A chunk of [`BATCH_BYTES`] or more (a solid chunk) is a batch of its own;
-//! such batches are decoded by as many jobs at once as there are cores (at
-//! most four), each written as soon as it and those before it are decoded,
-//! so memory stays bounded by a few chunks.
+//! such batches are decoded and written by one thread per core (at most
+//! four), each with one batch at a time, so memory stays bounded by one
+//! solid chunk and its compressed bytes per thread.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
@@ -17,7 +18,7 @@ use rayon::prelude::*;
 use super::metadata::Sha1;
 
 use super::reader::{resource_error, BATCH_BYTES};
-use super::resource::{fit, large_buffer, ChunkRef, ResourceError};
+use super::resource::{Buffer, ChunkRef, ResourceError};
 use super::{Blob, BlobLocation, FastMap, WimError, WimFile};
 
 /// Receives the bytes of blobs, identified by their index in the list.
@@ -50,64 +51,10 @@ type DecodedBatch = Result<Decoded, ResourceError>;
 /// batches, decoding neither allocates nor clears memory.
 #[derive(Default)]
 struct Decoded {
-    bytes: Bytes,
+    bytes: Buffer,
     /// Where each chunk ends in `bytes`.
     ends: Vec<usize>,
 }
-
-/// Where a batch is decoded: a mapping of its own that the system may back
-/// with huge pages (2 MiB on x86-64), or heap memory. Huge pages mean
-/// thousands fewer page faults (per 64 MiB solid chunk, or the first time
-/// a batch buffer is filled), and fewer address translation misses for the
-/// decoder's matches that reach far back and for hashing and writing.
-enum Bytes {
-    Heap(Vec<u8>),
-    Mapped(memmap2::MmapMut),
-}
-
-impl Default for Bytes {
-    fn default() -> Self {
-        Bytes::Heap(Vec::new())
-    }
-}
-
-impl std::ops::Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Heap(v) => v,
-            Bytes::Mapped(m) => m,
-        }
-    }
-}
-
-impl Bytes {
-    /// `len` bytes to decode into: this buffer's mapping if it is large
-    /// enough, else a new one; heap memory resized by [`fit`] where the
-    /// system gave no mapping. A reused buffer is not cleared: decoding
-    /// writes every byte asked for.
-    fn prepare(&mut self, len: usize) -> &mut [u8] {
-        let keep = match self {
-            Bytes::Mapped(m) => m.len() >= len,
-            Bytes::Heap(v) => v.capacity() > 0,
-        };
-        if !keep {
-            // Whole huge pages, so that a slightly larger batch next time
-            // still fits.
-            *self = match large_buffer(len.next_multiple_of(HUGE_PAGE)) {
-                Some(map) => Bytes::Mapped(map),
-                None => Bytes::Heap(Vec::new()),
-            };
-        }
-        match self {
-            Bytes::Mapped(m) => m.get_mut(..len).unwrap_or_default(),
-            Bytes::Heap(v) => fit(v, len),
-        }
-    }
-}
-
-/// The size of a huge page on x86-64.
-const HUGE_PAGE: usize = 2 << 20;
 
 impl Decoded {
     /// The `k`th chunk of the batch.
@@ -221,111 +168,42 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         ci = cj;
     }
 
-    // With solid chunks, batches are decoded by jobs of their own, as many
-    // at once as there are cores, and each is written (on this thread, in
-    // order; on all cores once nothing is left to decode) as soon as it is
-    // decoded: one is written while the next ones decode, and a long chunk
-    // does not hold up the others. (Not from inside the thread pool, whose
-    // threads must not wait on each other.)
+    // With solid chunks, each core takes the next batch, decodes it and
+    // writes it (see `stream_solid`). (Not from inside the thread pool,
+    // whose threads must not wait on threads that use it.)
     if (0..chunks.len()).any(big) && rayon::current_thread_index().is_none() {
-        let ahead = rayon::current_num_threads().clamp(1, 4);
-        // Decoded batches waiting to be written, by batch.
-        let slots: Mutex<Vec<Option<DecodedBatch>>> =
-            Mutex::new(batches.iter().map(|_| None).collect());
-        let ready = Condvar::new();
-        let failed = std::sync::atomic::AtomicBool::new(false);
-        // Decoding jobs spawned and not yet done.
-        let decoding = std::sync::atomic::AtomicUsize::new(0);
-        // Buffers written, for the next jobs to decode into: a new mapping
-        // has its pages cleared by the system as they are first written,
-        // a seventh of a solid apply's CPU time where the memory was not
-        // used before. At most one per job in flight and the one written.
-        let spare: Mutex<Vec<Bytes>> = Mutex::new(Vec::new());
-        return rayon::in_place_scope(|scope| {
-            let spawn = |k: usize| {
-                let (batches, slots, ready, failed, decode, decoding, spare) = (
-                    &batches, &slots, &ready, &failed, &decode, &decoding, &spare,
-                );
-                decoding.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                scope.spawn(move |_| {
-                    // After a failure nothing more is decoded.
-                    let outcome =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            match (
-                                failed.load(std::sync::atomic::Ordering::Relaxed),
-                                batches.get(k),
-                            ) {
-                                (false, Some(batch)) => {
-                                    let bytes = spare
-                                        .lock()
-                                        .unwrap_or_else(|p| p.into_inner())
-                                        .pop()
-                                        .unwrap_or_default();
-                                    let into = Decoded {
-                                        bytes,
-                                        ends: Vec::new(),
-                                    };
-                                    decode(batch, into)
-                                }
-                                _ => Ok(Decoded::default()),
-                            }
-                        }));
-                    // The writer waits for this slot: fill it even after a
-                    // panic, which the scope then passes on.
-                    let (result, panic) = match outcome {
-                        Ok(result) => (result, None),
-                        Err(panic) => (
-                            Err(ResourceError::Corrupt(
-                                "decoding stopped by an internal error".into(),
-                            )),
-                            Some(panic),
-                        ),
-                    };
-                    if let Some(slot) = slots.lock().unwrap_or_else(|p| p.into_inner()).get_mut(k) {
-                        *slot = Some(result);
-                    }
-                    decoding.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                    ready.notify_all();
-                    if let Some(panic) = panic {
-                        std::panic::resume_unwind(panic);
-                    }
-                });
-            };
-            (0..ahead.min(batches.len())).for_each(spawn);
-            let mut run = || -> Result<u64, WimError> {
-                for (k, &(ci, cj)) in batches.iter().enumerate() {
-                    let mut guard = slots.lock().unwrap_or_else(|p| p.into_inner());
-                    let result = loop {
-                        match guard.get_mut(k).and_then(Option::take) {
-                            Some(result) => break result,
-                            None => guard = ready.wait(guard).unwrap_or_else(|p| p.into_inner()),
-                        }
-                    };
-                    drop(guard);
-                    if k + ahead < batches.len() {
-                        spawn(k + ahead);
-                    }
-                    let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
-                    // Once nothing is left to decode, the pool's threads
-                    // are free to write beside this one.
-                    let idle = || decoding.load(std::sync::atomic::Ordering::Acquire) == 0;
-                    let (bytes, pj) =
-                        write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, &idle)?;
-                    total = total.saturating_add(bytes);
-                    pi = pj;
-                    spare
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(decoded.bytes);
-                }
-                Ok(total)
-            };
-            let result = run();
-            if result.is_err() {
-                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut starts = Vec::with_capacity(batches.len() + 1);
+        let mut pj = 0usize;
+        for &(ci, _) in &batches {
+            while pieces.get(pj).is_some_and(|p| p.chunk < ci) {
+                pj += 1;
             }
-            result
-        });
+            starts.push(pj);
+        }
+        starts.push(pieces.len());
+        let decode_into = |k: usize, into: &mut Decoded, raw: &mut Buffer| {
+            let &(ci, cj) = batches.get(k).unwrap_or(&(0, 0));
+            let batch = chunks.get(ci..cj).unwrap_or(&[]);
+            let decoded = wim.source().chunk_ends(batch).and_then(|ends| {
+                let out = into.bytes.prepare(ends.last().copied().unwrap_or(0));
+                match batch {
+                    [one] => wim.source().decode_one(one, out, raw)?,
+                    _ => wim.source().decode_to(batch, out)?,
+                }
+                into.ends = ends;
+                Ok(())
+            });
+            decoded.map_err(|e| batch_error(e, (ci, starts.get(k).copied().unwrap_or(0))))
+        };
+        let workers = rayon::current_num_threads().clamp(1, 4);
+        let solid = Solid {
+            sink,
+            layout,
+            batches: &batches,
+            starts: &starts,
+            decode: &decode_into,
+        };
+        return Ok(total.saturating_add(solid.run(workers)?));
     }
 
     // While one batch is written (its blobs in parallel), the next one is
@@ -342,7 +220,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         let into = std::mem::take(&mut spare);
         let (next, written) = rayon::join(
             || batches.get(k + 1).map(|b| decode(b, into)),
-            || write_batch(sink, &layout, &mut open, &decoded, (ci, cj), pi, &|| true),
+            || write_batch(sink, layout, &mut open, &decoded, (ci, cj), pi),
         );
         spare = decoded;
         pending = next;
@@ -353,59 +231,53 @@ pub(crate) fn stream_blobs<S: BlobSink>(
     Ok(total)
 }
 
-/// Hands the pieces of one decoded batch (chunks `ci..cj`, pieces from `pi`)
-/// to the sink: blobs wholly inside the batch in parallel (or, while
-/// `parallel` says no, in order on this thread), the others in order.
-/// Returns the bytes finished and the first piece of the next batch.
-fn write_batch<S: BlobSink>(
-    sink: &S,
-    layout: &Layout<'_>,
-    open: &mut FastMap<usize, S::State>,
-    decoded: &Decoded,
-    (ci, cj): (usize, usize),
-    pi: usize,
-    parallel: &dyn Fn() -> bool,
-) -> Result<(u64, usize), WimError> {
-    let Layout {
-        pieces,
-        first_piece,
-        last_piece,
-    } = *layout;
-    let mut total = 0u64;
-    let piece_data = |p: &Piece| -> &[u8] {
+/// One blob's pieces that follow one another within a batch: the blob,
+/// and the range of its pieces.
+type Run = (usize, usize, usize);
+
+/// The pieces `pi..pj` of a batch grouped into runs of one blob: those of
+/// blobs that start and end in the batch, and the others (in order).
+fn runs(layout: &Layout<'_>, pi: usize, pj: usize) -> (Vec<Run>, Vec<Run>) {
+    let mut runs: Vec<Run> = Vec::new();
+    for (k, p) in layout.pieces.iter().enumerate().take(pj).skip(pi) {
+        match runs.last_mut() {
+            Some((b, _, end)) if *b == p.blob && *end == k => *end = k + 1,
+            _ => runs.push((p.blob, k, k + 1)),
+        }
+    }
+    runs.into_iter().partition(|&(b, s, e)| {
+        layout.first_piece.get(b) == Some(&Some(s))
+            && layout.last_piece.get(b) == Some(&Some(e - 1))
+    })
+}
+
+/// Hands blobs' pieces from one decoded batch (chunks from `ci`) to the
+/// sink.
+struct BatchWriter<'a, S: BlobSink> {
+    sink: &'a S,
+    layout: Layout<'a>,
+    decoded: &'a Decoded,
+    ci: usize,
+}
+
+impl<S: BlobSink> BatchWriter<'_, S> {
+    fn piece_data(&self, p: &Piece) -> &[u8] {
         p.chunk
-            .checked_sub(ci)
-            .map(|k| decoded.chunk(k))
+            .checked_sub(self.ci)
+            .map(|k| self.decoded.chunk(k))
             .and_then(|d| d.get(p.skip as usize..p.skip as usize + p.take as usize))
             .unwrap_or(&[])
-    };
-    // The pieces of this batch, grouped into runs of one blob.
-    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-    let mut pj = pi;
-    while let Some(p) = pieces.get(pj) {
-        if p.chunk >= cj {
-            break;
-        }
-        match runs.last_mut() {
-            Some((b, _, end)) if *b == p.blob && *end == pj => *end = pj + 1,
-            _ => runs.push((p.blob, pj, pj + 1)),
-        }
-        pj += 1;
     }
-    let complete = |&(b, s, e): &(usize, usize, usize)| {
-        first_piece.get(b) == Some(&Some(s))
-            && last_piece.get(b) == Some(&Some(e - 1))
-            && !open.contains_key(&b)
-    };
-    let (whole, partial): (Vec<_>, Vec<_>) = runs.iter().partition(|r| complete(r));
-    // A run's pieces lie one after another in the batch (each is a whole
-    // chunk of its own resource, or a part of a solid chunk); they go to
-    // the sink as the fewest slices that hold them in order.
-    let write_run = |b: usize, state: &mut S::State, run: &[Piece]| -> Result<(), WimError> {
-        let mut slices = run.iter().map(piece_data).peekable();
+
+    /// A run's pieces lie one after another in the batch (each is a whole
+    /// chunk of its own resource, or a part of a solid chunk); they go to
+    /// the sink as the fewest slices that hold them in order.
+    fn write_run(&self, &(b, s, e): &Run, state: &mut S::State) -> Result<(), WimError> {
+        let run = self.layout.pieces.get(s..e).unwrap_or(&[]);
+        let mut slices = run.iter().map(|p| self.piece_data(p)).peekable();
         while let Some(mut slice) = slices.next() {
             while let Some(next) = slices.peek() {
-                match join_adjacent(decoded, slice, next) {
+                match join_adjacent(self.decoded, slice, next) {
                     Some(joined) => {
                         slice = joined;
                         slices.next();
@@ -413,62 +285,319 @@ fn write_batch<S: BlobSink>(
                     None => break,
                 }
             }
-            sink.write(b, state, slice)?;
+            self.sink.write(b, state, slice)?;
         }
         Ok(())
-    };
-    let write_whole = |&&(b, s, e): &&(usize, usize, usize)| {
-        let mut state = sink.start(b)?;
-        write_run(b, &mut state, pieces.get(s..e).unwrap_or(&[]))?;
-        sink.finish(b, state)
-    };
-    // Blobs that go on into other batches are written in order, beside
-    // the whole ones: a large file cut by the batch ends (whose hashing is
-    // one long task) then overlaps with the small files around it.
-    let write_partial = |open: &mut FastMap<usize, S::State>| -> Result<u64, WimError> {
+    }
+
+    /// A blob wholly inside the batch, from start to finish.
+    fn write_whole(&self, run: &Run) -> Result<u64, WimError> {
+        let mut state = self.sink.start(run.0)?;
+        self.write_run(run, &mut state)?;
+        self.sink.finish(run.0, state)
+    }
+
+    /// Pieces of blobs that go on into other batches, in order: started
+    /// into `open` or continued from it, finished with their last piece.
+    fn write_partial(
+        &self,
+        open: &mut FastMap<usize, S::State>,
+        partial: &[Run],
+    ) -> Result<u64, WimError> {
         let mut total = 0u64;
-        for &&(b, s, e) in &partial {
+        for run @ &(b, _, e) in partial {
             if let Entry::Vacant(slot) = open.entry(b) {
-                slot.insert(sink.start(b)?);
+                slot.insert(self.sink.start(b)?);
             }
             if let Some(state) = open.get_mut(&b) {
-                write_run(b, state, pieces.get(s..e).unwrap_or(&[]))?;
+                self.write_run(run, state)?;
             }
-            if last_piece.get(b) == Some(&Some(e - 1)) {
+            if self.layout.last_piece.get(b) == Some(&Some(e - 1)) {
                 if let Some(state) = open.remove(&b) {
-                    total = total.saturating_add(sink.finish(b, state)?);
+                    total = total.saturating_add(self.sink.finish(b, state)?);
                 }
             }
         }
         Ok(total)
+    }
+
+    /// Whole blobs on all cores, in jobs of at most four (as chunks are
+    /// decoded), so that the cores finish together.
+    fn write_wide(&self, whole: &[Run]) -> Result<u64, WimError> {
+        whole
+            .par_iter()
+            .with_max_len(4)
+            .map(|run| self.write_whole(run))
+            .try_reduce(|| 0, |a, b| Ok(a.saturating_add(b)))
+    }
+}
+
+/// Hands the pieces of one decoded batch (chunks `ci..cj`, pieces from `pi`)
+/// to the sink on all cores: the blobs wholly inside the batch in parallel,
+/// beside the others in order (a large file cut by the batch ends, whose
+/// hashing is one long task, then overlaps with the small files around
+/// it). Returns the bytes finished and the first piece of the next batch.
+fn write_batch<S: BlobSink>(
+    sink: &S,
+    layout: Layout<'_>,
+    open: &mut FastMap<usize, S::State>,
+    decoded: &Decoded,
+    (ci, cj): (usize, usize),
+    pi: usize,
+) -> Result<(u64, usize), WimError> {
+    let mut pj = pi;
+    while layout.pieces.get(pj).is_some_and(|p| p.chunk < cj) {
+        pj += 1;
+    }
+    let (whole, partial) = runs(&layout, pi, pj);
+    let writer = BatchWriter {
+        sink,
+        layout,
+        decoded,
+        ci,
     };
-    // While the cores are busy elsewhere (decoding the next solid chunks),
-    // blobs are written in order here, a few at a time, until they are
-    // free: then the rest go on all of them, in jobs of at most four (as
-    // chunks are decoded), so that the cores finish together.
-    let mut rest = &whole[..];
-    let mut wide = parallel();
-    while !rest.is_empty() && !wide {
-        let (now, later) = rest.split_at(rest.len().min(SERIAL_RUN));
-        for run in now {
-            total = total.saturating_add(write_whole(run)?);
+    let (wide, partial) = rayon::join(
+        || writer.write_wide(&whole),
+        || writer.write_partial(open, &partial),
+    );
+    Ok((wide?.saturating_add(partial?), pj))
+}
+
+/// Decodes a batch (by its index) into the decoded buffer, solid chunks'
+/// compressed bytes read into the buffer given.
+type DecodeBatch<'a> = dyn Fn(usize, &mut Decoded, &mut Buffer) -> Result<(), WimError> + Sync + 'a;
+
+/// The batches of a stream with solid chunks, decoded and written by a few
+/// threads at once. Each takes the next batch, decodes it into its own
+/// buffer (a solid chunk's compressed bytes into another of its own), and
+/// writes the blobs wholly inside it; pieces of blobs that run across
+/// batches are written in batch order, the turn handed from thread to
+/// thread with the blobs still open. Memory: one decoded batch and one
+/// solid chunk's compressed bytes per thread, all of it reused from batch
+/// to batch. A long chunk does not hold up the others, and the writing of
+/// one batch overlaps the decoding of the next ones.
+struct Solid<'a, S: BlobSink> {
+    sink: &'a S,
+    layout: Layout<'a>,
+    /// Each batch's chunks.
+    batches: &'a [(usize, usize)],
+    /// Each batch's first piece, then the number of pieces.
+    starts: &'a [usize],
+    decode: &'a DecodeBatch<'a>,
+}
+
+/// What the threads of [`Solid::run`] share.
+struct Shared<T> {
+    /// The next batch to take.
+    next: AtomicUsize,
+    /// Threads decoding.
+    decoding: AtomicUsize,
+    /// Set on the first error: no batch is taken after it.
+    failed: AtomicBool,
+    turn: Mutex<Turn<T>>,
+    turned: Condvar,
+    /// The error of the earliest batch that failed.
+    error: Mutex<Option<(usize, WimError)>>,
+}
+
+/// Whose turn it is to write pieces of blobs that run across batches.
+struct Turn<T> {
+    /// The batch whose such pieces are written next.
+    batch: usize,
+    /// Blobs started and not finished, with their sink's state.
+    open: FastMap<usize, T>,
+}
+
+impl<'a, S: BlobSink> Solid<'a, S> {
+    /// Runs `workers` threads (this one and others) to the end; returns
+    /// the bytes finished, or the error of the earliest batch that failed.
+    fn run(&self, workers: usize) -> Result<u64, WimError> {
+        let n = self.batches.len();
+        let split: Vec<(Vec<Run>, Vec<Run>)> = (0..n)
+            .map(|k| {
+                let at = |k: usize| self.starts.get(k).copied().unwrap_or(0);
+                runs(&self.layout, at(k), at(k + 1))
+            })
+            .collect();
+        let shared = Shared {
+            next: AtomicUsize::new(0),
+            decoding: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
+            turn: Mutex::new(Turn {
+                batch: next_with_partial(&split, 0),
+                open: FastMap::default(),
+            }),
+            turned: Condvar::new(),
+            error: Mutex::new(None),
+        };
+        let guarded = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(&shared, &split)))
+                .inspect_err(|_| {
+                    // The others may wait for this thread's turn.
+                    stop(&shared, None);
+                })
+        };
+        let outcomes: Vec<std::thread::Result<u64>> = std::thread::scope(|scope| {
+            let others: Vec<_> = (1..workers.min(n))
+                .filter_map(|_| {
+                    // Where no thread can be started, fewer do the work.
+                    std::thread::Builder::new()
+                        .name("solid".into())
+                        .spawn_scoped(scope, guarded)
+                        .ok()
+                })
+                .collect();
+            let mut outcomes = vec![guarded()];
+            outcomes.extend(others.into_iter().map(|t| t.join().and_then(|r| r)));
+            outcomes
+        });
+        let mut total = 0u64;
+        for outcome in outcomes {
+            match outcome {
+                Ok(bytes) => total = total.saturating_add(bytes),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         }
-        rest = later;
-        wide = parallel();
+        let error = shared.error.into_inner().unwrap_or_else(|p| p.into_inner());
+        match error {
+            Some((_, e)) => Err(e),
+            None => Ok(total),
+        }
     }
-    let (results, partial_total): (Vec<Result<u64, WimError>>, _) = if wide {
-        rayon::join(
-            || rest.par_iter().with_max_len(4).map(write_whole).collect(),
-            || write_partial(open),
-        )
-    } else {
-        (rest.iter().map(write_whole).collect(), write_partial(open))
-    };
-    for r in results {
-        total = total.saturating_add(r?);
+
+    /// One thread's work: batches taken in turn until none is left or one
+    /// failed; returns the bytes finished.
+    fn work(&self, shared: &Shared<S::State>, split: &[(Vec<Run>, Vec<Run>)]) -> u64 {
+        let mut decoded = Decoded::default();
+        let mut raw = Buffer::default();
+        let mut total = 0u64;
+        while !shared.failed.load(Ordering::Acquire) {
+            let k = shared.next.fetch_add(1, Ordering::AcqRel);
+            let Some((whole, partial)) = split.get(k) else {
+                break;
+            };
+            shared.decoding.fetch_add(1, Ordering::AcqRel);
+            let result = (self.decode)(k, &mut decoded, &mut raw);
+            shared.decoding.fetch_sub(1, Ordering::AcqRel);
+            let result =
+                result.and_then(|()| self.write(shared, split, k, &decoded, whole, partial));
+            match result {
+                Ok(bytes) => total = total.saturating_add(bytes),
+                Err(e) => stop(shared, Some((k, e))),
+            }
+        }
+        total
     }
-    total = total.saturating_add(partial_total?);
-    Ok((total, pj))
+
+    /// Writes batch `k`: its whole blobs in order on this thread, a few at
+    /// a time, and its pieces of blobs running across batches as soon as
+    /// it is their turn; once nothing is left to decode, the rest of its
+    /// whole blobs on all cores.
+    fn write(
+        &self,
+        shared: &Shared<S::State>,
+        split: &[(Vec<Run>, Vec<Run>)],
+        k: usize,
+        decoded: &Decoded,
+        whole: &[Run],
+        partial: &[Run],
+    ) -> Result<u64, WimError> {
+        let writer = BatchWriter {
+            sink: self.sink,
+            layout: self.layout,
+            decoded,
+            ci: self.batches.get(k).map_or(0, |b| b.0),
+        };
+        // Writes the pieces if it is this batch's turn (or, with `wait`,
+        // once it is); `None` when it is not, or a failure elsewhere
+        // stopped the work.
+        let take_turn = |wait: bool| -> Result<Option<u64>, WimError> {
+            let mut turn = shared.turn.lock().unwrap_or_else(|p| p.into_inner());
+            while turn.batch != k {
+                if !wait || shared.failed.load(Ordering::Acquire) {
+                    return Ok(None);
+                }
+                turn = shared.turned.wait(turn).unwrap_or_else(|p| p.into_inner());
+            }
+            let mut open = std::mem::take(&mut turn.open);
+            drop(turn);
+            let written = writer.write_partial(&mut open, partial);
+            let mut turn = shared.turn.lock().unwrap_or_else(|p| p.into_inner());
+            turn.open = open;
+            if written.is_ok() {
+                turn.batch = next_with_partial(split, k + 1);
+            }
+            drop(turn);
+            shared.turned.notify_all();
+            written.map(Some)
+        };
+        let mut total = 0u64;
+        let mut turn_done = partial.is_empty();
+        let mut rest = whole;
+        let free = || {
+            shared.next.load(Ordering::Acquire) >= self.batches.len()
+                && shared.decoding.load(Ordering::Acquire) == 0
+        };
+        while !rest.is_empty() && !free() {
+            if !turn_done {
+                if let Some(bytes) = take_turn(false)? {
+                    total = total.saturating_add(bytes);
+                    turn_done = true;
+                }
+            }
+            let (now, later) = rest.split_at(rest.len().min(SERIAL_RUN));
+            for run in now {
+                total = total.saturating_add(writer.write_whole(run)?);
+            }
+            rest = later;
+        }
+        if !rest.is_empty() {
+            // Nothing is left to decode: the pool's threads are free. Only
+            // a turn already here is taken beside them (a thread of the
+            // pool must not wait).
+            let (wide, turn) = rayon::join(
+                || writer.write_wide(rest),
+                || match turn_done {
+                    true => Ok(None),
+                    false => take_turn(false),
+                },
+            );
+            total = total.saturating_add(wide?);
+            if let Some(bytes) = turn? {
+                total = total.saturating_add(bytes);
+                turn_done = true;
+            }
+        }
+        if !turn_done {
+            total = total.saturating_add(take_turn(true)?.unwrap_or(0));
+        }
+        Ok(total)
+    }
+}
+
+/// The first batch from `k` with pieces of blobs that run across batches.
+fn next_with_partial(split: &[(Vec<Run>, Vec<Run>)], k: usize) -> usize {
+    (k..split.len())
+        .find(|&j| split.get(j).is_some_and(|(_, partial)| !partial.is_empty()))
+        .unwrap_or(split.len())
+}
+
+/// Stops the threads of [`Solid::run`]: no batch is taken after this, and
+/// those waiting for their turn give up. Keeps the error of the earliest
+/// batch.
+fn stop<T>(shared: &Shared<T>, error: Option<(usize, WimError)>) {
+    if let Some((k, e)) = error {
+        let mut first = shared.error.lock().unwrap_or_else(|p| p.into_inner());
+        if first.as_ref().is_none_or(|(j, _)| k < *j) {
+            *first = Some((k, e));
+        }
+    }
+    // Set under the turn's lock, so that no thread checks it and then
+    // waits past the notice.
+    let turn = shared.turn.lock().unwrap_or_else(|p| p.into_inner());
+    shared.failed.store(true, Ordering::Release);
+    drop(turn);
+    shared.turned.notify_all();
 }
 
 /// Blobs written in order between two looks at whether the cores are free.
@@ -585,7 +714,6 @@ pub(crate) fn read_small_blobs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Keeps every finished blob's bytes, and how many writes gave them.
     #[derive(Default)]
@@ -656,16 +784,17 @@ mod tests {
             take: 5,
         });
         let decoded = Decoded {
-            bytes: Bytes::Heap(bytes),
+            bytes: Buffer::Heap(bytes),
             ends,
         };
         (decoded, pieces)
     }
 
-    /// Writes the batch with `parallel` and checks that every whole blob
-    /// was finished once with its bytes, and the running-on blob is open
-    /// with its first piece.
-    fn write_and_check(parallel: &dyn Fn() -> bool) {
+    /// Writes the batch and checks that every whole blob was finished once
+    /// with its bytes, and the running-on blob is open with its first
+    /// piece.
+    #[test]
+    fn a_batch_is_written_whole_and_the_blob_running_on_is_left_open() {
         let n = 50;
         let (decoded, pieces) = batch(n);
         let mut first_piece = vec![None; n + 1];
@@ -682,7 +811,7 @@ mod tests {
         let sink = Record::default();
         let mut open = FastMap::default();
         let (total, next) =
-            write_batch(&sink, &layout, &mut open, &decoded, (0, n), 0, parallel).expect("written");
+            write_batch(&sink, layout, &mut open, &decoded, (0, n), 0).expect("written");
         assert_eq!(
             next,
             pieces.len() - 1,
@@ -700,16 +829,203 @@ mod tests {
         assert_eq!(open.get(&n), Some(&vec![vec![0xAA; 3]]));
     }
 
+    /// A stream of `batches` one-chunk batches of `CHUNK` bytes (byte i
+    /// of chunk k is `(k * 31 + i * 7) % 251`): in each chunk, small blobs
+    /// wholly inside it, and blobs running across chunk ends, one of them
+    /// across three chunks.
+    const CHUNK: usize = 4000;
+
+    fn chunk_byte(k: usize, i: usize) -> u8 {
+        ((k * 31 + i * 7) % 251) as u8
+    }
+
+    /// The pieces of the stream, and each blob's expected bytes.
+    fn solid_stream(batches: usize) -> (Vec<Piece>, Vec<Vec<u8>>) {
+        // Each blob as (chunk, skip, take) pieces, in stream order.
+        let mut blobs: Vec<Vec<(usize, usize, usize)>> = Vec::new();
+        let mut at = (0usize, 0usize);
+        let mut size = 1usize;
+        while at.0 < batches {
+            size = match blobs.len() % 9 {
+                4 => CHUNK * 2 + 500,
+                7 => CHUNK / 2 + 300,
+                _ => size % 97 + 13,
+            };
+            let mut blob = Vec::new();
+            let mut left = size;
+            while left > 0 && at.0 < batches {
+                let take = left.min(CHUNK - at.1);
+                blob.push((at.0, at.1, take));
+                left -= take;
+                at.1 += take;
+                if at.1 == CHUNK {
+                    at = (at.0 + 1, 0);
+                }
+            }
+            blobs.push(blob);
+        }
+        let mut pieces = Vec::new();
+        let mut expected = Vec::new();
+        for (b, blob) in blobs.iter().enumerate() {
+            let mut bytes = Vec::new();
+            for &(chunk, skip, take) in blob {
+                bytes.extend((skip..skip + take).map(|i| chunk_byte(chunk, i)));
+                pieces.push(Piece {
+                    blob: b,
+                    chunk,
+                    skip: skip as u32,
+                    take: take as u32,
+                });
+            }
+            expected.push(bytes);
+        }
+        (pieces, expected)
+    }
+
+    /// Where a solid stream's run fails, if it does.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fault {
+        None,
+        /// Batch k does not decode.
+        Decode(usize),
+        /// Batch k's decoding panics.
+        Panic(usize),
+    }
+
+    /// What a run of the solid stream gave: its result, the blobs the
+    /// sink finished (in blob order), and every blob's expected bytes.
+    type SolidRun = (Result<u64, WimError>, Vec<(usize, Vec<u8>)>, Vec<Vec<u8>>);
+
+    /// Runs the solid stream of `batches` batches on `workers` threads.
+    fn run_solid(batches: usize, workers: usize, fault: Fault) -> SolidRun {
+        let (pieces, expected) = solid_stream(batches);
+        let mut first_piece = vec![None; expected.len()];
+        let mut last_piece = vec![None; expected.len()];
+        for (i, p) in pieces.iter().enumerate() {
+            first_piece[p.blob].get_or_insert(i);
+            last_piece[p.blob] = Some(i);
+        }
+        let layout = Layout {
+            pieces: &pieces,
+            first_piece: &first_piece,
+            last_piece: &last_piece,
+        };
+        let ranges: Vec<(usize, usize)> = (0..batches).map(|k| (k, k + 1)).collect();
+        let mut starts: Vec<usize> = ranges
+            .iter()
+            .map(|&(ci, _)| {
+                pieces
+                    .iter()
+                    .position(|p| p.chunk >= ci)
+                    .unwrap_or(pieces.len())
+            })
+            .collect();
+        starts.push(pieces.len());
+        let decode = |k: usize, into: &mut Decoded, raw: &mut Buffer| -> Result<(), WimError> {
+            // Batches take different times, so that they finish out of
+            // order.
+            std::thread::sleep(std::time::Duration::from_millis((k as u64 * 7) % 5));
+            match fault {
+                Fault::Decode(j) if j == k => {
+                    return Err(WimError::Invalid {
+                        path: "test.wim".into(),
+                        reason: format!("batch {k}"),
+                    })
+                }
+                Fault::Panic(j) if j == k => panic!("batch {k}"),
+                _ => {}
+            }
+            raw.prepare(10).fill(1);
+            for (i, byte) in into.bytes.prepare(CHUNK).iter_mut().enumerate() {
+                *byte = chunk_byte(k, i);
+            }
+            into.ends = vec![CHUNK];
+            Ok(())
+        };
+        let sink = Parts::default();
+        let solid = Solid {
+            sink: &sink,
+            layout,
+            batches: &ranges,
+            starts: &starts,
+            decode: &decode,
+        };
+        let result = solid.run(workers);
+        let mut finished = sink.finished.into_inner().expect("not poisoned");
+        finished.sort_by_key(|(bi, _)| *bi);
+        (result, finished, expected)
+    }
+
+    /// Keeps every finished blob's bytes, from one write or several.
+    #[derive(Default)]
+    struct Parts {
+        finished: Mutex<Vec<(usize, Vec<u8>)>>,
+    }
+
+    impl BlobSink for Parts {
+        type State = Vec<u8>;
+        fn start(&self, _bi: usize) -> Result<Self::State, WimError> {
+            Ok(Vec::new())
+        }
+        fn write(&self, _bi: usize, bytes: &mut Self::State, data: &[u8]) -> Result<(), WimError> {
+            bytes.extend_from_slice(data);
+            Ok(())
+        }
+        fn finish(&self, bi: usize, bytes: Self::State) -> Result<u64, WimError> {
+            let n = bytes.len() as u64;
+            self.finished
+                .lock()
+                .expect("not poisoned")
+                .push((bi, bytes));
+            Ok(n)
+        }
+        fn describe(&self, bi: usize) -> String {
+            format!("blob {bi}")
+        }
+    }
+
     #[test]
-    fn a_batch_is_written_whole_in_order_in_parallel_or_first_one_then_the_other() {
-        write_and_check(&|| false);
-        write_and_check(&|| true);
-        // In order for two runs of blobs, then on all cores.
-        let looks = AtomicUsize::new(0);
-        write_and_check(&|| looks.fetch_add(1, Ordering::Relaxed) >= 2);
-        assert_eq!(looks.load(Ordering::Relaxed), 3, "looked before each run");
-        // An answer that changes back is taken once per run all the same.
-        let looks = AtomicUsize::new(0);
-        write_and_check(&|| looks.fetch_add(1, Ordering::Relaxed) % 2 == 1);
+    fn solid_batches_are_written_whole_and_in_order_across_them_on_any_number_of_threads() {
+        for workers in 1..=4 {
+            for batches in [1, 2, 7] {
+                let (result, finished, expected) = run_solid(batches, workers, Fault::None);
+                let total: u64 = expected.iter().map(|b| b.len() as u64).sum();
+                assert_eq!(result.expect("written"), total, "{workers} threads");
+                assert_eq!(finished.len(), expected.len(), "every blob once");
+                for (bi, bytes) in &finished {
+                    assert!(bytes == &expected[*bi], "blob {bi}, {workers} threads");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_solid_batch_that_fails_stops_the_others_with_its_error() {
+        for workers in 1..=4 {
+            let (result, finished, expected) = run_solid(7, workers, Fault::Decode(3));
+            let error = result.expect_err("batch 3 fails").to_string();
+            assert!(error.contains("batch 3"), "{error}");
+            // Not every blob is finished, and those that are have their
+            // bytes.
+            assert!(finished.len() < expected.len());
+            for (bi, bytes) in &finished {
+                assert!(bytes == &expected[*bi], "blob {bi}");
+            }
+            let (result, _, _) = run_solid(7, workers, Fault::Decode(0));
+            assert!(result
+                .expect_err("batch 0 fails")
+                .to_string()
+                .contains("batch 0"));
+        }
+    }
+
+    #[test]
+    fn a_panic_in_a_solid_batch_is_passed_on_and_hangs_nothing() {
+        for workers in 1..=4 {
+            for k in [0, 2, 6] {
+                let outcome = std::panic::catch_unwind(|| run_solid(7, workers, Fault::Panic(k)));
+                assert!(outcome.is_err(), "batch {k}, {workers} threads");
+            }
+        }
     }
 }
