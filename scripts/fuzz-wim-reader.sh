@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the WIM reader (fuzz target `wim_reader`) for SECONDS (default 600),
-# seeded with small WIM files made by wimlib-imagex in every compression.
+# seeded with small WIM files made by wimlib-imagex in every compression, and one
+# with 16 MiB solid chunks.
 # Needs: cargo-fuzz (cargo install cargo-fuzz) and wimtools; runs on the stable
 # toolchain through RUSTC_BOOTSTRAP=1, like scripts/fuzz.sh.
 set -euo pipefail
@@ -25,5 +26,15 @@ for opts in "--compress=none" "--compress=XPRESS" "--compress=LZX" "--compress=L
   # shellcheck disable=SC2086
   wimlib-imagex capture "$src" "$corpus/$name" $opts >/dev/null
 done
+# Solid chunks of 16 MiB, large enough to be decoded and written by one
+# thread per core, with a file running across them: 29 MB of zeros and a
+# little text, under 2 KB as a WIM.
+big="$work/big"
+mkdir -p "$big/dir"
+head -c 20000000 /dev/zero > "$big/zeros.bin"
+head -c 9000000 /dev/zero > "$big/dir/zeros2.bin"
+seq 1 200 > "$big/dir/n.txt"
+printf 'hello world\n' > "$big/a.txt"
+wimlib-imagex capture "$big" "$corpus/seed-solid-16M.wim" --solid --solid-chunk-size=16M >/dev/null
 cd "$root/fuzz"
 RUSTC_BOOTSTRAP=1 cargo fuzz run wim_reader "$corpus" -- -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048
