@@ -408,25 +408,28 @@ impl Source {
     }
 
     /// Decodes one chunk (checked by [`Self::chunk_ends`]) on this thread
-    /// into `out`, exactly its size, with this thread's decompressors; its
-    /// compressed bytes are read into `raw`, which the caller keeps for its
-    /// next chunk (for solid chunks, whose compressed bytes this thread
-    /// does not keep).
+    /// into `out`, exactly its size, with this thread's decompressors. Its
+    /// compressed bytes are read into this thread's buffer or, too large
+    /// for the thread to keep (a solid chunk), into `raw`, which the
+    /// caller keeps for its next chunk.
     pub(crate) fn decode_one(
         &self,
         chunk: &ChunkRef,
         out: &mut [u8],
         raw: &mut Buffer,
     ) -> Result<(), ResourceError> {
+        let mut decode = |scratch: &mut Scratch| {
+            let input = match chunk.stored as usize > KEEP_RAW {
+                true => Input::Kept(raw),
+                false => Input::Thread(&mut scratch.raw),
+            };
+            self.decode_chunk_into(chunk, out, &mut scratch.dec, input)
+        };
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => {
-                self.decode_chunk_into(chunk, out, &mut scratch.dec, Input::Kept(raw))
-            }
-            // Never the case (decoding does not re-enter the pool), but
-            // fresh decompressors are as correct.
-            Err(_) => {
-                self.decode_chunk_into(chunk, out, &mut Decoders::default(), Input::Kept(raw))
-            }
+            Ok(mut scratch) => decode(&mut scratch),
+            // Never the case (decoding does not re-enter itself), but a
+            // fresh scratch is as correct.
+            Err(_) => decode(&mut Scratch::default()),
         })
     }
 

@@ -169,7 +169,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
     }
 
     // With solid chunks, each core takes the next batch, decodes it and
-    // writes it (see `stream_solid`). (Not from inside the thread pool,
+    // writes it (see [`Solid`]). (Not from inside the thread pool,
     // whose threads must not wait on threads that use it.)
     if (0..chunks.len()).any(big) && rayon::current_thread_index().is_none() {
         let mut starts = Vec::with_capacity(batches.len() + 1);
