@@ -234,9 +234,10 @@ impl<const MAX_SYMS: usize> Builder<MAX_SYMS> {
         count[1] = 2;
         let root = n - 2;
         self.node_parent[root] = 0; // now: depth
-                                    // Nodes come mostly in runs of one depth (from the root down), and
-                                    // a run's counts are added when it ends: one add per run rather
-                                    // than a chain of dependent additions in memory per node.
+
+        // Nodes come mostly in runs of one depth (from the root down), and
+        // a run's counts are added when it ends: one add per run rather
+        // than a chain of dependent additions in memory per node.
         let mut run_depth = 0;
         let mut run = 0u32;
         for node in (0..root).rev() {
@@ -400,13 +401,14 @@ fn fill_table<const MAX_SYMS: usize>(
 
     // Codewords that fit the first level fill it from the start, in
     // canonical order, each over 2^(table_bits - len) entries.
-    let mut i = 0;
     let mut at = 0;
     for len in 1..=table_bits {
         let span = 1 << (table_bits - len);
         // len < MAX_CODEWORD_LEN, so len + 1 is a length too.
-        let count = starts[len + 1] - starts[len];
-        let symbols = by_code.get(i..i + count).unwrap_or_default();
+        let symbols = by_code
+            .get(starts[len]..starts[len + 1])
+            .unwrap_or_default();
+        let count = symbols.len();
         let entries = table.get_mut(at..at + count * span).unwrap_or_default();
         // A loop for each of the usual spans, so that each writes its
         // entries with one store per codeword.
@@ -422,11 +424,11 @@ fn fill_table<const MAX_SYMS: usize>(
             }
         }
         at += count * span;
-        i += count;
     }
-    // The next codeword, left-aligned to `table_bits` bits.
+    // The next codeword, left-aligned to `table_bits` bits, and its symbol.
     let mut code = at;
     let mut prev_len = table_bits;
+    let mut i = starts[table_bits + 1];
 
     // Longer codewords: one subtable per first-level prefix, big enough for
     // the longest codeword under that prefix. In canonical order the
