@@ -418,19 +418,14 @@ impl Source {
         out: &mut [u8],
         raw: &mut Buffer,
     ) -> Result<(), ResourceError> {
-        let mut decode = |scratch: &mut Scratch| {
+        let decode = |scratch: &mut Scratch| {
             let input = match chunk.stored as usize > KEEP_RAW {
                 true => Input::Kept(raw),
                 false => Input::Thread(&mut scratch.raw),
             };
             self.decode_chunk_into(chunk, out, &mut scratch.dec, input)
         };
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => decode(&mut scratch),
-            // Never the case (decoding does not re-enter itself), but a
-            // fresh scratch is as correct.
-            Err(_) => decode(&mut Scratch::default()),
-        })
+        with_scratch(decode)
     }
 
     /// Decodes `chunks` on all cores into `out`, one after another (it is
@@ -477,25 +472,15 @@ impl Source {
             rest = after;
         }
         let one = |(chunk, piece): (&ChunkRef, &mut [u8])| {
-            SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-                Ok(mut scratch) => {
-                    let Scratch { dec, raw } = &mut *scratch;
-                    let decoded = self.decode_chunk_into(chunk, piece, dec, Input::Thread(raw));
-                    // The compressed bytes of a solid chunk are not kept:
-                    // with them, the decoded chunks in flight would no
-                    // longer be the bulk of a solid apply's memory.
-                    if raw.capacity() > KEEP_RAW {
-                        *raw = Vec::new();
-                    }
-                    decoded
+            with_scratch(|Scratch { dec, raw }| {
+                let decoded = self.decode_chunk_into(chunk, piece, dec, Input::Thread(raw));
+                // The compressed bytes of a solid chunk are not kept: with
+                // them, the decoded chunks in flight would no longer be
+                // the bulk of a solid apply's memory.
+                if raw.capacity() > KEEP_RAW {
+                    *raw = Vec::new();
                 }
-                // Never the case (decoding does not re-enter the pool), but
-                // a fresh scratch is as correct.
-                Err(_) => {
-                    let mut scratch = Scratch::default();
-                    let Scratch { dec, raw } = &mut scratch;
-                    self.decode_chunk_into(chunk, piece, dec, Input::Thread(raw))
-                }
+                decoded
             })
         };
         if chunks.len() <= 1 {
@@ -648,6 +633,16 @@ fn large_buffer(len: usize) -> Option<memmap2::MmapMut> {
     #[cfg(target_os = "linux")]
     let _ = map.advise(memmap2::Advice::HugePage);
     Some(map)
+}
+
+/// Runs `f` with this thread's [`Scratch`]: where it is already in use
+/// (never the case, as decoding does not re-enter itself), with a fresh
+/// one, which is as correct.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// Largest buffer of compressed bytes a thread keeps for its next chunk:
