@@ -717,3 +717,34 @@ fn shared_blob_in_3000_files_applies_under_a_low_fd_limit() {
     ]);
     assert_same_tree(&ours, &theirs);
 }
+
+/// Files with the same data, not linked: a small one's copies are written
+/// from the decoded batch, a large one's (12 MB, across batches) copied
+/// from its first file once it is complete. Each copy has its own times.
+#[test]
+fn copies_of_small_and_large_files_apply_like_wimlib() {
+    let fx = capture_tree(
+        |root| {
+            make_tree(root);
+            let big: Vec<u8> = (0..1_500_000u32)
+                .flat_map(|n| (n.wrapping_mul(2_654_435_761) >> 7).to_le_bytes())
+                .chain(random_bytes(21, 6_000_000))
+                .collect();
+            fs::create_dir(root.join("again")).expect("folder");
+            for (i, name) in ["big.bin", "again/big copy.bin", "again/big third.bin"]
+                .iter()
+                .enumerate()
+            {
+                fs::write(root.join(name), &big).expect("write");
+                touch(&root.join(name), &format!("200{i}-05-06 07:08:09"));
+            }
+            for i in 0..50 {
+                let name = root.join(format!("again/small{i}.txt"));
+                fs::write(&name, b"small and the same\n").expect("write");
+                touch(&name, &format!("2011-01-{:02} 00:00:00", i % 28 + 1));
+            }
+        },
+        &["--compress=XPRESS"],
+    );
+    apply_and_compare(&fx, 1);
+}

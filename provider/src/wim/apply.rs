@@ -541,9 +541,10 @@ fn hash_file(dir: &Dir, name: &str) -> io::Result<Sha1> {
 }
 
 /// A blob being written: the first of its files and the running hash. The
-/// other files that use the blob get a copy once it is complete and
+/// other files that use the blob get its bytes once it is complete and
 /// checked, one at a time, so a blob shared by thousands of files never
-/// holds more than two descriptors.
+/// holds more than two descriptors: from the decoded batch when the blob
+/// lay wholly inside one, else copied from the first file.
 struct Open {
     file: Option<File>,
     hasher: Sha1Hasher,
@@ -596,21 +597,25 @@ impl Writer<'_> {
             .map_err(self.write_error(d))
     }
 
-    /// Copies the complete first file of a blob (`len` bytes) to its
-    /// other files.
+    /// Gives a blob's other files its bytes: `data` when they are still in
+    /// memory, else a copy of the complete first file (`len` bytes).
     fn copy_to_others(
         &self,
         first: &mut File,
         len: u64,
         dests: &[Destination],
+        data: Option<&[&[u8]]>,
     ) -> Result<(), WimError> {
         let Some(primary) = dests.first() else {
             return Ok(());
         };
         for d in dests.iter().skip(1) {
             let mut out = self.create(d, false)?;
-            let copied = copy_in_kernel(first, &out, len).map_err(self.write_error(d))?;
-            if !copied {
+            if let Some(data) = data {
+                for slice in data {
+                    out.write_all(slice).map_err(self.write_error(d))?;
+                }
+            } else if !copy_in_kernel(first, &out, len).map_err(self.write_error(d))? {
                 first
                     .seek(SeekFrom::Start(0))
                     .map_err(self.write_error(primary))?;
@@ -679,10 +684,31 @@ impl BlobSink for Writer<'_> {
         Ok(())
     }
 
-    /// Checks blob `bi`'s size and SHA-1, then copies it to the blob's
-    /// other files; on a mismatch its file is removed. Returns the bytes
-    /// written.
+    /// Completes blob `bi` (see `complete`), its other files copied from
+    /// its first.
     fn finish(&self, bi: usize, state: Open) -> Result<u64, WimError> {
+        self.complete(bi, state, None)
+    }
+
+    /// Completes blob `bi`, its other files written from its bytes in
+    /// memory, as its first was.
+    fn finish_whole(&self, bi: usize, state: Open, data: &[&[u8]]) -> Result<u64, WimError> {
+        self.complete(bi, state, Some(data))
+    }
+
+    fn describe(&self, bi: usize) -> String {
+        self.blobs
+            .get(bi)
+            .map(|(_, d)| name_files(self.image, d))
+            .unwrap_or_default()
+    }
+}
+
+impl Writer<'_> {
+    /// Checks blob `bi`'s size and SHA-1, then gives its other files their
+    /// bytes (`data`, else copied from its first file); on a mismatch its
+    /// file is removed. Returns the bytes written.
+    fn complete(&self, bi: usize, state: Open, data: Option<&[&[u8]]>) -> Result<u64, WimError> {
         let Some((blob, dests)) = self.blobs.get(bi) else {
             return Ok(0);
         };
@@ -701,7 +727,7 @@ impl BlobSink for Writer<'_> {
             return Err(e);
         }
         if let Some(mut first) = state.file {
-            self.copy_to_others(&mut first, blob.size, dests)?;
+            self.copy_to_others(&mut first, blob.size, dests, data)?;
             if let Some(primary) = dests.first() {
                 // After the copies, which read it.
                 self.set_times(&first, primary)?;
@@ -718,13 +744,6 @@ impl BlobSink for Writer<'_> {
                 .insert(blob.hash, kept);
         }
         Ok(blob.size.saturating_mul(dests.len() as u64))
-    }
-
-    fn describe(&self, bi: usize) -> String {
-        self.blobs
-            .get(bi)
-            .map(|(_, d)| name_files(self.image, d))
-            .unwrap_or_default()
     }
 }
 

@@ -30,6 +30,13 @@ pub(crate) trait BlobSink: Sync {
     fn write(&self, bi: usize, state: &mut Self::State, data: &[u8]) -> Result<(), WimError>;
     /// Blob `bi` is complete; returns the bytes it accounts for.
     fn finish(&self, bi: usize, state: Self::State) -> Result<u64, WimError>;
+    /// As [`Self::finish`], for a blob whose bytes all came from one batch
+    /// and are still in memory: `data`, the slices given to
+    /// [`Self::write`], in order.
+    fn finish_whole(&self, bi: usize, state: Self::State, data: &[&[u8]]) -> Result<u64, WimError> {
+        let _ = data;
+        self.finish(bi, state)
+    }
     /// Who uses blob `bi`, for error messages.
     fn describe(&self, bi: usize) -> String;
 }
@@ -272,29 +279,38 @@ impl<S: BlobSink> BatchWriter<'_, S> {
     /// A run's pieces lie one after another in the batch (each is a whole
     /// chunk of its own resource, or a part of a solid chunk); they go to
     /// the sink as the fewest slices that hold them in order.
-    fn write_run(&self, &(b, s, e): &Run, state: &mut S::State) -> Result<(), WimError> {
-        let run = self.layout.pieces.get(s..e).unwrap_or(&[]);
-        let mut slices = run.iter().map(|p| self.piece_data(p)).peekable();
-        while let Some(mut slice) = slices.next() {
-            while let Some(next) = slices.peek() {
-                match join_adjacent(self.decoded, slice, next) {
-                    Some(joined) => {
-                        slice = joined;
-                        slices.next();
-                    }
-                    None => break,
-                }
-            }
-            self.sink.write(b, state, slice)?;
+    fn write_run(&self, run: &Run, state: &mut S::State) -> Result<(), WimError> {
+        for slice in self.slices(run) {
+            self.sink.write(run.0, state, slice)?;
         }
         Ok(())
+    }
+
+    /// A run's data as the fewest slices that hold it in order.
+    fn slices(&self, &(_, s, e): &Run) -> Vec<&[u8]> {
+        let run = self.layout.pieces.get(s..e).unwrap_or(&[]);
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(1);
+        for p in run {
+            let data = self.piece_data(p);
+            match slices.last_mut() {
+                Some(last) => match join_adjacent(self.decoded, last, data) {
+                    Some(joined) => *last = joined,
+                    None => slices.push(data),
+                },
+                None => slices.push(data),
+            }
+        }
+        slices
     }
 
     /// A blob wholly inside the batch, from start to finish.
     fn write_whole(&self, run: &Run) -> Result<u64, WimError> {
         let mut state = self.sink.start(run.0)?;
-        self.write_run(run, &mut state)?;
-        self.sink.finish(run.0, state)
+        let slices = self.slices(run);
+        for slice in &slices {
+            self.sink.write(run.0, &mut state, slice)?;
+        }
+        self.sink.finish_whole(run.0, state, &slices)
     }
 
     /// Pieces of blobs that go on into other batches, in order: started
