@@ -6,14 +6,20 @@
 # then for each WIM applies it with both tools, alternately, RUNS times each (plus one
 # warm-up run each), output on tmpfs. Prints a Markdown table: median wall time of
 # each tool, the ratio ours/wimlib against the goal, CPU time, peak RSS, and
-# whether our tree is identical to wimlib's (scripts/compare-trees.py).
+# whether our tree is identical to wimlib's (scripts/compare-trees.py); then,
+# per WIM, the CPU times of the runs taken in pairs (ours against wimlib's run
+# beside it): the median ratio, its quartiles, and in how many pairs ours was
+# at most wimlib's.
 # The runs are timed here rather than by hyperfine so that the two tools can
 # alternate run by run: on a shared machine the load drifts, and alternating
-# spreads it over both. Needs wimlib-imagex (wimtools), /usr/bin/time (time),
-# python3, and for --perf, perf (linux-perf).
+# spreads it over both. Each run is timed by scripts/timed-run.py (wall time
+# around the child alone, CPU time from its resource usage, to the microsecond;
+# peak RSS by /usr/bin/time). Needs wimlib-imagex (wimtools),
+# /usr/bin/time (time), python3, and for --perf, perf (linux-perf).
 #
 # Usage: scripts/bench-apply.sh [--size MB] [--runs N] [--codecs LIST] [--memory [MB]]
-#                               [--perf] [--reference-only] [--workdir DIR] [--wimlib PATH]
+#                               [--perf] [--one-thread] [--reference-only] [--workdir DIR]
+#                               [--wimlib PATH]
 #   --size MB         size of the generated tree (default 300)
 #   --runs N          timed runs per tool and WIM (default 5), medians reported
 #   --codecs LIST     comma-separated subset of XPRESS,LZX,LZMS,solid (default all)
@@ -23,6 +29,9 @@
 #   --perf            afterwards, profile the apply of each WIM by both tools with
 #                     `perf record` and print where the samples went
 #                     (scripts/perf-categories.py) and the top functions
+#   --one-thread      also time our apply on one thread (RAYON_NUM_THREADS=1), in turn
+#                     with the two others: what our apply costs per core, beside what
+#                     running on every core adds
 #   --reference-only  time wimlib-imagex against itself (checks the harness; no cargo build)
 #   --workdir DIR     keep the tree and WIMs in DIR and reuse them on the next run
 #                     (default: a temporary folder in /dev/shm, removed at the end)
@@ -41,6 +50,7 @@ codecs=XPRESS,LZX,LZMS,solid
 memory=0
 memory_mb=2048
 perf=0
+one_thread=0
 reference_only=0
 workdir=
 imagex=wimlib-imagex
@@ -58,6 +68,7 @@ while [ $# -gt 0 ]; do
       if [[ ${2:-} =~ ^[0-9]+$ ]]; then memory_mb=$2; shift; fi
       shift ;;
     --perf) perf=1; shift ;;
+    --one-thread) one_thread=1; shift ;;
     --reference-only) reference_only=1; shift ;;
     --workdir) workdir=${2:?--workdir needs a folder}; shift 2 ;;
     --wimlib) imagex=${2:?--wimlib needs the path of a wimlib-imagex binary}; shift 2 ;;
@@ -168,25 +179,30 @@ capture_args() {
 }
 
 # One timed run: wall seconds, peak RSS (KiB), user+system CPU seconds into $run_result.
-timed() { # name, output folder, command...
+timed() { # name, output folder, NAME=VALUE settings for its environment..., --, command...
   local name=$1 out=$2
   shift 2
   rm -rf "$out"
-  local t0 t1
-  t0=$EPOCHREALTIME
-  if ! /usr/bin/time -f '%M %U %S' -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr-$name.txt"; then
+  if ! "$here/scripts/timed-run.py" "$work/time.txt" "$work/stderr-$name.txt" "$@"; then
     echo "bench-apply: $name failed: $*" >&2
     tail -n 5 "$work/stderr-$name.txt" | sed 's/^/  /' >&2
     return 1
   fi
-  t1=$EPOCHREALTIME
-  run_result=$(awk -v t0="$t0" -v t1="$t1" '{ printf "%.4f %d %.2f", t1 - t0, $1, $2 + $3 }' "$work/time.txt")
+  run_result=$(cat "$work/time.txt")
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# The median, lower and upper quartile of numbers on standard input.
+quartiles() {
+  sort -g | awk '{ v[NR] = $1 }
+    function at(q,   i, f) { i = 1 + q * (NR - 1); f = int(i); return v[f] + (i - f) * (v[f + 1 < NR ? f + 1 : NR] - v[f]) }
+    END { if (NR == 0) print "nan nan nan"; else printf "%.3f %.3f %.3f\n", at(0.5), at(0.25), at(0.75) }'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) printf "%.4f\n", v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 status=0
 rows=()
+pair_rows=()
 for codec in "${codec_list[@]}"; do
   wim=$work/$(basename "$tree")-$codec.wim
   if [ ! -f "$wim" ]; then
@@ -208,17 +224,21 @@ for codec in "${codec_list[@]}"; do
   echo "bench-apply: $codec ($((wim_bytes / 1000000)) MB WIM): 1 warm-up + $runs runs each, alternating" >&2
   : >"$work/wimlib.runs"
   : >"$work/ours.runs"
+  : >"$work/ours1.runs"
   ours_ok=1
   for ((i = 0; i <= runs; i++)); do
     # Alternate who goes first, so that neither always runs on a cooler machine.
     if ((i % 2 == 0)); then order="wimlib ours"; else order="ours wimlib"; fi
+    if [ "$one_thread" = 1 ]; then order="$order ours1"; fi
     for who in $order; do
       if [ "$who" = wimlib ]; then
-        timed wimlib "$work/out-wimlib" "${wimlib_cmd[@]}" || die "wimlib-imagex apply failed on $wim"
+        timed wimlib "$work/out-wimlib" -- "${wimlib_cmd[@]}" || die "wimlib-imagex apply failed on $wim"
         ((i > 0)) && echo "$run_result" >>"$work/wimlib.runs"
       elif [ "$ours_ok" = 1 ]; then
-        if timed ours "$work/out-ours" "${ours_cmd[@]}"; then
-          ((i > 0)) && echo "$run_result" >>"$work/ours.runs"
+        settings=()
+        if [ "$who" = ours1 ]; then settings=(RAYON_NUM_THREADS=1); fi
+        if timed "$who" "$work/out-ours" "${settings[@]}" -- "${ours_cmd[@]}"; then
+          ((i > 0)) && echo "$run_result" >>"$work/$who.runs"
         else
           ours_ok=0
         fi
@@ -233,6 +253,16 @@ for codec in "${codec_list[@]}"; do
     o_time=$(cut -d' ' -f1 "$work/ours.runs" | median)
     o_rss=$(cut -d' ' -f2 "$work/ours.runs" | sort -n | tail -n 1)
     o_cpu=$(cut -d' ' -f3 "$work/ours.runs" | median)
+    # Each of our runs beside the wimlib run of the same round.
+    read -r p_med p_low p_high < <(paste -d' ' "$work/ours.runs" "$work/wimlib.runs" |
+      awk '{ print $3 / $6 }' | quartiles)
+    p_under=$(paste -d' ' "$work/ours.runs" "$work/wimlib.runs" | awk '$3 <= $6 { n++ } END { print n + 0 }')
+    one=-
+    if [ "$one_thread" = 1 ]; then
+      one=$(cut -d' ' -f3 "$work/ours1.runs" | median)
+      one=$(awk -v o="$one" -v w="$w_cpu" 'BEGIN { printf "%.3f s (%.3f)", o, o / w }')
+    fi
+    pair_rows+=("$(printf '| %s | %s (%s–%s) | %s of %s | %s |' "$codec" "$p_med" "$p_low" "$p_high" "$p_under" "$runs" "$one")")
     ratio=$(awk -v o="$o_time" -v w="$w_time" 'BEGIN { printf "%.2f", o / w }')
     if "$here/scripts/compare-trees.py" "$work/out-wimlib" "$work/out-ours" >"$work/compare.txt"; then
       same=yes
@@ -290,13 +320,21 @@ ours_name="containerimage Expand-WindowsImage"
 [ "$reference_only" = 1 ] && ours_name="wimlib-imagex apply (reference-only run)"
 echo
 echo "Tree: $tree_entries entries, $((tree_bytes / 1000000)) MB; $runs timed runs per tool after one warm-up, medians; output on tmpfs."
-echo "Ours: $ours_name. Peak RSS is the largest of the runs. CPU is user + system."
+echo "Ours: $ours_name. Peak RSS is the largest of the runs. CPU is user + system (median)."
 echo
 echo "Goal: ratio at most $goal and CPU time at most wimlib's; peak RSS at most 128 MiB except solid."
 echo
 echo "| WIM | size | wimlib | ours | ratio (goal) | CPU wimlib / ours | RSS wimlib | RSS ours | identical | goal |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+if [ "${#pair_rows[@]}" -gt 0 ]; then
+  echo
+  echo "CPU time run by run: each of our runs against the wimlib run of the same round."
+  echo
+  echo "| WIM | CPU ours / wimlib: median (quartiles) | rounds with ours at most wimlib's | ours on one thread: median CPU (against wimlib's) |"
+  echo "|---|---|---|---|"
+  printf '%s\n' "${pair_rows[@]}"
+fi
 if [ -f "$work/perf.txt" ]; then
   echo
   cat "$work/perf.txt"
