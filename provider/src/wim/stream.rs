@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::metadata::Sha1;
 
 use super::reader::{resource_error, BATCH_BYTES};
-use super::resource::{Buffer, ChunkRef, ResourceError};
+use super::resource::{Buffer, ChunkRef};
 use super::{Blob, BlobLocation, FastMap, WimError, WimFile};
 
 /// Receives the bytes of blobs, identified by their index in the list.
@@ -49,9 +49,6 @@ struct Layout<'a> {
     first_piece: &'a [Option<usize>],
     last_piece: &'a [Option<usize>],
 }
-
-/// The decoded chunks of one batch, or why they could not be decoded.
-type DecodedBatch = Result<Decoded, ResourceError>;
 
 /// The decoded chunks of one batch, one after another in a buffer that is
 /// handed on to a later batch once this one is written: after the first
@@ -129,30 +126,11 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         }
     }
 
-    let decode = |&(ci, cj): &(usize, usize), mut into: Decoded| -> DecodedBatch {
-        let batch = chunks.get(ci..cj).unwrap_or(&[]);
-        let ends = wim.source().chunk_ends(batch)?;
-        let out = into.bytes.prepare(ends.last().copied().unwrap_or(0));
-        wim.source().decode_to(batch, out)?;
-        into.ends = ends;
-        Ok(into)
-    };
-    let batch_error = |e, (ci, pi): (usize, usize)| {
-        let who = pieces
-            .iter()
-            .skip(pi)
-            .find(|p| p.chunk >= ci)
-            .map(|p| sink.describe(p.blob))
-            .unwrap_or_default();
-        resource_error(wim.path(), &format!("the data of {who}"), e)
-    };
     let layout = Layout {
         pieces: &pieces,
         first_piece: &first_piece,
         last_piece: &last_piece,
     };
-    let mut open: FastMap<usize, S::State> = FastMap::default();
-    let mut pi = 0usize;
 
     // Batches of about BATCH_BYTES of decoded data, at least two chunks
     // (their chunks are decoded in parallel), but a chunk of BATCH_BYTES or
@@ -174,68 +152,84 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         batches.push((ci, cj));
         ci = cj;
     }
+    let starts = batch_starts(&pieces, &batches);
+
+    // Decodes batch `k` into `into`, a single chunk's compressed bytes
+    // into `raw` when too large for the thread to keep (a solid chunk).
+    let decode = |k: usize, into: &mut Decoded, raw: &mut Buffer| -> Result<(), WimError> {
+        let &(ci, cj) = batches.get(k).unwrap_or(&(0, 0));
+        let batch = chunks.get(ci..cj).unwrap_or(&[]);
+        let decoded = wim.source().chunk_ends(batch).and_then(|ends| {
+            let out = into.bytes.prepare(ends.last().copied().unwrap_or(0));
+            match batch {
+                [one] => wim.source().decode_one(one, out, raw)?,
+                _ => wim.source().decode_to(batch, out)?,
+            }
+            into.ends = ends;
+            Ok(())
+        });
+        decoded.map_err(|e| {
+            let who = starts
+                .get(k)
+                .and_then(|&pi| pieces.get(pi))
+                .map(|p| sink.describe(p.blob))
+                .unwrap_or_default();
+            resource_error(wim.path(), &format!("the data of {who}"), e)
+        })
+    };
 
     // With solid chunks, each core takes the next batch, decodes it and
     // writes it (see [`Solid`]). (Not from inside the thread pool,
     // whose threads must not wait on threads that use it.)
     if (0..chunks.len()).any(big) && rayon::current_thread_index().is_none() {
-        let mut starts = Vec::with_capacity(batches.len() + 1);
-        let mut pj = 0usize;
-        for &(ci, _) in &batches {
-            while pieces.get(pj).is_some_and(|p| p.chunk < ci) {
-                pj += 1;
-            }
-            starts.push(pj);
-        }
-        starts.push(pieces.len());
-        let decode_into = |k: usize, into: &mut Decoded, raw: &mut Buffer| {
-            let &(ci, cj) = batches.get(k).unwrap_or(&(0, 0));
-            let batch = chunks.get(ci..cj).unwrap_or(&[]);
-            let decoded = wim.source().chunk_ends(batch).and_then(|ends| {
-                let out = into.bytes.prepare(ends.last().copied().unwrap_or(0));
-                match batch {
-                    [one] => wim.source().decode_one(one, out, raw)?,
-                    _ => wim.source().decode_to(batch, out)?,
-                }
-                into.ends = ends;
-                Ok(())
-            });
-            decoded.map_err(|e| batch_error(e, (ci, starts.get(k).copied().unwrap_or(0))))
-        };
         let workers = rayon::current_num_threads().clamp(1, 4);
         let solid = Solid {
             sink,
             layout,
             batches: &batches,
             starts: &starts,
-            decode: &decode_into,
+            decode: &decode,
         };
         return Ok(total.saturating_add(solid.run(workers)?));
     }
 
     // While one batch is written (its blobs in parallel), the next one is
-    // decoded: decoding and writing overlap on all cores, and at most two
-    // batches are in memory; the buffer of the one written is reused for
-    // the one after the next.
-    let mut pending = batches.first().map(|b| decode(b, Decoded::default()));
-    let mut spare = Decoded::default();
-    for (k, &(ci, cj)) in batches.iter().enumerate() {
-        let Some(result) = pending.take() else {
-            break;
-        };
-        let decoded = result.map_err(|e| batch_error(e, (ci, pi)))?;
-        let into = std::mem::take(&mut spare);
-        let (next, written) = rayon::join(
-            || batches.get(k + 1).map(|b| decode(b, into)),
-            || write_batch(sink, layout, &mut open, &decoded, (ci, cj), pi),
+    // decoded: decoding and writing overlap on all cores, and two batches
+    // are in memory, their buffers reused from batch to batch.
+    let mut open: FastMap<usize, S::State> = FastMap::default();
+    let (mut current, mut next) = (Decoded::default(), Decoded::default());
+    let mut raw = Buffer::default();
+    if !batches.is_empty() {
+        decode(0, &mut current, &mut raw)?;
+    }
+    for (k, &(ci, _)) in batches.iter().enumerate() {
+        let at = |k: usize| starts.get(k).copied().unwrap_or(0);
+        let (decoded_next, written) = rayon::join(
+            || match k + 1 < batches.len() {
+                true => decode(k + 1, &mut next, &mut raw),
+                false => Ok(()),
+            },
+            || write_batch(sink, layout, &mut open, &current, ci, (at(k), at(k + 1))),
         );
-        spare = decoded;
-        pending = next;
-        let (bytes, pj) = written?;
-        total = total.saturating_add(bytes);
-        pi = pj;
+        total = total.saturating_add(written?);
+        decoded_next?;
+        std::mem::swap(&mut current, &mut next);
     }
     Ok(total)
+}
+
+/// Each batch's first piece, then the number of pieces.
+fn batch_starts(pieces: &[Piece], batches: &[(usize, usize)]) -> Vec<usize> {
+    let mut starts = Vec::with_capacity(batches.len() + 1);
+    let mut pi = 0usize;
+    for &(ci, _) in batches {
+        while pieces.get(pi).is_some_and(|p| p.chunk < ci) {
+            pi += 1;
+        }
+        starts.push(pi);
+    }
+    starts.push(pieces.len());
+    starts
 }
 
 /// One blob's pieces that follow one another within a batch: the blob,
@@ -348,23 +342,19 @@ impl<S: BlobSink> BatchWriter<'_, S> {
     }
 }
 
-/// Hands the pieces of one decoded batch (chunks `ci..cj`, pieces from `pi`)
-/// to the sink on all cores: the blobs wholly inside the batch in parallel,
+/// Hands the pieces `pi..pj` of one decoded batch (chunks from `ci`) to
+/// the sink on all cores: the blobs wholly inside the batch in parallel,
 /// beside the others in order (a large file cut by the batch ends, whose
 /// hashing is one long task, then overlaps with the small files around
-/// it). Returns the bytes finished and the first piece of the next batch.
+/// it). Returns the bytes finished.
 fn write_batch<S: BlobSink>(
     sink: &S,
     layout: Layout<'_>,
     open: &mut FastMap<usize, S::State>,
     decoded: &Decoded,
-    (ci, cj): (usize, usize),
-    pi: usize,
-) -> Result<(u64, usize), WimError> {
-    let mut pj = pi;
-    while layout.pieces.get(pj).is_some_and(|p| p.chunk < cj) {
-        pj += 1;
-    }
+    ci: usize,
+    (pi, pj): (usize, usize),
+) -> Result<u64, WimError> {
     let (whole, partial) = runs(&layout, pi, pj);
     let writer = BatchWriter {
         sink,
@@ -376,7 +366,7 @@ fn write_batch<S: BlobSink>(
         || writer.write_wide(&whole),
         || writer.write_partial(open, &partial),
     );
-    Ok((wide?.saturating_add(partial?), pj))
+    Ok(wide?.saturating_add(partial?))
 }
 
 /// Decodes a batch (by its index) into the decoded buffer, solid chunks'
@@ -837,13 +827,21 @@ mod tests {
             ..Record::default()
         };
         let mut open = FastMap::default();
-        let (total, next) =
-            write_batch(&sink, layout, &mut open, &decoded, (0, n), 0).expect("written");
+        let starts = batch_starts(&pieces, &[(0, n), (n, n + 1)]);
         assert_eq!(
-            next,
-            pieces.len() - 1,
+            starts,
+            [0, pieces.len() - 1, pieces.len()],
             "the next batch starts at blob n's last piece"
         );
+        let total = write_batch(
+            &sink,
+            layout,
+            &mut open,
+            &decoded,
+            0,
+            (starts[0], starts[1]),
+        )
+        .expect("written");
         assert_eq!(total, (1..=n as u64).sum::<u64>());
         let mut finished = sink.finished.into_inner().expect("not poisoned");
         finished.sort_by_key(|(bi, _)| *bi);
@@ -933,16 +931,7 @@ mod tests {
             last_piece: &last_piece,
         };
         let ranges: Vec<(usize, usize)> = (0..batches).map(|k| (k, k + 1)).collect();
-        let mut starts: Vec<usize> = ranges
-            .iter()
-            .map(|&(ci, _)| {
-                pieces
-                    .iter()
-                    .position(|p| p.chunk >= ci)
-                    .unwrap_or(pieces.len())
-            })
-            .collect();
-        starts.push(pieces.len());
+        let starts = batch_starts(&pieces, &ranges);
         let decode = |k: usize, into: &mut Decoded, raw: &mut Buffer| -> Result<(), WimError> {
             // Batches take different times, so that they finish out of
             // order.
