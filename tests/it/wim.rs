@@ -721,6 +721,65 @@ fn shared_blob_in_3000_files_applies_under_a_low_fd_limit() {
 /// Files with the same data, not linked: a small one's copies are written
 /// from the decoded batch, a large one's (12 MB, across batches) copied
 /// from its first file once it is complete. Each copy has its own times.
+/// Small files in runs, files of a few hundred KiB to a few MiB (one with
+/// copies), and one file of many groups: the same tree as wimlib's,
+/// whether one thread does the work or more threads than cores.
+#[test]
+fn files_of_every_size_apply_like_wimlib_on_any_number_of_threads() {
+    let fx = capture_tree(
+        |root| {
+            fs::create_dir(root.join("small")).expect("folder");
+            for i in 0..300usize {
+                let text = format!("line {i} of a small file\n").repeat(i % 97 + 1);
+                let mut data = text.into_bytes();
+                data.extend(random_bytes(i as u64, i * 13 % 3000));
+                fs::write(root.join(format!("small/f{i}.txt")), data).expect("write");
+            }
+            for (i, size) in [300_000, 700_000, 1_100_000, 3_000_000].iter().enumerate() {
+                let mut data = random_bytes(100 + i as u64, *size / 2);
+                data.extend(b"half text, half noise. ".repeat(*size / 46));
+                fs::write(root.join(format!("medium{i}.bin")), &data).expect("write");
+                if i == 1 {
+                    fs::write(root.join("medium copy.bin"), &data).expect("write");
+                    fs::write(root.join("small/medium copy.bin"), &data).expect("write");
+                }
+            }
+            let big: Vec<u8> = (0..3_000_000u32)
+                .flat_map(|n| (n / 3).to_le_bytes())
+                .chain(random_bytes(7, 8_000_000))
+                .collect();
+            fs::write(root.join("big.bin"), big).expect("write");
+        },
+        &["--compress=LZX"],
+    );
+    let theirs = fx.dir.path().join("wimlib");
+    wimlib(&[
+        "apply",
+        fx.wim.to_str().expect("utf-8"),
+        "1",
+        theirs.to_str().expect("utf-8"),
+    ]);
+    let home = fx.dir.path().join("home");
+    for threads in ["1", "2", "5"] {
+        let ours = fx.dir.path().join(format!("ours-{threads}"));
+        let o = crate::common::cmd(&home)
+            .env("RAYON_NUM_THREADS", threads)
+            .args([
+                "Expand-WindowsImage",
+                "-ImagePath",
+                fx.wim.to_str().expect("utf-8"),
+                "-Index",
+                "1",
+                "-ApplyPath",
+                ours.to_str().expect("utf-8"),
+            ])
+            .output()
+            .expect("the binary runs");
+        assert_exit(&o, 0);
+        assert_same_tree(&ours, &theirs);
+    }
+}
+
 #[test]
 fn copies_of_small_and_large_files_apply_like_wimlib() {
     let fx = capture_tree(

@@ -26,14 +26,14 @@ pub(crate) const MAX_XML: u64 = 16 << 20;
 /// entries with 100-character names. Its bytes are allocated as they are
 /// decoded, never from the declared size.
 pub(crate) const MAX_METADATA: u64 = 48 << 20;
-/// Decoded bytes handled per parallel batch when streaming. Applying keeps
-/// two batches in memory (one written while the next is decoded), their
-/// buffers reused from batch to batch: about 28 MiB of peak memory in all
-/// for a 289 MB tree. Each batch ends with both cores waiting for the
-/// other, so smaller batches cost wall and CPU time (4 MiB: 1-4% more, 1
-/// MiB: 25% more wall time); larger ones only cost memory (16 MiB: 45 MiB
-/// peak, no faster; docs/BENCHMARKS.md). A chunk this big or bigger (a
-/// solid chunk) is a batch of its own.
+/// Decoded bytes handled per batch when streaming chunks shared by blobs
+/// (solid resources) or one large blob, and per group of a large blob once
+/// every core is free to help with it. Each batch ends with the threads
+/// that share it waiting for each other, so smaller batches cost wall and
+/// CPU time (4 MiB: 1-4% more, 1 MiB: 25% more wall time, measured when
+/// every file was streamed in batches); larger ones only cost memory (16
+/// MiB: no faster; docs/BENCHMARKS.md). A chunk this big or bigger (a solid
+/// chunk) is a batch of its own.
 pub(crate) const BATCH_BYTES: u64 = 8 << 20;
 
 impl WimFile {

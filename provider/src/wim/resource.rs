@@ -580,6 +580,15 @@ impl std::ops::Deref for Buffer {
     }
 }
 
+impl std::ops::DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buffer::Heap(v) => v,
+            Buffer::Mapped(m) => m,
+        }
+    }
+}
+
 impl Buffer {
     /// `len` bytes to fill: this buffer's mapping if it is large enough,
     /// else a new one; heap memory resized by [`fit`] where the system gave

@@ -1,12 +1,18 @@
-//! Streaming many blobs in the order they are stored: each chunk is read
-//! and decoded once (solid chunks shared by several blobs too), in parallel
-//! batches of about [`BATCH_BYTES`]; within a batch, the blobs that start and
-//! end in it are handed to the sink in parallel, and a blob spanning batches
-//! is handed over as its chunks arrive. Memory stays bounded by the batch.
-//! A chunk of [`BATCH_BYTES`] or more (a solid chunk) is a batch of its own;
-//! such batches are decoded and written by one thread per core (at most
-//! four), each with one batch at a time, so memory stays bounded by one
-//! solid chunk and its compressed bytes per thread.
+//! Streaming many blobs on all cores, each chunk read and decoded once.
+//!
+//! Where every chunk is a piece of one blob (a file without solid
+//! resources), each core takes the next blob (or run of small blobs) and
+//! decodes, hashes and writes it a group of about [`GROUP_BYTES`] at a
+//! time, so that the bytes stay in the core's cache and no core waits on
+//! another (see [`Separate`]). Memory: two groups per core.
+//!
+//! Where chunks are shared by blobs (solid resources), the chunks are
+//! decoded in batches of about [`BATCH_BYTES`], a solid chunk (that size
+//! or more) a batch of its own, by one thread per core (at most four),
+//! each with one batch at a time: the blobs that start and end in a batch
+//! are handed to the sink at once, and a blob spanning batches as its
+//! chunks arrive, in batch order (see [`Solid`]). Memory stays bounded by
+//! one batch and its compressed bytes per thread.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -48,6 +54,18 @@ struct Layout<'a> {
     pieces: &'a [Piece],
     first_piece: &'a [Option<usize>],
     last_piece: &'a [Option<usize>],
+}
+
+impl Layout<'_> {
+    /// The pieces of blob `b`.
+    fn blob_pieces(&self, b: usize) -> &[Piece] {
+        let first = self.first_piece.get(b).copied().flatten();
+        let last = self.last_piece.get(b).copied().flatten();
+        match (first, last) {
+            (Some(f), Some(l)) => self.pieces.get(f..=l).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
 }
 
 /// The decoded chunks of one batch, one after another in a buffer that is
@@ -132,21 +150,40 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         last_piece: &last_piece,
     };
 
-    // Batches of about BATCH_BYTES of decoded data, at least two chunks
-    // (their chunks are decoded in parallel), but a chunk of BATCH_BYTES or
-    // more (a solid chunk, 64 MiB by default) is a batch of its own.
-    let big = |c: usize| {
-        chunks
-            .get(c)
-            .is_some_and(|c| u64::from(c.size) >= BATCH_BYTES)
+    // A chunk of BATCH_BYTES or more is a solid chunk (64 MiB by default).
+    // Smaller solid chunks are shared by blobs or cut between them.
+    let big = |c: &ChunkRef| u64::from(c.size) >= BATCH_BYTES;
+    let whole = |p: &Piece| {
+        p.skip == 0
+            && chunks
+                .get(p.chunk)
+                .is_some_and(|c| c.size == p.take && !big(c))
     };
+    if pieces.len() == chunks.len() && pieces.iter().all(whole) {
+        // Each blob is decoded, hashed and written on one core, a group
+        // of its chunks at a time (see [`Separate`]).
+        let separate = Separate {
+            wim,
+            sink,
+            chunks: &chunks,
+            layout,
+        };
+        return Ok(total.saturating_add(separate.run()?));
+    }
+
+    // Otherwise, batches of about BATCH_BYTES of decoded data, at
+    // least two chunks (decoded in parallel), a solid chunk a batch of its
+    // own.
     let mut batches: Vec<(usize, usize)> = Vec::new();
     let mut ci = 0usize;
-    while ci < chunks.len() {
+    while let Some(first) = chunks.get(ci) {
         let mut cj = ci + 1;
-        let mut bytes = u64::from(chunks[ci].size);
-        while cj < chunks.len() && !big(ci) && !big(cj) && (cj < ci + 2 || bytes < BATCH_BYTES) {
-            bytes += u64::from(chunks[cj].size);
+        let mut bytes = u64::from(first.size);
+        while let Some(c) = chunks.get(cj).filter(|c| !big(first) && !big(c)) {
+            if cj >= ci + 2 && bytes >= BATCH_BYTES {
+                break;
+            }
+            bytes += u64::from(c.size);
             cj += 1;
         }
         batches.push((ci, cj));
@@ -178,44 +215,21 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         })
     };
 
-    // With solid chunks, each core takes the next batch, decodes it and
-    // writes it (see [`Solid`]). (Not from inside the thread pool,
-    // whose threads must not wait on threads that use it.)
-    if (0..chunks.len()).any(big) && rayon::current_thread_index().is_none() {
-        let workers = rayon::current_num_threads().clamp(1, 4);
-        let solid = Solid {
-            sink,
-            layout,
-            batches: &batches,
-            starts: &starts,
-            decode: &decode,
-        };
-        return Ok(total.saturating_add(solid.run(workers)?));
-    }
-
-    // While one batch is written (its blobs in parallel), the next one is
-    // decoded: decoding and writing overlap on all cores, and two batches
-    // are in memory, their buffers reused from batch to batch.
-    let mut open: FastMap<usize, S::State> = FastMap::default();
-    let (mut current, mut next) = (Decoded::default(), Decoded::default());
-    let mut raw = Buffer::default();
-    if !batches.is_empty() {
-        decode(0, &mut current, &mut raw)?;
-    }
-    for (k, &(ci, _)) in batches.iter().enumerate() {
-        let at = |k: usize| starts.get(k).copied().unwrap_or(0);
-        let (decoded_next, written) = rayon::join(
-            || match k + 1 < batches.len() {
-                true => decode(k + 1, &mut next, &mut raw),
-                false => Ok(()),
-            },
-            || write_batch(sink, layout, &mut open, &current, ci, (at(k), at(k + 1))),
-        );
-        total = total.saturating_add(written?);
-        decoded_next?;
-        std::mem::swap(&mut current, &mut next);
-    }
-    Ok(total)
+    // Each core takes the next batch, decodes it and writes it (see
+    // [`Solid`]); from inside the thread pool, whose threads must not wait
+    // on threads that use it, this thread alone.
+    let workers = match rayon::current_thread_index() {
+        Some(_) => 1,
+        None => rayon::current_num_threads().clamp(1, 4),
+    };
+    let solid = Solid {
+        sink,
+        layout,
+        batches: &batches,
+        starts: &starts,
+        decode: &decode,
+    };
+    Ok(total.saturating_add(solid.run(workers)?))
 }
 
 /// Each batch's first piece, then the number of pieces.
@@ -340,33 +354,6 @@ impl<S: BlobSink> BatchWriter<'_, S> {
             .map(|run| self.write_whole(run))
             .try_reduce(|| 0, |a, b| Ok(a.saturating_add(b)))
     }
-}
-
-/// Hands the pieces `pi..pj` of one decoded batch (chunks from `ci`) to
-/// the sink on all cores: the blobs wholly inside the batch in parallel,
-/// beside the others in order (a large file cut by the batch ends, whose
-/// hashing is one long task, then overlaps with the small files around
-/// it). Returns the bytes finished.
-fn write_batch<S: BlobSink>(
-    sink: &S,
-    layout: Layout<'_>,
-    open: &mut FastMap<usize, S::State>,
-    decoded: &Decoded,
-    ci: usize,
-    (pi, pj): (usize, usize),
-) -> Result<u64, WimError> {
-    let (whole, partial) = runs(&layout, pi, pj);
-    let writer = BatchWriter {
-        sink,
-        layout,
-        decoded,
-        ci,
-    };
-    let (wide, partial) = rayon::join(
-        || writer.write_wide(&whole),
-        || writer.write_partial(open, &partial),
-    );
-    Ok(wide?.saturating_add(partial?))
 }
 
 /// Decodes a batch (by its index) into the decoded buffer, solid chunks'
@@ -622,6 +609,259 @@ fn join_adjacent<'d>(decoded: &'d Decoded, a: &[u8], b: &[u8]) -> Option<&'d [u8
     (joined.as_ptr() == a.as_ptr()).then_some(joined)
 }
 
+/// Decoded bytes of one blob handled at a time by [`Separate`]: with the
+/// hashing and writing that follow, they stay in the core's cache (L2).
+const GROUP_BYTES: u64 = 256 << 10;
+
+/// A stream without solid chunks, where each chunk is a piece of one blob
+/// (none shared, none cut): each core takes the next task (a blob of at least
+/// [`GROUP_BYTES`], or a run of smaller ones that follow one another),
+/// and for each blob decodes a group of about [`GROUP_BYTES`] of its
+/// chunks, hashes and writes it, then the next group. The bytes stay in
+/// the core's cache from decoding to writing, nothing waits on another
+/// core, and memory is two groups per core. The large blobs come first, so
+/// that the cores finish together on small ones; the next group of a
+/// large blob is decoded while the group before it is written, on another
+/// core when one is free (at the end, a large blob left alone is decoded
+/// on all cores).
+struct Separate<'a, S: BlobSink> {
+    wim: &'a WimFile,
+    sink: &'a S,
+    chunks: &'a [ChunkRef],
+    layout: Layout<'a>,
+}
+
+/// A blob's decoded group: `len` bytes at the start of `bytes`. Made once
+/// on the heap, as large as a group of [`GROUP_BYTES`] can be; a larger
+/// group (once no task is left) moves it to a mapping that may be backed
+/// by huge pages (see [`Buffer`]). Not cleared again.
+struct Group {
+    bytes: Buffer,
+    len: usize,
+}
+
+impl Group {
+    /// A group of up to `size` bytes, whose pages the system gives as they
+    /// are first written.
+    fn new(size: usize) -> Self {
+        Group {
+            bytes: Buffer::Heap(vec![0; size]),
+            len: 0,
+        }
+    }
+
+    /// `len` bytes to decode into.
+    fn prepare(&mut self, len: usize) -> &mut [u8] {
+        let heap = matches!(self.bytes, Buffer::Heap(_));
+        if heap && self.bytes.len() >= len {
+            self.bytes.get_mut(..len).unwrap_or_default()
+        } else {
+            if heap {
+                // An empty buffer, which makes a mapping.
+                self.bytes = Buffer::default();
+            }
+            self.bytes.prepare(len)
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+}
+
+/// What the cores running [`Separate`] share.
+struct Tasks {
+    /// Each task's blobs, as a range.
+    list: Vec<(usize, usize)>,
+    /// The next task to take.
+    next: AtomicUsize,
+    /// Set on the first error: no task is taken after it.
+    failed: AtomicBool,
+    /// The error of the earliest task that failed (all before it were
+    /// taken, so it is the same from run to run).
+    error: Mutex<Option<(usize, WimError)>>,
+    total: Mutex<u64>,
+}
+
+impl<S: BlobSink> Separate<'_, S> {
+    /// Writes every blob that has pieces; returns the bytes finished.
+    fn run(&self) -> Result<u64, WimError> {
+        let tasks = Tasks {
+            list: tasks(&self.layout),
+            next: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            total: Mutex::new(0),
+        };
+        let cores = rayon::current_num_threads().min(tasks.list.len());
+        rayon::scope(|scope| {
+            for _ in 1..cores {
+                scope.spawn(|_| self.work(&tasks));
+            }
+            self.work(&tasks);
+        });
+        match tasks.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some((_, e)) => Err(e),
+            None => Ok(tasks.total.into_inner().unwrap_or_else(|p| p.into_inner())),
+        }
+    }
+
+    /// One core's work: tasks taken in turn until none is left or one
+    /// failed.
+    fn work(&self, tasks: &Tasks) {
+        // A group is less than GROUP_BYTES and then one more chunk, until
+        // no task is left.
+        let largest = self.chunks.iter().map(|c| c.size).max().unwrap_or(0);
+        let size = (GROUP_BYTES + u64::from(largest)) as usize;
+        let (mut current, mut next) = (Group::new(size), Group::new(size));
+        let mut total = 0u64;
+        while !tasks.failed.load(Ordering::Acquire) {
+            let k = tasks.next.fetch_add(1, Ordering::AcqRel);
+            let Some(&(first, end)) = tasks.list.get(k) else {
+                break;
+            };
+            let written = (first..end).try_fold(0u64, |sum, b| {
+                let bytes = self.blob(tasks, b, &mut current, &mut next)?;
+                Ok(sum.saturating_add(bytes))
+            });
+            match written {
+                Ok(bytes) => total = total.saturating_add(bytes),
+                Err(e) => {
+                    let mut error = tasks.error.lock().unwrap_or_else(|p| p.into_inner());
+                    if error.as_ref().is_none_or(|(j, _)| k < *j) {
+                        *error = Some((k, e));
+                    }
+                    tasks.failed.store(true, Ordering::Release);
+                }
+            }
+        }
+        let mut sum = tasks.total.lock().unwrap_or_else(|p| p.into_inner());
+        *sum = sum.saturating_add(total);
+    }
+
+    /// Decodes, hashes and writes blob `b` (if it has pieces), a group at
+    /// a time, the next group decoded while one is written; returns the
+    /// bytes finished.
+    fn blob(
+        &self,
+        tasks: &Tasks,
+        b: usize,
+        current: &mut Group,
+        next: &mut Group,
+    ) -> Result<u64, WimError> {
+        let mut rest = self.layout.blob_pieces(b);
+        if rest.is_empty() {
+            return Ok(0);
+        }
+        // Groups of GROUP_BYTES while the other cores have tasks of their
+        // own; once none is left, they are free to help, and groups of
+        // BATCH_BYTES keep what it costs to hand work over small.
+        let mut take = || {
+            let size = match tasks.next.load(Ordering::Acquire) < tasks.list.len() {
+                true => GROUP_BYTES,
+                false => BATCH_BYTES,
+            };
+            let (group, after) = rest.split_at(group_len(rest, size));
+            rest = after;
+            group
+        };
+        let mut state = self.sink.start(b)?;
+        self.decode(b, take(), current)?;
+        let mut whole = true;
+        loop {
+            let group = take();
+            if group.is_empty() {
+                break;
+            }
+            whole = false;
+            let (decoded, written) = rayon::join(
+                || self.decode(b, group, next),
+                || self.sink.write(b, &mut state, current.data()),
+            );
+            written?;
+            decoded?;
+            std::mem::swap(current, next);
+        }
+        self.sink.write(b, &mut state, current.data())?;
+        match whole {
+            true => self.sink.finish_whole(b, state, &[current.data()]),
+            false => self.sink.finish(b, state),
+        }
+    }
+
+    /// Decodes the chunks of blob `b`'s `pieces` (each a whole chunk) into
+    /// `into`, one after another, on all cores that are free.
+    fn decode(&self, b: usize, pieces: &[Piece], into: &mut Group) -> Result<(), WimError> {
+        let refs: Vec<ChunkRef> = pieces
+            .iter()
+            .filter_map(|p| self.chunks.get(p.chunk).copied())
+            .collect();
+        let source = self.wim.source();
+        let decoded = source.chunk_ends(&refs).and_then(|ends| {
+            source.decode_to(&refs, into.prepare(ends.last().copied().unwrap_or(0)))?;
+            Ok(ends)
+        });
+        into.len = decoded
+            .map_err(|e| {
+                let who = self.sink.describe(b);
+                resource_error(self.wim.path(), &format!("the data of {who}"), e)
+            })?
+            .last()
+            .copied()
+            .unwrap_or(0);
+        Ok(())
+    }
+}
+
+/// The tasks: each blob of at least [`GROUP_BYTES`] on its own, in
+/// stream order, then the smaller ones, in runs of about
+/// [`GROUP_BYTES`] in stream order. Blobs without pieces are left out.
+fn tasks(layout: &Layout<'_>) -> Vec<(usize, usize)> {
+    let mut large = Vec::new();
+    let mut small = Vec::new();
+    let mut run: Option<(usize, u64)> = None;
+    for b in 0..layout.first_piece.len() {
+        let pieces = layout.blob_pieces(b);
+        if pieces.is_empty() {
+            continue;
+        }
+        let size: u64 = pieces.iter().map(|p| u64::from(p.take)).sum();
+        if size >= GROUP_BYTES {
+            large.push((b, b + 1));
+            if let Some((start, _)) = run.take() {
+                small.push((start, b));
+            }
+            continue;
+        }
+        let (start, bytes) = run.get_or_insert((b, 0));
+        *bytes += size;
+        if *bytes >= GROUP_BYTES {
+            small.push((*start, b + 1));
+            run = None;
+        }
+    }
+    if let Some((start, _)) = run {
+        small.push((start, layout.first_piece.len()));
+    }
+    large.append(&mut small);
+    large
+}
+
+/// How many of `pieces` make the next group of about `size` bytes: at
+/// least one piece, and pieces while the group has less than `size`.
+fn group_len(pieces: &[Piece], size: u64) -> usize {
+    let mut bytes = 0u64;
+    let n = pieces
+        .iter()
+        .take_while(|p| {
+            let more = bytes < size;
+            bytes += u64::from(p.take);
+            more
+        })
+        .count();
+    n.max(1).min(pieces.len())
+}
+
 /// Sort key putting blobs in the order they are stored in the file.
 pub(crate) fn disk_order(wim: &WimFile, blob: &Blob) -> (u64, u64) {
     match blob.location {
@@ -833,15 +1073,15 @@ mod tests {
             [0, pieces.len() - 1, pieces.len()],
             "the next batch starts at blob n's last piece"
         );
-        let total = write_batch(
-            &sink,
+        let (whole, partial) = runs(&layout, starts[0], starts[1]);
+        let writer = BatchWriter {
+            sink: &sink,
             layout,
-            &mut open,
-            &decoded,
-            0,
-            (starts[0], starts[1]),
-        )
-        .expect("written");
+            decoded: &decoded,
+            ci: 0,
+        };
+        let total = writer.write_wide(&whole).expect("written")
+            + writer.write_partial(&mut open, &partial).expect("written");
         assert_eq!(total, (1..=n as u64).sum::<u64>());
         let mut finished = sink.finished.into_inner().expect("not poisoned");
         finished.sort_by_key(|(bi, _)| *bi);
@@ -852,6 +1092,101 @@ mod tests {
         }
         assert_eq!(open.len(), 1);
         assert_eq!(open.get(&n), Some(&vec![vec![0xAA; 3]]));
+    }
+
+    /// Blobs of the given sizes, each in chunks of at most 32 KiB, one
+    /// piece per chunk, as a stream without solid chunks has them.
+    fn separate_stream(sizes: &[u64]) -> Vec<Piece> {
+        let mut pieces = Vec::new();
+        for (b, &size) in sizes.iter().enumerate() {
+            let mut left = size;
+            while left > 0 {
+                let take = left.min(32 << 10);
+                pieces.push(Piece {
+                    blob: b,
+                    chunk: pieces.len(),
+                    skip: 0,
+                    take: take as u32,
+                });
+                left -= take;
+            }
+        }
+        pieces
+    }
+
+    #[test]
+    fn large_blobs_are_tasks_of_their_own_before_runs_of_small_ones() {
+        let group = GROUP_BYTES;
+        let sizes = [
+            100,
+            group - 1,
+            0,
+            group,
+            7,
+            group / 2,
+            group / 2,
+            3 * group + 5,
+            1,
+            2,
+            0,
+        ];
+        let pieces = separate_stream(&sizes);
+        let (first_piece, last_piece) = first_and_last(&pieces, sizes.len());
+        let layout = Layout {
+            pieces: &pieces,
+            first_piece: &first_piece,
+            last_piece: &last_piece,
+        };
+        let list = tasks(&layout);
+        assert_eq!(
+            list,
+            [(3, 4), (7, 8), (0, 2), (4, 7), (8, 11)],
+            "the large blobs, then runs of small ones that reach the group size"
+        );
+        // Every blob with bytes in exactly one task; an empty one in none
+        // (2) or inside a run (10), where it is passed over.
+        let mut seen = vec![0; sizes.len()];
+        for &(first, end) in &list {
+            for count in &mut seen[first..end] {
+                *count += 1;
+            }
+        }
+        for (b, &size) in sizes.iter().enumerate() {
+            assert!(seen[b] == 1 || (size == 0 && seen[b] <= 1), "blob {b}");
+        }
+    }
+
+    #[test]
+    fn a_blob_is_cut_into_groups_that_reach_the_group_size() {
+        for size in [
+            1,
+            32 << 10,
+            GROUP_BYTES,
+            GROUP_BYTES + 1,
+            5 * GROUP_BYTES - 3,
+        ] {
+            let pieces = separate_stream(&[size]);
+            let mut cut: Vec<&[Piece]> = Vec::new();
+            let mut rest = &pieces[..];
+            while !rest.is_empty() {
+                let (group, after) = rest.split_at(group_len(rest, GROUP_BYTES));
+                cut.push(group);
+                rest = after;
+            }
+            let bytes = |g: &[Piece]| g.iter().map(|p| u64::from(p.take)).sum::<u64>();
+            assert_eq!(cut.iter().map(|g| g.len()).sum::<usize>(), pieces.len());
+            assert_eq!(cut.iter().map(|g| bytes(g)).sum::<u64>(), size);
+            for (i, g) in cut.iter().enumerate() {
+                assert!(!g.is_empty());
+                // Below the group size before its last piece, so that a
+                // group fits in GROUP_BYTES and one more chunk.
+                let before: u64 = bytes(&g[..g.len() - 1]);
+                assert!(before < GROUP_BYTES, "size {size}, group {i}");
+                if i + 1 < cut.len() {
+                    assert!(bytes(g) >= GROUP_BYTES, "size {size}, group {i}");
+                }
+            }
+        }
     }
 
     /// A stream of `batches` one-chunk batches of `CHUNK` bytes (byte i
