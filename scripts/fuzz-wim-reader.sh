@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the WIM reader (fuzz target `wim_reader`) for SECONDS (default 600),
-# seeded with small WIM files made by wimlib-imagex in every compression, and one
-# with 16 MiB solid chunks.
+# seeded with small WIM files made by wimlib-imagex in every compression, one
+# with 16 MiB solid chunks, and two with files of several 256 KiB groups.
 # Needs: cargo-fuzz (cargo install cargo-fuzz) and wimtools; runs on the stable
 # toolchain through RUSTC_BOOTSTRAP=1, like scripts/fuzz.sh.
 set -euo pipefail
@@ -36,5 +36,20 @@ head -c 9000000 /dev/zero > "$big/dir/zeros2.bin"
 seq 1 200 > "$big/dir/n.txt"
 printf 'hello world\n' > "$big/a.txt"
 wimlib-imagex capture "$big" "$corpus/seed-solid-16M.wim" --solid --solid-chunk-size=16M >/dev/null
+# Without solid resources, files of 256 KiB or more are taken by the cores
+# one at a time and written 256 KiB at a time while other files are left:
+# 1.9 MB of zeros (one file with a copy) and a little text, under 64 KB as
+# a WIM.
+groups="$work/groups"
+mkdir -p "$groups/dir"
+head -c 1000000 /dev/zero > "$groups/zeros.bin"
+head -c 300000 /dev/zero > "$groups/dir/a.bin"
+head -c 310000 /dev/zero > "$groups/dir/b.bin"
+cp "$groups/dir/a.bin" "$groups/a copy.bin"
+seq 1 300 > "$groups/dir/n.txt"
+printf 'hello world\n' > "$groups/a.txt"
+for codec in XPRESS LZX; do
+  wimlib-imagex capture "$groups" "$corpus/seed-groups-$codec.wim" --compress="$codec" >/dev/null
+done
 cd "$root/fuzz"
 RUSTC_BOOTSTRAP=1 cargo fuzz run wim_reader "$corpus" -- -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048

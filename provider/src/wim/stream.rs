@@ -622,8 +622,8 @@ const GROUP_BYTES: u64 = 256 << 10;
 /// core, and memory is two groups per core. The large blobs come first, so
 /// that the cores finish together on small ones; the next group of a
 /// large blob is decoded while the group before it is written, on another
-/// core when one is free (at the end, a large blob left alone is decoded
-/// on all cores).
+/// core when one is free (once no task is left, in groups of
+/// [`BATCH_BYTES`] decoded on all cores).
 struct Separate<'a, S: BlobSink> {
     wim: &'a WimFile,
     sink: &'a S,
@@ -693,6 +693,9 @@ impl<S: BlobSink> Separate<'_, S> {
             error: Mutex::new(None),
             total: Mutex::new(0),
         };
+        if tasks.list.is_empty() {
+            return Ok(0);
+        }
         let cores = rayon::current_num_threads().min(tasks.list.len());
         rayon::scope(|scope| {
             for _ in 1..cores {
