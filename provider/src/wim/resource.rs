@@ -554,11 +554,15 @@ fn fit(out: &mut Vec<u8>, len: usize) -> &mut [u8] {
 }
 
 /// A buffer for many chunks in turn (a batch's decoded data, or a solid
-/// chunk's compressed bytes): a mapping of its own that the system may back
-/// with huge pages (2 MiB on x86-64), or heap memory. Huge pages mean
-/// thousands fewer page faults (per 64 MiB solid chunk, or the first time
-/// a batch buffer is filled), and fewer address translation misses for the
-/// decoder's matches that reach far back and for hashing and writing.
+/// chunk's compressed bytes): a mapping of its own, its pages made when it
+/// is (see [`large_buffer`]) and given back as soon as it is dropped, or
+/// heap memory.
+///
+/// The mapping is not advised to use huge pages: on a virtual machine whose
+/// free memory is handed back to its host, the free 2 MiB blocks huge
+/// pages come from are the ones the host took back, and clearing them then
+/// cost up to 2 ms per MiB, a fifth of a solid apply's CPU time
+/// (docs/BENCHMARKS.md); small pages, mostly reused, did not.
 pub(crate) enum Buffer {
     Heap(Vec<u8>),
     Mapped(memmap2::MmapMut),
@@ -600,9 +604,9 @@ impl Buffer {
             Buffer::Heap(v) => v.capacity() > 0,
         };
         if !keep {
-            // Whole huge pages, so that a slightly larger batch next time
-            // still fits.
-            *self = match large_buffer(len.next_multiple_of(HUGE_PAGE)) {
+            // Whole 2 MiB units, so that a slightly larger batch next
+            // time still fits.
+            *self = match large_buffer(len.next_multiple_of(ROUND_UP)) {
                 Some(map) => Buffer::Mapped(map),
                 None => Buffer::Heap(Vec::new()),
             };
@@ -614,8 +618,8 @@ impl Buffer {
     }
 }
 
-/// The size of a huge page on x86-64.
-const HUGE_PAGE: usize = 2 << 20;
+/// The unit a new mapping's size is rounded up to.
+const ROUND_UP: usize = 2 << 20;
 
 /// Where a chunk's compressed bytes are read: the thread's own buffer
 /// (kept up to [`KEEP_RAW`] bytes), or a caller's.
@@ -632,16 +636,16 @@ struct Scratch {
     raw: Vec<u8>,
 }
 
-/// A zeroed buffer of `len` bytes in a mapping of its own, which the system
-/// may back with huge pages (2 MiB on x86-64): for the buffers of solid
-/// chunks, thousands fewer page faults per chunk and fewer address
-/// translation misses. `None` where the system gives no such mapping.
+/// A zeroed buffer of `len` bytes in a mapping of its own, its pages all
+/// made by the one call (`MAP_POPULATE`) rather than one fault per 4 KiB
+/// page as they are first written: each is written anyway (see
+/// [`Buffer`]). `None` where the system gives no such mapping.
 fn large_buffer(len: usize) -> Option<memmap2::MmapMut> {
-    let map = memmap2::MmapMut::map_anon(len).ok()?;
-    // Advice only: without huge pages the mapping works the same.
-    #[cfg(target_os = "linux")]
-    let _ = map.advise(memmap2::Advice::HugePage);
-    Some(map)
+    memmap2::MmapOptions::new()
+        .len(len)
+        .populate()
+        .map_anon()
+        .ok()
 }
 
 /// Runs `f` with this thread's [`Scratch`]: where it is already in use

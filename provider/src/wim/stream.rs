@@ -633,8 +633,8 @@ struct Separate<'a, S: BlobSink> {
 
 /// A blob's decoded group: `len` bytes at the start of `bytes`. Made once
 /// on the heap, as large as a group of [`GROUP_BYTES`] can be; a larger
-/// group (once no task is left) moves it to a mapping that may be backed
-/// by huge pages (see [`Buffer`]). Not cleared again.
+/// group (once no task is left) moves it to a mapping of its own (see
+/// [`Buffer`]). Not cleared again.
 struct Group {
     bytes: Buffer,
     len: usize,
