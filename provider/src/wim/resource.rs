@@ -558,10 +558,10 @@ fn fit(out: &mut Vec<u8>, len: usize) -> &mut [u8] {
 /// is (see [`large_buffer`]) and given back as soon as it is dropped, or
 /// heap memory.
 ///
-/// The mapping is not advised to use huge pages: on a virtual machine whose
-/// free memory is handed back to its host, the free 2 MiB blocks huge
-/// pages come from are the ones the host took back, and clearing them then
-/// cost up to 2 ms per MiB, a fifth of a solid apply's CPU time
+/// The mapping is not advised to use huge pages: on a virtual machine that
+/// reports its free 2 MiB blocks to the host, which takes their memory
+/// back, huge pages come from such blocks, and clearing them then cost up
+/// to 2 ms per MiB, a fifth of a solid apply's CPU time
 /// (docs/BENCHMARKS.md); small pages, mostly reused, did not.
 pub(crate) enum Buffer {
     Heap(Vec<u8>),
