@@ -220,6 +220,21 @@ pub fn capture_tree(build: impl FnOnce(&Path), extra: &[&str]) -> Fixture {
 
 /// Applies image `index` with our binary and with wimlib, and compares.
 #[track_caller]
+/// The arguments of `Expand-WindowsImage` applying image `index` of `wim`
+/// to `out`.
+fn expand_args(wim: &Path, index: u32, out: &Path) -> Vec<String> {
+    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+    vec![
+        "Expand-WindowsImage".into(),
+        "-ImagePath".into(),
+        path(wim),
+        "-Index".into(),
+        index.to_string(),
+        "-ApplyPath".into(),
+        path(out),
+    ]
+}
+
 pub fn apply_and_compare(fx: &Fixture, index: u32) {
     let ours = fx.dir.path().join(format!("ours-{index}"));
     let theirs = fx.dir.path().join(format!("wimlib-{index}"));
@@ -401,20 +416,10 @@ fn apply_lzx_large_chunks_matches_wimlib() {
 fn apply_with_integrity_table_and_check() {
     let fx = capture(&["--compress=none", "--check"]);
     let ours = fx.dir.path().join("ours");
-    let o = run(
-        &fx.dir.path().join("home"),
-        &[
-            "Expand-WindowsImage",
-            "-ImagePath",
-            fx.wim.to_str().expect("utf-8"),
-            "-Index",
-            "1",
-            "-ApplyPath",
-            ours.to_str().expect("utf-8"),
-            "-CheckIntegrity",
-            "-Verify",
-        ],
-    );
+    let mut args = expand_args(&fx.wim, 1, &ours);
+    args.extend(["-CheckIntegrity".into(), "-Verify".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&fx.dir.path().join("home"), &args);
     assert_exit(&o, 0);
     let theirs = fx.dir.path().join("theirs");
     wimlib(&[
@@ -764,15 +769,7 @@ fn files_of_every_size_apply_like_wimlib_on_any_number_of_threads() {
         let ours = fx.dir.path().join(format!("ours-{threads}"));
         let o = crate::common::cmd(&home)
             .env("RAYON_NUM_THREADS", threads)
-            .args([
-                "Expand-WindowsImage",
-                "-ImagePath",
-                fx.wim.to_str().expect("utf-8"),
-                "-Index",
-                "1",
-                "-ApplyPath",
-                ours.to_str().expect("utf-8"),
-            ])
+            .args(expand_args(&fx.wim, 1, &ours))
             .output()
             .expect("the binary runs");
         assert_exit(&o, 0);
