@@ -636,17 +636,25 @@ struct Scratch {
     raw: Vec<u8>,
 }
 
-/// A zeroed buffer of `len` bytes in a mapping of its own, its pages all
-/// made by the one call (`MAP_POPULATE`) rather than one fault per 4 KiB
-/// page as they are first written: each is written anyway (see
-/// [`Buffer`]). `None` where the system gives no such mapping.
+/// A zeroed buffer of `len` bytes in a mapping of its own. Up to
+/// [`POPULATE_AT_MOST`] bytes, its pages are all made by the one call
+/// (`MAP_POPULATE`) rather than one fault per 4 KiB page as they are first
+/// written: each is written anyway (see [`Buffer`]). A larger one (a solid
+/// chunk of more than 64 MiB, which a damaged file may only claim) gets
+/// its pages as they are written. `None` where the system gives no such
+/// mapping.
 fn large_buffer(len: usize) -> Option<memmap2::MmapMut> {
-    memmap2::MmapOptions::new()
-        .len(len)
-        .populate()
-        .map_anon()
-        .ok()
+    let mut options = memmap2::MmapOptions::new();
+    options.len(len);
+    if len <= POPULATE_AT_MOST {
+        options.populate();
+    }
+    options.map_anon().ok()
 }
+
+/// Largest mapping made whole at once: a 64 MiB solid chunk (wimlib's
+/// default), rounded up.
+const POPULATE_AT_MOST: usize = (64 << 20) + ROUND_UP;
 
 /// Runs `f` with this thread's [`Scratch`]: where it is already in use
 /// (never the case, as decoding does not re-enter itself), with a fresh
@@ -812,5 +820,31 @@ mod tests {
             window: 1 << 30,
         };
         assert!(src.decode_into(&[c], &mut Vec::new()).is_err());
+    }
+
+    /// Resident bytes of the mapping starting at `start`, from
+    /// /proc/self/smaps.
+    #[cfg(target_os = "linux")]
+    fn resident_bytes(start: *const u8) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let head = format!("{:x}-", start as usize);
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
+        assert!(lines.next().is_some(), "the mapping is listed");
+        let rss = lines
+            .find_map(|l| l.strip_prefix("Rss:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("its resident size");
+        rss * 1024
+    }
+
+    /// A claimed size past a default solid chunk costs nothing until it
+    /// is written; a default one is made whole.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_buffers_of_a_default_solid_chunk_or_less_are_made_whole() {
+        let big = large_buffer(1 << 30).expect("a mapping");
+        assert_eq!(resident_bytes(big.as_ptr()), 0, "1 GiB claimed");
+        let whole = large_buffer(8 << 20).expect("a mapping");
+        assert_eq!(resident_bytes(whole.as_ptr()), 8 << 20, "8 MiB made whole");
     }
 }
