@@ -220,6 +220,12 @@ pub fn capture_tree(build: impl FnOnce(&Path), extra: &[&str]) -> Fixture {
 
 /// Applies image `index` with our binary and with wimlib, and compares.
 #[track_caller]
+/// Applies image `index` of `wim` to `out` with `wimlib-imagex`.
+fn wimlib_apply(wim: &Path, index: u32, out: &Path) {
+    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+    wimlib(&["apply", &path(wim), &index.to_string(), &path(out)]);
+}
+
 /// The arguments of `Expand-WindowsImage` applying image `index` of `wim`
 /// to `out`.
 fn expand_args(wim: &Path, index: u32, out: &Path) -> Vec<String> {
@@ -259,12 +265,7 @@ pub fn apply_and_compare(fx: &Fixture, index: u32) {
         "files counted: {}",
         out[0]
     );
-    wimlib(&[
-        "apply",
-        fx.wim.to_str().expect("utf-8"),
-        &index.to_string(),
-        theirs.to_str().expect("utf-8"),
-    ]);
+    wimlib_apply(&fx.wim, index, &theirs);
     // Rename so that absolute links (rooted at the apply folder) compare.
     assert_same_tree(&ours, &theirs);
 }
@@ -422,12 +423,7 @@ fn apply_with_integrity_table_and_check() {
     let o = run(&fx.dir.path().join("home"), &args);
     assert_exit(&o, 0);
     let theirs = fx.dir.path().join("theirs");
-    wimlib(&[
-        "apply",
-        fx.wim.to_str().expect("utf-8"),
-        "1",
-        theirs.to_str().expect("utf-8"),
-    ]);
+    wimlib_apply(&fx.wim, 1, &theirs);
     assert_same_tree(&ours, &theirs);
     let o = run(
         &fx.dir.path().join("home"),
@@ -714,12 +710,7 @@ fn shared_blob_in_3000_files_applies_under_a_low_fd_limit() {
         .expect("sh runs");
     assert_exit(&o, 0);
     assert_eq!(json_lines(&o)[0]["Files"], 3000);
-    wimlib(&[
-        "apply",
-        fx.wim.to_str().expect("utf-8"),
-        "1",
-        theirs.to_str().expect("utf-8"),
-    ]);
+    wimlib_apply(&fx.wim, 1, &theirs);
     assert_same_tree(&ours, &theirs);
 }
 
@@ -758,12 +749,7 @@ fn files_of_every_size_apply_like_wimlib_on_any_number_of_threads() {
         &["--compress=LZX"],
     );
     let theirs = fx.dir.path().join("wimlib");
-    wimlib(&[
-        "apply",
-        fx.wim.to_str().expect("utf-8"),
-        "1",
-        theirs.to_str().expect("utf-8"),
-    ]);
+    wimlib_apply(&fx.wim, 1, &theirs);
     let home = fx.dir.path().join("home");
     for threads in ["1", "2", "5"] {
         let ours = fx.dir.path().join(format!("ours-{threads}"));

@@ -543,8 +543,8 @@ fn hash_file(dir: &Dir, name: &str) -> io::Result<Sha1> {
 /// A blob being written: the first of its files and the running hash. The
 /// other files that use the blob get its bytes once it is complete and
 /// checked, one at a time, so a blob shared by thousands of files never
-/// holds more than two descriptors: from the decoded batch when the blob
-/// lay wholly inside one, else copied from the first file.
+/// holds more than two descriptors: from its decoded bytes when they were
+/// all in memory at once, else copied from the first file.
 struct Open {
     file: Option<File>,
     hasher: Sha1Hasher,

@@ -584,26 +584,13 @@ impl std::ops::Deref for Buffer {
     }
 }
 
-impl std::ops::DerefMut for Buffer {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        match self {
-            Buffer::Heap(v) => v,
-            Buffer::Mapped(m) => m,
-        }
-    }
-}
-
 impl Buffer {
-    /// `len` bytes to fill: this buffer's mapping if it is large enough,
-    /// else a new one; heap memory resized by [`fit`] where the system gave
-    /// no mapping. A reused buffer is not cleared: decoding and reading
-    /// write every byte asked for.
+    /// `len` bytes to fill: the first `len` bytes of this buffer if it has
+    /// as many, else of a new mapping; heap memory resized by [`fit`] where
+    /// the system gave no mapping. A reused buffer is not cleared: decoding
+    /// and reading write every byte asked for.
     pub(crate) fn prepare(&mut self, len: usize) -> &mut [u8] {
-        let keep = match self {
-            Buffer::Mapped(m) => m.len() >= len,
-            Buffer::Heap(v) => v.capacity() > 0,
-        };
-        if !keep {
+        if self.len() < len {
             // Whole 2 MiB units, so that a slightly larger batch next
             // time still fits.
             *self = match large_buffer(len.next_multiple_of(ROUND_UP)) {
@@ -613,7 +600,10 @@ impl Buffer {
         }
         match self {
             Buffer::Mapped(m) => m.get_mut(..len).unwrap_or_default(),
-            Buffer::Heap(v) => fit(v, len),
+            Buffer::Heap(v) => match v.len() >= len {
+                true => v.get_mut(..len).unwrap_or_default(),
+                false => fit(v, len),
+            },
         }
     }
 }

@@ -68,9 +68,9 @@ impl Layout<'_> {
     }
 }
 
-/// The decoded chunks of one batch, one after another in a buffer that is
-/// handed on to a later batch once this one is written: after the first
-/// batches, decoding neither allocates nor clears memory.
+/// The decoded chunks of one batch, one after another in a buffer that its
+/// thread reuses for its next batch: after the first batches, decoding
+/// neither allocates nor clears memory.
 #[derive(Default)]
 struct Decoded {
     bytes: Buffer,
@@ -633,8 +633,8 @@ struct Separate<'a, S: BlobSink> {
 
 /// A blob's decoded group: `len` bytes at the start of `bytes`. Made once
 /// on the heap, as large as a group of [`GROUP_BYTES`] can be; a larger
-/// group (once no task is left) moves it to a mapping of its own (see
-/// [`Buffer`]). Not cleared again.
+/// group (once no task is left) moves it to a mapping of its own
+/// ([`Buffer::prepare`]). Not cleared again.
 struct Group {
     bytes: Buffer,
     len: usize,
@@ -647,20 +647,6 @@ impl Group {
         Group {
             bytes: Buffer::Heap(vec![0; size]),
             len: 0,
-        }
-    }
-
-    /// `len` bytes to decode into.
-    fn prepare(&mut self, len: usize) -> &mut [u8] {
-        let heap = matches!(self.bytes, Buffer::Heap(_));
-        if heap && self.bytes.len() >= len {
-            self.bytes.get_mut(..len).unwrap_or_default()
-        } else {
-            if heap {
-                // An empty buffer, which makes a mapping.
-                self.bytes = Buffer::default();
-            }
-            self.bytes.prepare(len)
         }
     }
 
@@ -795,13 +781,19 @@ impl<S: BlobSink> Separate<'_, S> {
     /// Decodes the chunks of blob `b`'s `pieces` (each a whole chunk) into
     /// `into`, one after another, on all cores that are free.
     fn decode(&self, b: usize, pieces: &[Piece], into: &mut Group) -> Result<(), WimError> {
-        let refs: Vec<ChunkRef> = pieces
-            .iter()
-            .filter_map(|p| self.chunks.get(p.chunk).copied())
-            .collect();
+        // Piece k is chunk k (one piece per chunk, in order), so the
+        // pieces' chunks lie one after another.
+        let chunks = match (pieces.first(), pieces.last()) {
+            (Some(first), Some(last)) => self.chunks.get(first.chunk..=last.chunk),
+            _ => None,
+        };
+        let chunks = chunks.unwrap_or(&[]);
         let source = self.wim.source();
-        let decoded = source.chunk_ends(&refs).and_then(|ends| {
-            source.decode_to(&refs, into.prepare(ends.last().copied().unwrap_or(0)))?;
+        let decoded = source.chunk_ends(chunks).and_then(|ends| {
+            source.decode_to(
+                chunks,
+                into.bytes.prepare(ends.last().copied().unwrap_or(0)),
+            )?;
             Ok(ends)
         });
         into.len = decoded
