@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
@@ -218,45 +218,45 @@ pub fn capture_tree(build: impl FnOnce(&Path), extra: &[&str]) -> Fixture {
     Fixture { dir, wim }
 }
 
-/// Applies image `index` with our binary and with wimlib, and compares.
-#[track_caller]
 /// Applies image `index` of `wim` to `out` with `wimlib-imagex`.
 fn wimlib_apply(wim: &Path, index: u32, out: &Path) {
-    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
-    wimlib(&["apply", &path(wim), &index.to_string(), &path(out)]);
+    wimlib(&["apply", &utf8(wim), &index.to_string(), &utf8(out)]);
+}
+
+fn utf8(p: &Path) -> String {
+    p.to_str().expect("utf-8").to_string()
 }
 
 /// The arguments of `Expand-WindowsImage` applying image `index` of `wim`
-/// to `out`.
-fn expand_args(wim: &Path, index: u32, out: &Path) -> Vec<String> {
-    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
-    vec![
+/// to `out`, then `extra`.
+fn expand_args(wim: &Path, index: u32, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
         "Expand-WindowsImage".into(),
         "-ImagePath".into(),
-        path(wim),
+        utf8(wim),
         "-Index".into(),
         index.to_string(),
         "-ApplyPath".into(),
-        path(out),
-    ]
+        utf8(out),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
 }
 
+/// Runs `Expand-WindowsImage` (see [`expand_args`]) from `home`.
+fn expand(home: &Path, wim: &Path, index: u32, out: &Path, extra: &[&str]) -> Output {
+    let args = expand_args(wim, index, out, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(home, &args)
+}
+
+/// Applies image `index` with our binary and with wimlib, and compares.
+#[track_caller]
 pub fn apply_and_compare(fx: &Fixture, index: u32) {
     let ours = fx.dir.path().join(format!("ours-{index}"));
     let theirs = fx.dir.path().join(format!("wimlib-{index}"));
     let home = fx.dir.path().join("home");
-    let o = run(
-        &home,
-        &[
-            "Expand-WindowsImage",
-            "-ImagePath",
-            fx.wim.to_str().expect("utf-8"),
-            "-Index",
-            &index.to_string(),
-            "-ApplyPath",
-            ours.to_str().expect("utf-8"),
-        ],
-    );
+    let o = expand(&home, &fx.wim, index, &ours, &[]);
     assert_exit(&o, 0);
     let out = json_lines(&o);
     assert_eq!(out.len(), 1, "one summary object");
@@ -368,18 +368,8 @@ fn apply_solid_large_chunks_matches_wimlib() {
     bytes[at + 1] ^= 0xA5;
     let damaged = fx.dir.path().join("damaged.wim");
     fs::write(&damaged, &bytes).expect("write");
-    let o = run(
-        &fx.dir.path().join("home"),
-        &[
-            "Expand-WindowsImage",
-            "-ImagePath",
-            damaged.to_str().expect("utf-8"),
-            "-Index",
-            "1",
-            "-ApplyPath",
-            fx.dir.path().join("damaged-out").to_str().expect("utf-8"),
-        ],
-    );
+    let home = fx.dir.path().join("home");
+    let o = expand(&home, &damaged, 1, &fx.dir.path().join("damaged-out"), &[]);
     assert_exit(&o, 1);
     let err = stderr(&o);
     assert!(
@@ -417,10 +407,8 @@ fn apply_lzx_large_chunks_matches_wimlib() {
 fn apply_with_integrity_table_and_check() {
     let fx = capture(&["--compress=none", "--check"]);
     let ours = fx.dir.path().join("ours");
-    let mut args = expand_args(&fx.wim, 1, &ours);
-    args.extend(["-CheckIntegrity".into(), "-Verify".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = run(&fx.dir.path().join("home"), &args);
+    let home = fx.dir.path().join("home");
+    let o = expand(&home, &fx.wim, 1, &ours, &["-CheckIntegrity", "-Verify"]);
     assert_exit(&o, 0);
     let theirs = fx.dir.path().join("theirs");
     wimlib_apply(&fx.wim, 1, &theirs);
@@ -604,20 +592,7 @@ fn metadata_file_is_written_beside_not_inside() {
     let home = fx.dir.path().join("home");
     let ours = fx.dir.path().join("ours");
     let meta = fx.dir.path().join("meta.json");
-    let o = run(
-        &home,
-        &[
-            "Expand-WindowsImage",
-            "-ImagePath",
-            fx.wim.to_str().expect("utf-8"),
-            "-Index",
-            "1",
-            "-ApplyPath",
-            ours.to_str().expect("utf-8"),
-            "-MetadataPath",
-            meta.to_str().expect("utf-8"),
-        ],
-    );
+    let o = expand(&home, &fx.wim, 1, &ours, &["-MetadataPath", &utf8(&meta)]);
     assert_exit(&o, 0);
     let text = fs::read_to_string(&meta).expect("metadata file written");
     let v: serde_json::Value = serde_json::from_str(&text).expect("metadata is JSON");
@@ -633,20 +608,8 @@ fn metadata_file_is_written_beside_not_inside() {
 
     // Inside the apply folder: refused.
     let inside = fx.dir.path().join("again");
-    let o = run(
-        &home,
-        &[
-            "Expand-WindowsImage",
-            "-ImagePath",
-            fx.wim.to_str().expect("utf-8"),
-            "-Index",
-            "1",
-            "-ApplyPath",
-            inside.to_str().expect("utf-8"),
-            "-MetadataPath",
-            inside.join("meta.json").to_str().expect("utf-8"),
-        ],
-    );
+    let meta = utf8(&inside.join("meta.json"));
+    let o = expand(&home, &fx.wim, 1, &inside, &["-MetadataPath", &meta]);
     assert_fails(&o, "must not be inside");
 }
 
@@ -755,7 +718,7 @@ fn files_of_every_size_apply_like_wimlib_on_any_number_of_threads() {
         let ours = fx.dir.path().join(format!("ours-{threads}"));
         let o = crate::common::cmd(&home)
             .env("RAYON_NUM_THREADS", threads)
-            .args(expand_args(&fx.wim, 1, &ours))
+            .args(expand_args(&fx.wim, 1, &ours, &[]))
             .output()
             .expect("the binary runs");
         assert_exit(&o, 0);

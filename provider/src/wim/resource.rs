@@ -554,8 +554,8 @@ fn fit(out: &mut Vec<u8>, len: usize) -> &mut [u8] {
 }
 
 /// A buffer for many chunks in turn (a batch's decoded data, or a solid
-/// chunk's compressed bytes): a mapping of its own, its pages made when it
-/// is (see [`large_buffer`]) and given back as soon as it is dropped, or
+/// chunk's compressed bytes): a mapping of its own, its pages made with
+/// it (see [`large_buffer`]) and given back as soon as it is dropped, or
 /// heap memory.
 ///
 /// The mapping is not advised to use huge pages: on a virtual machine that
@@ -634,7 +634,7 @@ struct Scratch {
 /// only claim) gets its pages as they are written. `None` where the system
 /// gives no such mapping.
 fn large_buffer(len: usize) -> Option<memmap2::MmapMut> {
-    let map = memmap2::MmapOptions::new().len(len).map_anon().ok()?;
+    let map = memmap2::MmapMut::map_anon(len).ok()?;
     if len <= POPULATE_AT_MOST {
         populate(&map);
     }
