@@ -714,15 +714,21 @@ fn files_of_every_size_apply_like_wimlib_on_any_number_of_threads() {
     let theirs = fx.dir.path().join("wimlib");
     wimlib_apply(&fx.wim, 1, &theirs);
     let home = fx.dir.path().join("home");
-    for threads in ["1", "2", "5"] {
-        let ours = fx.dir.path().join(format!("ours-{threads}"));
-        let o = crate::common::cmd(&home)
-            .env("RAYON_NUM_THREADS", threads)
-            .args(expand_args(&fx.wim, 1, &ours, &[]))
-            .output()
-            .expect("the binary runs");
-        assert_exit(&o, 0);
-        assert_same_tree(&ours, &theirs);
+    // Each way of hashing: blobs one chain each, in lane rounds hashed
+    // one chain each, and as the processor allows (lanes where it has
+    // AVX-512VL).
+    for hashing in ["chains", "rounds", "default"] {
+        for threads in ["1", "2", "5"] {
+            let ours = fx.dir.path().join(format!("ours-{hashing}-{threads}"));
+            let o = crate::common::cmd(&home)
+                .env("RAYON_NUM_THREADS", threads)
+                .env("CONTAINERIMAGE_TEST_HASHING", hashing)
+                .args(expand_args(&fx.wim, 1, &ours, &[]))
+                .output()
+                .expect("the binary runs");
+            assert_exit(&o, 0);
+            assert_same_tree(&ours, &theirs);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::process::Output;
 
 use sha1::{Digest, Sha1};
 
-use crate::common::{assert_exit, assert_fails, json_lines, run, stderr, wimlib};
+use crate::common::{assert_exit, assert_fails, cmd, json_lines, run, stderr, wimlib};
 use crate::wim::random_bytes;
 
 /// A small uncompressed WIM and its bytes.
@@ -142,10 +142,15 @@ impl Hostile {
     }
 
     fn expand(&self) -> Output {
+        self.expand_with(&[])
+    }
+
+    /// Applies the file with `env` set.
+    fn expand_with(&self, env: &[(&str, &str)]) -> Output {
         let wim = self.write();
-        run(
-            &self.dir.path().join("home"),
-            &[
+        cmd(&self.dir.path().join("home"))
+            .envs(env.iter().copied())
+            .args([
                 "Expand-WindowsImage",
                 "-ImagePath",
                 wim.to_str().expect("utf-8"),
@@ -153,20 +158,27 @@ impl Hostile {
                 "1",
                 "-ApplyPath",
                 self.target().to_str().expect("utf-8"),
-            ],
-        )
+            ])
+            .output()
+            .expect("the binary runs")
     }
 
     fn test_image(&self) -> Output {
+        self.test_image_with(&[])
+    }
+
+    /// Checks the file with `env` set.
+    fn test_image_with(&self, env: &[(&str, &str)]) -> Output {
         let wim = self.write();
-        run(
-            &self.dir.path().join("home"),
-            &[
+        cmd(&self.dir.path().join("home"))
+            .envs(env.iter().copied())
+            .args([
                 "Test-WindowsImage",
                 "-ImagePath",
                 wim.to_str().expect("utf-8"),
-            ],
-        )
+            ])
+            .output()
+            .expect("the binary runs")
     }
 
     /// Nothing may ever appear outside the apply folder.
@@ -359,26 +371,31 @@ fn sha1_mismatch_names_the_file() {
     let mut h = make();
     let data = find(&h.bytes, CONTENT).expect("content in the file");
     h.bytes[data] ^= 0x55;
-    let o = h.expand();
-    assert_fails(&o, "aa.txt");
-    assert!(
-        stderr(&o).contains("does not match its SHA-1"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        !h.target().join("aa.txt").exists(),
-        "a file with damaged data is not left behind"
-    );
-    let o = h.test_image();
-    assert_exit(&o, 1);
-    let result = &json_lines(&o)[0];
-    assert_eq!(result["IsValid"], false);
-    assert!(
-        result["Problems"].to_string().contains("aa.txt"),
-        "{result}"
-    );
-    h.assert_outside_untouched();
+    // Each way of hashing (see files_of_every_size_apply_like_wimlib_...).
+    for hashing in ["chains", "rounds", "default"] {
+        let env = [("CONTAINERIMAGE_TEST_HASHING", hashing)];
+        let _ = fs::remove_dir_all(h.target());
+        let o = h.expand_with(&env);
+        assert_fails(&o, "aa.txt");
+        assert!(
+            stderr(&o).contains("does not match its SHA-1"),
+            "{hashing}: {}",
+            stderr(&o)
+        );
+        assert!(
+            !h.target().join("aa.txt").exists(),
+            "{hashing}: a file with damaged data is not left behind"
+        );
+        let o = h.test_image_with(&env);
+        assert_exit(&o, 1);
+        let result = &json_lines(&o)[0];
+        assert_eq!(result["IsValid"], false, "{hashing}");
+        assert!(
+            result["Problems"].to_string().contains("aa.txt"),
+            "{hashing}: {result}"
+        );
+        h.assert_outside_untouched();
+    }
 }
 
 #[test]

@@ -25,6 +25,7 @@ use rayon::prelude::*;
 use rustix::fs::{FileType, OFlags, Timespec, Timestamps};
 use sha1::{Digest, Sha1 as Sha1Hasher};
 
+use super::blob_hash::BlobHash;
 use super::format::{IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK};
 use super::link_target::link_target;
 use super::metadata::{Dentry, Image, Sha1, ZERO_HASH};
@@ -36,10 +37,6 @@ use crate::progress::Reporter;
 
 /// Largest reparse data accepted (Windows caps it at 16 KiB).
 const MAX_REPARSE: u64 = 16 * 1024;
-
-/// Pieces of a blob at least this large are hashed and written at once on
-/// two cores.
-const HASH_BESIDE_WRITE: usize = 256 << 10;
 
 /// Folders deeper than this are opened from the apply folder when their
 /// tree is made, rather than from their parent's handle: at most this many
@@ -540,20 +537,19 @@ fn hash_file(dir: &Dir, name: &str) -> io::Result<Sha1> {
     Ok(h.finalize().into())
 }
 
-/// A blob being written: the first of its files and the running hash. The
-/// other files that use the blob get its bytes once it is complete and
-/// checked, one at a time, so a blob shared by thousands of files never
-/// holds more than two descriptors: from its decoded bytes when they were
-/// all in memory at once, else copied from the first file.
+/// A blob being written: the first of its files. The other files that use
+/// the blob get its bytes once it is complete and checked, one at a time,
+/// so a blob shared by thousands of files never holds more than two
+/// descriptors: from its decoded bytes when they were all in memory at
+/// once, else copied from the first file.
 struct Open {
     file: Option<File>,
-    hasher: Sha1Hasher,
-    got: u64,
     /// The bytes so far, for the reparse data of links.
     kept: Option<Vec<u8>>,
 }
 
-/// Writes blobs to their files, checking each one's SHA-1.
+/// Writes blobs to their files, checking each one's SHA-1 (made by the
+/// stream).
 struct Writer<'a> {
     wim: &'a WimFile,
     image: &'a Image,
@@ -653,32 +649,18 @@ impl BlobSink for Writer<'_> {
             .is_some_and(|(b, _)| self.keep.contains_key(&b.hash));
         Ok(Open {
             file,
-            hasher: Sha1Hasher::new(),
-            got: 0,
             kept: keep.then(Vec::new),
         })
     }
 
-    /// Hashes and writes the next bytes of blob `bi`; a large piece is
-    /// hashed on one core while it is written on another (a large file's
-    /// pieces come one after another, with no other work beside them when
-    /// they are stored uncompressed).
+    /// Writes the next bytes of blob `bi`.
     fn write(&self, bi: usize, state: &mut Open, data: &[u8]) -> Result<(), WimError> {
-        state.got += data.len() as u64;
         if let Some(kept) = &mut state.kept {
             // Checked against the declared size when the list was made.
             kept.extend_from_slice(data);
         }
-        let Open { file, hasher, .. } = state;
-        let write = || match (file, self.dests(bi).first()) {
-            (Some(f), Some(d)) => f.write_all(data).map_err(self.write_error(d)),
-            _ => Ok(()),
-        };
-        if data.len() >= HASH_BESIDE_WRITE {
-            rayon::join(|| hasher.update(data), write).1?;
-        } else {
-            hasher.update(data);
-            write()?;
+        if let (Some(f), Some(d)) = (&mut state.file, self.dests(bi).first()) {
+            f.write_all(data).map_err(self.write_error(d))?;
         }
         self.reporter.on_progress(data.len() as u64);
         Ok(())
@@ -686,14 +668,20 @@ impl BlobSink for Writer<'_> {
 
     /// Completes blob `bi` (see `complete`), its other files copied from
     /// its first.
-    fn finish(&self, bi: usize, state: Open) -> Result<u64, WimError> {
-        self.complete(bi, state, None)
+    fn finish(&self, bi: usize, state: Open, hash: BlobHash) -> Result<u64, WimError> {
+        self.complete(bi, state, hash, None)
     }
 
     /// Completes blob `bi`, its other files written from its bytes in
     /// memory, as its first was.
-    fn finish_whole(&self, bi: usize, state: Open, data: &[&[u8]]) -> Result<u64, WimError> {
-        self.complete(bi, state, Some(data))
+    fn finish_whole(
+        &self,
+        bi: usize,
+        state: Open,
+        hash: BlobHash,
+        data: &[&[u8]],
+    ) -> Result<u64, WimError> {
+        self.complete(bi, state, hash, Some(data))
     }
 
     fn describe(&self, bi: usize) -> String {
@@ -705,17 +693,24 @@ impl BlobSink for Writer<'_> {
 }
 
 impl Writer<'_> {
-    /// Checks blob `bi`'s size and SHA-1, then gives its other files their
-    /// bytes (`data`, else copied from its first file); on a mismatch its
-    /// file is removed. Returns the bytes written.
-    fn complete(&self, bi: usize, state: Open, data: Option<&[&[u8]]>) -> Result<u64, WimError> {
+    /// Checks blob `bi`'s size and SHA-1 (`hash`, of the bytes written),
+    /// then gives its other files their bytes (`data`, else copied from its
+    /// first file); on a mismatch its file is removed. Returns the bytes
+    /// written.
+    fn complete(
+        &self,
+        bi: usize,
+        state: Open,
+        hash: BlobHash,
+        data: Option<&[&[u8]]>,
+    ) -> Result<u64, WimError> {
         let Some((blob, dests)) = self.blobs.get(bi) else {
             return Ok(0);
         };
-        let actual: [u8; 20] = state.hasher.finalize().into();
+        let (got, actual) = (hash.len(), hash.finalize());
         if let Err(e) = self
             .wim
-            .check_digest(blob, state.got, actual, &|| name_files(self.image, dests))
+            .check_digest(blob, got, actual, &|| name_files(self.image, dests))
         {
             drop(state.file);
             if let Some(d) = dests.first() {

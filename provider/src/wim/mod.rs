@@ -5,6 +5,7 @@
 //! information, apply an image, verify it.
 
 mod apply;
+mod blob_hash;
 pub mod codec;
 pub mod filetime;
 pub mod format;

@@ -4,7 +4,11 @@
 //! resources), each core takes the next blob (or run of small blobs) and
 //! decodes, hashes and writes it a group of about [`GROUP_BYTES`] at a
 //! time, so that the bytes stay in the core's cache and no core waits on
-//! another (see [`Separate`]). Memory: two groups per core.
+//! another (see [`Separate`]). Memory: two groups per core. Where blobs are
+//! hashed in lanes, only the largest blobs go that way; each core takes
+//! the others sixteen tasks at a time and hashes their groups together
+//! (see [`Separate::lanes`]). Memory: sixteen groups of up to twice
+//! [`LANE_GROUP`] per core.
 //!
 //! Where chunks are shared by blobs (solid resources), the chunks are
 //! decoded in batches of about [`BATCH_BYTES`], a solid chunk (that size
@@ -21,27 +25,37 @@ use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
 
+use super::blob_hash::{self, BlobHash};
 use super::metadata::Sha1;
 
 use super::reader::{resource_error, BATCH_BYTES};
 use super::resource::{Buffer, ChunkRef};
 use super::{Blob, BlobLocation, FastMap, WimError, WimFile};
 
-/// Receives the bytes of blobs, identified by their index in the list.
+/// Receives the bytes of blobs, identified by their index in the list,
+/// and the SHA-1 of each (the stream hashes them, many blobs at once where
+/// it can: see [`blob_hash`](super::blob_hash)).
 pub(crate) trait BlobSink: Sync {
     type State: Send;
     /// Blob `bi` begins (called once, also for empty blobs).
     fn start(&self, bi: usize) -> Result<Self::State, WimError>;
     /// The next bytes of blob `bi`, in order.
     fn write(&self, bi: usize, state: &mut Self::State, data: &[u8]) -> Result<(), WimError>;
-    /// Blob `bi` is complete; returns the bytes it accounts for.
-    fn finish(&self, bi: usize, state: Self::State) -> Result<u64, WimError>;
+    /// Blob `bi` is complete, `hash` the hash of all its bytes; returns the
+    /// bytes it accounts for.
+    fn finish(&self, bi: usize, state: Self::State, hash: BlobHash) -> Result<u64, WimError>;
     /// As [`Self::finish`], for a blob whose bytes all came from one batch
     /// and are still in memory: `data`, the slices given to
     /// [`Self::write`], in order.
-    fn finish_whole(&self, bi: usize, state: Self::State, data: &[&[u8]]) -> Result<u64, WimError> {
+    fn finish_whole(
+        &self,
+        bi: usize,
+        state: Self::State,
+        hash: BlobHash,
+        data: &[&[u8]],
+    ) -> Result<u64, WimError> {
         let _ = data;
-        self.finish(bi, state)
+        self.finish(bi, state, hash)
     }
     /// Who uses blob `bi`, for error messages.
     fn describe(&self, bi: usize) -> String;
@@ -140,7 +154,7 @@ pub(crate) fn stream_blobs<S: BlobSink>(
     for (bi, lp) in last_piece.iter().enumerate() {
         if lp.is_none() {
             let state = sink.start(bi)?;
-            total = total.saturating_add(sink.finish(bi, state)?);
+            total = total.saturating_add(sink.finish(bi, state, BlobHash::default())?);
         }
     }
 
@@ -285,11 +299,12 @@ impl<S: BlobSink> BatchWriter<'_, S> {
     }
 
     /// A run's pieces lie one after another in the batch (each is a whole
-    /// chunk of its own resource, or a part of a solid chunk); they go to
-    /// the sink as the fewest slices that hold them in order.
-    fn write_run(&self, run: &Run, state: &mut S::State) -> Result<(), WimError> {
+    /// chunk of its own resource, or a part of a solid chunk); they are
+    /// hashed and go to the sink as the fewest slices that hold them in
+    /// order.
+    fn write_run(&self, run: &Run, open: &mut OpenBlob<S::State>) -> Result<(), WimError> {
         for slice in self.slices(run) {
-            self.sink.write(run.0, state, slice)?;
+            emit(self.sink, run.0, &mut open.0, &mut open.1, slice)?;
         }
         Ok(())
     }
@@ -311,48 +326,96 @@ impl<S: BlobSink> BatchWriter<'_, S> {
         slices
     }
 
-    /// A blob wholly inside the batch, from start to finish.
-    fn write_whole(&self, run: &Run) -> Result<u64, WimError> {
-        let mut state = self.sink.start(run.0)?;
-        let slices = self.slices(run);
-        for slice in &slices {
-            self.sink.write(run.0, &mut state, slice)?;
+    /// Blobs wholly inside the batch, from start to finish: hashed
+    /// together (see [`blob_hash::update_all`]), then written in order.
+    fn write_whole(&self, runs: &[Run]) -> Result<u64, WimError> {
+        let slices: Vec<Vec<&[u8]>> = runs.iter().map(|run| self.slices(run)).collect();
+        let mut hashes = vec![BlobHash::default(); runs.len()];
+        hash_slices(&mut hashes, &slices);
+        let mut total = 0u64;
+        for ((run, slices), hash) in runs.iter().zip(&slices).zip(hashes) {
+            let mut state = self.sink.start(run.0)?;
+            for slice in slices {
+                self.sink.write(run.0, &mut state, slice)?;
+            }
+            let bytes = self.sink.finish_whole(run.0, state, hash, slices)?;
+            total = total.saturating_add(bytes);
         }
-        self.sink.finish_whole(run.0, state, &slices)
+        Ok(total)
     }
 
     /// Pieces of blobs that go on into other batches, in order: started
     /// into `open` or continued from it, finished with their last piece.
     fn write_partial(
         &self,
-        open: &mut FastMap<usize, S::State>,
+        open: &mut FastMap<usize, OpenBlob<S::State>>,
         partial: &[Run],
     ) -> Result<u64, WimError> {
         let mut total = 0u64;
         for run @ &(b, _, e) in partial {
             if let Entry::Vacant(slot) = open.entry(b) {
-                slot.insert(self.sink.start(b)?);
+                slot.insert((self.sink.start(b)?, BlobHash::default()));
             }
-            if let Some(state) = open.get_mut(&b) {
-                self.write_run(run, state)?;
+            if let Some(blob) = open.get_mut(&b) {
+                self.write_run(run, blob)?;
             }
             if self.layout.last_piece.get(b) == Some(&Some(e - 1)) {
-                if let Some(state) = open.remove(&b) {
-                    total = total.saturating_add(self.sink.finish(b, state)?);
+                if let Some((state, hash)) = open.remove(&b) {
+                    total = total.saturating_add(self.sink.finish(b, state, hash)?);
                 }
             }
         }
         Ok(total)
     }
 
-    /// Whole blobs on all cores, in jobs of at most four (as chunks are
-    /// decoded), so that the cores finish together.
+    /// Whole blobs on all cores, in jobs of at most [`SERIAL_RUN`], so
+    /// that the cores finish together.
     fn write_wide(&self, whole: &[Run]) -> Result<u64, WimError> {
         whole
-            .par_iter()
-            .with_max_len(4)
-            .map(|run| self.write_whole(run))
+            .par_chunks(SERIAL_RUN)
+            .map(|runs| self.write_whole(runs))
             .try_reduce(|| 0, |a, b| Ok(a.saturating_add(b)))
+    }
+}
+
+/// A blob started and not finished: its sink's state and its hash so far.
+type OpenBlob<T> = (T, BlobHash);
+
+/// Pieces of a blob at least this large are hashed and written at once on
+/// two cores.
+const HASH_BESIDE_WRITE: usize = 256 << 10;
+
+/// Hashes and writes the next bytes of blob `b`: a large piece is hashed
+/// on one core while it is written on another (a large file's pieces come
+/// one after another, with no other work beside them when they are stored
+/// uncompressed).
+fn emit<S: BlobSink>(
+    sink: &S,
+    b: usize,
+    state: &mut S::State,
+    hash: &mut BlobHash,
+    data: &[u8],
+) -> Result<(), WimError> {
+    if data.len() >= HASH_BESIDE_WRITE {
+        rayon::join(|| hash.update(data), || sink.write(b, state, data)).1
+    } else {
+        hash.update(data);
+        sink.write(b, state, data)
+    }
+}
+
+/// Hashes each blob's slices (`slices[i]` into `hashes[i]`), the blobs
+/// together: their first slices, then the second slices of those with
+/// more, and so on.
+fn hash_slices(hashes: &mut [BlobHash], slices: &[Vec<&[u8]>]) {
+    let rounds = slices.iter().map(Vec::len).max().unwrap_or(0);
+    for r in 0..rounds {
+        let mut jobs: Vec<(&mut BlobHash, &[u8])> = hashes
+            .iter_mut()
+            .zip(slices)
+            .filter_map(|(h, s)| s.get(r).map(|&slice| (h, slice)))
+            .collect();
+        blob_hash::update_all(&mut jobs);
     }
 }
 
@@ -397,7 +460,7 @@ struct Shared<T> {
 struct Turn<T> {
     /// The batch whose such pieces are written next.
     batch: usize,
-    /// Blobs started and not finished, with their sink's state.
+    /// Blobs started and not finished, with their state.
     open: FastMap<usize, T>,
 }
 
@@ -460,7 +523,7 @@ impl<'a, S: BlobSink> Solid<'a, S> {
 
     /// One thread's work: batches taken in turn until none is left or one
     /// failed; returns the bytes finished.
-    fn work(&self, shared: &Shared<S::State>, split: &[(Vec<Run>, Vec<Run>)]) -> u64 {
+    fn work(&self, shared: &Shared<OpenBlob<S::State>>, split: &[(Vec<Run>, Vec<Run>)]) -> u64 {
         let mut decoded = Decoded::default();
         let mut raw = Buffer::default();
         let mut total = 0u64;
@@ -488,7 +551,7 @@ impl<'a, S: BlobSink> Solid<'a, S> {
     /// whole blobs on all cores.
     fn write(
         &self,
-        shared: &Shared<S::State>,
+        shared: &Shared<OpenBlob<S::State>>,
         split: &[(Vec<Run>, Vec<Run>)],
         k: usize,
         decoded: &Decoded,
@@ -539,9 +602,7 @@ impl<'a, S: BlobSink> Solid<'a, S> {
                 }
             }
             let (now, later) = rest.split_at(rest.len().min(SERIAL_RUN));
-            for run in now {
-                total = total.saturating_add(writer.write_whole(run)?);
-            }
+            total = total.saturating_add(writer.write_whole(now)?);
             rest = later;
         }
         if !rest.is_empty() {
@@ -593,8 +654,9 @@ fn stop<T>(shared: &Shared<T>, error: Option<(usize, WimError)>) {
     shared.turned.notify_all();
 }
 
-/// Blobs written in order between two looks at whether the cores are free.
-const SERIAL_RUN: usize = 16;
+/// Blobs written in order between two looks at whether the cores are free,
+/// hashed together: enough to keep sixteen lanes busy most of the time.
+const SERIAL_RUN: usize = 48;
 
 /// `a` and `b` as one slice of `decoded`, when `b` follows `a` directly.
 fn join_adjacent<'d>(decoded: &'d Decoded, a: &[u8], b: &[u8]) -> Option<&'d [u8]> {
@@ -624,6 +686,10 @@ const GROUP_BYTES: u64 = 256 << 10;
 /// large blob is decoded while the group before it is written, on another
 /// core when one is free (once no task is left, in groups of
 /// [`BATCH_BYTES`] decoded on all cores).
+///
+/// Where blobs can be hashed in lanes ([`blob_hash`]), only blobs of at
+/// least [`LANE_MAX`] are tasks of that kind; each core then takes the
+/// smaller ones into [`LANES`] lanes (see [`Separate::lanes`]).
 struct Separate<'a, S: BlobSink> {
     wim: &'a WimFile,
     sink: &'a S,
@@ -655,34 +721,107 @@ impl Group {
     }
 }
 
+/// Lane tasks a core has under way at once: each round hashes the blobs
+/// of all of them together.
+const LANES: usize = 16;
+
+/// Blobs this large or larger are tasks of their own even where blobs are
+/// hashed in lanes: a lane moves one group a round, so a blob much larger
+/// than the others would keep its core busy long after the others finish.
+const LANE_MAX: u64 = 4 << 20;
+
+/// Decoded bytes of a lane's blob, or of its run of small blobs, handled in
+/// one round. Rounds of this size and more keep the decoding as fast as
+/// without lanes; at 16 or 64 KiB, the decoding around the lanes' hashing
+/// took 5–8% longer (docs/BENCHMARKS.md).
+const LANE_GROUP: u64 = 256 << 10;
+
+/// A task's blobs, as a range.
+type Task = (usize, usize);
+
 /// What the cores running [`Separate`] share.
 struct Tasks {
     /// Each task's blobs, as a range.
-    list: Vec<(usize, usize)>,
+    list: Vec<Task>,
     /// The next task to take.
     next: AtomicUsize,
+    /// The tasks done in lanes, taken after the others.
+    lanes: Vec<Task>,
+    /// The next of them to take.
+    next_lane: AtomicUsize,
     /// Set on the first error: no task is taken after it.
     failed: AtomicBool,
     /// The error of the earliest task that failed (all before it were
-    /// taken, so it is the same from run to run).
+    /// taken, so it is the same from run to run); blobs in lanes count
+    /// after the tasks, in their order.
     error: Mutex<Option<(usize, WimError)>>,
     total: Mutex<u64>,
+}
+
+impl Tasks {
+    /// Whether tasks or blobs are left for other cores to take.
+    fn left(&self) -> bool {
+        self.next.load(Ordering::Acquire) < self.list.len()
+            || self.next_lane.load(Ordering::Acquire) < self.lanes.len()
+    }
+
+    /// Keeps the error of task `k` if no earlier task failed, and stops
+    /// the taking of tasks.
+    fn fail(&self, k: usize, e: WimError) {
+        let mut error = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if error.as_ref().is_none_or(|(j, _)| k < *j) {
+            *error = Some((k, e));
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+}
+
+/// A lane's task: a blob, or a run of small ones, decoded, hashed and
+/// written a group at a time (see [`Separate::lanes`]).
+struct Slot<'p, T> {
+    /// Its place among the lanes' tasks.
+    k: usize,
+    /// Its blobs not finished yet, in order.
+    blobs: Vec<InSlot<T>>,
+    /// Its pieces not decoded yet, and the index of the first.
+    rest: &'p [Piece],
+    at: usize,
+    /// This round's group of its pieces, decoded.
+    group: Group,
+}
+
+/// A blob of a lane's task: its sink's state, its hash so far, and where
+/// its bytes are in this round's group.
+struct InSlot<T> {
+    b: usize,
+    state: T,
+    hash: BlobHash,
+    bytes: std::ops::Range<usize>,
+    /// Rounds that had bytes of it.
+    rounds: u32,
+    /// Whether its last piece was in this round's group.
+    done: bool,
 }
 
 impl<S: BlobSink> Separate<'_, S> {
     /// Writes every blob that has pieces; returns the bytes finished.
     fn run(&self) -> Result<u64, WimError> {
+        let rounds = blob_hash::hashing() != blob_hash::Hashing::Chains;
+        let (list, lanes) = tasks(&self.layout, rounds);
         let tasks = Tasks {
-            list: tasks(&self.layout),
+            list,
             next: AtomicUsize::new(0),
+            lanes,
+            next_lane: AtomicUsize::new(0),
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
             total: Mutex::new(0),
         };
-        if tasks.list.is_empty() {
+        let work = tasks.list.len() + tasks.lanes.len();
+        if work == 0 {
             return Ok(0);
         }
-        let cores = rayon::current_num_threads().min(tasks.list.len());
+        let cores = rayon::current_num_threads().min(work);
         rayon::scope(|scope| {
             for _ in 1..cores {
                 scope.spawn(|_| self.work(&tasks));
@@ -696,7 +835,7 @@ impl<S: BlobSink> Separate<'_, S> {
     }
 
     /// One core's work: tasks taken in turn until none is left or one
-    /// failed.
+    /// failed, then blobs in lanes.
     fn work(&self, tasks: &Tasks) {
         // A group is less than GROUP_BYTES and then one more chunk, until
         // no task is left.
@@ -715,14 +854,13 @@ impl<S: BlobSink> Separate<'_, S> {
             });
             match written {
                 Ok(bytes) => total = total.saturating_add(bytes),
-                Err(e) => {
-                    let mut error = tasks.error.lock().unwrap_or_else(|p| p.into_inner());
-                    if error.as_ref().is_none_or(|(j, _)| k < *j) {
-                        *error = Some((k, e));
-                    }
-                    tasks.failed.store(true, Ordering::Release);
-                }
+                Err(e) => tasks.fail(k, e),
             }
+        }
+        drop((current, next));
+        if !tasks.lanes.is_empty() {
+            let size = (2 * LANE_GROUP + u64::from(largest)) as usize;
+            total = total.saturating_add(self.lanes(tasks, size));
         }
         let mut sum = tasks.total.lock().unwrap_or_else(|p| p.into_inner());
         *sum = sum.saturating_add(total);
@@ -746,7 +884,7 @@ impl<S: BlobSink> Separate<'_, S> {
         // own; once none is left, they are free to help, and groups of
         // BATCH_BYTES keep what it costs to hand work over small.
         let mut take = || {
-            let size = match tasks.next.load(Ordering::Acquire) < tasks.list.len() {
+            let size = match tasks.left() {
                 true => GROUP_BYTES,
                 false => BATCH_BYTES,
             };
@@ -755,6 +893,7 @@ impl<S: BlobSink> Separate<'_, S> {
             group
         };
         let mut state = self.sink.start(b)?;
+        let mut hash = BlobHash::default();
         self.decode(b, take(), current)?;
         let mut whole = true;
         loop {
@@ -765,17 +904,177 @@ impl<S: BlobSink> Separate<'_, S> {
             whole = false;
             let (decoded, written) = rayon::join(
                 || self.decode(b, group, next),
-                || self.sink.write(b, &mut state, current.data()),
+                || emit(self.sink, b, &mut state, &mut hash, current.data()),
             );
             written?;
             decoded?;
             std::mem::swap(current, next);
         }
-        self.sink.write(b, &mut state, current.data())?;
+        emit(self.sink, b, &mut state, &mut hash, current.data())?;
         match whole {
-            true => self.sink.finish_whole(b, state, &[current.data()]),
-            false => self.sink.finish(b, state),
+            true => self.sink.finish_whole(b, state, hash, &[current.data()]),
+            false => self.sink.finish(b, state, hash),
         }
+    }
+
+    /// One core's tasks in lanes: up to [`LANES`] at once. Each round
+    /// decodes the next group of each (about [`LANE_GROUP`] of a blob, or
+    /// a whole run of small ones), hashes all the groups' blobs together
+    /// ([`blob_hash::update_all`]) and writes them; a finished task's
+    /// lane takes the next task. Tasks taken before a failure are run to
+    /// their end, so that the error kept is the same from run to run.
+    /// `size`: the largest group. Returns the bytes finished.
+    fn lanes(&self, tasks: &Tasks, size: usize) -> u64 {
+        let mut slots: Vec<Slot<'_, S::State>> = Vec::with_capacity(LANES);
+        let mut groups: Vec<Group> = Vec::with_capacity(LANES);
+        let mut total = 0u64;
+        let key = |k: usize| tasks.list.len().saturating_add(k);
+        loop {
+            while slots.len() < LANES && !tasks.failed.load(Ordering::Acquire) {
+                let k = tasks.next_lane.fetch_add(1, Ordering::AcqRel);
+                let Some(&(first, end)) = tasks.lanes.get(k) else {
+                    break;
+                };
+                let group = groups.pop().unwrap_or_else(|| Group::new(size));
+                match self.slot(k, first, end, group) {
+                    Ok(slot) => slots.push(slot),
+                    Err(e) => tasks.fail(key(k), e),
+                }
+            }
+            if slots.is_empty() {
+                break;
+            }
+            slots.retain_mut(|slot| {
+                let decoded = self.decode_next(slot);
+                decoded.map_err(|e| tasks.fail(key(slot.k), e)).is_ok()
+            });
+            let mut jobs: Vec<(&mut BlobHash, &[u8])> = Vec::with_capacity(4 * LANES);
+            for slot in &mut slots {
+                let data = slot.group.data();
+                for blob in &mut slot.blobs {
+                    let bytes = data.get(blob.bytes.clone()).unwrap_or(&[]);
+                    jobs.push((&mut blob.hash, bytes));
+                }
+            }
+            blob_hash::update_all(&mut jobs);
+            drop(jobs);
+            slots.retain_mut(|slot| {
+                let written = self.write_round(slot, &mut total);
+                written.map_err(|e| tasks.fail(key(slot.k), e)).is_ok()
+            });
+            let mut i = 0;
+            while i < slots.len() {
+                match slots.get(i).is_some_and(|slot| slot.rest.is_empty()) {
+                    true => groups.push(slots.swap_remove(i).group),
+                    false => i += 1,
+                }
+            }
+        }
+        total
+    }
+
+    /// The lane task `k`: blobs `first..end`, started.
+    fn slot(
+        &self,
+        k: usize,
+        first: usize,
+        end: usize,
+        group: Group,
+    ) -> Result<Slot<'_, S::State>, WimError> {
+        let mut blobs = Vec::with_capacity(end.saturating_sub(first));
+        let mut pieces = None;
+        for b in first..end {
+            let (Some(&Some(p)), Some(&Some(q))) = (
+                self.layout.first_piece.get(b),
+                self.layout.last_piece.get(b),
+            ) else {
+                continue;
+            };
+            let (start, _) = pieces.get_or_insert((p, q));
+            pieces = Some((*start, q));
+            blobs.push(InSlot {
+                b,
+                state: self.sink.start(b)?,
+                hash: BlobHash::default(),
+                bytes: 0..0,
+                rounds: 0,
+                done: false,
+            });
+        }
+        let (at, rest) = match pieces {
+            Some((p, q)) => (p, self.layout.pieces.get(p..=q).unwrap_or(&[])),
+            None => (0, &[][..]),
+        };
+        Ok(Slot {
+            k,
+            blobs,
+            rest,
+            at,
+            group,
+        })
+    }
+
+    /// Decodes a lane task's next group: all of what is left when that is
+    /// at most twice [`LANE_GROUP`], else about [`LANE_GROUP`]; and finds
+    /// each blob's bytes in it.
+    fn decode_next(&self, slot: &mut Slot<'_, S::State>) -> Result<(), WimError> {
+        let left: u64 = slot.rest.iter().map(|p| u64::from(p.take)).sum();
+        let n = match left <= 2 * LANE_GROUP {
+            true => slot.rest.len(),
+            false => group_len(slot.rest, LANE_GROUP),
+        };
+        let (group, after) = slot.rest.split_at(n);
+        let b = group.first().map_or(0, |p| p.blob);
+        self.decode(b, group, &mut slot.group)?;
+        let mut blobs = slot.blobs.iter_mut();
+        let mut blob = blobs.next();
+        let mut offset = 0usize;
+        for (i, p) in group.iter().enumerate() {
+            while let Some(x) = blob.take() {
+                if x.b == p.blob {
+                    blob = Some(x);
+                    break;
+                }
+                blob = blobs.next();
+            }
+            let Some(x) = blob.as_mut() else {
+                break;
+            };
+            if x.bytes.is_empty() || x.bytes.end != offset {
+                x.bytes = offset..offset;
+                x.rounds += 1;
+            }
+            offset += p.take as usize;
+            x.bytes.end = offset;
+            x.done = self.layout.last_piece.get(p.blob) == Some(&Some(slot.at + i));
+        }
+        slot.rest = after;
+        slot.at += n;
+        Ok(())
+    }
+
+    /// Writes a lane task's blobs' bytes of this round (hashed already) and
+    /// finishes those that are complete; adds their bytes to `total`.
+    fn write_round(&self, slot: &mut Slot<'_, S::State>, total: &mut u64) -> Result<(), WimError> {
+        let data = slot.group.data();
+        for blob in &mut slot.blobs {
+            let bytes = data.get(blob.bytes.clone()).unwrap_or(&[]);
+            self.sink.write(blob.b, &mut blob.state, bytes)?;
+        }
+        for blob in slot.blobs.extract_if(.., |blob| blob.done) {
+            let bytes = data.get(blob.bytes.clone()).unwrap_or(&[]);
+            let finished = match blob.rounds {
+                1 => self
+                    .sink
+                    .finish_whole(blob.b, blob.state, blob.hash, &[bytes]),
+                _ => self.sink.finish(blob.b, blob.state, blob.hash),
+            };
+            *total = total.saturating_add(finished?);
+        }
+        for blob in &mut slot.blobs {
+            blob.bytes = 0..0;
+        }
+        Ok(())
     }
 
     /// Decodes the chunks of blob `b`'s `pieces` (each a whole chunk) into
@@ -808,11 +1107,21 @@ impl<S: BlobSink> Separate<'_, S> {
     }
 }
 
-/// The tasks: each blob of at least [`GROUP_BYTES`] on its own, in
-/// stream order, then the smaller ones, in runs of about
-/// [`GROUP_BYTES`] in stream order. Blobs without pieces are left out.
-fn tasks(layout: &Layout<'_>) -> Vec<(usize, usize)> {
+/// The tasks, and (with `lanes`) the tasks done in lanes, as ranges of
+/// blobs. Without lanes, each blob of at least [`GROUP_BYTES`] is a task
+/// of its own, in stream order, then come the smaller ones, in runs of
+/// about [`GROUP_BYTES`] in stream order. With lanes, only blobs of at
+/// least [`LANE_MAX`] are tasks of their own; in lanes, each blob of at
+/// least [`LANE_GROUP`], then runs of about [`LANE_GROUP`] of the smaller
+/// ones, each in stream order, so that the cores finish on small ones.
+/// Blobs without pieces are left out.
+fn tasks(layout: &Layout<'_>, lanes: bool) -> (Vec<Task>, Vec<Task>) {
+    let (alone, group) = match lanes {
+        true => (LANE_MAX, LANE_GROUP),
+        false => (GROUP_BYTES, GROUP_BYTES),
+    };
     let mut large = Vec::new();
+    let mut middle = Vec::new();
     let mut small = Vec::new();
     let mut run: Option<(usize, u64)> = None;
     for b in 0..layout.first_piece.len() {
@@ -821,8 +1130,11 @@ fn tasks(layout: &Layout<'_>) -> Vec<(usize, usize)> {
             continue;
         }
         let size: u64 = pieces.iter().map(|p| u64::from(p.take)).sum();
-        if size >= GROUP_BYTES {
-            large.push((b, b + 1));
+        if size >= group {
+            match size >= alone {
+                true => large.push((b, b + 1)),
+                false => middle.push((b, b + 1)),
+            }
             if let Some((start, _)) = run.take() {
                 small.push((start, b));
             }
@@ -830,7 +1142,7 @@ fn tasks(layout: &Layout<'_>) -> Vec<(usize, usize)> {
         }
         let (start, bytes) = run.get_or_insert((b, 0));
         *bytes += size;
-        if *bytes >= GROUP_BYTES {
+        if *bytes >= group {
             small.push((*start, b + 1));
             run = None;
         }
@@ -838,8 +1150,11 @@ fn tasks(layout: &Layout<'_>) -> Vec<(usize, usize)> {
     if let Some((start, _)) = run {
         small.push((start, layout.first_piece.len()));
     }
-    large.append(&mut small);
-    large
+    match lanes {
+        true => middle.append(&mut small),
+        false => large.append(&mut small),
+    }
+    (large, middle)
 }
 
 /// How many of `pieces` make the next group of about `size` bytes: at
@@ -887,12 +1202,13 @@ impl BlobSink for Collector<'_> {
         Ok(())
     }
 
-    fn finish(&self, bi: usize, state: Vec<u8>) -> Result<u64, WimError> {
+    fn finish(&self, bi: usize, state: Vec<u8>, hash: BlobHash) -> Result<u64, WimError> {
         let Some(blob) = self.blobs.get(bi) else {
             return Ok(0);
         };
+        let (got, actual) = (hash.len(), hash.finalize());
         self.wim
-            .check_blob(blob, &state, &|| (self.describe)(&blob.hash))?;
+            .check_digest(blob, got, actual, &|| (self.describe)(&blob.hash))?;
         let n = state.len() as u64;
         self.out
             .lock()
@@ -974,7 +1290,7 @@ mod tests {
             writes.push(data.to_vec());
             Ok(())
         }
-        fn finish(&self, bi: usize, writes: Self::State) -> Result<u64, WimError> {
+        fn finish(&self, bi: usize, writes: Self::State, hash: BlobHash) -> Result<u64, WimError> {
             // Pieces of a blob that lie one after another go as one write.
             assert!(
                 !self.one_write || writes.len() <= 1,
@@ -982,6 +1298,9 @@ mod tests {
                 writes.len()
             );
             let bytes = writes.concat();
+            assert_eq!(hash.len(), bytes.len() as u64, "blob {bi}");
+            let expected: [u8; 20] = <sha1::Sha1 as sha1::Digest>::digest(&bytes).into();
+            assert_eq!(hash.finalize(), expected, "blob {bi}");
             let n = bytes.len() as u64;
             self.finished
                 .lock()
@@ -1086,7 +1405,9 @@ mod tests {
             assert_eq!(data, &vec![k as u8; k + 1], "blob {k}");
         }
         assert_eq!(open.len(), 1);
-        assert_eq!(open.get(&n), Some(&vec![vec![0xAA; 3]]));
+        let (writes, hash) = open.get(&n).expect("blob n is open");
+        assert_eq!(writes, &vec![vec![0xAA; 3]]);
+        assert_eq!(hash.len(), 3);
     }
 
     /// Blobs of the given sizes, each in chunks of at most 32 KiB, one
@@ -1132,7 +1453,8 @@ mod tests {
             first_piece: &first_piece,
             last_piece: &last_piece,
         };
-        let list = tasks(&layout);
+        let (list, lanes) = tasks(&layout, false);
+        assert!(lanes.is_empty());
         assert_eq!(
             list,
             [(3, 4), (7, 8), (0, 2), (4, 7), (8, 11)],
@@ -1149,6 +1471,36 @@ mod tests {
         for (b, &size) in sizes.iter().enumerate() {
             assert!(seen[b] == 1 || (size == 0 && seen[b] <= 1), "blob {b}");
         }
+    }
+
+    #[test]
+    fn with_lanes_only_the_largest_blobs_are_tasks_of_their_own() {
+        let sizes = [
+            100,
+            LANE_MAX,
+            LANE_GROUP,
+            7,
+            LANE_GROUP / 2,
+            LANE_GROUP / 2,
+            0,
+            3 * LANE_GROUP,
+            1,
+            2,
+        ];
+        let pieces = separate_stream(&sizes);
+        let (first_piece, last_piece) = first_and_last(&pieces, sizes.len());
+        let layout = Layout {
+            pieces: &pieces,
+            first_piece: &first_piece,
+            last_piece: &last_piece,
+        };
+        let (list, lanes) = tasks(&layout, true);
+        assert_eq!(list, [(1, 2)], "a blob of LANE_MAX alone");
+        assert_eq!(
+            lanes,
+            [(2, 3), (7, 8), (0, 1), (3, 6), (8, 10)],
+            "the blobs of at least LANE_GROUP, then runs of small ones"
+        );
     }
 
     #[test]

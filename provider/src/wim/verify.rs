@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use sha1::{Digest, Sha1 as Sha1Hasher};
 
+use super::blob_hash::BlobHash;
 use super::format::{self, IntegrityTableHeader, HEADER_SIZE};
 use super::metadata::{Sha1, ZERO_HASH};
 use super::stream::{stream_blobs, BlobSink};
@@ -167,27 +168,25 @@ struct Checker<'a> {
 }
 
 impl BlobSink for Checker<'_> {
-    type State = (Sha1Hasher, u64);
+    type State = ();
 
     fn start(&self, _bi: usize) -> Result<Self::State, WimError> {
-        Ok((Sha1Hasher::new(), 0))
+        Ok(())
     }
 
-    fn write(&self, _bi: usize, state: &mut Self::State, data: &[u8]) -> Result<(), WimError> {
-        state.0.update(data);
-        state.1 += data.len() as u64;
+    fn write(&self, _bi: usize, _state: &mut Self::State, data: &[u8]) -> Result<(), WimError> {
         self.reporter.on_progress(data.len() as u64);
         Ok(())
     }
 
-    fn finish(&self, bi: usize, state: Self::State) -> Result<u64, WimError> {
+    fn finish(&self, bi: usize, _state: Self::State, hash: BlobHash) -> Result<u64, WimError> {
         let Some(blob) = self.blobs.get(bi) else {
             return Ok(0);
         };
-        let actual: [u8; 20] = state.0.finalize().into();
+        let (got, actual) = (hash.len(), hash.finalize());
         if let Err(e) = self
             .wim
-            .check_digest(blob, state.1, actual, &|| self.describe(bi))
+            .check_digest(blob, got, actual, &|| self.describe(bi))
         {
             self.problems
                 .lock()
