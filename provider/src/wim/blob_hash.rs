@@ -131,6 +131,7 @@ pub(crate) enum Hashing {
     Chains,
     /// Blobs gathered in rounds for lanes, each hashed as one chain: the
     /// rounds without the lanes' instructions, chosen only by tests.
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     Rounds,
     /// Blobs gathered in rounds and hashed eight at a time.
     Lanes,

@@ -655,8 +655,9 @@ fn stop<T>(shared: &Shared<T>, error: Option<(usize, WimError)>) {
 }
 
 /// Blobs written in order between two looks at whether the cores are free,
-/// hashed together: enough to keep sixteen lanes busy most of the time.
-const SERIAL_RUN: usize = 48;
+/// hashed together: twice the lanes, so that they are busy most of the
+/// time, and few enough for the cores to finish together.
+const SERIAL_RUN: usize = 16;
 
 /// `a` and `b` as one slice of `decoded`, when `b` follows `a` directly.
 fn join_adjacent<'d>(decoded: &'d Decoded, a: &[u8], b: &[u8]) -> Option<&'d [u8]> {
