@@ -6,8 +6,9 @@ Usage: perf report -i perf.data --stdio --no-children --sort dso,symbol \\
 
 Prints one line per part, largest first: the decoders' main loops (which
 include the inlined match copies and bit reading), Huffman table builds,
-the x86 filters, SHA-1, the C library's copies, fills and allocator, the
-kernel (file-system calls, page faults, scheduling) and the rest.
+the x86 filters, SHA-1 (one chain, or eight blobs at a time in lanes), the
+C library's copies, fills and allocator, the kernel (file-system calls,
+page faults, scheduling) and the rest.
 """
 import re
 import sys
@@ -19,7 +20,7 @@ PARTS = [
         r"|lzms_build_huffman_code|lzms_dilute|lzms_init_huffman|lzms_rebuild"
         r"|canonical_order")),
     ("x86 filter", re.compile(r"X86Filter|undo_e8|lzms_x86_filter|lzx_postprocess|undo_e8_preprocessing")),
-    ("SHA-1", re.compile(r"sha1|sha1_blocks|sha1_update|sha1_final", re.I)),
+    ("SHA-1", re.compile(r"sha1|sha1_blocks|sha1_update|sha1_final|blob_hash", re.I)),
     ("decoder main loops (incl. match copies)", re.compile(
         r"Decompressor.*::decompress|xpress_decompress|lzx_decompress|lzms_decompress"
         r"|lzx_decompress_block|decode_items|decode_block|xpress::decode_fast|copy_words"
