@@ -860,7 +860,10 @@ impl<S: BlobSink> Separate<'_, S> {
         }
         drop((current, next));
         if !tasks.lanes.is_empty() {
-            let size = (2 * LANE_GROUP + u64::from(largest)) as usize;
+            // A lane's blob is under LANE_MAX, and so is each of its
+            // chunks, whatever the largest chunk of the file (a damaged
+            // file may claim one of 4 GiB); a group that needs more grows.
+            let size = (2 * LANE_GROUP + u64::from(largest).min(LANE_MAX)) as usize;
             total = total.saturating_add(self.lanes(tasks, size));
         }
         let mut sum = tasks.total.lock().unwrap_or_else(|p| p.into_inner());
