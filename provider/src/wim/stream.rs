@@ -688,9 +688,10 @@ const GROUP_BYTES: u64 = 256 << 10;
 /// core when one is free (once no task is left, in groups of
 /// [`BATCH_BYTES`] decoded on all cores).
 ///
-/// Where blobs can be hashed in lanes ([`blob_hash`]), only blobs of at
-/// least [`LANE_MAX`] are tasks of that kind; each core then takes the
-/// smaller ones into [`LANES`] lanes (see [`Separate::lanes`]).
+/// Where blobs are hashed in lanes ([`blob_hash`]), only blobs of at least
+/// [`LANE_MAX`] are tasks of that kind; each core then takes the smaller
+/// ones [`LANES`] tasks at a time and hashes them together (see
+/// [`Separate::lanes`]).
 struct Separate<'a, S: BlobSink> {
     wim: &'a WimFile,
     sink: &'a S,
@@ -753,8 +754,8 @@ struct Tasks {
     /// Set on the first error: no task is taken after it.
     failed: AtomicBool,
     /// The error of the earliest task that failed (all before it were
-    /// taken, so it is the same from run to run); blobs in lanes count
-    /// after the tasks, in their order.
+    /// taken, so it is the same from run to run); the lane tasks count
+    /// after the others, in their order.
     error: Mutex<Option<(usize, WimError)>>,
     total: Mutex<u64>,
 }
@@ -777,8 +778,8 @@ impl Tasks {
     }
 }
 
-/// A lane's task: a blob, or a run of small ones, decoded, hashed and
-/// written a group at a time (see [`Separate::lanes`]).
+/// A lane task under way: a blob, or a run of small ones, decoded, hashed
+/// and written a group at a time (see [`Separate::lanes`]).
 struct Slot<'p, T> {
     /// Its place among the lanes' tasks.
     k: usize,
@@ -791,8 +792,8 @@ struct Slot<'p, T> {
     group: Group,
 }
 
-/// A blob of a lane's task: its sink's state, its hash so far, and where
-/// its bytes are in this round's group.
+/// A blob of a lane task: its sink's state, its hash so far, and where its
+/// bytes are in this round's group.
 struct InSlot<T> {
     b: usize,
     state: T,
