@@ -1435,6 +1435,19 @@ mod tests {
         pieces
     }
 
+    /// The tasks (with `lanes`, and the lane tasks) of a stream of blobs
+    /// of the given sizes.
+    fn tasks_of(sizes: &[u64], lanes: bool) -> (Vec<Task>, Vec<Task>) {
+        let pieces = separate_stream(sizes);
+        let (first_piece, last_piece) = first_and_last(&pieces, sizes.len());
+        let layout = Layout {
+            pieces: &pieces,
+            first_piece: &first_piece,
+            last_piece: &last_piece,
+        };
+        tasks(&layout, lanes)
+    }
+
     #[test]
     fn large_blobs_are_tasks_of_their_own_before_runs_of_small_ones() {
         let group = GROUP_BYTES;
@@ -1451,14 +1464,7 @@ mod tests {
             2,
             0,
         ];
-        let pieces = separate_stream(&sizes);
-        let (first_piece, last_piece) = first_and_last(&pieces, sizes.len());
-        let layout = Layout {
-            pieces: &pieces,
-            first_piece: &first_piece,
-            last_piece: &last_piece,
-        };
-        let (list, lanes) = tasks(&layout, false);
+        let (list, lanes) = tasks_of(&sizes, false);
         assert!(lanes.is_empty());
         assert_eq!(
             list,
@@ -1492,14 +1498,7 @@ mod tests {
             1,
             2,
         ];
-        let pieces = separate_stream(&sizes);
-        let (first_piece, last_piece) = first_and_last(&pieces, sizes.len());
-        let layout = Layout {
-            pieces: &pieces,
-            first_piece: &first_piece,
-            last_piece: &last_piece,
-        };
-        let (list, lanes) = tasks(&layout, true);
+        let (list, lanes) = tasks_of(&sizes, true);
         assert_eq!(list, [(1, 2)], "a blob of LANE_MAX alone");
         assert_eq!(
             lanes,
