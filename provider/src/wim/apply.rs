@@ -707,10 +707,9 @@ impl Writer<'_> {
         let Some((blob, dests)) = self.blobs.get(bi) else {
             return Ok(0);
         };
-        let (got, actual) = (hash.len(), hash.finalize());
         if let Err(e) = self
             .wim
-            .check_digest(blob, got, actual, &|| name_files(self.image, dests))
+            .check_hash(blob, hash, &|| name_files(self.image, dests))
         {
             drop(state.file);
             if let Some(d) = dests.first() {

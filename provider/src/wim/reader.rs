@@ -5,6 +5,7 @@ use std::path::Path;
 
 use sha1::{Digest, Sha1 as Sha1Hasher};
 
+use super::blob_hash::BlobHash;
 use super::format::{
     self, header_flags, resource_flags, BlobTableEntry, WimHeader, HEADER_SIZE, PWM_MAGIC,
     SOLID_RESOURCE_MAGIC_SIZE, VERSION_DEFAULT, VERSION_SOLID, WIM_MAGIC,
@@ -377,6 +378,18 @@ impl WimFile {
     ) -> Result<(), WimError> {
         let actual: [u8; 20] = Sha1Hasher::digest(bytes).into();
         self.check_digest(blob, bytes.len() as u64, actual, what)
+    }
+
+    /// Checks that the bytes hashed into `hash` are blob `blob` (see
+    /// [`Self::check_digest`]).
+    pub(crate) fn check_hash(
+        &self,
+        blob: &Blob,
+        hash: BlobHash,
+        what: &dyn Fn() -> String,
+    ) -> Result<(), WimError> {
+        let got = hash.len();
+        self.check_digest(blob, got, hash.finalize(), what)
     }
 
     /// Checks that `got` bytes with SHA-1 `actual` are blob `blob`: an error

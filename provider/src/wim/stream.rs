@@ -1211,9 +1211,8 @@ impl BlobSink for Collector<'_> {
         let Some(blob) = self.blobs.get(bi) else {
             return Ok(0);
         };
-        let (got, actual) = (hash.len(), hash.finalize());
         self.wim
-            .check_digest(blob, got, actual, &|| (self.describe)(&blob.hash))?;
+            .check_hash(blob, hash, &|| (self.describe)(&blob.hash))?;
         let n = state.len() as u64;
         self.out
             .lock()

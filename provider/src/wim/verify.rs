@@ -183,11 +183,7 @@ impl BlobSink for Checker<'_> {
         let Some(blob) = self.blobs.get(bi) else {
             return Ok(0);
         };
-        let (got, actual) = (hash.len(), hash.finalize());
-        if let Err(e) = self
-            .wim
-            .check_digest(blob, got, actual, &|| self.describe(bi))
-        {
+        if let Err(e) = self.wim.check_hash(blob, hash, &|| self.describe(bi)) {
             self.problems
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
