@@ -78,10 +78,10 @@ while [ $# -gt 0 ]; do
 done
 [[ $size =~ ^[0-9]+$ && $size -ge 4 ]] || die "--size must be a number of MB, at least 4"
 [[ $runs =~ ^[0-9]+$ && $runs -ge 1 ]] || die "--runs must be at least 1"
+[[ $memory_mb =~ ^[0-9]+$ && $memory_mb -ge 2 ]] || die "--memory must be a number of MB, at least 2"
 # DESIGN.md §6: at most 0.55 of wimlib's wall time (the two-core limit
 # against wimlib 1.14.5, which decodes on one core) and no more CPU time.
 goal=0.55
-[[ $memory_mb =~ ^[0-9]+$ && $memory_mb -ge 2 ]] || die "--memory must be a number of MB, at least 2"
 if [ "$memory" = 1 ] && [ "$codecs" = XPRESS,LZX,LZMS,solid ]; then codecs=XPRESS,LZX; fi
 IFS=, read -r -a codec_list <<<"$codecs"
 for c in "${codec_list[@]}"; do
