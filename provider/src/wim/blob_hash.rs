@@ -253,9 +253,7 @@ mod lanes {
                 src[l] = src[l].get(n * BLOCK..).unwrap_or(&[]);
                 if src[l].is_empty() {
                     if let Some(state) = states.get_mut(i) {
-                        for (word, w) in state.iter_mut().zip(lane_state.iter()) {
-                            *word = w[l];
-                        }
+                        lane_out(&lane_state, l, state);
                     }
                     job[l] = None;
                 }
@@ -268,13 +266,18 @@ mod lanes {
                 continue;
             };
             if let Some(state) = states.get_mut(i) {
-                for (word, w) in state.iter_mut().zip(lane_state.iter()) {
-                    *word = w[l];
-                }
+                lane_out(&lane_state, l, state);
                 super::compress(state, src[l]);
             }
         }
         next
+    }
+
+    /// Copies lane `l`'s state words out into `state`.
+    fn lane_out(lane_state: &[[u32; W]; 5], l: usize, state: &mut [u32; 5]) {
+        for (word, w) in state.iter_mut().zip(lane_state) {
+            *word = w[l];
+        }
     }
 
     /// Runs `n` blocks of each lane's chain: lane `l`'s state is word

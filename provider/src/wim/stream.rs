@@ -967,13 +967,8 @@ impl<S: BlobSink> Separate<'_, S> {
                 let written = self.write_round(slot, &mut total);
                 written.map_err(|e| tasks.fail(key(slot.k), e)).is_ok()
             });
-            let mut i = 0;
-            while i < slots.len() {
-                match slots.get(i).is_some_and(|slot| slot.rest.is_empty()) {
-                    true => groups.push(slots.swap_remove(i).group),
-                    false => i += 1,
-                }
-            }
+            let finished = slots.extract_if(.., |slot| slot.rest.is_empty());
+            groups.extend(finished.map(|slot| slot.group));
         }
         total
     }
