@@ -428,6 +428,29 @@ impl Source {
         with_scratch(decode)
     }
 
+    /// Readies this thread to decode `batch` with [`Self::decode_one`]
+    /// (one chunk) or [`Self::decode_to`]: maps `out` and `raw` as large
+    /// as it needs them, without making their pages (see
+    /// [`Buffer::reserve`]), and makes this thread's decompressor for a
+    /// single chunk. A damaged batch is left for the decoding to report.
+    pub(crate) fn reserve(&self, batch: &[ChunkRef], out: &mut Buffer, raw: &mut Buffer) {
+        let Ok(ends) = self.chunk_ends(batch) else {
+            return;
+        };
+        out.reserve(ends.last().copied().unwrap_or(0));
+        if let [one] = batch {
+            if one.stored != one.size {
+                if one.stored as usize > KEEP_RAW {
+                    raw.reserve(one.stored as usize);
+                }
+                with_scratch(|scratch| {
+                    // A failure is the decoding's to report.
+                    let _ = scratch.dec.get(one.codec, one.window as usize);
+                });
+            }
+        }
+    }
+
     /// Decodes `chunks` on all cores into `out`, one after another (it is
     /// resized to their total; its capacity is reused, so a buffer passed
     /// again is neither reallocated nor cleared); returns where each chunk
@@ -566,6 +589,9 @@ fn fit(out: &mut Vec<u8>, len: usize) -> &mut [u8] {
 pub(crate) enum Buffer {
     Heap(Vec<u8>),
     Mapped(memmap2::MmapMut),
+    /// A mapping whose pages are not made yet ([`Buffer::reserve`]); they
+    /// are made when it is first prepared.
+    Reserved(memmap2::MmapMut),
 }
 
 impl Default for Buffer {
@@ -579,7 +605,7 @@ impl std::ops::Deref for Buffer {
     fn deref(&self) -> &[u8] {
         match self {
             Buffer::Heap(v) => v,
-            Buffer::Mapped(m) => m,
+            Buffer::Mapped(m) | Buffer::Reserved(m) => m,
         }
     }
 }
@@ -598,12 +624,35 @@ impl Buffer {
                 None => Buffer::Heap(Vec::new()),
             };
         }
+        if let Buffer::Reserved(_) = self {
+            if let Buffer::Reserved(map) = std::mem::take(self) {
+                if map.len() <= POPULATE_AT_MOST {
+                    populate(&map);
+                }
+                *self = Buffer::Mapped(map);
+            }
+        }
         match self {
-            Buffer::Mapped(m) => m.get_mut(..len).unwrap_or_default(),
+            Buffer::Mapped(m) | Buffer::Reserved(m) => m.get_mut(..len).unwrap_or_default(),
             Buffer::Heap(v) => match v.len() >= len {
                 true => v.get_mut(..len).unwrap_or_default(),
                 false => fit(v, len),
             },
+        }
+    }
+
+    /// Makes this buffer hold at least `len` bytes without making pages:
+    /// those of a new mapping are made when it is first prepared. The
+    /// system lets a thread map memory only between the steps in which
+    /// another makes pages ([`populate`]), after about 5 ms each time here;
+    /// threads that map all their buffers first, then make their pages,
+    /// do not wait for each other.
+    pub(crate) fn reserve(&mut self, len: usize) {
+        if self.len() < len {
+            *self = match memmap2::MmapMut::map_anon(len.next_multiple_of(ROUND_UP)) {
+                Ok(map) => Buffer::Reserved(map),
+                Err(_) => Buffer::Heap(Vec::new()),
+            };
         }
     }
 }
@@ -835,19 +884,25 @@ mod tests {
         assert!(src.decode_into(&[c], &mut Vec::new()).is_err());
     }
 
-    /// Resident bytes of the mapping starting at `start`, from
-    /// /proc/self/smaps.
+    /// Resident bytes of the `len` bytes at `start` (whole pages), from
+    /// /proc/self/pagemap: exact even where the system has merged the
+    /// mapping with one beside it (as other tests map memory too).
     #[cfg(target_os = "linux")]
-    fn resident_bytes(start: *const u8) -> u64 {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
-        let head = format!("{:x}-", start as usize);
-        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
-        assert!(lines.next().is_some(), "the mapping is listed");
-        let rss = lines
-            .find_map(|l| l.strip_prefix("Rss:"))
-            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("its resident size");
-        rss * 1024
+    fn resident_bytes(start: *const u8, len: usize) -> u64 {
+        use std::io::{Read, Seek, SeekFrom};
+        const PAGE: usize = 4096;
+        let mut map = File::open("/proc/self/pagemap").expect("pagemap");
+        map.seek(SeekFrom::Start((start as usize / PAGE * 8) as u64))
+            .expect("seek");
+        let mut entries = vec![0u8; len / PAGE * 8];
+        map.read_exact(&mut entries).expect("entries");
+        let (entries, _) = entries.as_chunks::<8>();
+        // Bit 63: the page is present.
+        let present = entries
+            .iter()
+            .filter(|e| u64::from_le_bytes(**e) >> 63 == 1)
+            .count();
+        (present * PAGE) as u64
     }
 
     /// A claimed size past a default solid chunk costs nothing until it
@@ -856,8 +911,32 @@ mod tests {
     #[test]
     fn only_buffers_of_a_default_solid_chunk_or_less_are_made_whole() {
         let big = large_buffer(1 << 30).expect("a mapping");
-        assert_eq!(resident_bytes(big.as_ptr()), 0, "1 GiB claimed");
+        assert_eq!(resident_bytes(big.as_ptr(), 1 << 30), 0, "1 GiB claimed");
         let whole = large_buffer(8 << 20).expect("a mapping");
-        assert_eq!(resident_bytes(whole.as_ptr()), 8 << 20, "8 MiB made whole");
+        assert_eq!(
+            resident_bytes(whole.as_ptr(), 8 << 20),
+            8 << 20,
+            "8 MiB made whole"
+        );
+    }
+
+    /// A reserved buffer has no pages until it is first prepared, then
+    /// all of them; a reserve it already covers changes nothing.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_reserved_buffer_makes_its_pages_when_first_prepared() {
+        let mut buffer = Buffer::default();
+        buffer.reserve(5 << 20);
+        assert!(matches!(buffer, Buffer::Reserved(_)));
+        assert_eq!(buffer.len(), 6 << 20, "whole 2 MiB units");
+        assert_eq!(resident_bytes(buffer.as_ptr(), 6 << 20), 0, "reserved");
+        let at = buffer.as_ptr();
+        buffer.prepare(1 << 20).fill(7);
+        assert!(matches!(buffer, Buffer::Mapped(_)));
+        assert_eq!(buffer.as_ptr(), at, "the same mapping");
+        assert_eq!(resident_bytes(at, 6 << 20), 6 << 20, "made whole");
+        buffer.reserve(4 << 20);
+        assert_eq!(buffer.as_ptr(), at, "still large enough");
+        assert_eq!(buffer.prepare(1 << 20)[0], 7, "not cleared");
     }
 }

@@ -236,12 +236,20 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         Some(_) => 1,
         None => rayon::current_num_threads().clamp(1, 4),
     };
+    // Readies this thread for the largest batch (see [`Solid::work`]).
+    let reserve = |into: &mut Decoded, raw: &mut Buffer| {
+        for &(ci, cj) in &batches {
+            let batch = chunks.get(ci..cj).unwrap_or(&[]);
+            wim.source().reserve(batch, &mut into.bytes, raw);
+        }
+    };
     let solid = Solid {
         sink,
         layout,
         batches: &batches,
         starts: &starts,
         decode: &decode,
+        reserve: &reserve,
     };
     Ok(total.saturating_add(solid.run(workers)?))
 }
@@ -423,6 +431,10 @@ fn hash_slices(hashes: &mut [BlobHash], slices: &[Vec<&[u8]>]) {
 /// compressed bytes read into the buffer given.
 type DecodeBatch<'a> = dyn Fn(usize, &mut Decoded, &mut Buffer) -> Result<(), WimError> + Sync + 'a;
 
+/// Maps a thread's buffers for the batches of [`Solid`] and makes its
+/// decompressor, without making pages ([`Buffer::reserve`]).
+type ReserveBatch<'a> = dyn Fn(&mut Decoded, &mut Buffer) + Sync + 'a;
+
 /// The batches of a stream with solid chunks, decoded and written by a few
 /// threads at once. Each takes the next batch, decodes it into its own
 /// buffer (a solid chunk's compressed bytes into another of its own), and
@@ -440,6 +452,7 @@ struct Solid<'a, S: BlobSink> {
     /// Each batch's first piece, then the number of pieces.
     starts: &'a [usize],
     decode: &'a DecodeBatch<'a>,
+    reserve: &'a ReserveBatch<'a>,
 }
 
 /// What the threads of [`Solid::run`] share.
@@ -462,6 +475,10 @@ struct Turn<T> {
     batch: usize,
     /// Blobs started and not finished, with their state.
     open: FastMap<usize, T>,
+    /// Threads that have mapped their buffers, and threads started (not
+    /// known until all are).
+    ready: usize,
+    workers: usize,
 }
 
 impl<'a, S: BlobSink> Solid<'a, S> {
@@ -482,6 +499,8 @@ impl<'a, S: BlobSink> Solid<'a, S> {
             turn: Mutex::new(Turn {
                 batch: next_with_partial(&split, 0),
                 open: FastMap::default(),
+                ready: 0,
+                workers: usize::MAX,
             }),
             turned: Condvar::new(),
             error: Mutex::new(None),
@@ -503,6 +522,7 @@ impl<'a, S: BlobSink> Solid<'a, S> {
                         .ok()
                 })
                 .collect();
+            shared.started(others.len() + 1);
             let mut outcomes = vec![guarded()];
             outcomes.extend(others.into_iter().map(|t| t.join().and_then(|r| r)));
             outcomes
@@ -526,6 +546,11 @@ impl<'a, S: BlobSink> Solid<'a, S> {
     fn work(&self, shared: &Shared<OpenBlob<S::State>>, split: &[(Vec<Run>, Vec<Run>)]) -> u64 {
         let mut decoded = Decoded::default();
         let mut raw = Buffer::default();
+        // Every thread maps its memory before any makes pages, which would
+        // hold up the others' mapping (see [`Buffer::reserve`]); a thread
+        // starting maps memory too.
+        (self.reserve)(&mut decoded, &mut raw);
+        shared.ready();
         let mut total = 0u64;
         while !shared.failed.load(Ordering::Acquire) {
             let k = shared.next.fetch_add(1, Ordering::AcqRel);
@@ -626,6 +651,26 @@ impl<'a, S: BlobSink> Solid<'a, S> {
             total = total.saturating_add(take_turn(true)?.unwrap_or(0));
         }
         Ok(total)
+    }
+}
+
+impl<T> Shared<T> {
+    /// Tells the threads of [`Solid::run`] how many were started.
+    fn started(&self, workers: usize) {
+        let mut turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        turn.workers = workers;
+        drop(turn);
+        self.turned.notify_all();
+    }
+
+    /// Counts this thread ready, then waits until all are, or one failed.
+    fn ready(&self) {
+        let mut turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        turn.ready += 1;
+        self.turned.notify_all();
+        while turn.ready < turn.workers && !self.failed.load(Ordering::Acquire) {
+            turn = self.turned.wait(turn).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -1595,6 +1640,8 @@ mod tests {
         Decode(usize),
         /// Batch k's decoding panics.
         Panic(usize),
+        /// The first thread to map its buffers panics.
+        PanicReserving,
     }
 
     /// What a run of the solid stream gave: its result, the blobs the
@@ -1612,7 +1659,26 @@ mod tests {
         };
         let ranges: Vec<(usize, usize)> = (0..batches).map(|k| (k, k + 1)).collect();
         let starts = batch_starts(&pieces, &ranges);
+        let reserved = AtomicUsize::new(0);
+        let reserve = |into: &mut Decoded, _: &mut Buffer| {
+            if fault == Fault::PanicReserving && reserved.load(Ordering::Acquire) == 0 {
+                panic!("reserving");
+            }
+            // The threads started slow, so that this one, not waiting
+            // for them, would decode first.
+            if std::thread::current().name() == Some("solid") {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            into.bytes.reserve(CHUNK);
+            reserved.fetch_add(1, Ordering::AcqRel);
+        };
         let decode = |k: usize, into: &mut Decoded, raw: &mut Buffer| -> Result<(), WimError> {
+            if reserved.load(Ordering::Acquire) != workers.min(batches) {
+                return Err(WimError::Invalid {
+                    path: "test.wim".into(),
+                    reason: "a batch decoded before every thread mapped its buffers".into(),
+                });
+            }
             // Batches take different times, so that they finish out of
             // order.
             std::thread::sleep(std::time::Duration::from_millis((k as u64 * 7) % 5));
@@ -1640,6 +1706,7 @@ mod tests {
             batches: &ranges,
             starts: &starts,
             decode: &decode,
+            reserve: &reserve,
         };
         let result = solid.run(workers);
         let mut finished = sink.finished.into_inner().expect("not poisoned");
@@ -1689,6 +1756,8 @@ mod tests {
                 let outcome = std::panic::catch_unwind(|| run_solid(7, workers, Fault::Panic(k)));
                 assert!(outcome.is_err(), "batch {k}, {workers} threads");
             }
+            let outcome = std::panic::catch_unwind(|| run_solid(7, workers, Fault::PanicReserving));
+            assert!(outcome.is_err(), "reserving, {workers} threads");
         }
     }
 }
