@@ -1,12 +1,14 @@
 //! LZMS decoding of arbitrary input: never panics, always fills exactly the
-//! output or fails, and gives the same answer when the decompressor is reused.
+//! output or fails, gives the same answer when the decompressor is reused,
+//! and the same again when the chunk is read in pieces through small
+//! windows, reading only within the chunk.
 //!
 //! Input: u32 little-endian output size (taken modulo 256 KiB + 1), then
 //! the compressed chunk.
 #![no_main]
 
 use containerimage_provider::wim::codec::lzms::LzmsDecompressor;
-use containerimage_provider::wim::codec::Decompressor;
+use containerimage_provider::wim::codec::{Decompressor, ReadError};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_OUTPUT: usize = 256 * 1024;
@@ -26,5 +28,26 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(first_result, second_result);
     if first_result.is_ok() {
         assert!(first == second, "reusing the decompressor changed the output");
+    }
+    for window in [256, 1024] {
+        let mut read = |at: usize, buf: &mut [u8]| {
+            let piece = at
+                .checked_add(buf.len())
+                .and_then(|end| input.get(at..end))
+                .expect("a read within the chunk");
+            buf.copy_from_slice(piece);
+            Ok(())
+        };
+        let mut pieces = vec![0x5Au8; size];
+        let result =
+            match decompressor.decompress_in_pieces(input.len(), &mut read, &mut pieces, window) {
+                Ok(()) => Ok(()),
+                Err(ReadError::Codec(e)) => Err(e),
+                Err(ReadError::Io(e)) => panic!("no read failed, yet: {e}"),
+            };
+        assert_eq!(result, first_result, "{window}-byte windows");
+        if result.is_ok() {
+            assert!(first == pieces, "{window}-byte windows changed the output");
+        }
     }
 });

@@ -19,7 +19,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use containerimage_provider::wim::codec::{decompressor, Compression};
+use containerimage_provider::wim::codec::{decompressor, Compression, Decompressor};
 
 fn chunks(pack: &[u8]) -> impl Iterator<Item = Result<(usize, &[u8]), String>> {
     let mut rest = pack;
@@ -45,15 +45,40 @@ fn cpu_seconds() -> f64 {
         .map_or(0.0, |ns| ns / 1e9)
 }
 
+/// Decodes one chunk whole or, with `in_pieces`, read piece by piece as
+/// the apply reads a solid chunk (from memory here).
+fn decode(
+    decoder: &mut dyn Decompressor,
+    data: &[u8],
+    output: &mut [u8],
+    in_pieces: bool,
+) -> Result<(), String> {
+    if !in_pieces {
+        return decoder.decompress(data, output).map_err(|e| e.to_string());
+    }
+    let mut read = |at: usize, buf: &mut [u8]| {
+        let piece = data
+            .get(at..at + buf.len())
+            .ok_or(std::io::ErrorKind::InvalidInput)?;
+        buf.copy_from_slice(piece);
+        Ok(())
+    };
+    match decoder.decompress_read(data.len(), &mut read, output) {
+        Some(result) => result.map_err(|e| e.to_string()),
+        None => Err("the codec cannot read a chunk in pieces".to_owned()),
+    }
+}
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [codec, pack_path, rounds, rest @ ..] = args.as_slice() else {
-        return Err("usage: codec_decode xpress|lzx|lzms PACK ROUNDS [OUT]".to_owned());
+        return Err("usage: codec_decode xpress|lzx|lzms|lzms-read PACK ROUNDS [OUT]".to_owned());
     };
-    let codec = match codec.as_str() {
-        "xpress" => Compression::Xpress,
-        "lzx" => Compression::Lzx,
-        "lzms" => Compression::Lzms,
+    let (codec, in_pieces) = match codec.as_str() {
+        "xpress" => (Compression::Xpress, false),
+        "lzx" => (Compression::Lzx, false),
+        "lzms" => (Compression::Lzms, false),
+        "lzms-read" => (Compression::Lzms, true),
         _ => return Err(format!("unknown codec {codec}")),
     };
     let rounds: u32 = rounds.parse().map_err(|_| "bad ROUNDS".to_owned())?;
@@ -74,9 +99,7 @@ fn main() -> Result<(), String> {
         for chunk in chunks(&pack) {
             let (size, data) = chunk?;
             let output = &mut buffer[..size];
-            decoder
-                .decompress(data, output)
-                .map_err(|e| e.to_string())?;
+            decode(decoder.as_mut(), data, output, in_pieces)?;
             out.write_all(output).map_err(|e| e.to_string())?;
         }
         out.flush().map_err(|e| e.to_string())?;
@@ -85,9 +108,7 @@ fn main() -> Result<(), String> {
     for _ in 0..rounds {
         for chunk in chunks(&pack) {
             let (size, data) = chunk?;
-            decoder
-                .decompress(data, &mut buffer[..size])
-                .map_err(|e| e.to_string())?;
+            decode(decoder.as_mut(), data, &mut buffer[..size], in_pieces)?;
         }
     }
     println!(

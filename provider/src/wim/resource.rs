@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::codec::{self, CodecError, Compression, Decompressor};
+use super::codec::{self, CodecError, Compression, Decompressor, ReadError};
 use super::format::{self, resource_flags, SolidResourceHeader};
 
 /// Largest chunk accepted in any resource (LZMS allows up to 1 GiB).
@@ -382,6 +382,26 @@ impl Source {
             return self.read_at(chunk.offset, out);
         }
         let stored = chunk.stored as usize;
+        let offset = chunk.offset;
+        if let Input::Kept(_) = input {
+            // A solid chunk: read in pieces where the codec can, rather
+            // than whole into memory of its own.
+            let codec = |source| ResourceError::Codec { offset, source };
+            let decoder = dec.get(chunk.codec, chunk.window as usize).map_err(codec)?;
+            let mut read = |at: usize, buf: &mut [u8]| match at.checked_add(buf.len()) {
+                Some(end) if end <= stored => read_exact_at(&self.file, buf, offset + at as u64),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a read past the end of the chunk",
+                )),
+            };
+            match decoder.decompress_read(stored, &mut read, out) {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(ReadError::Codec(source))) => return Err(codec(source)),
+                Some(Err(ReadError::Io(e))) => return Err(ResourceError::Io(e)),
+                None => {}
+            }
+        }
         let mut mapped;
         let input: &mut [u8] = match input {
             Input::Kept(buffer) => buffer.prepare(stored),
@@ -398,20 +418,18 @@ impl Source {
                 }
             },
         };
-        self.read_at(chunk.offset, input)?;
+        self.read_at(offset, input)?;
         dec.get(chunk.codec, chunk.window as usize)
             .and_then(|d| d.decompress(input, out))
-            .map_err(|source| ResourceError::Codec {
-                offset: chunk.offset,
-                source,
-            })
+            .map_err(|source| ResourceError::Codec { offset, source })
     }
 
     /// Decodes one chunk (checked by [`Self::chunk_ends`]) on this thread
     /// into `out`, exactly its size, with this thread's decompressors. Its
     /// compressed bytes are read into this thread's buffer or, too large
-    /// for the thread to keep (a solid chunk), into `raw`, which the
-    /// caller keeps for its next chunk.
+    /// for the thread to keep (a solid chunk), in pieces where the codec
+    /// can (LZMS: 1 MiB from each end at a time, no page made for the
+    /// rest), else into `raw`, which the caller keeps for its next chunk.
     pub(crate) fn decode_one(
         &self,
         chunk: &ChunkRef,
@@ -440,7 +458,8 @@ impl Source {
         out.reserve(ends.last().copied().unwrap_or(0));
         if let [one] = batch {
             if one.stored != one.size {
-                if one.stored as usize > KEEP_RAW {
+                // LZMS reads such a chunk in pieces.
+                if one.stored as usize > KEEP_RAW && one.codec != Compression::Lzms {
                     raw.reserve(one.stored as usize);
                 }
                 with_scratch(|scratch| {

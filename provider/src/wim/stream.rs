@@ -16,7 +16,8 @@
 //! each with one batch at a time: the blobs that start and end in a batch
 //! are handed to the sink at once, and a blob spanning batches as its
 //! chunks arrive, in batch order (see [`Solid`]). Memory stays bounded by
-//! one batch and its compressed bytes per thread.
+//! one batch per thread, and its compressed bytes (a solid LZMS chunk's,
+//! 1 MiB from each end at a time).
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -206,7 +207,8 @@ pub(crate) fn stream_blobs<S: BlobSink>(
     let starts = batch_starts(&pieces, &batches);
 
     // Decodes batch `k` into `into`, a single chunk's compressed bytes
-    // into `raw` when too large for the thread to keep (a solid chunk).
+    // into `raw` when too large for the thread to keep (a solid chunk) and
+    // not read in pieces.
     let decode = |k: usize, into: &mut Decoded, raw: &mut Buffer| -> Result<(), WimError> {
         let &(ci, cj) = batches.get(k).unwrap_or(&(0, 0));
         let batch = chunks.get(ci..cj).unwrap_or(&[]);
@@ -427,8 +429,8 @@ fn hash_slices(hashes: &mut [BlobHash], slices: &[Vec<&[u8]>]) {
     }
 }
 
-/// Decodes a batch (by its index) into the decoded buffer, solid chunks'
-/// compressed bytes read into the buffer given.
+/// Decodes a batch (by its index) into the decoded buffer, the compressed
+/// bytes of a solid chunk that is read whole into the buffer given.
 type DecodeBatch<'a> = dyn Fn(usize, &mut Decoded, &mut Buffer) -> Result<(), WimError> + Sync + 'a;
 
 /// Maps a thread's buffers for the batches of [`Solid`] and makes its
@@ -437,12 +439,12 @@ type ReserveBatch<'a> = dyn Fn(&mut Decoded, &mut Buffer) + Sync + 'a;
 
 /// The batches of a stream with solid chunks, decoded and written by a few
 /// threads at once. Each takes the next batch, decodes it into its own
-/// buffer (a solid chunk's compressed bytes into another of its own), and
-/// writes the blobs wholly inside it; pieces of blobs that run across
-/// batches are written in batch order, the turn handed from thread to
-/// thread with the blobs still open. Memory: one decoded batch and one
-/// solid chunk's compressed bytes per thread, all of it reused from batch
-/// to batch. A long chunk does not hold up the others, and the writing of
+/// buffer (the compressed bytes of a solid chunk read whole, not LZMS,
+/// into another of its own), and writes the blobs wholly inside it;
+/// pieces of blobs that run across batches are written in batch order,
+/// the turn handed from thread to thread with the blobs still open.
+/// Memory: one decoded batch per thread and those compressed bytes, all of
+/// it reused from batch to batch. A long chunk does not hold up the others, and the writing of
 /// one batch overlaps the decoding of the next ones.
 struct Solid<'a, S: BlobSink> {
     sink: &'a S,

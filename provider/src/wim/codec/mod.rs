@@ -57,6 +57,32 @@ pub trait Decompressor: Send {
     /// chunk's uncompressed size. Fails unless exactly `output.len()` bytes
     /// are produced from well-formed input.
     fn decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), CodecError>;
+
+    /// Decodes a chunk of `len` compressed bytes as [`Self::decompress`]
+    /// would, reading them piece by piece: `read(at, buf)` fills `buf`
+    /// with the chunk's bytes from `at`. `None` where the codec needs the
+    /// whole chunk in memory.
+    fn decompress_read(
+        &mut self,
+        len: usize,
+        read: &mut ReadChunk<'_>,
+        output: &mut [u8],
+    ) -> Option<Result<(), ReadError>> {
+        let _ = (len, read, output);
+        None
+    }
+}
+
+/// Reads a chunk's compressed bytes from a given offset within it.
+pub type ReadChunk<'a> = dyn FnMut(usize, &mut [u8]) -> std::io::Result<()> + 'a;
+
+/// Why [`Decompressor::decompress_read`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// A decompressor for `codec` able to handle chunks up to `max_chunk_size` bytes.

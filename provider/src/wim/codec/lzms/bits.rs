@@ -18,6 +18,15 @@ pub(super) struct BackwardBits<'a> {
     past_start: u64,
 }
 
+/// What a [`BackwardBits`] carries from one part of a chunk's bytes to
+/// the next: its loaded bits, and the zero bits loaded from past the start.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Suspended {
+    pub(super) buffer: u64,
+    pub(super) available: u32,
+    pub(super) past_start: u64,
+}
+
 impl<'a> BackwardBits<'a> {
     /// `input` must have an even length.
     pub(super) fn new(input: &'a [u8]) -> Self {
@@ -28,6 +37,28 @@ impl<'a> BackwardBits<'a> {
             input_len: input.len(),
             past_start: 0,
         }
+    }
+
+    /// A reader in the state `suspend` gave, reading on backwards from
+    /// the end of `unread`.
+    pub(super) fn resume(unread: &'a [u8], state: Suspended) -> Self {
+        BackwardBits {
+            unread,
+            buffer: state.buffer,
+            available: state.available,
+            input_len: unread.len(),
+            past_start: state.past_start,
+        }
+    }
+
+    /// The state to resume from, and the bytes left unread.
+    pub(super) fn suspend(&self) -> (Suspended, usize) {
+        let state = Suspended {
+            buffer: self.buffer,
+            available: self.available,
+            past_start: self.past_start,
+        };
+        (state, self.unread.len())
     }
 
     /// Makes at least [`REFILL_BITS`] bits available. Past the start of the

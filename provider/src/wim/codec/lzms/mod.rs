@@ -15,8 +15,8 @@ mod range;
 mod tables;
 mod x86;
 
-use super::{CodecError, Compression, Decompressor};
-use bits::BackwardBits;
+use super::{CodecError, Compression, Decompressor, ReadChunk, ReadError};
+use bits::{BackwardBits, Suspended};
 use huffman::AdaptiveCode;
 use range::{Decision, RangeDecoder};
 use tables::{length_slot, offset_slot, NUM_LENGTH_SLOTS};
@@ -44,9 +44,24 @@ const STREAM_OVERLAP_TOLERANCE_BITS: u64 = 32;
 /// Delta matches span 2^0 to 2^7 bytes.
 const NUM_DELTA_POWERS: usize = 8;
 
+/// Compressed bytes held from each end of a chunk read piece by piece
+/// ([`Decompressor::decompress_read`]); a chunk up to twice as large is
+/// read whole.
+const WINDOW: usize = 1 << 20;
+
+/// Most bytes one item takes from either end of a chunk, rounded up: five
+/// range-coded decisions of one 16-bit unit each at the front; at the back
+/// up to 105 bits (a delta match: four codewords of up to 15 bits and two
+/// values of up to 30) and the 64 bits the reader loads ahead.
+const ITEM_BYTES: usize = 32;
+
 /// Decodes LZMS chunks; create one per thread and reuse it.
 pub struct LzmsDecompressor {
     state: Box<State>,
+    /// The bytes held from the front and the back of a chunk read piece by
+    /// piece; their pages are made when first used.
+    front: Vec<u8>,
+    back: Vec<u8>,
 }
 
 /// Everything a chunk needs besides its input and output, allocated once.
@@ -110,6 +125,7 @@ impl Decisions {
 /// while the previous item was a match of the same kind, its source sits in
 /// slot 0 but is not yet visible, and repeat index `k` means slot `k + 1`.
 /// The fourth slot keeps the source that the pending one will push out.
+#[derive(Clone, Copy)]
 struct RecentSources<T> {
     slots: [T; 4],
 }
@@ -136,6 +152,34 @@ impl<T: Copy> RecentSources<T> {
         self.slots = slots;
         source
     }
+}
+
+/// How far a chunk's items have been decoded: what [`State::decode_items`]
+/// carries from one part of a chunk's bytes to the next.
+#[derive(Clone, Copy)]
+struct Cursor {
+    /// The next byte of output.
+    pos: usize,
+    previous: Item,
+    /// The recent bits of the literal-or-match decision.
+    is_match_recent: usize,
+    lz_recent: RecentSources<u32>,
+    /// (power, raw offset) pairs.
+    delta_recent: RecentSources<(u32, u32)>,
+}
+
+impl Cursor {
+    const START: Cursor = Cursor {
+        pos: 0,
+        previous: Item::Literal,
+        is_match_recent: 0,
+        lz_recent: RecentSources {
+            slots: [1, 2, 3, 4],
+        },
+        delta_recent: RecentSources {
+            slots: [(0, 1), (0, 2), (0, 3), (0, 4)],
+        },
+    };
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -172,6 +216,8 @@ impl LzmsDecompressor {
                 decisions: Decisions::new(),
                 x86: X86Filter::new(),
             }),
+            front: vec![0; WINDOW],
+            back: vec![0; WINDOW],
         })
     }
 }
@@ -190,10 +236,172 @@ impl Decompressor for LzmsDecompressor {
             return Err(corrupt("compressed size is odd"));
         }
         let range = RangeDecoder::new(input).ok_or(corrupt("compressed chunk is too short"))?;
-        self.state
-            .decode_items(range, BackwardBits::new(input), output)?;
+        self.state.reset(output.len());
+        let mut cursor = Cursor::START;
+        let (range, bits) = self.state.decode_items::<false>(
+            range,
+            BackwardBits::new(input),
+            output,
+            &mut cursor,
+            output.len(),
+        )?;
+        check_streams(
+            range.consumed_bytes() as u64,
+            bits.consumed_bits(),
+            input.len(),
+        )?;
         self.state.x86.undo(output);
         Ok(())
+    }
+
+    fn decompress_read(
+        &mut self,
+        len: usize,
+        read: &mut ReadChunk<'_>,
+        output: &mut [u8],
+    ) -> Option<Result<(), ReadError>> {
+        Some(self.decompress_in_pieces(len, read, output, WINDOW))
+    }
+}
+
+impl LzmsDecompressor {
+    /// [`Decompressor::decompress_read`] holding `window` bytes (at least
+    /// 256) from each end of the chunk at a time, rather than [`WINDOW`]:
+    /// smaller ones let tests and fuzzing move the windows often.
+    pub fn decompress_in_pieces(
+        &mut self,
+        len: usize,
+        read: &mut ReadChunk<'_>,
+        output: &mut [u8],
+        window: usize,
+    ) -> Result<(), ReadError> {
+        // Whole units, and parts of at least two items.
+        let window = window.max(8 * ITEM_BYTES).next_multiple_of(2);
+        let mut front = std::mem::take(&mut self.front);
+        let mut back = std::mem::take(&mut self.back);
+        let decoded = match len <= 2 * window {
+            true => self.read_whole(len, read, output, &mut front),
+            false => self.read_ends(len, read, output, [&mut front, &mut back], window),
+        };
+        self.front = front;
+        self.back = back;
+        decoded
+    }
+
+    /// [`Decompressor::decompress_read`] for a chunk small enough to read
+    /// whole into `into`.
+    fn read_whole(
+        &mut self,
+        len: usize,
+        read: &mut ReadChunk<'_>,
+        output: &mut [u8],
+        into: &mut Vec<u8>,
+    ) -> Result<(), ReadError> {
+        into.resize(len, 0);
+        read(0, into)?;
+        Ok(self.decompress(into, output)?)
+    }
+
+    /// [`Self::decompress_in_pieces`] for a chunk of more than `2 *
+    /// window` bytes: up to `window` bytes are held from each end, in
+    /// `front` for the range-coded stream and `back` for the bitstream.
+    /// The items are decoded in parts, each short enough that neither
+    /// stream can read past the bytes held ([`ITEM_BYTES`] per item, and
+    /// each item gives at least one byte); between parts, a window with
+    /// less than a quarter left moves on. A window that reaches its end of
+    /// the chunk stays, and its stream reads on past it as in
+    /// [`Decompressor::decompress`].
+    fn read_ends(
+        &mut self,
+        len: usize,
+        read: &mut ReadChunk<'_>,
+        output: &mut [u8],
+        [front, back]: [&mut Vec<u8>; 2],
+        window: usize,
+    ) -> Result<(), ReadError> {
+        if output.len() > MAX_CHUNK_SIZE {
+            return Err(CodecError::UnsupportedChunkSize {
+                codec: Compression::Lzms,
+                chunk_size: output.len(),
+            }
+            .into());
+        }
+        if !len.is_multiple_of(2) {
+            return Err(corrupt("compressed size is odd").into());
+        }
+        front.resize(window, 0);
+        back.resize(window, 0);
+        // The front window holds the chunk's bytes from `f0`, `f_len` of
+        // them, the next unread at `f_at`; the back window those from
+        // `b0`, `b_at` of them unread.
+        let (mut f0, mut f_len) = (0, window);
+        let (mut b0, mut b_at) = (len - window, window);
+        read(f0, front)?;
+        read(b0, back)?;
+        let range = RangeDecoder::new(front).ok_or(corrupt("compressed chunk is too short"))?;
+        let (mut coder, unread) = range.suspend();
+        let mut f_at = window - unread;
+        let mut loaded = Suspended::default();
+
+        self.state.reset(output.len());
+        let mut cursor = Cursor::START;
+        while cursor.pos < output.len() {
+            let front_last = f0 + f_len == len;
+            if !front_last && f_len - f_at < window / 4 {
+                front.copy_within(f_at..f_len, 0);
+                let kept = f_len - f_at;
+                f0 += f_at;
+                f_at = 0;
+                f_len = window.min(len - f0);
+                read(f0 + kept, &mut front[kept..f_len])?;
+            }
+            if b0 > 0 && b_at < window / 4 {
+                let end = b0 + b_at;
+                let start = end.saturating_sub(window);
+                back.copy_within(..b_at, b0 - start);
+                read(start, &mut back[..b0 - start])?;
+                (b0, b_at) = (start, end - start);
+            }
+            let f_left = match f0 + f_len == len {
+                true => usize::MAX,
+                false => f_len - f_at,
+            };
+            let b_left = match b0 {
+                0 => usize::MAX,
+                _ => b_at,
+            };
+            let end = (cursor.pos)
+                .saturating_add(f_left.min(b_left) / ITEM_BYTES)
+                .min(output.len());
+            let range = RangeDecoder::resume(&front[f_at..f_len], coder);
+            let bits = BackwardBits::resume(&back[..b_at], loaded);
+            let (range, bits) = self
+                .state
+                .decode_part(range, bits, output, &mut cursor, end)?;
+            let unread;
+            (coder, unread) = range.suspend();
+            f_at = f_len - unread;
+            (loaded, b_at) = bits.suspend();
+        }
+        let back_bits = ((len - b0 - b_at) as u64 * 8 + loaded.past_start)
+            .saturating_sub(u64::from(loaded.available));
+        check_streams((f0 + f_at) as u64, back_bits, len)?;
+        self.state.x86.undo(output);
+        Ok(())
+    }
+}
+
+/// The range coder reads a chunk from the front and the bitstream from the
+/// back; in a well-formed chunk they never cross. A small overlap is let
+/// through, as the last range-coder units read may be ones whose value
+/// does not matter.
+fn check_streams(front_bytes: u64, back_bits: u64, len: usize) -> Result<(), CodecError> {
+    let input_bits = (len as u64 & !1) * 8;
+    match front_bytes * 8 + back_bits > input_bits + STREAM_OVERLAP_TOLERANCE_BITS {
+        true => Err(corrupt(
+            "the chunk is truncated or damaged (its two streams overlap)",
+        )),
+        false => Ok(()),
     }
 }
 
@@ -208,32 +416,53 @@ impl State {
         self.decisions.reset();
     }
 
-    /// Decodes items until `out` is full.
-    fn decode_items(
+    /// [`Self::decode_items`] for one part of a chunk read in pieces: a
+    /// function of its own, as inlined into the loop over the parts, the
+    /// item loop took 4% more instructions.
+    #[inline(never)]
+    fn decode_part<'r, 'b>(
         &mut self,
-        mut range: RangeDecoder<'_>,
-        mut bits: BackwardBits<'_>,
+        range: RangeDecoder<'r>,
+        bits: BackwardBits<'b>,
         out: &mut [u8],
-    ) -> Result<(), CodecError> {
-        self.reset(out.len());
-        let mut lz_recent = RecentSources {
-            slots: [1u32, 2, 3, 4],
+        cursor: &mut Cursor,
+        end: usize,
+    ) -> Result<(RangeDecoder<'r>, BackwardBits<'b>), CodecError> {
+        self.decode_items::<true>(range, bits, out, cursor, end)
+    }
+
+    /// Decodes items from `cursor` on until `out` is full or, with
+    /// `PARTS`, an item would start at `end` or later; returns the two
+    /// readers.
+    #[inline(always)]
+    fn decode_items<'r, 'b, const PARTS: bool>(
+        &mut self,
+        mut range: RangeDecoder<'r>,
+        mut bits: BackwardBits<'b>,
+        out: &mut [u8],
+        cursor: &mut Cursor,
+        end: usize,
+    ) -> Result<(RangeDecoder<'r>, BackwardBits<'b>), CodecError> {
+        let end = match PARTS {
+            true => end.min(out.len()),
+            false => out.len(),
         };
-        // (power, raw offset) pairs.
-        let mut delta_recent = RecentSources {
-            slots: [(0u32, 1u32), (0, 2), (0, 3), (0, 4)],
-        };
-        let mut previous = Item::Literal;
-        let mut pos = 0usize;
-        // The recent bits of the literal-or-match decision, made for every
-        // item, kept in a local.
-        let mut is_match_recent = 0usize;
+        // Locals, not the cursor's fields, in the loop.
+        let Cursor {
+            mut pos,
+            mut previous,
+            mut is_match_recent,
+            mut lz_recent,
+            mut delta_recent,
+        } = *cursor;
 
         'items: loop {
             // A run of literals, in a loop of its own: the most frequent
             // items, and few values live.
             loop {
-                let Some(byte) = out.get_mut(pos) else {
+                // One bound for both ends: `out`'s, or the part's, which
+                // is no further.
+                let Some(byte) = out[..end].get_mut(pos) else {
                     break 'items;
                 };
                 if range.decode_with(&mut self.decisions.is_match.entries, &mut is_match_recent) {
@@ -285,17 +514,14 @@ impl State {
                 previous = Item::Delta;
             }
         }
-        // The range coder reads the buffer from the front and the bitstream
-        // from the back; in a well-formed chunk they never cross. A small
-        // overlap is let through, as the last range-coder units read may be
-        // ones whose value does not matter.
-        let used_bits = range.consumed_bytes() as u64 * 8 + bits.consumed_bits();
-        if used_bits > range.input_len() as u64 * 8 + STREAM_OVERLAP_TOLERANCE_BITS {
-            return Err(corrupt(
-                "the chunk is truncated or damaged (its two streams overlap)",
-            ));
-        }
-        Ok(())
+        *cursor = Cursor {
+            pos,
+            previous,
+            is_match_recent,
+            lz_recent,
+            delta_recent,
+        };
+        Ok((range, bits))
     }
 
     /// Decodes a delta match (the rarest item, kept out of the item loop)

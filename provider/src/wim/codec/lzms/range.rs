@@ -82,9 +82,21 @@ impl<'a> RangeDecoder<'a> {
         })
     }
 
-    /// The length of the input, in bytes (rounded down to whole units).
-    pub(super) fn input_len(&self) -> usize {
-        2 * self.input_units
+    /// A decoder in the state `suspend` gave, reading on from `unread`
+    /// (whole units).
+    pub(super) fn resume(unread: &'a [u8], (range, code): (u32, u32)) -> Self {
+        let (unread, _) = unread.as_chunks::<2>();
+        RangeDecoder {
+            unread,
+            range,
+            code,
+            input_units: unread.len(),
+        }
+    }
+
+    /// The state to resume from, and the bytes left unread.
+    pub(super) fn suspend(&self) -> ((u32, u32), usize) {
+        ((self.range, self.code), 2 * self.unread.len())
     }
 
     /// How many bytes have been read (never more than the input holds).

@@ -240,3 +240,94 @@ fn match_copies_agree_with_a_byte_by_byte_copy() {
         }
     }
 }
+
+/// Decodes `input` read in pieces through windows of `window` bytes,
+/// checking that every read lies within the chunk; returns the result as
+/// a codec result, and how many reads there were.
+fn decode_in_pieces(
+    d: &mut LzmsDecompressor,
+    input: &[u8],
+    out: &mut [u8],
+    window: usize,
+) -> (Result<(), CodecError>, usize) {
+    let mut reads = 0;
+    let mut read = |at: usize, buf: &mut [u8]| {
+        reads += 1;
+        let piece = at
+            .checked_add(buf.len())
+            .and_then(|end| input.get(at..end))
+            .unwrap_or_else(|| panic!("a read of {} bytes at {at} past the chunk", buf.len()));
+        buf.copy_from_slice(piece);
+        Ok(())
+    };
+    let result = match d.decompress_in_pieces(input.len(), &mut read, out, window) {
+        Ok(()) => Ok(()),
+        Err(ReadError::Codec(e)) => Err(e),
+        Err(ReadError::Io(e)) => panic!("no read failed, yet: {e}"),
+    };
+    (result, reads)
+}
+
+/// A chunk read in pieces, through windows small enough to move hundreds
+/// of times, decodes exactly as when read whole: wimlib's chunks, and the
+/// same damaged (a byte changed in the middle, the end cut off) give the
+/// same bytes or the same error.
+#[test]
+fn a_chunk_read_in_pieces_decodes_as_when_read_whole() {
+    let mut whole = LzmsDecompressor::new(1 << 20).expect("1 MiB chunks are supported");
+    let mut pieces = LzmsDecompressor::new(1 << 20).expect("1 MiB chunks are supported");
+    let mut most_reads = 0;
+    for (name, size, _, data) in fixtures() {
+        let mut changed = data.clone();
+        let middle = changed.len() / 2;
+        changed[middle] ^= 0x21;
+        let cut = &data[..data.len() / 2 & !1];
+        for (what, input) in [("whole", &data[..]), ("changed", &changed), ("cut", cut)] {
+            let mut expected = vec![0u8; size];
+            let want = whole.decompress(input, &mut expected);
+            for window in [256, 1000, 4096, 1 << 16] {
+                let mut out = vec![0x55u8; size];
+                let (got, reads) = decode_in_pieces(&mut pieces, input, &mut out, window);
+                assert_eq!(got, want, "{name} {what}, {window}-byte windows");
+                if want.is_ok() {
+                    assert!(out == expected, "{name} {what}, {window}-byte windows");
+                }
+                most_reads = most_reads.max(reads);
+            }
+        }
+    }
+    assert!(
+        most_reads > 500,
+        "the windows moved at most {most_reads} times"
+    );
+}
+
+/// A read that fails stops the decoding with its error.
+#[test]
+fn a_failed_read_is_passed_on() {
+    let (_, size, _, data) = fixtures()
+        .into_iter()
+        .max_by_key(|f| f.3.len())
+        .expect("fixtures");
+    let mut d = LzmsDecompressor::new(1 << 20).expect("1 MiB chunks are supported");
+    for fail_at in [0, 1, 5, 40] {
+        let mut reads = 0;
+        let mut read = |at: usize, buf: &mut [u8]| {
+            reads += 1;
+            if reads > fail_at {
+                return Err(std::io::Error::other("the disk went away"));
+            }
+            buf.copy_from_slice(&data[at..at + buf.len()]);
+            Ok(())
+        };
+        let mut out = vec![0u8; size];
+        match d.decompress_in_pieces(data.len(), &mut read, &mut out, 256) {
+            Err(ReadError::Io(e)) => assert_eq!(e.to_string(), "the disk went away"),
+            other => panic!("read {fail_at} failed, yet: {other:?}"),
+        }
+    }
+    // The decompressor is still good for the next chunk.
+    let mut out = vec![0u8; size];
+    let (result, _) = decode_in_pieces(&mut d, &data, &mut out, 256);
+    assert_eq!(result, Ok(()));
+}
