@@ -238,7 +238,8 @@ pub(crate) fn stream_blobs<S: BlobSink>(
         Some(_) => 1,
         None => rayon::current_num_threads().clamp(1, 4),
     };
-    // Readies this thread for the largest batch (see [`Solid::work`]).
+    // Readies this thread for any batch: buffers as large as the largest
+    // batch needs (see [`Solid::work`]).
     let reserve = |into: &mut Decoded, raw: &mut Buffer| {
         for &(ci, cj) in &batches {
             let batch = chunks.get(ci..cj).unwrap_or(&[]);
@@ -444,8 +445,9 @@ type ReserveBatch<'a> = dyn Fn(&mut Decoded, &mut Buffer) + Sync + 'a;
 /// pieces of blobs that run across batches are written in batch order,
 /// the turn handed from thread to thread with the blobs still open.
 /// Memory: one decoded batch per thread and those compressed bytes, all of
-/// it reused from batch to batch. A long chunk does not hold up the others, and the writing of
-/// one batch overlaps the decoding of the next ones.
+/// it reused from batch to batch. A long chunk does not hold up the
+/// others, and the writing of one batch overlaps the decoding of the next
+/// ones.
 struct Solid<'a, S: BlobSink> {
     sink: &'a S,
     layout: Layout<'a>,
