@@ -1,7 +1,7 @@
 //! LZMS decoding of arbitrary input: never panics, always fills exactly the
 //! output or fails, gives the same answer when the decompressor is reused,
-//! and the same again when the chunk is read in pieces through small
-//! windows, reading only within the chunk.
+//! and the same bytes (or a failure) again when the chunk is read in pieces
+//! through small windows, reading only within the chunk.
 //!
 //! Input: u32 little-endian output size (taken modulo 256 KiB + 1), then
 //! the compressed chunk.
@@ -45,7 +45,9 @@ fuzz_target!(|data: &[u8]| {
                 Err(ReadError::Codec(e)) => Err(e),
                 Err(ReadError::Io(e)) => panic!("no read failed, yet: {e}"),
             };
-        assert_eq!(result, first_result, "{window}-byte windows");
+        // Both fail, or both give the same bytes (a damaged chunk may fail
+        // for another reason first: the streams are checked part by part).
+        assert_eq!(result.is_ok(), first_result.is_ok(), "{window}-byte windows");
         if result.is_ok() {
             assert!(first == pieces, "{window}-byte windows changed the output");
         }

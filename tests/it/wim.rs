@@ -337,13 +337,15 @@ fn apply_solid_raw_chunks_matches_wimlib() {
 /// A solid WIM whose solid chunks (16 MiB) are each decoded and written by
 /// one of a thread per core, a file running across them written in order
 /// from thread to thread: the usual test tree plus 19 MB of compressible
-/// text and 3 MB of random data.
+/// text and 6 MB of random data. The chunk holding the random data is
+/// stored in 6.4 MB, so it is read 1 MiB from each end at a time; the
+/// last one, of counting text, expands about 72,000 times.
 fn capture_large_solid_chunks() -> Fixture {
     let build = |src: &Path| {
         make_tree(src);
         let numbers: String = (1..=2_600_000u32).map(|n| format!("{n}\n")).collect();
         fs::write(src.join("numbers.txt"), numbers).expect("write");
-        fs::write(src.join("random.bin"), random_bytes(77, 3_000_000)).expect("write");
+        fs::write(src.join("random.bin"), random_bytes(77, 6_000_000)).expect("write");
     };
     capture_tree(build, &["--solid", "--solid-chunk-size=16M"])
 }
@@ -386,6 +388,19 @@ fn apply_solid_large_chunks_matches_wimlib() {
     );
     assert_exit(&o, 1);
     assert_eq!(json_lines(&o)[0]["IsValid"], false);
+}
+
+/// Zeros as wimlib writes them in solid chunks: 16 MiB from 14 bytes.
+#[test]
+fn apply_solid_zeros_matches_wimlib() {
+    let build = |src: &Path| {
+        fs::write(src.join("zeros.bin"), vec![0u8; 29_000_000]).expect("write");
+        fs::write(src.join("t.txt"), "a little text\n").expect("write");
+    };
+    let fx = capture_tree(build, &["--solid", "--solid-chunk-size=16M"]);
+    let size = fs::metadata(&fx.wim).expect("wim").len();
+    assert!(size < 8192, "29 MB of zeros in {size} bytes");
+    apply_and_compare(&fx, 1);
 }
 
 #[test]

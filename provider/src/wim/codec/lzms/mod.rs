@@ -55,6 +55,14 @@ const WINDOW: usize = 1 << 20;
 /// values of up to 30) and the 64 bits the reader loads ahead.
 const ITEM_BYTES: usize = 32;
 
+/// Most output decoded between two checks that the chunk's two streams
+/// have not crossed. Past its end, each stream reads as zeros, which
+/// decode as literals: without the checks, a few damaged bytes claiming a
+/// 1 GiB chunk would be decoded to the end. Nothing else bounds a chunk's
+/// expansion: one match may repeat a byte a billion times, and wimlib
+/// writes 16 MiB of zeros as 14 bytes.
+const PART_OUTPUT: usize = 1 << 20;
+
 /// Decodes LZMS chunks; create one per thread and reuse it.
 pub struct LzmsDecompressor {
     state: Box<State>,
@@ -235,16 +243,28 @@ impl Decompressor for LzmsDecompressor {
         if !input.len().is_multiple_of(2) {
             return Err(corrupt("compressed size is odd"));
         }
-        let range = RangeDecoder::new(input).ok_or(corrupt("compressed chunk is too short"))?;
+        let mut range = RangeDecoder::new(input).ok_or(corrupt("compressed chunk is too short"))?;
+        let mut bits = BackwardBits::new(input);
         self.state.reset(output.len());
         let mut cursor = Cursor::START;
-        let (range, bits) = self.state.decode_items::<false>(
-            range,
-            BackwardBits::new(input),
-            output,
-            &mut cursor,
-            output.len(),
-        )?;
+        if output.len() <= PART_OUTPUT {
+            (range, bits) =
+                self.state
+                    .decode_items::<false>(range, bits, output, &mut cursor, output.len())?;
+        }
+        // A larger chunk in parts, the streams checked after each: a
+        // damaged chunk stops within a part of where they cross.
+        while cursor.pos < output.len() {
+            let end = cursor.pos.saturating_add(PART_OUTPUT);
+            (range, bits) = self
+                .state
+                .decode_part(range, bits, output, &mut cursor, end)?;
+            check_streams(
+                range.consumed_bytes() as u64,
+                bits.consumed_bits(),
+                input.len(),
+            )?;
+        }
         check_streams(
             range.consumed_bytes() as u64,
             bits.consumed_bits(),
@@ -371,7 +391,7 @@ impl LzmsDecompressor {
                 _ => b_at,
             };
             let end = (cursor.pos)
-                .saturating_add(f_left.min(b_left) / ITEM_BYTES)
+                .saturating_add((f_left.min(b_left) / ITEM_BYTES).min(PART_OUTPUT))
                 .min(output.len());
             let range = RangeDecoder::resume(&front[f_at..f_len], coder);
             let bits = BackwardBits::resume(&back[..b_at], loaded);
@@ -382,6 +402,9 @@ impl LzmsDecompressor {
             (coder, unread) = range.suspend();
             f_at = f_len - unread;
             (loaded, b_at) = bits.suspend();
+            let back_bits = ((len - b0 - b_at) as u64 * 8 + loaded.past_start)
+                .saturating_sub(u64::from(loaded.available));
+            check_streams((f0 + f_at) as u64, back_bits, len)?;
         }
         let back_bits = ((len - b0 - b_at) as u64 * 8 + loaded.past_start)
             .saturating_sub(u64::from(loaded.available));
