@@ -282,7 +282,7 @@ fn a_chunk_read_in_pieces_decodes_as_when_read_whole() {
         let mut changed = data.clone();
         let middle = changed.len() / 2;
         changed[middle] ^= 0x21;
-        let cut = &data[..data.len() / 2 & !1];
+        let cut = &data[..(data.len() / 2) & !1];
         for (what, input) in [("whole", &data[..]), ("changed", &changed), ("cut", cut)] {
             let mut expected = vec![0u8; size];
             let want = whole.decompress(input, &mut expected);
