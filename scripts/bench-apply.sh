@@ -19,7 +19,7 @@
 #
 # Usage: scripts/bench-apply.sh [--size MB] [--runs N] [--codecs LIST] [--memory [MB]]
 #                               [--perf] [--one-thread] [--reference-only] [--workdir DIR]
-#                               [--wimlib PATH]
+#                               [--wimlib PATH] [--log FILE]
 #   --size MB         size of the generated tree (default 300)
 #   --runs N          timed runs per tool and WIM (default 5), medians reported
 #   --codecs LIST     comma-separated subset of XPRESS,LZX,LZMS,solid (default all)
@@ -35,6 +35,10 @@
 #   --reference-only  time wimlib-imagex against itself (checks the harness; no cargo build)
 #   --workdir DIR     keep the tree and WIMs in DIR and reuse them on the next run
 #                     (default: a temporary folder in /dev/shm, removed at the end)
+#   --log FILE        also append every timed round to FILE, one line each (time, commit,
+#                     WIM, round, then wall and CPU seconds of wimlib, ours, and ours on
+#                     one thread or -), for scripts/bench-pool.py to pool rounds across
+#                     runs of this script: one run's medians move with the machine's drift
 #   --wimlib PATH     the reference wimlib-imagex binary (default: the one on PATH,
 #                     Debian's); e.g. /opt/wimlib-1.14.5/bin/wimlib-imagex, built from
 #                     the release tarball with ./configure --prefix=/opt/wimlib-1.14.5. WIMs missing from the
@@ -54,6 +58,7 @@ one_thread=0
 reference_only=0
 workdir=
 imagex=wimlib-imagex
+log=
 
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" | sed -n '/^Usage/,$p'; }
 die() { echo "bench-apply: $*" >&2; exit 1; }
@@ -72,6 +77,7 @@ while [ $# -gt 0 ]; do
     --reference-only) reference_only=1; shift ;;
     --workdir) workdir=${2:?--workdir needs a folder}; shift 2 ;;
     --wimlib) imagex=${2:?--wimlib needs the path of a wimlib-imagex binary}; shift 2 ;;
+    --log) log=${2:?--log needs a file}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -249,6 +255,16 @@ for codec in "${codec_list[@]}"; do
     done
   done
 
+  if [ -n "$log" ] && [ "$ours_ok" = 1 ]; then
+    [ -s "$log" ] || echo "# time commit wim round wimlib_wall wimlib_cpu ours_wall ours_cpu ours1_wall ours1_cpu" >"$log"
+    if [ "$one_thread" = 1 ]; then ones=$work/ours1.runs; else ones=/dev/null; fi
+    stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    commit=$(git -C "$here" describe --always --dirty 2>/dev/null || echo unknown)
+    paste -d' ' "$work/wimlib.runs" "$work/ours.runs" "$ones" |
+      awk -v t="$stamp" -v c="$commit" -v w="$codec" '{
+        one = (NF >= 9) ? $7 " " $9 : "- -"
+        print t, c, w, NR, $1, $3, $4, $6, one }' >>"$log"
+  fi
   w_time=$(cut -d' ' -f1 "$work/wimlib.runs" | median)
   w_rss=$(cut -d' ' -f2 "$work/wimlib.runs" | sort -n | tail -n 1)
   w_cpu=$(cut -d' ' -f3 "$work/wimlib.runs" | median)

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Pools the rounds that scripts/bench-apply.sh --log wrote, across its runs.
+
+Usage: scripts/bench-pool.py LOG [--commit PREFIX] [--goal 0.55]
+
+One run of bench-apply.sh gives each tool's median over a few minutes, and
+this machine's speed drifts by up to a third within minutes, so a single
+run's medians can land either side of a goal that is a few percent away.
+Each round's runs are seconds apart, so the ratio of ours to wimlib's in
+the same round cancels most of the drift; pooling those ratios over runs
+made at different times narrows the estimate further.
+
+For each WIM, over every logged round (of commits starting with PREFIX,
+if given): the number of rounds and runs, then for our CPU time over
+wimlib's and for our wall time over wimlib's, the median of the rounds'
+ratios with a 95% confidence interval for it. The interval is the
+distribution-free one of the sign test: order statistics chosen from the
+binomial distribution, nothing assumed about the ratios' spread. A goal
+counts as met when the whole interval is within it: CPU ratio at most 1,
+wall ratio at most the goal (DESIGN.md §6). With one thread logged, the
+same for our one-thread CPU time. Exit status 0 when every goal is met,
+1 when one is not, 2 on bad input.
+"""
+import argparse
+import math
+import sys
+
+
+def median_interval(values, confidence=0.95):
+    """The median of `values` and a distribution-free interval for it."""
+    xs = sorted(values)
+    n = len(xs)
+    mid = (xs[(n - 1) // 2] + xs[n // 2]) / 2
+    # The largest k with P(B(n, 1/2) < k) <= (1 - confidence) / 2; the
+    # interval is then [x_(k), x_(n+1-k)] (1-based), or none when n is too
+    # small for any k >= 1.
+    tail = (1 - confidence) / 2
+    below, k = 0.0, 0
+    while k < n:
+        p = math.comb(n, k) / 2**n
+        if below + p > tail:
+            break
+        below += p
+        k += 1
+    if k == 0:
+        return mid, None, None
+    return mid, xs[k - 1], xs[n - k]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("log")
+    parser.add_argument("--commit", default="", help="only rounds of commits starting with this")
+    parser.add_argument("--goal", type=float, default=0.55, help="wall-time goal (default 0.55)")
+    args = parser.parse_args()
+
+    rounds = {}
+    runs = {}
+    try:
+        with open(args.log, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.startswith("#") or not line.strip():
+                    continue
+                fields = line.split()
+                if len(fields) != 10:
+                    print(f"{args.log}:{number}: expected 10 fields, found {len(fields)}", file=sys.stderr)
+                    return 2
+                stamp, commit, wim = fields[0], fields[1], fields[2]
+                if not commit.startswith(args.commit):
+                    continue
+                try:
+                    w_wall, w_cpu, o_wall, o_cpu = (float(x) for x in fields[4:8])
+                    one = None if fields[9] == "-" else float(fields[9])
+                except ValueError:
+                    print(f"{args.log}:{number}: not a number", file=sys.stderr)
+                    return 2
+                if min(w_wall, w_cpu) <= 0:
+                    print(f"{args.log}:{number}: wimlib's times must be positive", file=sys.stderr)
+                    return 2
+                rounds.setdefault(wim, []).append((o_cpu / w_cpu, o_wall / w_wall, None if one is None else one / w_cpu))
+                runs.setdefault(wim, set()).add((stamp, commit))
+    except OSError as e:
+        print(f"{args.log}: {e.strerror}", file=sys.stderr)
+        return 2
+    if not rounds:
+        print("no rounds logged" + (f" for commits {args.commit}*" if args.commit else ""), file=sys.stderr)
+        return 2
+
+    def cell(values, limit):
+        mid, low, high = median_interval(values)
+        if low is None:
+            return f"{mid:.3f} (too few rounds for an interval)", False
+        return f"{mid:.3f} ({low:.3f}–{high:.3f})", high <= limit
+
+    all_met = True
+    print("| WIM | rounds (runs) | CPU ours / wimlib: median (95% interval) | wall ours / wimlib | one thread: CPU ours / wimlib | goal |")
+    print("|---|---|---|---|---|---|")
+    order = ["XPRESS", "LZX", "LZMS", "solid"]
+    for wim in sorted(rounds, key=lambda w: (order.index(w) if w in order else len(order), w)):
+        values = rounds[wim]
+        cpu, cpu_met = cell([v[0] for v in values], 1.0)
+        wall, wall_met = cell([v[1] for v in values], args.goal)
+        ones = [v[2] for v in values if v[2] is not None]
+        one = cell(ones, 1.0)[0] if ones else "-"
+        met = cpu_met and wall_met
+        all_met &= met
+        print(f"| {wim} | {len(values)} ({len(runs[wim])}) | {cpu} | {wall} | {one} | {'met' if met else 'NOT MET'} |")
+    stamps = sorted({s for r in runs.values() for s, _ in r})
+    commits = sorted({c for r in runs.values() for _, c in r})
+    print()
+    print(f"Runs from {stamps[0]} to {stamps[-1]}; commits {', '.join(commits)}.")
+    return 0 if all_met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
