@@ -109,6 +109,9 @@ need python3 python3
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing; install it with: apt-get install -y time"
 if [ "$perf" = 1 ]; then need perf linux-perf; fi
 
+# When this run started: every round it logs carries it (--log).
+stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
 # Machine and load, for the record.
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
@@ -258,7 +261,6 @@ for codec in "${codec_list[@]}"; do
   if [ -n "$log" ] && [ "$ours_ok" = 1 ]; then
     [ -s "$log" ] || echo "# time commit wim round wimlib_wall wimlib_cpu ours_wall ours_cpu ours1_wall ours1_cpu" >"$log"
     if [ "$one_thread" = 1 ]; then ones=$work/ours1.runs; else ones=/dev/null; fi
-    stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     commit=$(git -C "$here" describe --always --dirty 2>/dev/null || echo unknown)
     paste -d' ' "$work/wimlib.runs" "$work/ours.runs" "$ones" |
       awk -v t="$stamp" -v c="$commit" -v w="$codec" '{
