@@ -39,6 +39,7 @@
 #                     WIM, round, then wall and CPU seconds of wimlib, ours, and ours on
 #                     one thread or -), for scripts/bench-pool.py to pool rounds across
 #                     runs of this script: one run's medians move with the machine's drift
+#                     (one file per reference wimlib: the lines do not name it)
 #   --wimlib PATH     the reference wimlib-imagex binary (default: the one on PATH,
 #                     Debian's); e.g. /opt/wimlib-1.14.5/bin/wimlib-imagex, built from
 #                     the release tarball with ./configure --prefix=/opt/wimlib-1.14.5. WIMs missing from the

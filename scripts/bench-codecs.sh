@@ -15,10 +15,13 @@
 # each decode the whole pack once to a file, the two files are compared byte
 # for byte (and with the original data), then each decodes the pack ROUNDS
 # times and reports the CPU time of those rounds alone, measured in process
-# (reading the pack is not counted). The pair is run BENCH_REPEAT times
-# alternately and the best CPU time of each side is kept. Ratio = our
-# throughput ÷ theirs per CPU second (≥ 1.0: ours is at least as fast per
-# core).
+# (reading the pack is not counted). The pair is run BENCH_REPEAT times,
+# who goes first alternating, and the best CPU time of each side is kept.
+# Ratio = our throughput ÷ theirs per CPU second (≥ 1.0: ours is at least as
+# fast per core), of the bests, and pair by pair (the median of the pairs'
+# ratios, with the lowest and highest: the two runs of a pair are seconds
+# apart, so the machine's drift mostly cancels, which it does not between
+# the bests).
 #
 # Needs: cc, python3, and wimlib built from source (default prefix
 # /opt/wimlib-1.14.5, built from the release tarball with
@@ -102,9 +105,10 @@ cpu_of() { sed -n 's/.*cpu_seconds=\([0-9.]*\).*/\1/p' "$1"; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "reference: $("$imagex" --version | head -1); ours: $(git -C "$root" rev-parse --short HEAD)"
 echo "$rounds rounds per measurement, best of $repeat alternating runs; MB/s of decoded data per CPU second"
+echo "ratio: of the bests; pair by pair: wimlib's CPU time over ours in each pair of runs, median (lowest–highest)"
 echo
-echo "| codec, chunk | data | chunks | in → out MB | ours MB/s | wimlib MB/s | ratio |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+echo "| codec, chunk | data | chunks | in → out MB | ours MB/s | wimlib MB/s | ratio | pair by pair |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
 status=0
 for config in "${configs[@]}"; do
     codec=${config%%:*} chunk=${config##*:}
@@ -139,20 +143,35 @@ for config in "${configs[@]}"; do
         fi
         rm -f "$work/out-ours" "$work/out-theirs"
         best_ours=9e9 best_theirs=9e9
+        pairs=()
         for ((i = 0; i < repeat; i++)); do
-            "$ours" "$name" "$pack" "$rounds" >"$work/o.txt"
-            "$theirs" "$name" "$pack" "$rounds" >"$work/t.txt"
-            best_ours=$(awk -v a="$best_ours" -v b="$(cpu_of "$work/o.txt")" 'BEGIN { print (b < a ? b : a) }')
-            best_theirs=$(awk -v a="$best_theirs" -v b="$(cpu_of "$work/t.txt")" 'BEGIN { print (b < a ? b : a) }')
+            # Who goes first alternates, so that neither always runs on a
+            # cooler machine.
+            if ((i % 2 == 0)); then
+                "$ours" "$name" "$pack" "$rounds" >"$work/o.txt"
+                "$theirs" "$name" "$pack" "$rounds" >"$work/t.txt"
+            else
+                "$theirs" "$name" "$pack" "$rounds" >"$work/t.txt"
+                "$ours" "$name" "$pack" "$rounds" >"$work/o.txt"
+            fi
+            o_cpu=$(cpu_of "$work/o.txt") t_cpu=$(cpu_of "$work/t.txt")
+            best_ours=$(awk -v a="$best_ours" -v b="$o_cpu" 'BEGIN { print (b < a ? b : a) }')
+            best_theirs=$(awk -v a="$best_theirs" -v b="$t_cpu" 'BEGIN { print (b < a ? b : a) }')
+            pairs+=("$(awk -v o="$o_cpu" -v t="$t_cpu" 'BEGIN { print t / o }')")
         done
+        # The ratio pair by pair (the two runs of a pair are seconds apart,
+        # so the machine's drift mostly cancels): median, lowest, highest.
+        pair_ratio=$(printf '%s\n' "${pairs[@]}" | sort -g | awk '{ v[NR] = $1 }
+            END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                  printf "%.3f (%.3f–%.3f)", m, v[1], v[NR] }')
         chunks=$(python3 -c 'import struct,sys
 d=open(sys.argv[1],"rb").read(); n=at=0
 while at+8<=len(d): n+=1; at+=8+struct.unpack_from("<I",d,at+4)[0]
 print(n)' "$pack")
         awk -v c="$codec $chunk" -v k="$kind" -v n="$chunks" -v i="$(stat -c %s "$pack")" -v o="$out_bytes" \
-            -v r="$rounds" -v a="$best_ours" -v b="$best_theirs" 'BEGIN {
+            -v r="$rounds" -v a="$best_ours" -v b="$best_theirs" -v p="$pair_ratio" 'BEGIN {
             mo = o * r / a / 1e6; mt = o * r / b / 1e6
-            printf "| %s | %s | %d | %.1f → %.1f | %.0f | %.0f | %.2f |\n", c, k, n, i / 1e6, o / 1e6, mo, mt, mo / mt }'
+            printf "| %s | %s | %d | %.1f → %.1f | %.0f | %.0f | %.2f | %s |\n", c, k, n, i / 1e6, o / 1e6, mo, mt, mo / mt, p }'
     done
 done
 exit "$status"
