@@ -357,11 +357,8 @@ impl Source {
                 chunk.offset
             )));
         }
-        // No codec but LZMS expands data this much (its decoder stops a
-        // damaged chunk early instead: one LZMS match may be a billion
-        // bytes long, and wimlib writes 16 MiB of zeros as 14 bytes).
-        if chunk.codec != Compression::Lzms && u64::from(chunk.size) > u64::from(chunk.stored) << 16
-        {
+        let limit = chunk.codec.max_expansion();
+        if limit.is_some_and(|limit| u64::from(chunk.size) > u64::from(chunk.stored) * limit) {
             return Err(corrupt(format!(
                 "the chunk at offset {} claims {} bytes from {} stored",
                 chunk.offset, chunk.size, chunk.stored

@@ -35,6 +35,21 @@ impl fmt::Display for Compression {
     }
 }
 
+impl Compression {
+    /// The most a chunk can claim per stored byte before a reader refuses
+    /// it unread: no XPRESS or LZX chunk expands 65,536 times. `None` for
+    /// LZMS, where one match may repeat a byte a billion times (wimlib
+    /// writes 16 MiB of zeros as 14 bytes): its decoder stops a damaged
+    /// chunk itself, checking every 1 MiB of output that its two streams
+    /// have not crossed.
+    pub fn max_expansion(self) -> Option<u64> {
+        match self {
+            Compression::Lzms => None,
+            Compression::None | Compression::Xpress | Compression::Lzx => Some(1 << 16),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
     /// The compressed data is damaged or does not decode to the declared size.

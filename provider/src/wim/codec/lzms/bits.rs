@@ -27,6 +27,14 @@ pub(super) struct Suspended {
     pub(super) past_start: u64,
 }
 
+impl Suspended {
+    /// How many bits had been used when the reader was suspended, `loaded`
+    /// bytes having been loaded from the end of the input.
+    pub(super) fn consumed_bits(&self, loaded: usize) -> u64 {
+        (loaded as u64 * 8 + self.past_start).saturating_sub(u64::from(self.available))
+    }
+}
+
 impl<'a> BackwardBits<'a> {
     /// `input` must have an even length.
     pub(super) fn new(input: &'a [u8]) -> Self {
@@ -112,8 +120,8 @@ impl<'a> BackwardBits<'a> {
     /// How many bits have been used so far (possibly more than the input
     /// holds, if the data is corrupt).
     pub(super) fn consumed_bits(&self) -> u64 {
-        ((self.input_len - self.unread.len()) as u64 * 8 + self.past_start)
-            .saturating_sub(u64::from(self.available))
+        let (state, unread) = self.suspend();
+        state.consumed_bits(self.input_len - unread)
     }
 
     /// The next `count` bits (1..=32) without consuming them.

@@ -259,22 +259,14 @@ impl Decompressor for LzmsDecompressor {
             (range, bits) = self
                 .state
                 .decode_part(range, bits, output, &mut cursor, end)?;
-            check_streams(
-                range.consumed_bytes() as u64,
-                bits.consumed_bits(),
-                input.len(),
-            )?;
+            check_readers(&range, &bits, input.len())?;
         }
         // A chunk in one part is checked here, apart: with the two paths
         // in one loop, or this check inside the branch above, the item
         // loop inlined in this function took 0.4-1.5% more instructions
         // (cachegrind, 128 KiB chunks).
         if output.len() <= PART_OUTPUT {
-            check_streams(
-                range.consumed_bytes() as u64,
-                bits.consumed_bits(),
-                input.len(),
-            )?;
+            check_readers(&range, &bits, input.len())?;
         }
         self.state.x86.undo(output);
         Ok(())
@@ -407,9 +399,11 @@ impl LzmsDecompressor {
             (coder, unread) = range.suspend();
             f_at = f_len - unread;
             (loaded, b_at) = bits.suspend();
-            let back_bits = ((len - b0 - b_at) as u64 * 8 + loaded.past_start)
-                .saturating_sub(u64::from(loaded.available));
-            check_streams((f0 + f_at) as u64, back_bits, len)?;
+            check_streams(
+                (f0 + f_at) as u64,
+                loaded.consumed_bits(len - b0 - b_at),
+                len,
+            )?;
             if cursor.pos >= output.len() {
                 break;
             }
@@ -417,6 +411,15 @@ impl LzmsDecompressor {
         self.state.x86.undo(output);
         Ok(())
     }
+}
+
+/// [`check_streams`] for the two readers of a chunk of `len` bytes.
+fn check_readers(
+    range: &RangeDecoder<'_>,
+    bits: &BackwardBits<'_>,
+    len: usize,
+) -> Result<(), CodecError> {
+    check_streams(range.consumed_bytes() as u64, bits.consumed_bits(), len)
 }
 
 /// The range coder reads a chunk from the front and the bitstream from the
