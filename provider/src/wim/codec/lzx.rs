@@ -377,30 +377,91 @@ impl Decompressor for LzxDecompressor {
 /// as the compressor wrote them, back into relative ones. Positions are
 /// relative to the chunk; no call starts in the last 10 bytes.
 fn undo_e8_translation(data: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    // SAFETY: the function needs only SSE2, which every x86-64 processor
+    // has. Its vector compares find the E8 bytes 64 positions at a time,
+    // in a third fewer instructions than a search call per E8 byte.
+    unsafe {
+        undo_e8_sse2(data)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    undo_e8_with(data, |block| {
+        let mut mask = 0u64;
+        for (k, &byte) in block.iter().enumerate() {
+            mask |= u64::from(byte == 0xE8) << k;
+        }
+        mask
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn undo_e8_sse2(data: &mut [u8]) {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set1_epi8, _mm_set_epi64x};
+    undo_e8_with(data, |block| {
+        let word = |k: usize| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&block[k..k + 8]);
+            i64::from_le_bytes(word)
+        };
+        let e8 = _mm_set1_epi8(0xE8u8 as i8);
+        let mut mask = 0u64;
+        for part in 0..4 {
+            let at = part * 16;
+            let equal = _mm_cmpeq_epi8(_mm_set_epi64x(word(at + 8), word(at)), e8);
+            mask |= u64::from(_mm_movemask_epi8(equal) as u16) << at;
+        }
+        mask
+    })
+}
+
+/// The translation loop; `mask_of` gives the E8 bytes of a 64-byte block
+/// as a bit mask (bit k for byte k). x86 code has an E8 byte every 50 to
+/// 100 bytes, too often for a search call each.
+#[inline(always)]
+fn undo_e8_with(data: &mut [u8], mask_of: impl Fn(&[u8; 64]) -> u64) {
     if data.len() <= 10 {
         return;
     }
     let limit = data.len() - 10;
     let mut i = 0;
-    while let Some(found) = memchr::memchr(0xE8, &data[i..limit]) {
-        let at = i + found;
-        let target = &mut data[at + 1..at + 5];
-        let mut word = [0u8; 4];
-        word.copy_from_slice(target);
-        let absolute = i32::from_le_bytes(word);
-        let position = at as i32;
-        let relative = if absolute >= 0 {
-            (absolute < E8_FILE_SIZE).then(|| absolute - position)
-        } else {
-            (absolute >= -position).then(|| absolute + E8_FILE_SIZE)
+    while i < limit {
+        let n = (limit - i).min(64);
+        let mut mask = match data.get(i..i + 64) {
+            Some(block) => {
+                let mut whole = [0u8; 64];
+                whole.copy_from_slice(block);
+                mask_of(&whole) & (u64::MAX >> (64 - n))
+            }
+            None => {
+                let mut whole = [0u8; 64];
+                whole[..n].copy_from_slice(&data[i..limit]);
+                mask_of(&whole) & (u64::MAX >> (64 - n))
+            }
         };
-        if let Some(relative) = relative {
-            target.copy_from_slice(&relative.to_le_bytes());
+        let mut next = i + n;
+        while mask != 0 {
+            let k = mask.trailing_zeros();
+            let at = i + k as usize;
+            let target = &mut data[at + 1..at + 5];
+            let mut word = [0u8; 4];
+            word.copy_from_slice(target);
+            let absolute = i32::from_le_bytes(word);
+            let position = at as i32;
+            let relative = if absolute >= 0 {
+                (absolute < E8_FILE_SIZE).then(|| absolute - position)
+            } else {
+                (absolute >= -position).then(|| absolute + E8_FILE_SIZE)
+            };
+            if let Some(relative) = relative {
+                target.copy_from_slice(&relative.to_le_bytes());
+            }
+            // The call's four target bytes are not opcodes.
+            mask &= !(0x1F_u128 << k) as u64;
+            next = next.max(at + 5);
         }
-        i = at + 5;
-        if i >= limit {
-            break;
-        }
+        i = next;
     }
 }
 
@@ -593,6 +654,71 @@ mod tests {
         expected[10..14].copy_from_slice(&(E8_FILE_SIZE - 3).to_le_bytes());
         undo_e8_translation(&mut data);
         assert_eq!(data, expected);
+    }
+
+    /// The translation one byte at a time, as the format describes it.
+    fn undo_e8_bytewise(data: &mut [u8]) {
+        let mut i = 0;
+        while i + 10 < data.len() {
+            if data[i] == 0xE8 {
+                let mut word = [0u8; 4];
+                word.copy_from_slice(&data[i + 1..i + 5]);
+                let absolute = i32::from_le_bytes(word);
+                let position = i as i32;
+                if (-position..E8_FILE_SIZE).contains(&absolute) {
+                    let relative = if absolute >= 0 {
+                        absolute - position
+                    } else {
+                        absolute + E8_FILE_SIZE
+                    };
+                    data[i + 1..i + 5].copy_from_slice(&relative.to_le_bytes());
+                }
+                i += 5;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn e8_translation_matches_a_bytewise_pass_across_blocks() {
+        // Dense E8 bytes (one in 4 to one in 40), calls straddling the
+        // 64-byte blocks the pass scans, targets in and out of range, and
+        // lengths around the block size and the 10-byte tail.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for density in [4u64, 10, 40] {
+            for len in [
+                0usize, 10, 11, 15, 63, 64, 65, 74, 75, 128, 137, 1000, 32768,
+            ] {
+                let mut data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let r = next();
+                        if r % density == 0 {
+                            0xE8
+                        } else {
+                            (r >> 8) as u8
+                        }
+                    })
+                    .collect();
+                // Some targets small enough to be translated.
+                for at in (0..len.saturating_sub(5)).step_by(7) {
+                    if data[at] == 0xE8 && next() % 2 == 0 {
+                        let target = (next() % 70_000) as i32 - 35_000;
+                        data[at + 1..at + 5].copy_from_slice(&target.to_le_bytes());
+                    }
+                }
+                let mut expected = data.clone();
+                undo_e8_bytewise(&mut expected);
+                undo_e8_translation(&mut data);
+                assert_eq!(data, expected, "length {len}, density {density}");
+            }
+        }
     }
 
     fn first_chunk(file: &[u8]) -> (Vec<u8>, usize) {
