@@ -2,15 +2,18 @@
 //! of the stream index a root table; codewords longer than that continue in
 //! sub-tables placed after the root.
 //!
-//! An entry is `symbol << 8 | length` for a codeword (the length counts the
-//! bits still to consume at that level), or `start << 8 | SUBTABLE | bits` for
-//! the root entry of a prefix whose codewords continue in a sub-table of
-//! `1 << bits` entries at `start`.
+//! An entry is 16 bits: `symbol << 4 | length` for a codeword (the length
+//! counts the bits still to consume at that level), or `start << 4 | bits`
+//! for the root entry of a prefix whose codewords continue in a sub-table of
+//! `1 << bits` entries at `start`. Sub-tables start after the root and every
+//! symbol is below the root's size, so an entry whose upper part is at least
+//! the root's size points to a sub-table. Two bytes an entry halve the cache
+//! the tables take: an LZX block's main and length roots fill 6 KiB of the
+//! first-level cache that the 32 KiB chunk being written also needs.
 
 use super::bits::BitReader;
 
-const SUBTABLE: u32 = 0x80;
-const LENGTH_MASK: u32 = 0x1F;
+const LENGTH_MASK: u32 = 0xF;
 /// Longest codeword of any code used here (LZX main and length codes).
 pub(crate) const MAX_CODEWORD_LEN: usize = 16;
 
@@ -22,6 +25,8 @@ pub(crate) enum HuffmanError {
     Incomplete,
     #[error("Huffman codeword too long")]
     TooLong,
+    #[error("more Huffman symbols than the table can tell from sub-tables")]
+    TooManySymbols,
 }
 
 impl HuffmanError {
@@ -30,6 +35,9 @@ impl HuffmanError {
             HuffmanError::OverSubscribed => "over-subscribed Huffman code",
             HuffmanError::Incomplete => "incomplete Huffman code",
             HuffmanError::TooLong => "Huffman codeword too long",
+            HuffmanError::TooManySymbols => {
+                "more Huffman symbols than the table can tell from sub-tables"
+            }
         }
     }
 }
@@ -38,13 +46,17 @@ impl HuffmanError {
 /// (`SIZE` a power of two, large enough for the worst-case sub-tables of the
 /// code it is used for; building fails rather than overflow).
 pub(crate) struct DecodeTable<const BITS: u32, const SIZE: usize> {
-    entries: Box<[u32; SIZE]>,
+    entries: Box<[u16; SIZE]>,
     /// Scratch: symbols sorted by codeword length.
     sorted: Vec<u16>,
 }
 
 impl<const BITS: u32, const SIZE: usize> DecodeTable<BITS, SIZE> {
+    /// Entries hold a start below 4096 and root lengths below 16.
+    const LAYOUT_FITS: () = assert!(SIZE <= 4096 && BITS <= 11 && SIZE >= 1 << BITS);
+
     pub(crate) fn new() -> Self {
+        let () = Self::LAYOUT_FITS;
         DecodeTable {
             entries: Box::new([0; SIZE]),
             sorted: Vec::new(),
@@ -56,6 +68,10 @@ impl<const BITS: u32, const SIZE: usize> DecodeTable<BITS, SIZE> {
     /// at all is accepted and decodes symbol 0 from no bits.
     pub(crate) fn build(&mut self, lens: &[u8], max_len: usize) -> Result<(), HuffmanError> {
         let max_len = max_len.min(MAX_CODEWORD_LEN);
+        if lens.len() > 1 << BITS {
+            // A symbol must read below any sub-table's start.
+            return Err(HuffmanError::TooManySymbols);
+        }
         if lens.iter().any(|&len| usize::from(len) > max_len) {
             return Err(HuffmanError::TooLong);
         }
@@ -111,18 +127,32 @@ impl<const BITS: u32, const SIZE: usize> DecodeTable<BITS, SIZE> {
         let root_bits = BITS as usize;
         let root_size = 1usize << root_bits;
         let entries = &mut self.entries[..];
-        let mut sorted = self.sorted.iter().map(|&s| u32::from(s));
+        let mut sorted = self.sorted.iter().copied();
 
         // Codewords up to the root width fill the root in order.
         let mut pos = 0usize;
         let short_lens = count.iter().enumerate().take(max_len.min(root_bits) + 1);
         for (len, &n) in short_lens.skip(1) {
             let stride = 1usize << (root_bits - len);
-            for _ in 0..n {
-                let symbol = sorted.next().unwrap_or(0);
-                entries[pos..pos + stride].fill(symbol << 8 | len as u32);
-                pos += stride;
+            let end = pos + n as usize * stride;
+            // The Kraft check above keeps the codewords within the root.
+            let group = &mut entries[pos..end];
+            // One store width per length, as wide as its stride allows.
+            let len = len as u16;
+            match stride {
+                1 => fill_strided::<1>(group, &mut sorted, len),
+                2 => fill_strided::<2>(group, &mut sorted, len),
+                4 => fill_strided::<4>(group, &mut sorted, len),
+                8 => fill_strided::<8>(group, &mut sorted, len),
+                _ => {
+                    for (slots, symbol) in group.chunks_exact_mut(stride).zip(&mut sorted) {
+                        for part in slots.as_chunks_mut::<16>().0 {
+                            *part = [symbol << 4 | len; 16];
+                        }
+                    }
+                }
             }
+            pos = end;
         }
 
         // Longer codewords: one sub-table per root prefix they share.
@@ -149,7 +179,7 @@ impl<const BITS: u32, const SIZE: usize> DecodeTable<BITS, SIZE> {
                     if next_free + (1 << bits) > SIZE || pos >= root_size {
                         return Err(HuffmanError::OverSubscribed);
                     }
-                    entries[pos] = (next_free as u32) << 8 | SUBTABLE | bits as u32;
+                    entries[pos] = (next_free as u16) << 4 | bits as u16;
                     pos += 1;
                     sub_start = next_free;
                     sub_bits = bits;
@@ -159,7 +189,7 @@ impl<const BITS: u32, const SIZE: usize> DecodeTable<BITS, SIZE> {
                 let symbol = sorted.next().unwrap_or(0);
                 let stride = 1usize << (sub_bits - (len - root_bits));
                 let at = sub_start + sub_pos;
-                entries[at..at + stride].fill(symbol << 8 | (len - root_bits) as u32);
+                entries[at..at + stride].fill(symbol << 4 | (len - root_bits) as u16);
                 sub_pos += stride;
                 remaining[len] -= 1;
             }
@@ -170,15 +200,15 @@ impl<const BITS: u32, const SIZE: usize> DecodeTable<BITS, SIZE> {
     /// The entries, for decoders that keep their bits outside a
     /// [`BitReader`] (see the module documentation for their layout).
     #[inline(always)]
-    pub(crate) fn entries(&self) -> &[u32; SIZE] {
+    pub(crate) fn entries(&self) -> &[u16; SIZE] {
         &self.entries
     }
 
     /// Whether a root entry points to a sub-table; the entry's low bits are
-    /// then the sub-table's index width and its start is `entry >> 8`.
+    /// then the sub-table's index width and its start is `entry >> 4`.
     #[inline(always)]
     pub(crate) fn is_subtable(entry: u32) -> bool {
-        entry & SUBTABLE != 0
+        entry >= 1 << (BITS + 4)
     }
 
     /// The number of bits an entry's codeword takes at its level.
@@ -191,15 +221,28 @@ impl<const BITS: u32, const SIZE: usize> DecodeTable<BITS, SIZE> {
     #[inline(always)]
     pub(crate) fn decode(&self, bits: &mut BitReader<'_>) -> u32 {
         let top = bits.top();
-        let mut entry = self.entries[(top >> (32 - BITS)) as usize & (SIZE - 1)];
-        if entry & SUBTABLE != 0 {
+        let mut entry = u32::from(self.entries[(top >> (32 - BITS)) as usize & (SIZE - 1)]);
+        if Self::is_subtable(entry) {
             bits.consume(BITS);
             let sub_bits = entry & LENGTH_MASK;
-            let index = (entry >> 8) + bits.peek(sub_bits);
-            entry = self.entries[index as usize & (SIZE - 1)];
+            let index = (entry >> 4) + bits.peek(sub_bits);
+            entry = u32::from(self.entries[index as usize & (SIZE - 1)]);
         }
         bits.consume(entry & LENGTH_MASK);
-        entry >> 8
+        entry >> 4
+    }
+}
+
+/// Gives each of the next symbols `N` consecutive root entries of `group`,
+/// in order, with codeword length `len`.
+#[inline(always)]
+fn fill_strided<const N: usize>(
+    group: &mut [u16],
+    symbols: &mut impl Iterator<Item = u16>,
+    len: u16,
+) {
+    for (slots, symbol) in group.as_chunks_mut::<N>().0.iter_mut().zip(symbols) {
+        *slots = [symbol << 4 | len; N];
     }
 }
 
@@ -256,6 +299,12 @@ mod tests {
         assert_eq!(table.build(&[1], 15), Err(HuffmanError::Incomplete));
         assert_eq!(table.build(&[1, 9], 7), Err(HuffmanError::TooLong));
         assert_eq!(table.build(&[0, 0, 0], 15), Ok(()));
+        // Symbols must number at most the root's 16 entries.
+        assert_eq!(
+            table.build(&[4; 17], 15),
+            Err(HuffmanError::TooManySymbols)
+        );
+        assert_eq!(table.build(&[4; 16], 15), Ok(()));
     }
 
     #[test]
@@ -268,7 +317,7 @@ mod tests {
         }
         lens[600] = 16;
         lens[655] = 16;
-        let mut table = DecodeTable::<11, 8192>::new();
+        let mut table = DecodeTable::<11, 4096>::new();
         table.build(&lens, 16).expect("complete code");
         let data = pack(&format!(
             "{}{}{}",

@@ -50,9 +50,15 @@ pub(crate) fn copy_short(out: &mut [u8], dst: usize, offset: usize) -> bool {
     let Some(window) = out.get_mut(dst - offset..dst + 24) else {
         return false;
     };
-    window.copy_within(0..8, offset);
-    window.copy_within(8..16, offset + 8);
-    window.copy_within(16..24, offset + 16);
+    // The places written counted from the window's end (`offset` + 24
+    // bytes long), so that the bounds follow from its length alone.
+    let end = window.len();
+    if end < 24 {
+        return false;
+    }
+    window.copy_within(0..8, end - 24);
+    window.copy_within(8..16, end - 16);
+    window.copy_within(16..24, end - 8);
     true
 }
 

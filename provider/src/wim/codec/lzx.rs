@@ -62,11 +62,11 @@ const SLOT_BASE: [u32; 64] = {
 
 /// Root widths of the decode tables, and room for their worst-case sub-tables.
 const MAIN_TABLE_BITS: u32 = 11;
-const MAIN_TABLE_SIZE: usize = 8192;
+const MAIN_TABLE_SIZE: usize = 4096;
 const LEN_TABLE_BITS: u32 = 10;
-const LEN_TABLE_SIZE: usize = 4096;
+const LEN_TABLE_SIZE: usize = 2048;
 const PRE_TABLE_BITS: u32 = 6;
-const PRE_TABLE_SIZE: usize = 2048;
+const PRE_TABLE_SIZE: usize = 1024;
 const ALIGNED_TABLE_BITS: u32 = 7;
 const ALIGNED_TABLE_SIZE: usize = 128;
 

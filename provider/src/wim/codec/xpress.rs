@@ -161,26 +161,21 @@ const ROOT_SHIFT: u32 = 64 - TABLE_BITS;
 /// Decodes one symbol from a buffer held in local variables (see
 /// [`decode_fast`]); the buffer holds at least 15 valid bits.
 #[inline(always)]
-fn decode_symbol(entries: &[u32; TABLE_SIZE], buf: &mut u64, held: &mut u32) -> u32 {
+fn decode_symbol(entries: &[u16; TABLE_SIZE], buf: &mut u64, held: &mut u32) -> u32 {
     type Table = DecodeTable<TABLE_BITS, TABLE_SIZE>;
     // The index is below 1 << TABLE_BITS, so within the table.
-    let mut entry = entries[(*buf >> ROOT_SHIFT) as usize];
+    let mut entry = u32::from(entries[(*buf >> ROOT_SHIFT) as usize]);
     if Table::is_subtable(entry) {
         *buf <<= TABLE_BITS;
         *held -= TABLE_BITS;
         let sub_bits = Table::entry_len(entry);
-        let index = (entry >> 8) as usize + ((*buf >> 32) >> (32 - sub_bits)) as usize;
-        entry = entries[index & (TABLE_SIZE - 1)];
+        let index = (entry >> 4) as usize + ((*buf >> 32) >> (32 - sub_bits)) as usize;
+        entry = u32::from(entries[index & (TABLE_SIZE - 1)]);
     }
-    // A codeword entry's low byte is its length alone (15 at most), so
-    // masking with 63, as the shift instruction itself does, gives the
-    // same length and takes no instruction on the path from one table
-    // lookup to the next.
-    let len = entry & 63;
-    debug_assert_eq!(len, Table::entry_len(entry));
+    let len = Table::entry_len(entry);
     *buf <<= len;
     *held -= len;
-    entry >> 8
+    entry >> 4
 }
 
 /// The bulk of a chunk, while at least 8 bytes of input are left to load
@@ -200,7 +195,7 @@ fn decode_symbol(entries: &[u32; TABLE_SIZE], buf: &mut u64, held: &mut u32) -> 
 /// Kept out of line: on its own, the loop's values all stay in registers.
 #[inline(never)]
 fn decode_fast(
-    entries: &[u32; TABLE_SIZE],
+    entries: &[u16; TABLE_SIZE],
     stream: &[u8],
     output: &mut [u8],
 ) -> Result<(usize, Held), CodecError> {
