@@ -9,43 +9,52 @@
 # For each kind and codec:chunk size, the reference wimlib-imagex captures the
 # file; scripts/lzms_chunks.py --pack cuts every compressed chunk out of the
 # WIM into a pack. Then
-#   - ours:   provider/examples/codec_decode (release build),
-#   - theirs: scripts/codec-decode-wimlib.c linked to the reference wimlib's
-#             libwim (its wimlib_decompress(), the decoders its apply uses)
-# each decode the whole pack once to a file, the two files are compared byte
-# for byte (and with the original data), then each decodes the pack ROUNDS
-# times and reports the CPU time of those rounds alone, measured in process
-# (reading the pack is not counted). The pair is run BENCH_REPEAT times,
-# who goes first alternating, and the best CPU time of each side is kept.
-# Ratio = our throughput ÷ theirs per CPU second (≥ 1.0: ours is at least as
-# fast per core), of the bests, and pair by pair (the median of the pairs'
-# ratios, with the lowest and highest: the two runs of a pair are seconds
-# apart, so the machine's drift mostly cancels, which it does not between
-# the bests).
+#   - provider/examples/codec_decode (ours) and scripts/codec-decode-wimlib.c
+#     (linked to the reference wimlib's libwim: its wimlib_decompress(), the
+#     decoders its apply uses) each decode the whole pack to a file; the two
+#     files are compared byte for byte, and with the original data;
+#   - provider/examples/codec_interleaved loads the same libwim and times
+#     both decoders in one process on one thread, interleaved: the pack is
+#     cut into slices of about 1 MiB of output, and each slice is decoded
+#     ours, wimlib's, wimlib's, ours, BENCH_PASSES passes over the pack
+#     (the solid rows, whose one 24 MB chunk is one slice, take 40 passes
+#     or BENCH_SOLID_PASSES). A sample is one slice's wimlib time over our
+#     time, from decodes milliseconds apart, so the machine's drift, which
+#     here reaches a third within minutes, cancels.
+# Ratio = the median of the samples: our throughput per CPU second relative
+# to wimlib's (≥ 1.0: ours is at least as fast per core), with its 95%
+# confidence interval (the sign test's: order statistics, nothing assumed
+# about how the samples spread). A goal of "at least 1.0" is shown for a row
+# when the whole interval is at or above 1.0. MB/s are each side's output
+# over its total time in the interleaved run.
 #
 # Needs: cc, python3, and wimlib built from source (default prefix
 # /opt/wimlib-1.14.5, built from the release tarball with
 # `./configure --prefix=/opt/wimlib-1.14.5 && make install`, or
 # any wimlib build with headers and libwim).
 # Usage: scripts/bench-codecs.sh [--wimlib PREFIX] [--kinds text,x86,mixed]
-#                                [--workdir DIR] [CODEC:CHUNK_SIZE ...]
+#                                [--workdir DIR] [--log FILE]
+#                                [CODEC:CHUNK_SIZE ...]
 #   CODEC is XPRESS, LZX, LZMS or solid (LZMS solid resources; CHUNK_SIZE is
 #   then the solid chunk size). Default:
 #   XPRESS:32768 LZX:32768 LZX:1048576 LZMS:65536 LZMS:131072 solid:67108864
-#   Environment: BENCH_MB (24), BENCH_ROUNDS (20), BENCH_REPEAT (3). With 5
-#   rounds (0.1-0.3 s a measurement) ratios varied by 2-3% from run to run;
-#   20 rounds take four times as long and vary less.
+#   --log FILE appends every sample, one line each: the run's start time,
+#   the commit, the row (codec:chunk:kind), the slice, the pass, and our
+#   and wimlib's nanoseconds.
+#   Environment: BENCH_MB (24), BENCH_PASSES (10), BENCH_SOLID_PASSES (40).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 prefix=/opt/wimlib-1.14.5
 kinds=text,x86,mixed
 workdir=
+log=
 configs=()
 while [ $# -gt 0 ]; do
     case $1 in
     --wimlib) prefix=${2:?--wimlib needs a prefix}; shift 2 ;;
     --kinds) kinds=${2:?--kinds needs a list}; shift 2 ;;
     --workdir) workdir=${2:?--workdir needs a folder}; shift 2 ;;
+    --log) log=${2:?--log needs a file}; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) configs+=("$1"); shift ;;
     esac
@@ -59,8 +68,10 @@ imagex=$prefix/bin/wimlib-imagex
 [ -x "$imagex" ] && [ -e "$prefix/include/wimlib.h" ] ||
     { echo "no wimlib build in $prefix (build wimlib 1.14.5 with ./configure --prefix=$prefix && make install, or pass --wimlib PREFIX)" >&2; exit 1; }
 mb=${BENCH_MB:-24}
-rounds=${BENCH_ROUNDS:-20}
-repeat=${BENCH_REPEAT:-3}
+passes=${BENCH_PASSES:-10}
+solid_passes=${BENCH_SOLID_PASSES:-40}
+stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+commit=$(git -C "$root" rev-parse --short HEAD)
 if [ -n "$workdir" ]; then
     mkdir -p "$workdir"
     work=$(cd "$workdir" && pwd)
@@ -69,8 +80,12 @@ else
     trap 'rm -rf "$work"' EXIT
 fi
 
-(cd "$root" && cargo build --quiet --release -p containerimage-provider --example codec_decode)
+(cd "$root" && cargo build --quiet --release -p containerimage-provider \
+    --example codec_decode --example codec_interleaved)
 ours="$root/target/release/examples/codec_decode"
+interleaved="$root/target/release/examples/codec_interleaved"
+libwim=$prefix/lib/libwim.so
+[ -e "$libwim" ] || { echo "no $libwim: the reference wimlib must be built as a shared library" >&2; exit 1; }
 theirs="$work/codec-decode-wimlib"
 cc -O2 -I "$prefix/include" -o "$theirs" "$root/scripts/codec-decode-wimlib.c" \
     -L "$prefix/lib" -Wl,-rpath,"$prefix/lib" -lwim
@@ -101,14 +116,13 @@ PY
     esac
 done
 
-cpu_of() { sed -n 's/.*cpu_seconds=\([0-9.]*\).*/\1/p' "$1"; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "reference: $("$imagex" --version | head -1); ours: $(git -C "$root" rev-parse --short HEAD)"
-echo "$rounds rounds per measurement, best of $repeat alternating runs; MB/s of decoded data per CPU second"
-echo "ratio: of the bests; pair by pair: wimlib's CPU time over ours in each pair of runs, median (lowest–highest)"
+echo "reference: $("$imagex" --version | head -1); ours: $commit"
+echo "interleaved in one process, $passes passes ($solid_passes for solid); MB/s of decoded data per second of decoding"
+echo "ratio: median of the samples (wimlib's time over ours per slice), with its 95% interval"
 echo
-echo "| codec, chunk | data | chunks | in → out MB | ours MB/s | wimlib MB/s | ratio | pair by pair |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+echo "| codec, chunk | data | chunks | in → out MB | ours MB/s | wimlib MB/s | ratio (95% interval) | samples | ≥ 1.00 shown |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
 status=0
 for config in "${configs[@]}"; do
     codec=${config%%:*} chunk=${config##*:}
@@ -142,36 +156,24 @@ for config in "${configs[@]}"; do
             status=1
         fi
         rm -f "$work/out-ours" "$work/out-theirs"
-        best_ours=9e9 best_theirs=9e9
-        pairs=()
-        for ((i = 0; i < repeat; i++)); do
-            # Who goes first alternates, so that neither always runs on a
-            # cooler machine.
-            if ((i % 2 == 0)); then
-                "$ours" "$name" "$pack" "$rounds" >"$work/o.txt"
-                "$theirs" "$name" "$pack" "$rounds" >"$work/t.txt"
-            else
-                "$theirs" "$name" "$pack" "$rounds" >"$work/t.txt"
-                "$ours" "$name" "$pack" "$rounds" >"$work/o.txt"
-            fi
-            o_cpu=$(cpu_of "$work/o.txt") t_cpu=$(cpu_of "$work/t.txt")
-            best_ours=$(awk -v a="$best_ours" -v b="$o_cpu" 'BEGIN { print (b < a ? b : a) }')
-            best_theirs=$(awk -v a="$best_theirs" -v b="$t_cpu" 'BEGIN { print (b < a ? b : a) }')
-            pairs+=("$(awk -v o="$o_cpu" -v t="$t_cpu" 'BEGIN { print t / o }')")
-        done
-        # The ratio pair by pair (the two runs of a pair are seconds apart,
-        # so the machine's drift mostly cancels): median, lowest, highest.
-        pair_ratio=$(printf '%s\n' "${pairs[@]}" | sort -g | awk '{ v[NR] = $1 }
-            END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-                  printf "%.3f (%.3f–%.3f)", m, v[1], v[NR] }')
+        n=$passes
+        [ "$codec" = solid ] && n=$solid_passes
+        rm -f "$work/samples.txt"
+        result=$("$interleaved" "$libwim" "$name" "$pack" --passes "$n" --log "$work/samples.txt")
+        if [ -n "$log" ]; then
+            sed "s/^/$stamp $commit $codec:$chunk:$kind /" "$work/samples.txt" >>"$log"
+        fi
+        field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$result"; }
         chunks=$(python3 -c 'import struct,sys
 d=open(sys.argv[1],"rb").read(); n=at=0
 while at+8<=len(d): n+=1; at+=8+struct.unpack_from("<I",d,at+4)[0]
 print(n)' "$pack")
         awk -v c="$codec $chunk" -v k="$kind" -v n="$chunks" -v i="$(stat -c %s "$pack")" -v o="$out_bytes" \
-            -v r="$rounds" -v a="$best_ours" -v b="$best_theirs" -v p="$pair_ratio" 'BEGIN {
-            mo = o * r / a / 1e6; mt = o * r / b / 1e6
-            printf "| %s | %s | %d | %.1f → %.1f | %.0f | %.0f | %.2f | %s |\n", c, k, n, i / 1e6, o / 1e6, mo, mt, mo / mt, p }'
+            -v a="$(field ours_mbs)" -v b="$(field wimlib_mbs)" -v r="$(field ratio)" -v l="$(field low)" \
+            -v h="$(field high)" -v s="$(field samples)" 'BEGIN {
+            shown = (l != "-" && l + 0 >= 1) ? "yes" : "no"
+            interval = (l == "-") ? "none" : sprintf("%.3f–%.3f", l, h)
+            printf "| %s | %s | %d | %.1f → %.1f | %.0f | %.0f | %.3f (%s) | %d | %s |\n", c, k, n, i / 1e6, o / 1e6, a, b, r, interval, s, shown }'
     done
 done
 exit "$status"
