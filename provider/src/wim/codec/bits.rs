@@ -7,6 +7,7 @@
 //! so decoding loops need no end checks; [`BitReader::overran`] tells at the
 //! end whether any of those invented bits were actually consumed.
 
+#[derive(Clone)]
 pub(crate) struct BitReader<'a> {
     data: &'a [u8],
     /// Next byte of `data` to load (may pass `data.len()` by invented units).

@@ -163,6 +163,22 @@ impl LzxDecompressor {
     /// `out[start..end]`.
     fn decode_block(
         &self,
+        reader: &mut BitReader<'_>,
+        aligned: bool,
+        out: &mut [u8],
+        start: usize,
+        end: usize,
+        recent: &mut [u32; NUM_RECENT_OFFSETS],
+    ) -> Result<(), CodecError> {
+        let mut local = reader.clone();
+        let result = self.decode_block_with(&mut local, aligned, out, start, end, recent);
+        *reader = local;
+        result
+    }
+
+    #[inline(always)]
+    fn decode_block_with(
+        &self,
         bits: &mut BitReader<'_>,
         aligned: bool,
         out: &mut [u8],
