@@ -2,6 +2,7 @@
 """Pools the rounds that scripts/bench-apply.sh --log wrote, across its runs.
 
 Usage: scripts/bench-pool.py LOG [--commit PREFIX] [--goal 0.55]
+       scripts/bench-pool.py --codecs LOG [--commit PREFIX]
 
 One run of bench-apply.sh gives each tool's median over a few minutes, and
 this machine's speed drifts by up to a third within minutes, so a single
@@ -20,6 +21,16 @@ counts as met when the whole interval is within it: CPU ratio at most 1,
 wall ratio at most the goal (DESIGN.md §6). With one thread logged, the
 same for our one-thread CPU time. Exit status 0 when every goal is met,
 1 when one is not, 2 on bad input.
+
+With --codecs, LOG is what scripts/bench-codecs.sh --log wrote: one line
+per sample (a slice's wimlib time over our time, from decodes
+milliseconds apart). For each row (codec:chunk:kind): the samples and
+runs, each run's median, and the median of all samples with its 95%
+interval. A row shows the goal of at least 1.00 (DESIGN.md §6) when the
+whole pooled interval is at or above 1.00 and so is every run's median:
+a run's samples share the machine's state of those seconds, and the
+ratio moves by up to 3% from one run to the next, more than a run's own
+interval says.
 """
 import argparse
 import math
@@ -52,7 +63,10 @@ def main():
     parser.add_argument("log")
     parser.add_argument("--commit", default="", help="only rounds of commits starting with this")
     parser.add_argument("--goal", type=float, default=0.55, help="wall-time goal (default 0.55)")
+    parser.add_argument("--codecs", action="store_true", help="LOG is from bench-codecs.sh --log")
     args = parser.parse_args()
+    if args.codecs:
+        return pool_codecs(args)
 
     rounds = {}
     runs = {}
@@ -110,6 +124,65 @@ def main():
     print()
     print(f"Runs from {stamps[0]} to {stamps[-1]}; commits {', '.join(commits)}.")
     return 0 if all_met else 1
+
+
+def pool_codecs(args):
+    """The --codecs report (see the module documentation)."""
+    samples = {}
+    try:
+        with open(args.log, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.startswith("#") or not line.strip():
+                    continue
+                fields = line.split()
+                if len(fields) != 7:
+                    print(f"{args.log}:{number}: expected 7 fields, found {len(fields)}", file=sys.stderr)
+                    return 2
+                stamp, commit, row = fields[0], fields[1], fields[2]
+                if not commit.startswith(args.commit):
+                    continue
+                try:
+                    ours, theirs = int(fields[5]), int(fields[6])
+                except ValueError:
+                    print(f"{args.log}:{number}: not a number", file=sys.stderr)
+                    return 2
+                if ours <= 0 or theirs <= 0:
+                    print(f"{args.log}:{number}: times must be positive", file=sys.stderr)
+                    return 2
+                samples.setdefault(row, {}).setdefault((stamp, commit), []).append(theirs / ours)
+    except OSError as e:
+        print(f"{args.log}: {e.strerror}", file=sys.stderr)
+        return 2
+    if not samples:
+        print("no samples logged" + (f" for commits {args.commit}*" if args.commit else ""), file=sys.stderr)
+        return 2
+
+    def key(row):
+        codec, chunk, kind = (row.split(":") + ["", "", ""])[:3]
+        order = ["XPRESS", "LZX", "LZMS", "solid"]
+        kinds = ["text", "x86", "mixed"]
+        return (order.index(codec) if codec in order else len(order),
+                int(chunk) if chunk.isdigit() else 0,
+                kinds.index(kind) if kind in kinds else len(kinds), row)
+
+    all_shown = True
+    print("| row | samples (runs) | run medians | pooled median (95% interval) | ≥ 1.00 shown |")
+    print("|---|---|---|---|---|")
+    for row in sorted(samples, key=key):
+        runs = samples[row]
+        medians = [median_interval(v)[0] for _, v in sorted(runs.items())]
+        pooled = [x for v in runs.values() for x in v]
+        mid, low, high = median_interval(pooled)
+        interval = "none" if low is None else f"{low:.3f}–{high:.3f}"
+        shown = low is not None and low >= 1.0 and min(medians) >= 1.0
+        all_shown &= shown
+        print(f"| {row} | {len(pooled)} ({len(runs)}) | {', '.join(f'{m:.3f}' for m in medians)} "
+              f"| {mid:.3f} ({interval}) | {'yes' if shown else 'no'} |")
+    stamps = sorted({s for r in samples.values() for s, _ in r})
+    commits = sorted({c for r in samples.values() for _, c in r})
+    print()
+    print(f"Runs from {stamps[0]} to {stamps[-1]}; commits {', '.join(commits)}.")
+    return 0 if all_shown else 1
 
 
 if __name__ == "__main__":
