@@ -160,7 +160,9 @@ impl LzxDecompressor {
     }
 
     /// Decodes the literals and matches of one compressed block into
-    /// `out[start..end]`.
+    /// `out[start..end]`. The loop runs on a local copy of the reader,
+    /// written back at the end: reached through the reference, the
+    /// reader's fields went to and from the stack around match copies.
     fn decode_block(
         &self,
         reader: &mut BitReader<'_>,
@@ -176,6 +178,7 @@ impl LzxDecompressor {
         result
     }
 
+    /// The loop of [`Self::decode_block`].
     #[inline(always)]
     fn decode_block_with(
         &self,
