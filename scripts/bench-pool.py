@@ -58,6 +58,26 @@ def median_interval(values, confidence=0.95):
     return mid, xs[k - 1], xs[n - k]
 
 
+class BadLog(Exception):
+    """A line of the log that cannot be read; the message names it."""
+
+
+def log_lines(path, width, commit):
+    """The fields of each line of the log at `path` whose commit (its
+    second field) starts with `commit`, with the line's number; comments
+    and blank lines are skipped. Raises BadLog for a line without
+    `width` fields, OSError when the file cannot be read."""
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if line.startswith("#") or not line.strip():
+                continue
+            fields = line.split()
+            if len(fields) != width:
+                raise BadLog(f"{path}:{number}: expected {width} fields, found {len(fields)}")
+            if fields[1].startswith(commit):
+                yield number, fields
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("log")
@@ -71,28 +91,20 @@ def main():
     rounds = {}
     runs = {}
     try:
-        with open(args.log, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.startswith("#") or not line.strip():
-                    continue
-                fields = line.split()
-                if len(fields) != 10:
-                    print(f"{args.log}:{number}: expected 10 fields, found {len(fields)}", file=sys.stderr)
-                    return 2
-                stamp, commit, wim = fields[0], fields[1], fields[2]
-                if not commit.startswith(args.commit):
-                    continue
-                try:
-                    w_wall, w_cpu, o_wall, o_cpu = (float(x) for x in fields[4:8])
-                    one = None if fields[9] == "-" else float(fields[9])
-                except ValueError:
-                    print(f"{args.log}:{number}: not a number", file=sys.stderr)
-                    return 2
-                if min(w_wall, w_cpu) <= 0:
-                    print(f"{args.log}:{number}: wimlib's times must be positive", file=sys.stderr)
-                    return 2
-                rounds.setdefault(wim, []).append((o_cpu / w_cpu, o_wall / w_wall, None if one is None else one / w_cpu))
-                runs.setdefault(wim, set()).add((stamp, commit))
+        for number, fields in log_lines(args.log, 10, args.commit):
+            stamp, commit, wim = fields[0], fields[1], fields[2]
+            try:
+                w_wall, w_cpu, o_wall, o_cpu = (float(x) for x in fields[4:8])
+                one = None if fields[9] == "-" else float(fields[9])
+            except ValueError:
+                raise BadLog(f"{args.log}:{number}: not a number") from None
+            if min(w_wall, w_cpu) <= 0:
+                raise BadLog(f"{args.log}:{number}: wimlib's times must be positive")
+            rounds.setdefault(wim, []).append((o_cpu / w_cpu, o_wall / w_wall, None if one is None else one / w_cpu))
+            runs.setdefault(wim, set()).add((stamp, commit))
+    except BadLog as e:
+        print(e, file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"{args.log}: {e.strerror}", file=sys.stderr)
         return 2
@@ -130,26 +142,18 @@ def pool_codecs(args):
     """The --codecs report (see the module documentation)."""
     samples = {}
     try:
-        with open(args.log, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.startswith("#") or not line.strip():
-                    continue
-                fields = line.split()
-                if len(fields) != 7:
-                    print(f"{args.log}:{number}: expected 7 fields, found {len(fields)}", file=sys.stderr)
-                    return 2
-                stamp, commit, row = fields[0], fields[1], fields[2]
-                if not commit.startswith(args.commit):
-                    continue
-                try:
-                    ours, theirs = int(fields[5]), int(fields[6])
-                except ValueError:
-                    print(f"{args.log}:{number}: not a number", file=sys.stderr)
-                    return 2
-                if ours <= 0 or theirs <= 0:
-                    print(f"{args.log}:{number}: times must be positive", file=sys.stderr)
-                    return 2
-                samples.setdefault(row, {}).setdefault((stamp, commit), []).append(theirs / ours)
+        for number, fields in log_lines(args.log, 7, args.commit):
+            stamp, commit, row = fields[0], fields[1], fields[2]
+            try:
+                ours, theirs = int(fields[5]), int(fields[6])
+            except ValueError:
+                raise BadLog(f"{args.log}:{number}: not a number") from None
+            if ours <= 0 or theirs <= 0:
+                raise BadLog(f"{args.log}:{number}: times must be positive")
+            samples.setdefault(row, {}).setdefault((stamp, commit), []).append(theirs / ours)
+    except BadLog as e:
+        print(e, file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"{args.log}: {e.strerror}", file=sys.stderr)
         return 2

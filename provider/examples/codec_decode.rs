@@ -19,22 +19,10 @@
 use std::io::Write;
 use std::time::Instant;
 
-use containerimage_provider::wim::codec::{decompressor, Compression, Decompressor};
+use containerimage_provider::wim::codec::{decompressor, Compression};
 
-fn chunks(pack: &[u8]) -> impl Iterator<Item = Result<(usize, &[u8]), String>> {
-    let mut rest = pack;
-    std::iter::from_fn(move || {
-        let (head, tail) = rest.split_first_chunk::<8>()?;
-        let usize = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let csize = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let Some((chunk, tail)) = tail.split_at_checked(csize) else {
-            rest = &[];
-            return Some(Err("truncated pack".to_owned()));
-        };
-        rest = tail;
-        Some(Ok((usize, chunk)))
-    })
-}
+mod common;
+use common::{chunks, decode};
 
 /// User + system CPU time of this process, in seconds, from
 /// /proc/self/schedstat (nanoseconds of run time; Linux).
@@ -43,30 +31,6 @@ fn cpu_seconds() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |ns| ns / 1e9)
-}
-
-/// Decodes one chunk whole or, with `in_pieces`, read piece by piece as
-/// the apply reads a solid chunk (from memory here).
-fn decode(
-    decoder: &mut dyn Decompressor,
-    data: &[u8],
-    output: &mut [u8],
-    in_pieces: bool,
-) -> Result<(), String> {
-    if !in_pieces {
-        return decoder.decompress(data, output).map_err(|e| e.to_string());
-    }
-    let mut read = |at: usize, buf: &mut [u8]| {
-        let piece = data
-            .get(at..at + buf.len())
-            .ok_or(std::io::ErrorKind::InvalidInput)?;
-        buf.copy_from_slice(piece);
-        Ok(())
-    };
-    match decoder.decompress_read(data.len(), &mut read, output) {
-        Some(result) => result.map_err(|e| e.to_string()),
-        None => Err("the codec cannot read a chunk in pieces".to_owned()),
-    }
 }
 
 fn main() -> Result<(), String> {
@@ -85,8 +49,8 @@ fn main() -> Result<(), String> {
     let pack = std::fs::read(pack_path).map_err(|e| format!("{pack_path}: {e}"))?;
     let mut max = 0;
     let mut total = 0;
-    for chunk in chunks(&pack) {
-        let size = chunk?.0;
+    let chunks = chunks(&pack)?;
+    for &(size, _) in &chunks {
         max = max.max(size);
         total += size;
     }
@@ -96,8 +60,7 @@ fn main() -> Result<(), String> {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?,
         );
-        for chunk in chunks(&pack) {
-            let (size, data) = chunk?;
+        for &(size, data) in &chunks {
             let output = &mut buffer[..size];
             decode(decoder.as_mut(), data, output, in_pieces)?;
             out.write_all(output).map_err(|e| e.to_string())?;
@@ -106,8 +69,7 @@ fn main() -> Result<(), String> {
     }
     let (cpu, wall) = (cpu_seconds(), Instant::now());
     for _ in 0..rounds {
-        for chunk in chunks(&pack) {
-            let (size, data) = chunk?;
+        for &(size, data) in &chunks {
             decode(decoder.as_mut(), data, &mut buffer[..size], in_pieces)?;
         }
     }

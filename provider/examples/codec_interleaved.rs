@@ -35,7 +35,10 @@ use std::ffi::c_void;
 use std::io::Write;
 use std::time::Instant;
 
-use containerimage_provider::wim::codec::{decompressor, Compression, Decompressor};
+use containerimage_provider::wim::codec::{decompressor, Compression};
+
+mod common;
+use common::{chunks, decode as ours};
 
 type CreateFn = unsafe extern "C" fn(u32, usize, *mut *mut c_void) -> i32;
 type DecompressFn =
@@ -110,45 +113,6 @@ impl Drop for Wimlib {
         // SAFETY: the handle came from wimlib_create_decompressor and is
         // freed once, before the library is unloaded.
         unsafe { (self.free)(self.handle) }
-    }
-}
-
-fn chunks(pack: &[u8]) -> Result<Vec<(usize, &[u8])>, String> {
-    let mut rest = pack;
-    let mut out = Vec::new();
-    while let Some((head, tail)) = rest.split_first_chunk::<8>() {
-        let size = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let packed = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let (chunk, tail) = tail
-            .split_at_checked(packed)
-            .ok_or("truncated pack".to_owned())?;
-        out.push((size, chunk));
-        rest = tail;
-    }
-    Ok(out)
-}
-
-/// Decodes one chunk with ours, whole or piece by piece as the apply reads
-/// a solid chunk.
-fn ours(
-    decoder: &mut dyn Decompressor,
-    data: &[u8],
-    output: &mut [u8],
-    in_pieces: bool,
-) -> Result<(), String> {
-    if !in_pieces {
-        return decoder.decompress(data, output).map_err(|e| e.to_string());
-    }
-    let mut read = |at: usize, buf: &mut [u8]| {
-        let piece = data
-            .get(at..at + buf.len())
-            .ok_or(std::io::ErrorKind::InvalidInput)?;
-        buf.copy_from_slice(piece);
-        Ok(())
-    };
-    match decoder.decompress_read(data.len(), &mut read, output) {
-        Some(result) => result.map_err(|e| e.to_string()),
-        None => Err("the codec cannot read a chunk in pieces".to_owned()),
     }
 }
 
