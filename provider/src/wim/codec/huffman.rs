@@ -300,10 +300,7 @@ mod tests {
         assert_eq!(table.build(&[1, 9], 7), Err(HuffmanError::TooLong));
         assert_eq!(table.build(&[0, 0, 0], 15), Ok(()));
         // Symbols must number at most the root's 16 entries.
-        assert_eq!(
-            table.build(&[4; 17], 15),
-            Err(HuffmanError::TooManySymbols)
-        );
+        assert_eq!(table.build(&[4; 17], 15), Err(HuffmanError::TooManySymbols));
         assert_eq!(table.build(&[4; 16], 15), Ok(()));
     }
 
