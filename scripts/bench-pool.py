@@ -78,6 +78,22 @@ def log_lines(path, width, commit):
                 yield number, fields
 
 
+def read_log(args, width, take):
+    """Calls take(number, fields) for each line of args.log (see
+    log_lines); take raises BadLog for a line it cannot use. Returns 2
+    after saying why when the log cannot be read, None otherwise."""
+    try:
+        for number, fields in log_lines(args.log, width, args.commit):
+            take(number, fields)
+    except BadLog as e:
+        print(e, file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{args.log}: {e.strerror}", file=sys.stderr)
+        return 2
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("log")
@@ -90,23 +106,20 @@ def main():
 
     rounds = {}
     runs = {}
-    try:
-        for number, fields in log_lines(args.log, 10, args.commit):
-            stamp, commit, wim = fields[0], fields[1], fields[2]
-            try:
-                w_wall, w_cpu, o_wall, o_cpu = (float(x) for x in fields[4:8])
-                one = None if fields[9] == "-" else float(fields[9])
-            except ValueError:
-                raise BadLog(f"{args.log}:{number}: not a number") from None
-            if min(w_wall, w_cpu) <= 0:
-                raise BadLog(f"{args.log}:{number}: wimlib's times must be positive")
-            rounds.setdefault(wim, []).append((o_cpu / w_cpu, o_wall / w_wall, None if one is None else one / w_cpu))
-            runs.setdefault(wim, set()).add((stamp, commit))
-    except BadLog as e:
-        print(e, file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"{args.log}: {e.strerror}", file=sys.stderr)
+
+    def take(number, fields):
+        stamp, commit, wim = fields[0], fields[1], fields[2]
+        try:
+            w_wall, w_cpu, o_wall, o_cpu = (float(x) for x in fields[4:8])
+            one = None if fields[9] == "-" else float(fields[9])
+        except ValueError:
+            raise BadLog(f"{args.log}:{number}: not a number") from None
+        if min(w_wall, w_cpu) <= 0:
+            raise BadLog(f"{args.log}:{number}: wimlib's times must be positive")
+        rounds.setdefault(wim, []).append((o_cpu / w_cpu, o_wall / w_wall, None if one is None else one / w_cpu))
+        runs.setdefault(wim, set()).add((stamp, commit))
+
+    if read_log(args, 10, take):
         return 2
     if not rounds:
         print("no rounds logged" + (f" for commits {args.commit}*" if args.commit else ""), file=sys.stderr)
@@ -141,21 +154,18 @@ def main():
 def pool_codecs(args):
     """The --codecs report (see the module documentation)."""
     samples = {}
-    try:
-        for number, fields in log_lines(args.log, 7, args.commit):
-            stamp, commit, row = fields[0], fields[1], fields[2]
-            try:
-                ours, theirs = int(fields[5]), int(fields[6])
-            except ValueError:
-                raise BadLog(f"{args.log}:{number}: not a number") from None
-            if ours <= 0 or theirs <= 0:
-                raise BadLog(f"{args.log}:{number}: times must be positive")
-            samples.setdefault(row, {}).setdefault((stamp, commit), []).append(theirs / ours)
-    except BadLog as e:
-        print(e, file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"{args.log}: {e.strerror}", file=sys.stderr)
+
+    def take(number, fields):
+        stamp, commit, row = fields[0], fields[1], fields[2]
+        try:
+            ours, theirs = int(fields[5]), int(fields[6])
+        except ValueError:
+            raise BadLog(f"{args.log}:{number}: not a number") from None
+        if ours <= 0 or theirs <= 0:
+            raise BadLog(f"{args.log}:{number}: times must be positive")
+        samples.setdefault(row, {}).setdefault((stamp, commit), []).append(theirs / ours)
+
+    if read_log(args, 7, take):
         return 2
     if not samples:
         print("no samples logged" + (f" for commits {args.commit}*" if args.commit else ""), file=sys.stderr)

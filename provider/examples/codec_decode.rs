@@ -19,7 +19,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use containerimage_provider::wim::codec::{decompressor, Compression};
+use containerimage_provider::wim::codec::decompressor;
 
 mod common;
 use common::{chunks, decode};
@@ -38,13 +38,7 @@ fn main() -> Result<(), String> {
     let [codec, pack_path, rounds, rest @ ..] = args.as_slice() else {
         return Err("usage: codec_decode xpress|lzx|lzms|lzms-read PACK ROUNDS [OUT]".to_owned());
     };
-    let (codec, in_pieces) = match codec.as_str() {
-        "xpress" => (Compression::Xpress, false),
-        "lzx" => (Compression::Lzx, false),
-        "lzms" => (Compression::Lzms, false),
-        "lzms-read" => (Compression::Lzms, true),
-        _ => return Err(format!("unknown codec {codec}")),
-    };
+    let (codec, in_pieces) = common::codec(codec)?;
     let rounds: u32 = rounds.parse().map_err(|_| "bad ROUNDS".to_owned())?;
     let pack = std::fs::read(pack_path).map_err(|e| format!("{pack_path}: {e}"))?;
     let mut max = 0;

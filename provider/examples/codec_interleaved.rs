@@ -146,13 +146,7 @@ fn main() -> Result<(), String> {
     let [library, codec, pack_path, options @ ..] = args.as_slice() else {
         return Err(usage.to_owned());
     };
-    let (codec, in_pieces) = match codec.as_str() {
-        "xpress" => (Compression::Xpress, false),
-        "lzx" => (Compression::Lzx, false),
-        "lzms" => (Compression::Lzms, false),
-        "lzms-read" => (Compression::Lzms, true),
-        _ => return Err(format!("unknown codec {codec}")),
-    };
+    let (codec, in_pieces) = common::codec(codec)?;
     let (mut passes, mut slice_mib, mut log) = (10usize, 1usize, None);
     let mut options = options.iter();
     while let Some(option) = options.next() {

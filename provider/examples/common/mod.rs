@@ -1,7 +1,19 @@
 //! What the decoder benchmark programs share: reading a chunk pack and
 //! decoding one chunk with our decoder.
 
-use containerimage_provider::wim::codec::Decompressor;
+use containerimage_provider::wim::codec::{Compression, Decompressor};
+
+/// The codec a program was asked for, and whether chunks are to be read
+/// in pieces (`lzms-read`, as the apply reads solid chunks).
+pub fn codec(name: &str) -> Result<(Compression, bool), String> {
+    match name {
+        "xpress" => Ok((Compression::Xpress, false)),
+        "lzx" => Ok((Compression::Lzx, false)),
+        "lzms" => Ok((Compression::Lzms, false)),
+        "lzms-read" => Ok((Compression::Lzms, true)),
+        _ => Err(format!("unknown codec {name}")),
+    }
+}
 
 /// The chunks of a pack, a sequence of (u32 uncompressed size, u32
 /// compressed size, compressed bytes) as `scripts/lzms_chunks.py --pack`
