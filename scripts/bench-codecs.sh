@@ -20,13 +20,15 @@
 #     (the solid rows, whose one 24 MB chunk is one slice, take 40 passes
 #     or BENCH_SOLID_PASSES). A sample is one slice's wimlib time over our
 #     time, from decodes milliseconds apart, so the machine's drift, which
-#     here reaches a third within minutes, cancels.
+#     here reaches a third within minutes, mostly cancels.
 # Ratio = the median of the samples: our throughput per CPU second relative
 # to wimlib's (≥ 1.0: ours is at least as fast per core), with its 95%
 # confidence interval (the sign test's: order statistics, nothing assumed
 # about how the samples spread). A goal of "at least 1.0" is shown for a row
-# when the whole interval is at or above 1.0. MB/s are each side's output
-# over its total time in the interleaved run.
+# when the whole interval is at or above 1.0. The ratio still moves by up
+# to 2-3% between runs minutes apart, so pool several runs' --log with
+# scripts/bench-pool.py --codecs before calling a goal met. MB/s are each
+# side's output over its total time in the interleaved run.
 #
 # Needs: cc, python3, and wimlib built from source (default prefix
 # /opt/wimlib-1.14.5, built from the release tarball with
