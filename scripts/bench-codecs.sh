@@ -25,8 +25,8 @@
 # to wimlib's (≥ 1.0: ours is at least as fast per core), with its 95%
 # confidence interval (the sign test's: order statistics, nothing assumed
 # about how the samples spread). A goal of "at least 1.0" is shown for a row
-# when the whole interval is at or above 1.0. The ratio still moves by up
-# to 2-3% between runs minutes apart, so pool several runs' --log with
+# when the whole interval is at or above 1.0. The ratio still moves by
+# several percent between runs minutes apart, so pool several runs' --log with
 # scripts/bench-pool.py --codecs before calling a goal met. MB/s are each
 # side's output over its total time in the interleaved run.
 #

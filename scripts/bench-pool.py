@@ -29,8 +29,8 @@ runs, each run's median, and the median of all samples with its 95%
 interval. A row shows the goal of at least 1.00 (DESIGN.md §6) when the
 whole pooled interval is at or above 1.00 and so is every run's median:
 a run's samples share the machine's state of those seconds, and the
-ratio moves by up to 3% from one run to the next, more than a run's own
-interval says.
+ratio moves by several percent from one run to the next (up to 9% on
+solid mixed data), more than a run's own interval says.
 """
 import argparse
 import math
