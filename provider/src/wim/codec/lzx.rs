@@ -163,6 +163,7 @@ impl LzxDecompressor {
     /// `out[start..end]`. The loop runs on a local copy of the reader,
     /// written back at the end: reached through the reference, the
     /// reader's fields went to and from the stack around match copies.
+    /// (After an error the chunk is lost, so the reader is left as it was.)
     fn decode_block(
         &self,
         reader: &mut BitReader<'_>,
@@ -173,22 +174,7 @@ impl LzxDecompressor {
         recent: &mut [u32; NUM_RECENT_OFFSETS],
     ) -> Result<(), CodecError> {
         let mut local = reader.clone();
-        let result = self.decode_block_with(&mut local, aligned, out, start, end, recent);
-        *reader = local;
-        result
-    }
-
-    /// The loop of [`Self::decode_block`].
-    #[inline(always)]
-    fn decode_block_with(
-        &self,
-        bits: &mut BitReader<'_>,
-        aligned: bool,
-        out: &mut [u8],
-        start: usize,
-        end: usize,
-        recent: &mut [u32; NUM_RECENT_OFFSETS],
-    ) -> Result<(), CodecError> {
+        let bits = &mut local;
         let mut pos = start;
         while pos < end {
             bits.refill();
@@ -250,6 +236,7 @@ impl LzxDecompressor {
             }
             pos += len;
         }
+        *reader = local;
         Ok(())
     }
 }
