@@ -259,7 +259,23 @@ fn read_lens(
     }
     pre.build(&pre_lens, MAX_PRE_CODEWORD_LEN)
         .map_err(|e| corrupt(e.reason()))?;
+    decode_lens(pre, bits, lens, start, end)
+}
 
+/// The delta-coded lengths of [`read_lens`] after its precode, decoded on
+/// a local copy of the reader that is written back at the end: in one
+/// function with the precode's table build, the loop kept its position
+/// and the reader's fields on the stack.
+#[inline(never)]
+fn decode_lens(
+    pre: &DecodeTable<PRE_TABLE_BITS, PRE_TABLE_SIZE>,
+    reader: &mut BitReader<'_>,
+    lens: &mut [u8],
+    start: usize,
+    end: usize,
+) -> Result<(), CodecError> {
+    let mut local = reader.clone();
+    let bits = &mut local;
     let mut i = start;
     while i < end {
         bits.refill();
@@ -289,6 +305,7 @@ fn read_lens(
         lens[i..run_end].fill(value);
         i = run_end;
     }
+    *reader = local;
     Ok(())
 }
 
