@@ -5,7 +5,8 @@ Usage: perf report -i perf.data --stdio --no-children --sort dso,symbol \\
            | scripts/perf-categories.py
 
 Prints one line per part, largest first: the decoders' main loops (which
-include the inlined match copies and bit reading), Huffman table builds,
+include the inlined match copies and bit reading), Huffman table builds
+(with the reading of LZX's code lengths),
 the x86 filters, SHA-1 (one chain, or eight blobs at a time in lanes), the
 C library's copies, fills and allocator, the kernel (file-system calls,
 page faults, scheduling) and the rest.
@@ -16,6 +17,7 @@ import sys
 PARTS = [
     ("Huffman table builds", re.compile(
         r"DecodeTable.*::build|AdaptiveCode.*::(rebuild|build|reset)|fill_table|read_lens"
+        r"|lzx::decode_lens|lzx_read_codeword_lens"
         r"|make_huffman_decode_table|make_canonical_huffman_code|sort_symbols"
         r"|lzms_build_huffman_code|lzms_dilute|lzms_init_huffman|lzms_rebuild"
         r"|canonical_order")),
