@@ -21,11 +21,13 @@ PARTS = [
         r"|make_huffman_decode_table|make_canonical_huffman_code|sort_symbols"
         r"|lzms_build_huffman_code|lzms_dilute|lzms_init_huffman|lzms_rebuild"
         r"|canonical_order")),
-    ("x86 filter", re.compile(r"X86Filter|undo_e8|lzms_x86_filter|lzx_postprocess|undo_e8_preprocessing")),
+    ("x86 filter", re.compile(
+        r"X86Filter|undo_e8|lzms_x86_filter|lzx_postprocess|lzx_e8_filter|undo_e8_preprocessing")),
     ("SHA-1", re.compile(r"sha1|sha1_blocks|sha1_update|sha1_final|blob_hash", re.I)),
     ("decoder main loops (incl. match copies)", re.compile(
         r"Decompressor.*::decompress|xpress_decompress|lzx_decompress|lzms_decompress"
-        r"|lzx_decompress_block|decode_items|decode_block|xpress::decode_fast|copy_words"
+        r"|lzx_decompress_block|decode_items|decode_part|delta_match|decode_block|xpress::decode_fast"
+        r"|copy_words"
         r"|lzms::copy_")),
     ("libc copies, fills, allocator", re.compile(
         r"memmove|memcpy|memset|malloc|free|calloc|realloc|sysmalloc|_int_")),
