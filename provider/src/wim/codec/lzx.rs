@@ -265,7 +265,8 @@ fn read_lens(
 /// The delta-coded lengths of [`read_lens`] after its precode, decoded on
 /// a local copy of the reader that is written back at the end: in one
 /// function with the precode's table build, the loop kept its position
-/// and the reader's fields on the stack.
+/// on the stack and loaded and stored the reader's fields through its
+/// reference for every length.
 #[inline(never)]
 fn decode_lens(
     pre: &DecodeTable<PRE_TABLE_BITS, PRE_TABLE_SIZE>,
