@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Pools the rounds that scripts/bench-apply.sh --log wrote, across its runs.
 
-Usage: scripts/bench-pool.py LOG [--commit PREFIX] [--goal 0.55]
-       scripts/bench-pool.py --codecs LOG [--commit PREFIX]
+Usage: scripts/bench-pool.py LOG [--commit PREFIX]... [--goal 0.55]
+       scripts/bench-pool.py --codecs LOG [--commit PREFIX]...
 
 One run of bench-apply.sh gives each tool's median over a few minutes, and
 this machine's speed drifts by up to a third within minutes, so a single
@@ -11,8 +11,8 @@ Each round's runs are seconds apart, so the ratio of ours to wimlib's in
 the same round cancels most of the drift; pooling those ratios over runs
 made at different times narrows the estimate further.
 
-For each WIM, over every logged round (of commits starting with PREFIX,
-if given): the number of rounds and runs, then for our CPU time over
+For each WIM, over every logged round (of commits starting with a PREFIX,
+if any is given; --commit may be repeated): the number of rounds and runs, then for our CPU time over
 wimlib's and for our wall time over wimlib's, the median of the rounds'
 ratios with a 95% confidence interval for it. The interval is the
 distribution-free one of the sign test: order statistics chosen from the
@@ -62,9 +62,10 @@ class BadLog(Exception):
     """A line of the log that cannot be read; the message names it."""
 
 
-def log_lines(path, width, commit):
+def log_lines(path, width, commits):
     """The fields of each line of the log at `path` whose commit (its
-    second field) starts with `commit`, with the line's number; comments
+    second field) starts with one of `commits` (every line when there are
+    none), with the line's number; comments
     and blank lines are skipped. Raises BadLog for a line without
     `width` fields, OSError when the file cannot be read."""
     with open(path, encoding="utf-8") as f:
@@ -74,7 +75,7 @@ def log_lines(path, width, commit):
             fields = line.split()
             if len(fields) != width:
                 raise BadLog(f"{path}:{number}: expected {width} fields, found {len(fields)}")
-            if fields[1].startswith(commit):
+            if not commits or fields[1].startswith(tuple(commits)):
                 yield number, fields
 
 
@@ -97,7 +98,8 @@ def read_log(args, width, take):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("log")
-    parser.add_argument("--commit", default="", help="only rounds of commits starting with this")
+    parser.add_argument("--commit", action="append", default=[],
+                        help="only rounds of commits starting with this (repeatable: any of them)")
     parser.add_argument("--goal", type=float, default=0.55, help="wall-time goal (default 0.55)")
     parser.add_argument("--codecs", action="store_true", help="LOG is from bench-codecs.sh --log")
     args = parser.parse_args()
@@ -122,7 +124,7 @@ def main():
     if read_log(args, 10, take):
         return 2
     if not rounds:
-        print("no rounds logged" + (f" for commits {args.commit}*" if args.commit else ""), file=sys.stderr)
+        print("no rounds logged" + (f" for commits {', '.join(c + '*' for c in args.commit)}" if args.commit else ""), file=sys.stderr)
         return 2
 
     def cell(values, limit):
@@ -168,7 +170,7 @@ def pool_codecs(args):
     if read_log(args, 7, take):
         return 2
     if not samples:
-        print("no samples logged" + (f" for commits {args.commit}*" if args.commit else ""), file=sys.stderr)
+        print("no samples logged" + (f" for commits {', '.join(c + '*' for c in args.commit)}" if args.commit else ""), file=sys.stderr)
         return 2
 
     def key(row):
