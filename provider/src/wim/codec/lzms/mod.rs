@@ -508,8 +508,11 @@ impl State {
             let d = &mut self.decisions;
             if !range.decode(&mut d.is_delta) {
                 let offset = if !range.decode(&mut d.lz_is_repeat) {
-                    bits.refill();
+                    // The codeword and the extra bits each refill only
+                    // when too few bits are left, not before every match.
+                    bits.ensure(huffman::MAX_CODEWORD_LEN as u32);
                     let slot = offset_slot(self.lz_offsets.decode(&mut bits));
+                    bits.ensure(slot.extra_bits);
                     let offset = slot.base + bits.take(slot.extra_bits);
                     lz_recent.push(offset);
                     offset
@@ -610,13 +613,21 @@ fn repeat_index(range: &mut RangeDecoder<'_>, decisions: &mut [Decision<64>; 2])
     }
 }
 
+/// Decodes a match length. Most lengths have no extra bits (slots 0-25),
+/// and their path reads none: with the reader refilled to 48 bits before
+/// each length, as for the offsets, the refill ran for four lengths in
+/// five (cachegrind, 128 KiB mixed chunks).
 #[inline(always)]
 fn decode_length(
     lengths: &mut AdaptiveCode<64, LENGTH_TABLE_BITS, 2048>,
     bits: &mut BackwardBits<'_>,
 ) -> usize {
-    bits.refill();
+    bits.ensure(huffman::MAX_CODEWORD_LEN as u32);
     let slot = length_slot(lengths.decode(bits));
+    if slot.extra_bits == 0 {
+        return slot.base as usize;
+    }
+    bits.ensure(slot.extra_bits);
     (slot.base + bits.take(slot.extra_bits)) as usize
 }
 
