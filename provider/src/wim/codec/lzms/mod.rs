@@ -573,10 +573,11 @@ impl State {
     ) -> Result<usize, CodecError> {
         let d = &mut self.decisions;
         let (power, raw_offset) = if !range.decode(&mut d.delta_is_repeat) {
-            bits.refill();
+            bits.ensure(huffman::MAX_CODEWORD_LEN as u32);
             let power = self.delta_powers.decode(bits) as u32;
-            bits.refill();
+            bits.ensure(huffman::MAX_CODEWORD_LEN as u32);
             let slot = offset_slot(self.delta_offsets.decode(bits));
+            bits.ensure(slot.extra_bits);
             let raw_offset = slot.base + bits.take(slot.extra_bits);
             recent.push((power, raw_offset));
             (power, raw_offset)
