@@ -2,8 +2,9 @@
 //! the end towards the start, each unit's high bit first. It carries the
 //! Huffman-coded symbols and the verbatim extra bits of offsets and lengths.
 
-/// Bits that [`BackwardBits::refill`] guarantees: a 15-bit codeword plus up
-/// to 30 extra bits.
+/// Bits that [`BackwardBits::refill`] guarantees: more than a codeword (15
+/// bits) or a value's extra bits (up to 30) need, so one refill serves
+/// either.
 pub(super) const REFILL_BITS: u32 = 48;
 
 pub(super) struct BackwardBits<'a> {
@@ -138,9 +139,11 @@ impl<'a> BackwardBits<'a> {
         self.available = self.available.wrapping_sub(count);
     }
 
-    /// Reads `count` (0..=32) verbatim bits.
+    /// Reads `count` (0..=32) verbatim bits, refilling first when fewer
+    /// are left.
     #[inline(always)]
     pub(super) fn take(&mut self, count: u32) -> u32 {
+        self.ensure(count);
         // Two shifts, so that a count of 0 gives 0 without a branch. The
         // shift is masked as the machine's is: a count over 32 reads
         // garbage instead of panicking.

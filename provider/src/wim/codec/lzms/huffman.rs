@@ -128,9 +128,11 @@ impl<const MAX_SYMS: usize, const TABLE_BITS: u32, const TABLE_SIZE: usize>
         }
     }
 
-    /// Decodes one symbol; at least 15 bits must be available.
+    /// Decodes one symbol, refilling `bits` first when fewer than a
+    /// codeword's 15 bits are left.
     #[inline(always)]
     pub(super) fn decode(&mut self, bits: &mut BackwardBits<'_>) -> usize {
+        bits.ensure(MAX_CODEWORD_LEN as u32);
         let mut entry = self.table[bits.peek(TABLE_BITS) % TABLE_SIZE];
         if entry & SUBTABLE != 0 {
             bits.consume(TABLE_BITS);
