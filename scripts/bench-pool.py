@@ -11,10 +11,10 @@ Each round's runs are seconds apart, so the ratio of ours to wimlib's in
 the same round cancels most of the drift; pooling those ratios over runs
 made at different times narrows the estimate further.
 
-For each WIM, over every logged round (of commits starting with a PREFIX,
-if any is given; --commit may be repeated): the number of rounds and runs, then for our CPU time over
-wimlib's and for our wall time over wimlib's, the median of the rounds'
-ratios with a 95% confidence interval for it. The interval is the
+For each WIM, over every logged round (of commits starting with one of
+the PREFIXes, if any is given): the number of rounds and runs, then for
+our CPU time over wimlib's and for our wall time over wimlib's, the
+median of the rounds' ratios with a 95% confidence interval for it. The interval is the
 distribution-free one of the sign test: order statistics chosen from the
 binomial distribution, nothing assumed about the ratios' spread. A goal
 counts as met when the whole interval is within it: CPU ratio at most 1,
@@ -62,11 +62,15 @@ class BadLog(Exception):
     """A line of the log that cannot be read; the message names it."""
 
 
+def for_commits(commits):
+    """The end of a "nothing logged" message: which commits were asked for."""
+    return f" for commits {', '.join(c + '*' for c in commits)}" if commits else ""
+
+
 def log_lines(path, width, commits):
     """The fields of each line of the log at `path` whose commit (its
     second field) starts with one of `commits` (every line when there are
-    none), with the line's number; comments
-    and blank lines are skipped. Raises BadLog for a line without
+    none), with the line's number; comments and blank lines are skipped. Raises BadLog for a line without
     `width` fields, OSError when the file cannot be read."""
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
@@ -124,7 +128,7 @@ def main():
     if read_log(args, 10, take):
         return 2
     if not rounds:
-        print("no rounds logged" + (f" for commits {', '.join(c + '*' for c in args.commit)}" if args.commit else ""), file=sys.stderr)
+        print("no rounds logged" + for_commits(args.commit), file=sys.stderr)
         return 2
 
     def cell(values, limit):
@@ -170,7 +174,7 @@ def pool_codecs(args):
     if read_log(args, 7, take):
         return 2
     if not samples:
-        print("no samples logged" + (f" for commits {', '.join(c + '*' for c in args.commit)}" if args.commit else ""), file=sys.stderr)
+        print("no samples logged" + for_commits(args.commit), file=sys.stderr)
         return 2
 
     def key(row):
