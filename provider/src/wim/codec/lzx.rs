@@ -422,18 +422,13 @@ fn undo_e8_translation(data: &mut [u8]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 fn undo_e8_sse2(data: &mut [u8]) {
-    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set1_epi8, _mm_set_epi64x};
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set1_epi8};
     undo_e8_with(data, |block| {
-        let word = |k: usize| {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&block[k..k + 8]);
-            i64::from_le_bytes(word)
-        };
         let e8 = _mm_set1_epi8(0xE8u8 as i8);
         let mut mask = 0u64;
         for part in 0..4 {
             let at = part * 16;
-            let equal = _mm_cmpeq_epi8(_mm_set_epi64x(word(at + 8), word(at)), e8);
+            let equal = _mm_cmpeq_epi8(super::load_16(block, at), e8);
             mask |= u64::from(_mm_movemask_epi8(equal) as u16) << at;
         }
         mask

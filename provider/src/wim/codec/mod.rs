@@ -15,6 +15,21 @@ pub mod xpress;
 
 use std::fmt;
 
+/// The 16 bytes of `bytes` from `at` as one SSE2 vector, byte k in lane k;
+/// `at + 16 <= bytes.len()`. Built from two little-endian words: a plain
+/// load through a pointer would need `unsafe`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn load_16(bytes: &[u8], at: usize) -> std::arch::x86_64::__m128i {
+    let word = |k: usize| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[k..k + 8]);
+        i64::from_le_bytes(word)
+    };
+    std::arch::x86_64::_mm_set_epi64x(word(at + 8), word(at))
+}
+
 /// A WIM compression format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Compression {

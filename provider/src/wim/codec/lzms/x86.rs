@@ -178,17 +178,9 @@ fn candidate_mask_bytewise(window: &[u8; BLOCK + 2]) -> u64 {
 fn candidate_mask_sse2(window: &[u8; BLOCK + 2]) -> u64 {
     use std::arch::x86_64::{
         __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        _mm_set_epi64x,
     };
-    // The 16 bytes from `at`; `at + 16` is at most the window's length.
-    let load = |at: usize| {
-        let word = |k: usize| {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&window[k..k + 8]);
-            i64::from_le_bytes(word)
-        };
-        _mm_set_epi64x(word(at + 8), word(at))
-    };
+    // `at + 16` is at most the window's length.
+    let load = |at: usize| super::super::load_16(window, at);
     let is = |v: __m128i, byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
     let masked =
         |v: __m128i, mask: u8, byte: u8| is(_mm_and_si128(v, _mm_set1_epi8(mask as i8)), byte);
