@@ -39,32 +39,26 @@ pub(crate) fn copy_match(out: &mut [u8], dst: usize, offset: usize, len: usize) 
     }
 }
 
-/// Copies a match of at most `N * P` bytes from `offset` bytes back as `N`
-/// pieces of `P` bytes, whatever its length: no branch on the length, and
-/// up to `N * P - 1` bytes past the match written, which later output
-/// overwrites. Returns false, copying nothing, when fewer than `N * P`
-/// bytes of room are left. The caller has checked `P <= offset <= dst`:
-/// each piece is read wholly before the place it is written, after the
-/// pieces before it are written.
+/// Copies a match of at most 24 bytes from `offset` bytes back as three
+/// words, whatever its length: no branch on the length, and up to 23 bytes
+/// past the match written, which later output overwrites. Returns false,
+/// copying nothing, when fewer than 24 bytes of room are left. The caller
+/// has checked `8 <= offset <= dst`: each word is read wholly before the
+/// place it is written, after the words before it are written.
 #[inline(always)]
-pub(crate) fn copy_short<const P: usize, const N: usize>(
-    out: &mut [u8],
-    dst: usize,
-    offset: usize,
-) -> bool {
-    let size = P * N;
-    let Some(window) = out.get_mut(dst - offset..dst + size) else {
+pub(crate) fn copy_short(out: &mut [u8], dst: usize, offset: usize) -> bool {
+    let Some(window) = out.get_mut(dst - offset..dst + 24) else {
         return false;
     };
-    // The places written counted from the window's end (`offset` + `size`
+    // The places written counted from the window's end (`offset` + 24
     // bytes long), so that the bounds follow from its length alone.
     let end = window.len();
-    if end < size {
+    if end < 24 {
         return false;
     }
-    for piece in 0..N {
-        window.copy_within(piece * P..(piece + 1) * P, end - (N - piece) * P);
-    }
+    window.copy_within(0..8, end - 24);
+    window.copy_within(8..16, end - 16);
+    window.copy_within(16..24, end - 8);
     true
 }
 
@@ -126,35 +120,17 @@ mod tests {
         }
     }
 
-    /// Checks `copy_short::<P, N>` against a byte-by-byte copy for every
-    /// offset it allows up to `P + 40` and every length up to `P * N`.
-    fn check_short<const P: usize, const N: usize>() {
-        let before = P + 40;
-        for offset in P..=before {
-            for len in 1..=P * N {
-                let size = before + P * N;
-                let mut a: Vec<u8> = (0..size).map(|b| (b as u8).wrapping_mul(37)).collect();
-                let mut b = a.clone();
-                assert!(copy_short::<P, N>(&mut a, before, offset));
-                naive(&mut b, before, offset, len);
-                assert_eq!(
-                    a[..before + len],
-                    b[..before + len],
-                    "offset {offset} len {len}"
-                );
-                // One byte less room than the pieces need: nothing copied.
-                let mut c = b.clone();
-                c.truncate(before + P * N - 1);
-                let untouched = c.clone();
-                assert!(!copy_short::<P, N>(&mut c, before, offset));
-                assert_eq!(c, untouched);
-            }
-        }
-    }
-
     #[test]
     fn short_copies_match_a_byte_by_byte_copy() {
-        check_short::<8, 3>();
-        check_short::<16, 2>();
+        for offset in 8..40 {
+            for len in 1..=24 {
+                let size = 40 + 24;
+                let mut a: Vec<u8> = (0..size).map(|b| (b as u8).wrapping_mul(37)).collect();
+                let mut b = a.clone();
+                assert!(copy_short(&mut a, 40, offset));
+                naive(&mut b, 40, offset, len);
+                assert_eq!(a[..40 + len], b[..40 + len], "offset {offset} len {len}");
+            }
+        }
     }
 }

@@ -231,12 +231,7 @@ impl LzxDecompressor {
             if offset > pos {
                 return Err(corrupt("match before the start of the chunk"));
             }
-            // Most matches in two 16-byte pieces or three words, whatever
-            // their length (two pieces first: fewer loads and stores, and
-            // matches of 25 to 32 bytes too); the rest by `copy_match`.
-            if !(offset >= 16 && len <= 32 && copy_short::<16, 2>(out, pos, offset))
-                && !(offset >= 8 && len <= 24 && copy_short::<8, 3>(out, pos, offset))
-            {
+            if !(offset >= 8 && len <= 24 && copy_short(out, pos, offset)) {
                 copy_match(out, pos, offset, len);
             }
             pos += len;

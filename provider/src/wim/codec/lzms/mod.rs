@@ -635,7 +635,7 @@ fn copy_match(out: &mut [u8], pos: usize, offset: usize, length: usize) {
         // bytes written past `end` are overwritten by later output.
         if length <= 24 {
             // Most matches: three words, no loop.
-            if super::lz::copy_short::<8, 3>(out, pos, offset) {
+            if super::lz::copy_short(out, pos, offset) {
                 return;
             }
         } else if offset >= 16 && end + 16 <= out.len() {
