@@ -14,13 +14,13 @@ made at different times narrows the estimate further.
 For each WIM, over every logged round (of commits starting with one of
 the PREFIXes, if any is given): the number of rounds and runs, then for
 our CPU time over wimlib's and for our wall time over wimlib's, the
-median of the rounds' ratios with a 95% confidence interval for it. The interval is the
-distribution-free one of the sign test: order statistics chosen from the
-binomial distribution, nothing assumed about the ratios' spread. A goal
-counts as met when the whole interval is within it: CPU ratio at most 1,
-wall ratio at most the goal (DESIGN.md §6). With one thread logged, the
-same for our one-thread CPU time. Exit status 0 when every goal is met,
-1 when one is not, 2 on bad input.
+median of the rounds' ratios with a 95% confidence interval for it. The
+interval is the distribution-free one of the sign test: order statistics
+chosen from the binomial distribution, nothing assumed about the ratios'
+spread. A goal counts as met when the whole interval is within it: CPU
+ratio at most 1, wall ratio at most the goal (DESIGN.md §6). With one
+thread logged, the same for our one-thread CPU time. Exit status 0 when
+every goal is met, 1 when one is not, 2 on bad input.
 
 With --codecs, LOG is what scripts/bench-codecs.sh --log wrote: one line
 per sample (a slice's wimlib time over our time, from decodes
@@ -70,8 +70,9 @@ def for_commits(commits):
 def log_lines(path, width, commits):
     """The fields of each line of the log at `path` whose commit (its
     second field) starts with one of `commits` (every line when there are
-    none), with the line's number; comments and blank lines are skipped. Raises BadLog for a line without
-    `width` fields, OSError when the file cannot be read."""
+    none), with the line's number; comments and blank lines are skipped.
+    Raises BadLog for a line without `width` fields, OSError when the file
+    cannot be read."""
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if line.startswith("#") or not line.strip():
